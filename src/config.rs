@@ -1,0 +1,301 @@
+//! The daemon configuration (`/etc/callbackd/callbackd.toml`).
+//!
+//! Pure: [`Config::from_toml`] turns text into a config or every problem found. Relative
+//! paths are resolved against the directory of the configuration file, so the repository's
+//! own `callbackd.toml` works from any working directory.
+
+use crate::diag::{Diagnostic, TomlDoc};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Where the daemon looks for its configuration when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/callbackd/callbackd.toml";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// Plain lines without timestamps, for the systemd journal (which adds its own).
+    Journald,
+}
+
+/// SIP transport to the PBX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP (the default).
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// SIP settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sip {
+    /// Local address the SIP stack binds to.
+    pub bind: SocketAddr,
+    /// The PBX (or outbound proxy) all calls go through: `host:port`.
+    pub pbx: String,
+    /// Transport to the PBX.
+    pub transport: Transport,
+    /// Concurrent calls across all services on this trunk.
+    pub max_calls: u32,
+    /// New calls per second at most, to protect the PBX.
+    pub calls_per_second: u32,
+}
+
+/// HTTP settings (intake API, `/metrics`, health).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http {
+    /// Local address of the HTTP API.
+    pub bind: SocketAddr,
+}
+
+/// The daemon's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The configuration file this came from.
+    pub file: PathBuf,
+    /// Directory of dialplans (`*.toml`, one per service).
+    pub dialplans: PathBuf,
+    /// Database URL: `sqlite:PATH` (default) or `postgres://…`.
+    pub database: String,
+    /// Directory of prompts.
+    pub sounds: PathBuf,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Days a finished request's phone number is kept before it is erased.
+    pub retention_days: u32,
+    /// SIP trunk.
+    pub sip: Sip,
+    /// HTTP API.
+    pub http: Http,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    bind: Option<Spanned<String>>,
+    pbx: Spanned<String>,
+    transport: Option<Transport>,
+    max_calls: Option<Spanned<i64>>,
+    calls_per_second: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    bind: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// Parses a configuration; `file` locates messages and anchors relative paths.
+    pub fn from_toml(file: &Path, src: &str) -> Result<Config, Vec<Diagnostic>> {
+        let mut doc = TomlDoc::parse(file, src);
+        let base = file.parent().unwrap_or(Path::new("."));
+        let dialplans: Option<String> = doc.optional("dialplans");
+        let database: Option<Spanned<String>> = doc.optional("database");
+        let sounds: Option<String> = doc.optional("sounds");
+        let log_format: Option<LogFormat> = doc.optional("log_format");
+        let retention: Option<Spanned<i64>> = doc.optional("retention_days");
+        let sip: Option<RawSip> = doc.required("sip");
+        let http: Option<RawHttp> = doc.optional("http");
+
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let database = match database {
+            None => Some("sqlite:/var/lib/callbackd/callbackd.db".to_owned()),
+            Some(db) => resolve_database(&mut doc, db, base),
+        };
+        let retention_days = match retention {
+            None => Some(30),
+            Some(r) if (1..=3650).contains(r.get_ref()) => Some(*r.get_ref() as u32),
+            Some(r) => {
+                doc.error(Some(r.span()), "retention_days must be between 1 and 3650");
+                None
+            }
+        };
+        let sip = sip.and_then(|s| check_sip(&mut doc, s));
+        let http_bind = http.and_then(|h| h.bind);
+        let http =
+            addr(&mut doc, http_bind, "http.bind", "127.0.0.1:8080").map(|bind| Http { bind });
+        let diags = doc.finish();
+        match (database, retention_days, sip, http) {
+            (Some(database), Some(retention_days), Some(sip), Some(http)) if diags.is_empty() => {
+                Ok(Config {
+                    file: file.to_path_buf(),
+                    dialplans: resolve(dialplans.as_deref().unwrap_or("/etc/callbackd/dialplans")),
+                    database,
+                    sounds: resolve(sounds.as_deref().unwrap_or("/usr/share/callbackd/sounds")),
+                    log_format: log_format.unwrap_or(LogFormat::Text),
+                    retention_days,
+                    sip,
+                    http,
+                })
+            }
+            _ => Err(diags),
+        }
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(file: &Path) -> Result<Config, Vec<Diagnostic>> {
+        match std::fs::read_to_string(file) {
+            Ok(src) => Config::from_toml(file, &src),
+            Err(e) => Err(vec![Diagnostic::whole_file(
+                file,
+                format!("cannot read configuration: {e}"),
+            )]),
+        }
+    }
+}
+
+fn resolve_database(doc: &mut TomlDoc<'_>, db: Spanned<String>, base: &Path) -> Option<String> {
+    let url = db.get_ref().trim();
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let (path, query) = path
+            .split_once('?')
+            .map_or((path, None), |(p, q)| (p, Some(q)));
+        if path.is_empty() {
+            doc.error(
+                Some(db.span()),
+                "database: sqlite URL needs a file path, e.g. \"sqlite:callbackd.db\"",
+            );
+            return None;
+        }
+        let p = Path::new(path);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        let mut out = format!("sqlite:{}", full.display());
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        Some(out)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(url.to_owned())
+    } else {
+        doc.error(
+            Some(db.span()),
+            format!("database: {url:?} is neither a sqlite: nor a postgres:// URL"),
+        );
+        None
+    }
+}
+
+fn addr(
+    doc: &mut TomlDoc<'_>,
+    raw: Option<Spanned<String>>,
+    what: &str,
+    default: &str,
+) -> Option<SocketAddr> {
+    let (text, span) = match &raw {
+        Some(r) => (r.get_ref().as_str(), Some(r.span())),
+        None => (default, None),
+    };
+    match text.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            doc.error(
+                span,
+                format!("{what}: {text:?} is not an IP address and port like 127.0.0.1:8080"),
+            );
+            None
+        }
+    }
+}
+
+fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip) -> Option<Sip> {
+    let bind = addr(doc, raw.bind, "sip.bind", "0.0.0.0:5060");
+    let pbx = raw.pbx.get_ref().trim();
+    let pbx_ok = pbx
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !pbx_ok {
+        doc.error(
+            Some(raw.pbx.span()),
+            format!("sip.pbx: {pbx:?} must be host:port, e.g. \"pbx.example.fi:5060\""),
+        );
+    }
+    let mut int = |v: Option<Spanned<i64>>, what: &str, default: u32, max: i64| match v {
+        None => Some(default),
+        Some(v) if (1..=max).contains(v.get_ref()) => Some(*v.get_ref() as u32),
+        Some(v) => {
+            doc.error(
+                Some(v.span()),
+                format!("{what} must be between 1 and {max}"),
+            );
+            None
+        }
+    };
+    let max_calls = int(raw.max_calls, "sip.max_calls", 30, 10_000);
+    let cps = int(raw.calls_per_second, "sip.calls_per_second", 5, 1000);
+    Some(Sip {
+        bind: bind?,
+        pbx: pbx_ok.then(|| pbx.to_owned())?,
+        transport: raw.transport.unwrap_or(Transport::Udp),
+        max_calls: max_calls?,
+        calls_per_second: cps?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolves_paths() {
+        let c = Config::from_toml(
+            Path::new("/etc/cb/callbackd.toml"),
+            "[sip]\npbx = \"pbx:5060\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.dialplans, PathBuf::from("/etc/callbackd/dialplans"));
+        assert_eq!(c.database, "sqlite:/var/lib/callbackd/callbackd.db");
+        assert_eq!(c.http.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.sip.bind.to_string(), "0.0.0.0:5060");
+        let c = Config::from_toml(
+            Path::new("/srv/cb/callbackd.toml"),
+            "dialplans = \"dp\"\ndatabase = \"sqlite:var/q.db?mode=rwc\"\n[sip]\npbx = \"pbx:5060\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.dialplans, PathBuf::from("/srv/cb/dp"));
+        assert_eq!(c.database, "sqlite:/srv/cb/var/q.db?mode=rwc");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let src = "dialplan = \"x\"\ndatabase = \"mysql://x\"\nlog_format = \"xml\"\n\
+                   [sip]\npbx = \"nohost\"\nbind = \"1.2.3.4\"\n[http]\nbind = \"x\"\n";
+        let errs = Config::from_toml(Path::new("c.toml"), src).expect_err("invalid");
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        let joined = text.join("\n");
+        assert!(
+            joined.contains("c.toml:1:1: unknown key `dialplan`"),
+            "{joined}"
+        );
+        assert!(joined.contains("c.toml:2:12: database:"), "{joined}");
+        assert!(joined.contains("c.toml:3:14: `log_format`"), "{joined}");
+        assert!(joined.contains("c.toml:5:7: sip.pbx"), "{joined}");
+        assert!(joined.contains("c.toml:6:8: sip.bind"), "{joined}");
+        assert!(joined.contains("c.toml:8:8: http.bind"), "{joined}");
+        assert_eq!(errs.len(), 6, "{joined}");
+    }
+}

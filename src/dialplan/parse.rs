@@ -1,0 +1,580 @@
+//! Dialplan text → [`Service`], reporting every problem with its location.
+
+use super::{CallerId, Confirm, Connect, ConnectMethod, ConnectMode, Languages, Service};
+use crate::calendar::{Calendar, DayRange, HolidayCalendar, Hours, normalize_ranges};
+use crate::diag::{Diagnostic, Section, TomlDoc};
+use crate::lang::Lang;
+use crate::policy::AttemptRules;
+use crate::policy::number::{NumberKind, NumberPolicy, check_caller_id};
+use jiff::SignedDuration;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpecial {
+    date: Spanned<toml::value::Datetime>,
+    hours: Vec<Spanned<String>>,
+}
+
+type Ranges = Vec<Spanned<String>>;
+
+/// Parses and validates one dialplan. `file` is used only in messages.
+///
+/// Every problem is reported: syntax errors, unknown keys, wrong types, impossible hours,
+/// an unknown time zone, a bad caller ID, durations out of range.
+pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
+    let mut doc = TomlDoc::parse(file, src);
+    let id: Option<Spanned<String>> = doc.required("id");
+    let name: Option<Spanned<String>> = doc.required("name");
+    let timezone: Option<Spanned<String>> = doc.optional("timezone");
+    let capacity: Option<Spanned<i64>> = doc.optional("capacity");
+    let windows: Option<Vec<Spanned<String>>> = doc.optional("windows");
+    let caller_id = doc
+        .section("caller_id", true)
+        .and_then(|c| check_caller(&mut doc, c));
+    let hours = doc
+        .section("hours", true)
+        .and_then(|h| check_hours(&mut doc, h));
+    let rules = doc
+        .section("attempts", false)
+        .and_then(|a| check_attempts(&mut doc, a));
+    let connect = doc
+        .section("connect", true)
+        .and_then(|c| check_connect(&mut doc, c));
+    let numbers = doc
+        .section("numbers", false)
+        .and_then(|n| check_numbers(&mut doc, n));
+    let language = doc
+        .section("language", false)
+        .and_then(|l| check_language(&mut doc, l));
+
+    let id = id.and_then(|id| check_id(&mut doc, id));
+    let name = name.and_then(|n| non_empty(&mut doc, n, "name", 80));
+    let tz = match timezone {
+        None => TimeZone::get("Europe/Helsinki").ok(),
+        Some(tz) => match TimeZone::get(tz.get_ref()) {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                let msg = format!(
+                    "unknown time zone {:?} (use an IANA name such as \"Europe/Helsinki\")",
+                    tz.get_ref()
+                );
+                doc.error(Some(tz.span()), msg);
+                None
+            }
+        },
+    };
+    let capacity = match capacity {
+        None => Some(4),
+        Some(c) => int_in(&mut doc, &c, "capacity", 1, 1000).map(|v| v as u32),
+    };
+    let windows = check_windows(&mut doc, windows.unwrap_or_default(), hours.as_ref());
+
+    let diags = doc.finish();
+    match (
+        id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language,
+    ) {
+        (
+            Some(id),
+            Some(name),
+            Some(tz),
+            Some(caller_id),
+            Some(hours),
+            Some(attempts),
+            Some(capacity),
+            Some(windows),
+            Some(connect),
+            Some(numbers),
+            Some(language),
+        ) if diags.is_empty() => Ok(Service {
+            id,
+            name,
+            file: file.to_path_buf(),
+            caller_id,
+            calendar: Calendar::new(hours, tz),
+            attempts,
+            capacity,
+            windows,
+            connect,
+            numbers,
+            language,
+        }),
+        _ => Err(diags),
+    }
+}
+
+fn check_id(doc: &mut TomlDoc<'_>, id: Spanned<String>) -> Option<String> {
+    let s = id.get_ref();
+    let ok = !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && s.starts_with(|c: char| c.is_ascii_lowercase());
+    if ok {
+        Some(id.into_inner())
+    } else {
+        doc.error(
+            Some(id.span()),
+            format!(
+                "id {s:?} must be 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter"
+            ),
+        );
+        None
+    }
+}
+
+fn non_empty(doc: &mut TomlDoc<'_>, v: Spanned<String>, what: &str, max: usize) -> Option<String> {
+    let s = v.get_ref().trim();
+    if s.is_empty() {
+        doc.error(Some(v.span()), format!("{what} must not be empty"));
+        None
+    } else if s.chars().count() > max {
+        doc.error(
+            Some(v.span()),
+            format!("{what} is longer than {max} characters"),
+        );
+        None
+    } else if s.chars().any(|c| c.is_control() || c == '"') {
+        doc.error(
+            Some(v.span()),
+            format!("{what} must not contain quotes or control characters"),
+        );
+        None
+    } else {
+        Some(s.to_owned())
+    }
+}
+
+fn check_caller<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<CallerId> {
+    let number: Option<Spanned<String>> = doc.need(&mut sec, "number");
+    let name: Option<Spanned<String>> = doc.need(&mut sec, "name");
+    doc.close(sec);
+    let number = number.and_then(|number| match check_caller_id(number.get_ref()) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            doc.error(Some(number.span()), format!("caller_id.number: {e}"));
+            None
+        }
+    });
+    let name = name.and_then(|n| non_empty(doc, n, "caller_id.name", 40));
+    Some(CallerId {
+        number: number?,
+        name: name?,
+    })
+}
+
+fn ranges(doc: &mut TomlDoc<'_>, raw: &[Spanned<String>], what: &str) -> Option<Vec<DayRange>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut ok = true;
+    for r in raw {
+        match r.get_ref().parse::<DayRange>() {
+            Ok(range) => out.push((range, r.span())),
+            Err(e) => {
+                doc.error(Some(r.span()), format!("{what}: {e}"));
+                ok = false;
+            }
+        }
+    }
+    // Report an overlap at the later of the two ranges.
+    for i in 0..out.len() {
+        for j in 0..i {
+            if out[i].0.overlaps(out[j].0) {
+                let msg = format!("{what}: ranges {} and {} overlap", out[j].0, out[i].0);
+                doc.error(Some(out[i].1.clone()), msg);
+                ok = false;
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let plain: Vec<DayRange> = out.into_iter().map(|(r, _)| r).collect();
+    match normalize_ranges(&plain) {
+        Ok(sorted) => Some(sorted),
+        Err(e) => {
+            let span = raw.first().map(Spanned::span);
+            doc.error(span, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+fn date_of(doc: &mut TomlDoc<'_>, d: &Spanned<toml::value::Datetime>, what: &str) -> Option<Date> {
+    let v = d.get_ref();
+    match (v.date, v.time, v.offset) {
+        (Some(date), None, None) => {
+            match Date::new(date.year as i16, date.month as i8, date.day as i8) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    doc.error(Some(d.span()), format!("{what}: invalid date: {e}"));
+                    None
+                }
+            }
+        }
+        _ => {
+            doc.error(
+                Some(d.span()),
+                format!("{what}: expected a date like 2026-12-31, got {v}"),
+            );
+            None
+        }
+    }
+}
+
+fn check_hours<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Hours> {
+    let holidays_raw: Option<Spanned<String>> = doc.get(&mut sec, "holidays");
+    let mut ok = true;
+    let mut weekly: [Vec<DayRange>; 7] = Default::default();
+    for (i, day) in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .enumerate()
+    {
+        let raw: Option<Ranges> = doc.get(&mut sec, day);
+        match raw
+            .as_deref()
+            .map(|r| ranges(doc, r, &format!("hours.{day}")))
+        {
+            Some(Some(r)) => weekly[i] = r,
+            Some(None) => ok = false,
+            None => ok &= !sec.has(day),
+        }
+    }
+    let eve_raw: Option<Ranges> = doc.get(&mut sec, "eve");
+    let holiday_raw: Option<Ranges> = doc.get(&mut sec, "holiday");
+    let closed_raw: Option<Vec<Spanned<toml::value::Datetime>>> = doc.get(&mut sec, "closed");
+    let special_raw: Option<Vec<RawSpecial>> = doc.get(&mut sec, "special");
+    // A key that was present but malformed has already been reported.
+    let parsed = [
+        ("holidays", holidays_raw.is_some()),
+        ("eve", eve_raw.is_some()),
+        ("holiday", holiday_raw.is_some()),
+        ("closed", closed_raw.is_some()),
+        ("special", special_raw.is_some()),
+    ];
+    if parsed.iter().any(|(key, parsed)| sec.has(key) && !parsed) {
+        ok = false;
+    }
+    let empty_span = sec.span();
+    doc.close(sec);
+
+    let holidays = match holidays_raw
+        .as_ref()
+        .map(|h| (h.get_ref().as_str(), h.span()))
+    {
+        None | Some(("fi", _)) => Some(HolidayCalendar::Fi),
+        Some(("none", _)) => Some(HolidayCalendar::None),
+        Some((other, span)) => {
+            let msg =
+                format!("hours.holidays: unknown calendar {other:?}, expected \"fi\" or \"none\"");
+            doc.error(Some(span), msg);
+            None
+        }
+    };
+    let eve = match &eve_raw {
+        None => None,
+        Some(e) => {
+            let r = ranges(doc, e, "hours.eve");
+            ok &= r.is_some();
+            r
+        }
+    };
+    let holiday = ranges(
+        doc,
+        holiday_raw.as_deref().unwrap_or_default(),
+        "hours.holiday",
+    );
+    ok &= holiday.is_some();
+    let mut closed = BTreeSet::new();
+    for d in closed_raw.as_deref().unwrap_or_default() {
+        match date_of(doc, d, "hours.closed") {
+            Some(date) => {
+                if !closed.insert(date) {
+                    doc.error(
+                        Some(d.span()),
+                        format!("hours.closed: {date} is listed twice"),
+                    );
+                    ok = false;
+                }
+            }
+            None => ok = false,
+        }
+    }
+    let mut special = BTreeMap::new();
+    for s in special_raw.as_deref().unwrap_or_default() {
+        let date = date_of(doc, &s.date, "hours.special.date");
+        let r = ranges(doc, &s.hours, "hours.special.hours");
+        match (date, r) {
+            (Some(date), Some(r)) => {
+                if closed.contains(&date) {
+                    let msg = format!("hours.special: {date} is also listed in hours.closed");
+                    doc.error(Some(s.date.span()), msg);
+                    ok = false;
+                } else if special.insert(date, r).is_some() {
+                    let msg = format!("hours.special: {date} is listed twice");
+                    doc.error(Some(s.date.span()), msg);
+                    ok = false;
+                }
+            }
+            _ => ok = false,
+        }
+    }
+    if ok && weekly.iter().all(Vec::is_empty) && special.is_empty() {
+        doc.error(
+            Some(empty_span),
+            "hours: the service is never open (no weekly hours)",
+        );
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    Some(Hours {
+        weekly,
+        eve,
+        holiday: holiday?,
+        holidays: holidays?,
+        closed,
+        special,
+    })
+}
+
+fn duration(
+    doc: &mut TomlDoc<'_>,
+    raw: Option<Spanned<String>>,
+    what: &str,
+    default: SignedDuration,
+    min: SignedDuration,
+    max: SignedDuration,
+) -> Option<SignedDuration> {
+    let Some(raw) = raw else { return Some(default) };
+    match raw.get_ref().parse::<SignedDuration>() {
+        Ok(d) if d >= min && d <= max => Some(d),
+        Ok(d) => {
+            let msg = format!("{what}: {d:#} is outside the allowed range {min:#} to {max:#}");
+            doc.error(Some(raw.span()), msg);
+            None
+        }
+        Err(_) => {
+            let msg = format!(
+                "{what}: {:?} is not a duration (write e.g. \"30s\", \"15m\", \"1h 30m\")",
+                raw.get_ref()
+            );
+            doc.error(Some(raw.span()), msg);
+            None
+        }
+    }
+}
+
+fn int_in(doc: &mut TomlDoc<'_>, v: &Spanned<i64>, what: &str, min: i64, max: i64) -> Option<i64> {
+    let n = *v.get_ref();
+    if (min..=max).contains(&n) {
+        Some(n)
+    } else {
+        doc.error(
+            Some(v.span()),
+            format!("{what}: {n} is outside the allowed range {min} to {max}"),
+        );
+        None
+    }
+}
+
+fn check_attempts<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<AttemptRules> {
+    let d = AttemptRules::default();
+    let secs = SignedDuration::from_secs;
+    let mins = SignedDuration::from_mins;
+    let max_raw: Option<Spanned<i64>> = doc.get(&mut sec, "max");
+    let pause_raw: Option<Spanned<String>> = doc.get(&mut sec, "pause");
+    let ring_raw: Option<Spanned<String>> = doc.get(&mut sec, "ring_timeout");
+    let margin_raw: Option<Spanned<String>> = doc.get(&mut sec, "last_call_before_close");
+    let network_raw: Option<Spanned<String>> = doc.get(&mut sec, "network_retry");
+    let expire_raw: Option<Spanned<i64>> = doc.get(&mut sec, "expire_after_open_days");
+    let malformed = [
+        "max",
+        "pause",
+        "ring_timeout",
+        "last_call_before_close",
+        "network_retry",
+        "expire_after_open_days",
+    ]
+    .iter()
+    .zip([
+        max_raw.is_some(),
+        pause_raw.is_some(),
+        ring_raw.is_some(),
+        margin_raw.is_some(),
+        network_raw.is_some(),
+        expire_raw.is_some(),
+    ])
+    .any(|(k, parsed)| sec.has(k) && !parsed);
+    doc.close(sec);
+    let max = match &max_raw {
+        None => Some(d.max),
+        Some(v) => int_in(doc, v, "attempts.max", 1, 10).map(|n| n as u8),
+    };
+    let pause = duration(
+        doc,
+        pause_raw,
+        "attempts.pause",
+        d.pause,
+        mins(1),
+        mins(24 * 60),
+    );
+    let ring = duration(
+        doc,
+        ring_raw,
+        "attempts.ring_timeout",
+        d.ring_timeout,
+        secs(5),
+        secs(300),
+    );
+    let margin = duration(
+        doc,
+        margin_raw,
+        "attempts.last_call_before_close",
+        d.last_call_before_close,
+        secs(0),
+        mins(4 * 60),
+    );
+    let network = duration(
+        doc,
+        network_raw,
+        "attempts.network_retry",
+        d.network_retry,
+        secs(5),
+        mins(120),
+    );
+    let expire = match &expire_raw {
+        None => Some(d.expire_after_open_days),
+        Some(v) => int_in(doc, v, "attempts.expire_after_open_days", 0, 14).map(|n| n as u8),
+    };
+    if malformed {
+        return None;
+    }
+    Some(AttemptRules {
+        max: max?,
+        pause: pause?,
+        ring_timeout: ring?,
+        last_call_before_close: margin?,
+        network_retry: network?,
+        expire_after_open_days: expire?,
+    })
+}
+
+fn check_windows(
+    doc: &mut TomlDoc<'_>,
+    raw: Vec<Spanned<String>>,
+    hours: Option<&Hours>,
+) -> Option<Vec<DayRange>> {
+    let windows = ranges(doc, &raw, "windows")?;
+    if let Some(hours) = hours {
+        for (w, r) in windows.iter().zip(&raw) {
+            let usable = hours
+                .weekly
+                .iter()
+                .flatten()
+                .any(|h| h.intersect(*w).is_some());
+            if !usable {
+                let msg = format!("windows: {w} lies outside the opening hours on every weekday");
+                doc.error(Some(r.span()), msg);
+                return None;
+            }
+        }
+    }
+    Some(windows)
+}
+
+fn check_connect<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Connect> {
+    let target: Option<Spanned<String>> = doc.need(&mut sec, "target");
+    let method: Option<ConnectMethod> = doc.get(&mut sec, "method");
+    let mode: Option<ConnectMode> = doc.get(&mut sec, "mode");
+    let confirm: Option<Confirm> = doc.get(&mut sec, "confirm");
+    let malformed = (sec.has("method") && method.is_none())
+        || (sec.has("mode") && mode.is_none())
+        || (sec.has("confirm") && confirm.is_none());
+    doc.close(sec);
+    let target = target?;
+    let text = target.get_ref().trim();
+    let rest = text
+        .strip_prefix("sips:")
+        .or_else(|| text.strip_prefix("sip:"));
+    let host_ok = rest.is_some_and(|r| {
+        let host = r.rsplit_once('@').map_or(r, |(_, h)| h);
+        let host = host.split(';').next().unwrap_or_default();
+        !host.is_empty() && !host.contains(char::is_whitespace) && !host.contains('@')
+    });
+    if !host_ok {
+        let msg = format!(
+            "connect.target: {text:?} is not a SIP URI (expected e.g. \"sip:nurses@pbx.example.fi\")"
+        );
+        doc.error(Some(target.span()), msg);
+        return None;
+    }
+    if malformed {
+        return None;
+    }
+    Some(Connect {
+        target: text.to_owned(),
+        method: method.unwrap_or(ConnectMethod::Refer),
+        mode: mode.unwrap_or(ConnectMode::PatientFirst),
+        confirm: confirm.unwrap_or(Confirm::Dtmf),
+    })
+}
+
+fn check_numbers<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<NumberPolicy> {
+    let allow: Option<Spanned<Vec<NumberKind>>> = doc.get(&mut sec, "allow");
+    let foreign: Option<Vec<Spanned<String>>> = doc.get(&mut sec, "foreign");
+    let mut ok =
+        !((sec.has("allow") && allow.is_none()) || (sec.has("foreign") && foreign.is_none()));
+    doc.close(sec);
+    let mut policy = NumberPolicy::default();
+    if let Some(allow) = allow {
+        if allow.get_ref().is_empty() {
+            doc.error(
+                Some(allow.span()),
+                "numbers.allow: at least one kind must be allowed",
+            );
+            ok = false;
+        }
+        policy.allow = allow.into_inner();
+    }
+    for f in foreign.as_deref().unwrap_or_default() {
+        match f.get_ref().parse::<phonenumber::country::Id>() {
+            Ok(phonenumber::country::Id::FI) | Err(_) => {
+                let msg = format!(
+                    "numbers.foreign: {:?} is not a foreign ISO 3166 country code such as \"SE\"",
+                    f.get_ref()
+                );
+                doc.error(Some(f.span()), msg);
+                ok = false;
+            }
+            Ok(id) => policy.foreign.push(id),
+        }
+    }
+    ok.then_some(policy)
+}
+
+fn check_language<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Languages> {
+    let default: Option<Spanned<Lang>> = doc.get(&mut sec, "default");
+    let offered: Option<Vec<Lang>> = doc.get(&mut sec, "offered");
+    let malformed =
+        (sec.has("default") && default.is_none()) || (sec.has("offered") && offered.is_none());
+    doc.close(sec);
+    if malformed {
+        return None;
+    }
+    let offered = offered.unwrap_or_else(|| Lang::ALL.to_vec());
+    let (default, span) = default.map_or((Lang::Fi, None), |d| (*d.get_ref(), Some(d.span())));
+    if !offered.contains(&default) {
+        doc.error(
+            span.or(Some(0..0)),
+            format!("language.default {default} is not in language.offered"),
+        );
+        return None;
+    }
+    Some(Languages { default, offered })
+}

@@ -109,11 +109,7 @@ impl Config {
 
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
+            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
         };
         let database = match database {
             None => Some("sqlite:/var/lib/callbackd/callbackd.db".to_owned()),
@@ -153,23 +149,17 @@ impl Config {
     pub fn load(file: &Path) -> Result<Config, Vec<Diagnostic>> {
         match std::fs::read_to_string(file) {
             Ok(src) => Config::from_toml(file, &src),
-            Err(e) => Err(vec![Diagnostic::whole_file(
-                file,
-                format!("cannot read configuration: {e}"),
-            )]),
+            Err(e) => {
+                Err(vec![Diagnostic::whole_file(file, format!("cannot read configuration: {e}"))])
+            }
         }
     }
 }
 
 fn resolve_database(doc: &mut TomlDoc<'_>, db: Spanned<String>, base: &Path) -> Option<String> {
     let url = db.get_ref().trim();
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        let (path, query) = path
-            .split_once('?')
-            .map_or((path, None), |(p, q)| (p, Some(q)));
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
         if path.is_empty() {
             doc.error(
                 Some(db.span()),
@@ -178,11 +168,7 @@ fn resolve_database(doc: &mut TomlDoc<'_>, db: Spanned<String>, base: &Path) -> 
             return None;
         }
         let p = Path::new(path);
-        let full = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        };
+        let full = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let mut out = format!("sqlite:{}", full.display());
         if let Some(q) = query {
             out.push('?');
@@ -238,10 +224,7 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip) -> Option<Sip> {
         None => Some(default),
         Some(v) if (1..=max).contains(v.get_ref()) => Some(*v.get_ref() as u32),
         Some(v) => {
-            doc.error(
-                Some(v.span()),
-                format!("{what} must be between 1 and {max}"),
-            );
+            doc.error(Some(v.span()), format!("{what} must be between 1 and {max}"));
             None
         }
     };
@@ -262,11 +245,9 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_defaults_and_resolves_paths() {
-        let c = Config::from_toml(
-            Path::new("/etc/cb/callbackd.toml"),
-            "[sip]\npbx = \"pbx:5060\"\n",
-        )
-        .expect("valid");
+        let c =
+            Config::from_toml(Path::new("/etc/cb/callbackd.toml"), "[sip]\npbx = \"pbx:5060\"\n")
+                .expect("valid");
         assert_eq!(c.dialplans, PathBuf::from("/etc/callbackd/dialplans"));
         assert_eq!(c.database, "sqlite:/var/lib/callbackd/callbackd.db");
         assert_eq!(c.http.bind.to_string(), "127.0.0.1:8080");
@@ -287,10 +268,7 @@ mod tests {
         let errs = Config::from_toml(Path::new("c.toml"), src).expect_err("invalid");
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
         let joined = text.join("\n");
-        assert!(
-            joined.contains("c.toml:1:1: unknown key `dialplan`"),
-            "{joined}"
-        );
+        assert!(joined.contains("c.toml:1:1: unknown key `dialplan`"), "{joined}");
         assert!(joined.contains("c.toml:2:12: database:"), "{joined}");
         assert!(joined.contains("c.toml:3:14: `log_format`"), "{joined}");
         assert!(joined.contains("c.toml:5:7: sip.pbx"), "{joined}");

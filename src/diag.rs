@@ -32,22 +32,12 @@ impl Diagnostic {
             Some(span) => line_col(src, span.start),
             None => (1, 1),
         };
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            col,
-            message: message.into(),
-        }
+        Diagnostic { file: file.to_path_buf(), line, col, message: message.into() }
     }
 
     /// A problem with the whole file (unreadable, missing).
     pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
-        Diagnostic {
-            file: file.to_path_buf(),
-            line: 0,
-            col: 0,
-            message: message.into(),
-        }
+        Diagnostic { file: file.to_path_buf(), line: 0, col: 0, message: message.into() }
     }
 }
 
@@ -56,14 +46,7 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.col,
-                self.message
-            )
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
         }
     }
 }
@@ -145,18 +128,11 @@ impl<'a> Section<'a> {
     }
 
     fn qualified(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
+        if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) }
     }
 
     fn value(&self, key: &str) -> Option<&toml::Spanned<toml::de::DeValue<'a>>> {
-        self.table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)
-            .map(|(_, v)| v)
+        self.table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
     }
 }
 
@@ -166,24 +142,14 @@ impl<'a> TomlDoc<'a> {
         let (table, errors) = toml::de::DeTable::parse_recoverable(src);
         let diags = errors.iter().map(|e| from_toml(file, src, e)).collect();
         let span = table.span();
-        let root = Section {
-            path: String::new(),
-            table: table.into_inner(),
-            span,
-            taken: Vec::new(),
-        };
-        TomlDoc {
-            file,
-            src,
-            root,
-            diags,
-        }
+        let root =
+            Section { path: String::new(), table: table.into_inner(), span, taken: Vec::new() };
+        TomlDoc { file, src, root, diags }
     }
 
     /// Records a problem at a byte span.
     pub fn error(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
-        self.diags
-            .push(Diagnostic::at(self.file, self.src, span, message));
+        self.diags.push(Diagnostic::at(self.file, self.src, span, message));
     }
 
     fn take<T: serde::Deserialize<'a>>(
@@ -198,11 +164,7 @@ impl<'a> TomlDoc<'a> {
         let name = section.qualified(key);
         let Some(value) = section.value(key).cloned() else {
             if required {
-                let at = if section.path.is_empty() {
-                    0..0
-                } else {
-                    section.span.clone()
-                };
+                let at = if section.path.is_empty() { 0..0 } else { section.span.clone() };
                 diags.push(Diagnostic::at(
                     file,
                     src,
@@ -216,10 +178,7 @@ impl<'a> TomlDoc<'a> {
             Ok(v) => Some(v),
             Err(e) => {
                 let d = from_toml(file, src, &e);
-                diags.push(Diagnostic {
-                    message: format!("`{name}`: {}", d.message),
-                    ..d
-                });
+                diags.push(Diagnostic { message: format!("`{name}`: {}", d.message), ..d });
                 None
             }
         }
@@ -228,26 +187,12 @@ impl<'a> TomlDoc<'a> {
     /// Deserializes an optional top-level key; `None` when absent or malformed (the
     /// problem is recorded).
     pub fn optional<T: serde::Deserialize<'a>>(&mut self, key: &str) -> Option<T> {
-        Self::take(
-            &mut self.diags,
-            self.file,
-            self.src,
-            &mut self.root,
-            key,
-            false,
-        )
+        Self::take(&mut self.diags, self.file, self.src, &mut self.root, key, false)
     }
 
     /// Deserializes a required top-level key, recording a problem when it is missing.
     pub fn required<T: serde::Deserialize<'a>>(&mut self, key: &str) -> Option<T> {
-        Self::take(
-            &mut self.diags,
-            self.file,
-            self.src,
-            &mut self.root,
-            key,
-            true,
-        )
+        Self::take(&mut self.diags, self.file, self.src, &mut self.root, key, true)
     }
 
     /// Deserializes an optional key of a section.
@@ -286,12 +231,9 @@ impl<'a> TomlDoc<'a> {
         };
         let span = value.span();
         match value.into_inner() {
-            toml::de::DeValue::Table(table) => Some(Section {
-                path: key.to_owned(),
-                table,
-                span,
-                taken: Vec::new(),
-            }),
+            toml::de::DeValue::Table(table) => {
+                Some(Section { path: key.to_owned(), table, span, taken: Vec::new() })
+            }
             other => {
                 let msg = format!("`{key}` must be a table, found {}", other.type_str());
                 self.error(Some(span), msg);

@@ -26,8 +26,15 @@
 //!   (64 = bad configuration or dialplan).
 
 pub mod calendar;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod dialplan;
+pub mod http;
+pub mod intake;
 pub mod lang;
+pub mod metrics;
 pub mod policy;
+pub mod scheduler;
+pub mod store;

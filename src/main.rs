@@ -4,8 +4,12 @@ use callbackd::calendar::DayRange;
 use callbackd::config::{self, Config};
 use callbackd::diag::Diagnostic;
 use callbackd::dialplan::{self, Service, Services};
+use callbackd::intake::RawRequest;
 use callbackd::policy::{self, AttemptRecord, Decision, Now, Outcome, RequestFacts};
+use callbackd::store::{ListFilter, State};
 use clap::{Parser, Subcommand};
+
+mod ops;
 use jiff::civil::{Date, DateTime};
 use jiff::{Timestamp, Zoned};
 use std::path::PathBuf;
@@ -91,6 +95,61 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
         config: PathBuf,
     },
+    /// Add a callback request to a service's queue (as the HTTP API would).
+    ///
+    /// The same number already waiting in the same service is not added twice: the existing
+    /// request is shown instead.
+    Enqueue {
+        /// Service id.
+        service: String,
+        /// The patient's number (`040 123 4567`, `+358401234567`, `00358…`).
+        number: String,
+        /// A window the service offers, e.g. 12:00-14:00.
+        #[arg(long)]
+        window: Option<String>,
+        /// Language: fi, sv or en (default: the service's).
+        #[arg(long)]
+        lang: Option<String>,
+        /// The patient consented to SMS.
+        #[arg(long)]
+        sms_consent: bool,
+        /// Daemon configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
+        config: PathBuf,
+    },
+    /// List requests, newest first.
+    List {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this state: pending, dialing, retry_wait, connected, unreachable, expired,
+        /// cancelled.
+        #[arg(long)]
+        state: Option<State>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Daemon configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Show one request: its state, attempts and audit trail.
+    Show {
+        /// Request id.
+        id: i64,
+        /// Daemon configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Cancel a request (the patient was reached another way). A call in progress is not
+    /// interrupted, but the request is not retried.
+    Cancel {
+        /// Request id.
+        id: i64,
+        /// Daemon configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,27 +157,26 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config, paths } => check(config, paths),
-        Command::Hours {
-            service,
-            from,
-            to,
-            config,
-        } => hours(config, &service, from, to),
-        Command::NextAttempt {
-            service,
-            created,
-            window,
-            attempts,
-            now,
-            config,
-        } => next_attempt(
-            config,
-            &service,
-            &created,
-            window,
-            &attempts,
-            now.as_deref(),
-        ),
+        Command::Hours { service, from, to, config } => hours(config, &service, from, to),
+        Command::NextAttempt { service, created, window, attempts, now, config } => {
+            next_attempt(config, &service, &created, window, &attempts, now.as_deref())
+        }
+        Command::Enqueue { service, number, window, lang, sms_consent, config } => {
+            let raw = RawRequest {
+                service,
+                number,
+                window,
+                lang,
+                sms_consent: Some(sms_consent),
+                channel: Some("cli".to_owned()),
+            };
+            ops::enqueue(config, raw)
+        }
+        Command::List { service, state, limit, config } => {
+            ops::list(config, ListFilter { service, state, limit })
+        }
+        Command::Show { id, config } => ops::show(config, id),
+        Command::Cancel { id, config } => ops::cancel(config, id),
     }
 }
 
@@ -126,11 +184,7 @@ fn print_diags(diags: &[Diagnostic]) -> ExitCode {
     for d in diags {
         eprintln!("{d}");
     }
-    eprintln!(
-        "{} error{} found",
-        diags.len(),
-        if diags.len() == 1 { "" } else { "s" }
-    );
+    eprintln!("{} error{} found", diags.len(), if diags.len() == 1 { "" } else { "s" });
     ExitCode::from(EXIT_BAD_CONFIG)
 }
 
@@ -190,10 +244,7 @@ fn check(config: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
 fn service<'a>(services: &'a Services, id: &str) -> Result<&'a Service, ExitCode> {
     services.get(id).ok_or_else(|| {
         let known: Vec<&str> = services.keys().map(String::as_str).collect();
-        eprintln!(
-            "unknown service {id:?}; configured services: {}",
-            known.join(", ")
-        );
+        eprintln!("unknown service {id:?}; configured services: {}", known.join(", "));
         ExitCode::from(EXIT_BAD_INPUT)
     })
 }
@@ -207,11 +258,8 @@ fn hours(config: PathBuf, id: &str, from: Option<Date>, to: Option<Date>) -> Exi
         Ok(s) => s,
         Err(code) => return code,
     };
-    let from = from.unwrap_or_else(|| {
-        Zoned::now()
-            .with_time_zone(svc.calendar.tz().clone())
-            .date()
-    });
+    let from =
+        from.unwrap_or_else(|| Zoned::now().with_time_zone(svc.calendar.tz().clone()).date());
     let Some(to) = to.or_else(|| from.checked_add(jiff::ToSpan::days(13)).ok()) else {
         eprintln!("--from {from} is too close to the end of the calendar");
         return ExitCode::from(EXIT_BAD_INPUT);
@@ -291,11 +339,7 @@ fn explain(
             return Err(bad(format!(
                 "--window {w} is not offered by {}; offered: {}",
                 svc.id,
-                if offered.is_empty() {
-                    "none".to_owned()
-                } else {
-                    offered.join(", ")
-                }
+                if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
             )));
         }
     }
@@ -305,29 +349,16 @@ fn explain(
         let Some((t, o)) = a.rsplit_once('=') else {
             return Err(bad(format!("--attempt {a:?}: expected TIME=OUTCOME")));
         };
-        let outcome: Outcome = o
-            .parse()
-            .map_err(|e| bad(format!("--attempt {a:?}: {e}")))?;
-        records.push(AttemptRecord {
-            ended_at: instant(svc, t, "--attempt")?,
-            outcome,
-        });
+        let outcome: Outcome = o.parse().map_err(|e| bad(format!("--attempt {a:?}: {e}")))?;
+        records.push(AttemptRecord { ended_at: instant(svc, t, "--attempt")?, outcome });
     }
     let now = match now {
         Some(n) => instant(svc, n, "--now")?,
         None => Timestamp::now(),
     };
     let tz = svc.calendar.tz().clone();
-    let local = |t: Timestamp| {
-        t.to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M (%a)")
-            .to_string()
-    };
-    let facts = RequestFacts {
-        created_at,
-        window,
-        attempts: &records,
-    };
+    let local = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M (%a)").to_string();
+    let facts = RequestFacts { created_at, window, attempts: &records };
     let (cal, rules) = (&svc.calendar, &svc.attempts);
     let mut out = format!(
         "service:  {} ({}), {}\ncreated:  {}\nwindow:   {}\n",
@@ -338,20 +369,14 @@ fn explain(
         window.map_or_else(|| "none".to_owned(), |w| w.to_string()),
     );
     if let Some((_, deadline)) = policy::deadline(cal, window, created_at) {
-        out.push_str(&format!(
-            "deadline: {} (same-day contact)\n",
-            local(deadline)
-        ));
+        out.push_str(&format!("deadline: {} (same-day contact)\n", local(deadline)));
     }
     if let Some(expires) = policy::expiry(cal, rules, window, created_at) {
         out.push_str(&format!("expires:  {}\n", local(expires)));
     }
     match policy::decide(cal, rules, &facts) {
         Decision::End { end, reason } => {
-            out.push_str(&format!(
-                "decision: ends as {} because {reason}\n",
-                end.as_str()
-            ));
+            out.push_str(&format!("decision: ends as {} because {reason}\n", end.as_str()));
         }
         Decision::Dial(plan) => {
             out.push_str(&format!(
@@ -369,11 +394,7 @@ fn explain(
             out.push_str(&format!(
                 "at now:   {}: {verdict}{}\n",
                 local(now),
-                if missed {
-                    "; the same-day deadline is missed"
-                } else {
-                    ""
-                }
+                if missed { "; the same-day deadline is missed" } else { "" }
             ));
         }
     }
@@ -385,25 +406,14 @@ fn serve(config: PathBuf) -> ExitCode {
         Ok(loaded) => loaded,
         Err(d) => return print_diags(&d),
     };
-    println!(
-        "callbackd {}: {} services from {}, database {}",
-        env!("CARGO_PKG_VERSION"),
-        services.len(),
-        cfg.dialplans.display(),
-        cfg.database
+    ops::init_logging(cfg.log_format);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        services = services.len(),
+        dialplans = %cfg.dialplans.display(),
+        "starting"
     );
-    for svc in services.values() {
-        println!(
-            "  {} ({}): caller ID {}",
-            svc.id,
-            svc.name,
-            svc.caller_id.number.as_str()
-        );
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -411,19 +421,23 @@ fn serve(config: PathBuf) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("cannot install the SIGTERM handler: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let signals = match ops::on_signal(shutdown.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result = callbackd::daemon::run(cfg, services, None, shutdown).await;
+        signals.abort();
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "callbackd failed");
+                eprintln!("callbackd: {e}");
+                ExitCode::FAILURE
+            }
         }
-        println!("stopping");
-        ExitCode::SUCCESS
     })
 }

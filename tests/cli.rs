@@ -79,24 +79,14 @@ fn duplicate_service_ids_are_refused() {
     for name in ["a.toml", "b.toml"] {
         std::fs::write(dir.path().join(name), &src).expect("write");
     }
-    let out = callbackd(&[
-        "check",
-        "--config",
-        CONFIG,
-        dir.path().to_str().expect("utf8"),
-    ]);
+    let out = callbackd(&["check", "--config", CONFIG, dir.path().to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(64));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("b.toml:4:1: service id \"kallio\" is already used by"),
-        "{err}"
-    );
+    assert!(err.contains("b.toml:4:1: service id \"kallio\" is already used by"), "{err}");
 }
 
 fn hours(service: &str, from: &str, to: &str) -> String {
-    let out = callbackd(&[
-        "hours", service, "--from", from, "--to", to, "--config", CONFIG,
-    ]);
+    let out = callbackd(&["hours", service, "--from", from, "--to", to, "--config", CONFIG]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     text(&out.stdout)
 }
@@ -137,21 +127,14 @@ fn hours_over_years_counts_open_days() {
     let all = hours("vuosaari", "2026-01-01", "2027-12-31");
     let lines: Vec<&str> = all.lines().collect();
     assert_eq!(lines.len(), 730);
-    assert!(
-        lines
-            .iter()
-            .all(|l| l.len() >= 17 && l.as_bytes()[10] == b',')
-    );
+    assert!(lines.iter().all(|l| l.len() >= 17 && l.as_bytes()[10] == b','));
     // Midsummer 2027: Thu 24 eve, Fri 25 Midsummer Eve, Sat 26 Midsummer Day.
     assert!(all.contains("2027-06-24,08:00-15:00\n2027-06-25,closed\n2027-06-26,closed\n"));
     // Easter 2027: Thu Mar 25 eve, Good Friday Mar 26, Easter Monday Mar 29.
     assert!(all.contains("2027-03-25,08:00-15:00\n2027-03-26,closed\n"));
     assert!(all.contains("2027-03-29,closed\n2027-03-30,08:00-16:00\n"));
     let k = hours("kotka-neuvonta", "2026-12-24", "2026-12-26");
-    assert_eq!(
-        k,
-        "2026-12-24,00:00-24:00\n2026-12-25,00:00-24:00\n2026-12-26,00:00-24:00\n"
-    );
+    assert_eq!(k, "2026-12-24,00:00-24:00\n2026-12-25,00:00-24:00\n2026-12-26,00:00-24:00\n");
 }
 
 #[test]
@@ -172,14 +155,7 @@ fn hours_defaults_to_fourteen_days_and_rejects_bad_input() {
         CONFIG,
     ]);
     assert_eq!(out.status.code(), Some(2));
-    let out = callbackd(&[
-        "hours",
-        "kallio",
-        "--from",
-        "2026-13-01",
-        "--config",
-        CONFIG,
-    ]);
+    let out = callbackd(&["hours", "kallio", "--from", "2026-13-01", "--config", CONFIG]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -222,10 +198,7 @@ fn next_attempt_explains_why_a_request_waits() {
         CONFIG,
     ]);
     let s = text(&out.stdout);
-    assert!(
-        s.contains("decision: ends as unreachable because all 2 attempts were used"),
-        "{s}"
-    );
+    assert!(s.contains("decision: ends as unreachable because all 2 attempts were used"), "{s}");
 
     let out = callbackd(&[
         "next-attempt",

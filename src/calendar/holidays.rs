@@ -90,10 +90,7 @@ pub fn fi_holidays(year: i16) -> Vec<(Date, &'static str)> {
         Some(after_easter(49, "Whit Sunday")),
         Some((midsummer_eve, "Midsummer Eve")),
         Some((midsummer_eve.saturating_add(1.day()), "Midsummer Day")),
-        Some((
-            first_on_or_after(oct31, Weekday::Saturday),
-            "All Saints' Day",
-        )),
+        Some((first_on_or_after(oct31, Weekday::Saturday), "All Saints' Day")),
         fixed(12, 6, "Independence Day"),
         fixed(12, 24, "Christmas Eve"),
         fixed(12, 25, "Christmas Day"),
@@ -116,10 +113,7 @@ pub fn fi_holidays(year: i16) -> Vec<(Date, &'static str)> {
 /// Christmas Day, Boxing Day (Dec 24–26). When Ascension Day falls on May 1, this returns
 /// "May Day".
 pub fn fi_holiday(date: Date) -> Option<&'static str> {
-    fi_holidays(date.year())
-        .into_iter()
-        .find(|&(d, _)| d == date)
-        .map(|(_, name)| name)
+    fi_holidays(date.year()).into_iter().find(|&(d, _)| d == date).map(|(_, name)| name)
 }
 
 /// If `date` is a Finnish holiday eve, the name of the holiday that follows it.

@@ -190,12 +190,8 @@ impl Calendar {
     /// are merged, and ranges jiff cannot represent (at the very ends of its supported range,
     /// years -9999 and 9999) are dropped.
     pub fn intervals_on(&self, date: Date) -> Vec<Interval> {
-        let mut intervals: Vec<Interval> = self
-            .day(date)
-            .ranges
-            .iter()
-            .filter_map(|&r| self.range_on(date, r))
-            .collect();
+        let mut intervals: Vec<Interval> =
+            self.day(date).ranges.iter().filter_map(|&r| self.range_on(date, r)).collect();
         intervals.sort_unstable();
         let mut merged: Vec<Interval> = Vec::with_capacity(intervals.len());
         for iv in intervals {
@@ -279,9 +275,7 @@ impl Calendar {
         if self.is_open(t) {
             return Some(t);
         }
-        self.intervals_from(t, horizon_days)
-            .next()
-            .map(|(_, iv)| iv.start)
+        self.intervals_from(t, horizon_days).next().map(|(_, iv)| iv.start)
     }
 }
 
@@ -340,12 +334,8 @@ impl Iterator for OpenIntervals<'_> {
             };
             self.remaining -= 1;
             self.next_date = date.tomorrow().ok();
-            self.pending = self
-                .calendar
-                .intervals_on(date)
-                .into_iter()
-                .map(|iv| (date, iv))
-                .collect();
+            self.pending =
+                self.calendar.intervals_on(date).into_iter().map(|iv| (date, iv)).collect();
         }
     }
 }

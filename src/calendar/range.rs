@@ -84,26 +84,18 @@ impl DayRange {
     /// Requires `start_minute < end_minute <= 1440`.
     pub fn new(start_minute: u16, end_minute: u16) -> Result<DayRange, RangeError> {
         if start_minute >= MINUTES_PER_DAY {
-            return Err(RangeError::MinuteOutOfRange {
-                minute: start_minute,
-            });
+            return Err(RangeError::MinuteOutOfRange { minute: start_minute });
         }
         if end_minute > MINUTES_PER_DAY {
             return Err(RangeError::MinuteOutOfRange { minute: end_minute });
         }
         if end_minute < start_minute {
-            return Err(RangeError::CloseBeforeOpen {
-                open: start_minute,
-                close: end_minute,
-            });
+            return Err(RangeError::CloseBeforeOpen { open: start_minute, close: end_minute });
         }
         if end_minute == start_minute {
             return Err(RangeError::Empty { at: start_minute });
         }
-        Ok(DayRange {
-            start: start_minute,
-            end: end_minute,
-        })
+        Ok(DayRange { start: start_minute, end: end_minute })
     }
 
     /// Parses `"HH:MM-HH:MM"`: exactly two-digit hours (00-23) and minutes (00-59); the closing
@@ -113,9 +105,7 @@ impl DayRange {
     /// [`RangeError::Empty`], `"8:00-16:00"` [`RangeError::Format`], `"08:60-16:00"`
     /// [`RangeError::InvalidTime`].
     pub fn parse(s: &str) -> Result<DayRange, RangeError> {
-        let format_error = || RangeError::Format {
-            input: s.to_owned(),
-        };
+        let format_error = || RangeError::Format { input: s.to_owned() };
         let b = s.as_bytes();
         if b.len() != 11 || b[2] != b':' || b[5] != b'-' || b[8] != b':' {
             return Err(format_error());

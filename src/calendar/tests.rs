@@ -21,10 +21,7 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn iv(start: &str, end: &str) -> Interval {
-    Interval {
-        start: ts(start),
-        end: ts(end),
-    }
+    Interval { start: ts(start), end: ts(end) }
 }
 
 fn helsinki() -> TimeZone {
@@ -86,11 +83,7 @@ fn assert_days(cal: &Calendar, first: Date, expected: &[(DayKind, &str)]) {
     let mut date = first;
     for (kind, csv) in expected {
         let day = cal.day(date);
-        assert_eq!(
-            (&day.kind, day.csv_line().as_str()),
-            (kind, *csv),
-            "on {date}"
-        );
+        assert_eq!((&day.kind, day.csv_line().as_str()), (kind, *csv), "on {date}");
         date = date.tomorrow().expect("test dates are in range");
     }
 }
@@ -130,57 +123,31 @@ fn range_parse_errors() {
         time: time.into(),
         input: input.into(),
     };
-    assert_eq!(
-        DayRange::parse("24:00-24:00"),
-        Err(invalid("24:00", "24:00-24:00"))
-    );
-    assert_eq!(
-        DayRange::parse("08:60-16:00"),
-        Err(invalid("08:60", "08:60-16:00"))
-    );
-    assert_eq!(
-        DayRange::parse("08:00-24:01"),
-        Err(invalid("24:01", "08:00-24:01"))
-    );
-    assert_eq!(
-        DayRange::parse("08:00-25:00"),
-        Err(invalid("25:00", "08:00-25:00"))
-    );
+    assert_eq!(DayRange::parse("24:00-24:00"), Err(invalid("24:00", "24:00-24:00")));
+    assert_eq!(DayRange::parse("08:60-16:00"), Err(invalid("08:60", "08:60-16:00")));
+    assert_eq!(DayRange::parse("08:00-24:01"), Err(invalid("24:01", "08:00-24:01")));
+    assert_eq!(DayRange::parse("08:00-25:00"), Err(invalid("25:00", "08:00-25:00")));
     assert_eq!(
         DayRange::parse("16:00-08:00"),
-        Err(RangeError::CloseBeforeOpen {
-            open: 960,
-            close: 480
-        })
+        Err(RangeError::CloseBeforeOpen { open: 960, close: 480 })
     );
-    assert_eq!(
-        DayRange::parse("08:00-08:00"),
-        Err(RangeError::Empty { at: 480 })
-    );
+    assert_eq!(DayRange::parse("08:00-08:00"), Err(RangeError::Empty { at: 480 }));
 }
 
 #[test]
 fn range_error_messages() {
     let msg = |s: &str| DayRange::parse(s).map_err(|e| e.to_string());
-    assert_eq!(
-        msg("16:00-08:00"),
-        Err("closing time 08:00 is before opening time 16:00".into())
-    );
-    assert_eq!(
-        msg("8-16"),
-        Err("expected HH:MM-HH:MM, got \"8-16\"".into())
-    );
+    assert_eq!(msg("16:00-08:00"), Err("closing time 08:00 is before opening time 16:00".into()));
+    assert_eq!(msg("8-16"), Err("expected HH:MM-HH:MM, got \"8-16\"".into()));
     assert_eq!(
         msg("08:00-08:00"),
         Err("opening and closing time are both 08:00 (empty range)".into())
     );
     assert_eq!(
         msg("08:00-24:30"),
-        Err(
-            "invalid time \"24:30\" in \"08:00-24:30\" (hours 00-23, minutes 00-59; \
+        Err("invalid time \"24:30\" in \"08:00-24:30\" (hours 00-23, minutes 00-59; \
              24:00 only as closing time)"
-                .into()
-        )
+            .into())
     );
     assert_eq!(
         normalize_ranges(&[r("11:00-13:00"), r("08:00-12:00")]).map_err(|e| e.to_string()),
@@ -188,31 +155,17 @@ fn range_error_messages() {
     );
     assert_eq!(
         DayRange::new(0, 1441).map_err(|e| e.to_string()),
-        Err(
-            "minute 1441 is past the end of the day (opening at most 1439, closing at most 1440)"
-                .into()
-        )
+        Err("minute 1441 is past the end of the day (opening at most 1439, closing at most 1440)"
+            .into())
     );
 }
 
 #[test]
 fn range_new_checks_bounds() {
     assert!(DayRange::new(0, 1440).is_ok());
-    assert_eq!(
-        DayRange::new(1440, 1440),
-        Err(RangeError::MinuteOutOfRange { minute: 1440 })
-    );
-    assert_eq!(
-        DayRange::new(0, 1441),
-        Err(RangeError::MinuteOutOfRange { minute: 1441 })
-    );
-    assert_eq!(
-        DayRange::new(600, 540),
-        Err(RangeError::CloseBeforeOpen {
-            open: 600,
-            close: 540
-        })
-    );
+    assert_eq!(DayRange::new(1440, 1440), Err(RangeError::MinuteOutOfRange { minute: 1440 }));
+    assert_eq!(DayRange::new(0, 1441), Err(RangeError::MinuteOutOfRange { minute: 1441 }));
+    assert_eq!(DayRange::new(600, 540), Err(RangeError::CloseBeforeOpen { open: 600, close: 540 }));
     assert_eq!(DayRange::new(5, 5), Err(RangeError::Empty { at: 5 }));
 }
 
@@ -239,17 +192,11 @@ fn normalize_sorts_and_accepts_touching() {
     assert_eq!(normalize_ranges(&[]), Ok(vec![]));
     assert_eq!(
         normalize_ranges(&[r("08:00-12:00"), r("08:00-12:00")]),
-        Err(RangeError::Overlap {
-            first: r("08:00-12:00"),
-            second: r("08:00-12:00")
-        })
+        Err(RangeError::Overlap { first: r("08:00-12:00"), second: r("08:00-12:00") })
     );
     assert_eq!(
         normalize_ranges(&[r("13:00-14:00"), r("08:00-16:00"), r("20:00-21:00")]),
-        Err(RangeError::Overlap {
-            first: r("08:00-16:00"),
-            second: r("13:00-14:00")
-        })
+        Err(RangeError::Overlap { first: r("08:00-16:00"), second: r("13:00-14:00") })
     );
 }
 
@@ -297,11 +244,7 @@ fn gauss_easter(year: i16) -> Date {
     } else {
         (3, march_day)
     };
-    date(
-        year,
-        month,
-        i8::try_from(day).expect("day of month fits i8"),
-    )
+    date(year, month, i8::try_from(day).expect("day of month fits i8"))
 }
 
 #[test]
@@ -310,10 +253,7 @@ fn easter_all_years_match_gauss_and_are_sundays() {
         let easter = easter_sunday(year);
         assert_eq!(easter, gauss_easter(year), "{year}");
         assert_eq!(easter.weekday(), Weekday::Sunday, "{year}");
-        assert!(
-            date(year, 3, 22) <= easter && easter <= date(year, 4, 25),
-            "{year}"
-        );
+        assert!(date(year, 3, 22) <= easter && easter <= date(year, 4, 25), "{year}");
     }
 }
 
@@ -513,11 +453,7 @@ fn eve_hours_none_uses_weekly_hours() {
     let mut hours = station_hours();
     hours.eve = None;
     let cal = Calendar::new(hours, helsinki());
-    assert_days(
-        &cal,
-        date(2026, 12, 23),
-        &[(eve("Christmas Eve"), "2026-12-23,08:00-16:00")],
-    );
+    assert_days(&cal, date(2026, 12, 23), &[(eve("Christmas Eve"), "2026-12-23,08:00-16:00")]);
 }
 
 #[test]
@@ -525,11 +461,7 @@ fn eve_on_weekday_closed_weekly_stays_closed() {
     let mut hours = station_hours();
     hours.weekly[2] = vec![]; // Wednesdays closed; 2026-12-23 is a Wednesday.
     let cal = Calendar::new(hours, helsinki());
-    assert_days(
-        &cal,
-        date(2026, 12, 23),
-        &[(eve("Christmas Eve"), "2026-12-23,closed")],
-    );
+    assert_days(&cal, date(2026, 12, 23), &[(eve("Christmas Eve"), "2026-12-23,closed")]);
 }
 
 #[test]
@@ -537,32 +469,22 @@ fn holiday_hours_apply_on_holidays() {
     let mut hours = station_hours();
     hours.holiday = vec![r("10:00-14:00")];
     let cal = Calendar::new(hours, helsinki());
-    assert_days(
-        &cal,
-        date(2026, 12, 24),
-        &[(holiday("Christmas Eve"), "2026-12-24,10:00-14:00")],
-    );
+    assert_days(&cal, date(2026, 12, 24), &[(holiday("Christmas Eve"), "2026-12-24,10:00-14:00")]);
 }
 
 #[test]
 fn operator_exceptions_override() {
     let mut hours = station_hours();
     // Special hours open a holiday.
-    hours
-        .special
-        .insert(date(2026, 12, 24), vec![r("09:00-12:00")]);
+    hours.special.insert(date(2026, 12, 24), vec![r("09:00-12:00")]);
     // A closed date closes a weekday, and is not a holiday: the day before is no eve.
     hours.closed.insert(date(2026, 3, 10));
     // Special hours win over a closed date on the same day.
     hours.closed.insert(date(2026, 3, 11));
-    hours
-        .special
-        .insert(date(2026, 3, 11), vec![r("12:00-14:00"), r("10:00-11:00")]);
+    hours.special.insert(date(2026, 3, 11), vec![r("12:00-14:00"), r("10:00-11:00")]);
     // An empty special list closes the day; special hours override an eve.
     hours.special.insert(date(2026, 3, 12), vec![]);
-    hours
-        .special
-        .insert(date(2026, 12, 23), vec![r("08:00-18:00")]);
+    hours.special.insert(date(2026, 12, 23), vec![r("08:00-18:00")]);
     let cal = Calendar::new(hours, helsinki());
     assert_days(
         &cal,
@@ -592,10 +514,7 @@ fn calendar_new_sorts_and_merges_hand_built_lists() {
     let mut hours = every_day(&[]);
     hours.weekly[0] = vec![r("12:00-16:00"), r("08:00-13:00"), r("17:00-18:00")];
     let cal = Calendar::new(hours, helsinki());
-    assert_eq!(
-        cal.hours().weekly[0],
-        vec![r("08:00-16:00"), r("17:00-18:00")]
-    );
+    assert_eq!(cal.hours().weekly[0], vec![r("08:00-16:00"), r("17:00-18:00")]);
     assert_eq!(cal.tz(), &helsinki());
 }
 
@@ -631,14 +550,8 @@ fn dst_spring_forward_2026() {
 
     let all_day = Calendar::new(every_day(&["00:00-24:00"]), tz.clone());
     let day = all_day.intervals_on(date(2026, 3, 29));
-    assert_eq!(
-        day,
-        vec![iv("2026-03-28T22:00:00Z", "2026-03-29T21:00:00Z")]
-    );
-    assert_eq!(
-        day[0].end.duration_since(day[0].start),
-        SignedDuration::from_hours(23)
-    );
+    assert_eq!(day, vec![iv("2026-03-28T22:00:00Z", "2026-03-29T21:00:00Z")]);
+    assert_eq!(day[0].end.duration_since(day[0].start), SignedDuration::from_hours(23));
 
     // 03:15-03:45 does not exist on the clock; it maps forward to 04:15-04:45 EEST.
     let gap = Calendar::new(every_day(&["03:15-03:45"]), tz.clone());
@@ -672,14 +585,8 @@ fn dst_fall_back_2026() {
 
     let all_day = Calendar::new(every_day(&["00:00-24:00"]), tz.clone());
     let day = all_day.intervals_on(date(2026, 10, 25));
-    assert_eq!(
-        day,
-        vec![iv("2026-10-24T21:00:00Z", "2026-10-25T22:00:00Z")]
-    );
-    assert_eq!(
-        day[0].end.duration_since(day[0].start),
-        SignedDuration::from_hours(25)
-    );
+    assert_eq!(day, vec![iv("2026-10-24T21:00:00Z", "2026-10-25T22:00:00Z")]);
+    assert_eq!(day[0].end.duration_since(day[0].start), SignedDuration::from_hours(25));
 
     // 03:15-03:45 happens twice; the earlier (EEST) occurrence is used.
     let fold = Calendar::new(every_day(&["03:15-03:45"]), tz.clone());
@@ -704,18 +611,9 @@ fn intervals_from_all_day_yields_one_interval_per_date() {
     assert_eq!(
         got,
         vec![
-            (
-                date(2026, 3, 28),
-                iv("2026-03-27T22:00:00Z", "2026-03-28T22:00:00Z")
-            ),
-            (
-                date(2026, 3, 29),
-                iv("2026-03-28T22:00:00Z", "2026-03-29T21:00:00Z")
-            ),
-            (
-                date(2026, 3, 30),
-                iv("2026-03-29T21:00:00Z", "2026-03-30T21:00:00Z")
-            ),
+            (date(2026, 3, 28), iv("2026-03-27T22:00:00Z", "2026-03-28T22:00:00Z")),
+            (date(2026, 3, 29), iv("2026-03-28T22:00:00Z", "2026-03-29T21:00:00Z")),
+            (date(2026, 3, 30), iv("2026-03-29T21:00:00Z", "2026-03-30T21:00:00Z")),
         ]
     );
 }
@@ -728,26 +626,15 @@ fn intervals_from_skips_past_and_keeps_current_unclipped() {
     assert_eq!(
         got,
         vec![
-            (
-                date(2026, 5, 7),
-                iv("2026-05-07T05:00:00Z", "2026-05-07T13:00:00Z")
-            ),
-            (
-                date(2026, 5, 8),
-                iv("2026-05-08T05:00:00Z", "2026-05-08T12:00:00Z")
-            ),
+            (date(2026, 5, 7), iv("2026-05-07T05:00:00Z", "2026-05-07T13:00:00Z")),
+            (date(2026, 5, 8), iv("2026-05-08T05:00:00Z", "2026-05-08T12:00:00Z")),
         ]
     );
     // At the closing instant the day's interval is over.
-    let at_close: Vec<Date> = cal
-        .intervals_from(ts("2026-05-07T13:00:00Z"), 2)
-        .map(|(d, _)| d)
-        .collect();
+    let at_close: Vec<Date> =
+        cal.intervals_from(ts("2026-05-07T13:00:00Z"), 2).map(|(d, _)| d).collect();
     assert_eq!(at_close, vec![date(2026, 5, 8)]);
-    assert_eq!(
-        cal.intervals_from(ts("2026-05-07T09:00:00Z"), 0).next(),
-        None
-    );
+    assert_eq!(cal.intervals_from(ts("2026-05-07T09:00:00Z"), 0).next(), None);
 }
 
 #[test]
@@ -766,21 +653,12 @@ fn next_open_examples() {
     let open = ts("2026-05-07T09:00:00Z");
     assert_eq!(cal.next_open(open, 0), Some(open));
     // Friday after closing -> Monday 08:00 EEST.
-    assert_eq!(
-        cal.next_open(ts("2026-05-08T12:30:00Z"), 7),
-        Some(ts("2026-05-11T05:00:00Z"))
-    );
+    assert_eq!(cal.next_open(ts("2026-05-08T12:30:00Z"), 7), Some(ts("2026-05-11T05:00:00Z")));
     // Christmas Eve eve after closing -> Monday Dec 28 08:00 EET.
-    assert_eq!(
-        cal.next_open(ts("2026-12-23T13:00:00Z"), 7),
-        Some(ts("2026-12-28T06:00:00Z"))
-    );
+    assert_eq!(cal.next_open(ts("2026-12-23T13:00:00Z"), 7), Some(ts("2026-12-28T06:00:00Z")));
     // Horizon too short: Dec 23 .. Dec 27 has nothing after closing.
     assert_eq!(cal.next_open(ts("2026-12-23T13:00:00Z"), 5), None);
-    assert_eq!(
-        cal.next_open(ts("2026-12-23T13:00:00Z"), 6),
-        Some(ts("2026-12-28T06:00:00Z"))
-    );
+    assert_eq!(cal.next_open(ts("2026-12-23T13:00:00Z"), 6), Some(ts("2026-12-28T06:00:00Z")));
     // Closed forever.
     let never = Calendar::new(every_day(&[]), helsinki());
     assert_eq!(never.next_open(open, 400), None);
@@ -855,13 +733,8 @@ fn arb_instant(tz: TimeZone) -> impl Strategy<Value = Timestamp> {
     let hi = ts("2032-01-01T00:00:00Z").as_second();
     (lo..hi, any::<bool>(), -3 * 86_400i64..3 * 86_400).prop_map(move |(s, near, jitter)| {
         let t = Timestamp::from_second(s).expect("in range");
-        let base = if near {
-            tz.following(t).next().map_or(t, |tr| tr.timestamp())
-        } else {
-            t
-        };
-        base.saturating_add(SignedDuration::from_secs(jitter))
-            .expect("no calendar units")
+        let base = if near { tz.following(t).next().map_or(t, |tr| tr.timestamp()) } else { t };
+        base.saturating_add(SignedDuration::from_secs(jitter)).expect("no calendar units")
     })
 }
 
@@ -1053,10 +926,8 @@ fn skipped_day_has_no_interval() {
     let tz = TimeZone::get("Pacific/Apia").expect("Pacific/Apia is in the bundled tzdb");
     let cal = Calendar::new(every_day(&["00:00-24:00"]), tz);
     assert_eq!(cal.intervals_on(date(2011, 12, 30)), vec![]);
-    let dates: Vec<Date> = cal
-        .intervals_from(ts("2011-12-29T12:00:00Z"), 3)
-        .map(|(d, _)| d)
-        .collect();
+    let dates: Vec<Date> =
+        cal.intervals_from(ts("2011-12-29T12:00:00Z"), 3).map(|(d, _)| d).collect();
     assert_eq!(dates, vec![date(2011, 12, 29), date(2011, 12, 31)]);
 }
 

@@ -174,11 +174,7 @@ pub fn parse_all(sources: &[(PathBuf, String)]) -> Result<Services, Vec<Diagnost
             Err(more) => diags.extend(more),
         }
     }
-    if diags.is_empty() {
-        Ok(services)
-    } else {
-        Err(diags)
-    }
+    if diags.is_empty() { Ok(services) } else { Err(diags) }
 }
 
 /// Byte offset of a top-level `key = …` line (before any `[table]` header).

@@ -34,24 +34,12 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let timezone: Option<Spanned<String>> = doc.optional("timezone");
     let capacity: Option<Spanned<i64>> = doc.optional("capacity");
     let windows: Option<Vec<Spanned<String>>> = doc.optional("windows");
-    let caller_id = doc
-        .section("caller_id", true)
-        .and_then(|c| check_caller(&mut doc, c));
-    let hours = doc
-        .section("hours", true)
-        .and_then(|h| check_hours(&mut doc, h));
-    let rules = doc
-        .section("attempts", false)
-        .and_then(|a| check_attempts(&mut doc, a));
-    let connect = doc
-        .section("connect", true)
-        .and_then(|c| check_connect(&mut doc, c));
-    let numbers = doc
-        .section("numbers", false)
-        .and_then(|n| check_numbers(&mut doc, n));
-    let language = doc
-        .section("language", false)
-        .and_then(|l| check_language(&mut doc, l));
+    let caller_id = doc.section("caller_id", true).and_then(|c| check_caller(&mut doc, c));
+    let hours = doc.section("hours", true).and_then(|h| check_hours(&mut doc, h));
+    let rules = doc.section("attempts", false).and_then(|a| check_attempts(&mut doc, a));
+    let connect = doc.section("connect", true).and_then(|c| check_connect(&mut doc, c));
+    let numbers = doc.section("numbers", false).and_then(|n| check_numbers(&mut doc, n));
+    let language = doc.section("language", false).and_then(|l| check_language(&mut doc, l));
 
     let id = id.and_then(|id| check_id(&mut doc, id));
     let name = name.and_then(|n| non_empty(&mut doc, n, "name", 80));
@@ -76,9 +64,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let windows = check_windows(&mut doc, windows.unwrap_or_default(), hours.as_ref());
 
     let diags = doc.finish();
-    match (
-        id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language,
-    ) {
+    match (id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language) {
         (
             Some(id),
             Some(name),
@@ -112,8 +98,7 @@ fn check_id(doc: &mut TomlDoc<'_>, id: Spanned<String>) -> Option<String> {
     let s = id.get_ref();
     let ok = !s.is_empty()
         && s.len() <= 40
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && s.starts_with(|c: char| c.is_ascii_lowercase());
     if ok {
         Some(id.into_inner())
@@ -134,16 +119,10 @@ fn non_empty(doc: &mut TomlDoc<'_>, v: Spanned<String>, what: &str, max: usize) 
         doc.error(Some(v.span()), format!("{what} must not be empty"));
         None
     } else if s.chars().count() > max {
-        doc.error(
-            Some(v.span()),
-            format!("{what} is longer than {max} characters"),
-        );
+        doc.error(Some(v.span()), format!("{what} is longer than {max} characters"));
         None
     } else if s.chars().any(|c| c.is_control() || c == '"') {
-        doc.error(
-            Some(v.span()),
-            format!("{what} must not contain quotes or control characters"),
-        );
+        doc.error(Some(v.span()), format!("{what} must not contain quotes or control characters"));
         None
     } else {
         Some(s.to_owned())
@@ -162,10 +141,7 @@ fn check_caller<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Calle
         }
     });
     let name = name.and_then(|n| non_empty(doc, n, "caller_id.name", 40));
-    Some(CallerId {
-        number: number?,
-        name: name?,
-    })
+    Some(CallerId { number: number?, name: name? })
 }
 
 fn ranges(doc: &mut TomlDoc<'_>, raw: &[Spanned<String>], what: &str) -> Option<Vec<DayRange>> {
@@ -217,10 +193,7 @@ fn date_of(doc: &mut TomlDoc<'_>, d: &Spanned<toml::value::Datetime>, what: &str
             }
         }
         _ => {
-            doc.error(
-                Some(d.span()),
-                format!("{what}: expected a date like 2026-12-31, got {v}"),
-            );
+            doc.error(Some(d.span()), format!("{what}: expected a date like 2026-12-31, got {v}"));
             None
         }
     }
@@ -230,15 +203,9 @@ fn check_hours<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Hours>
     let holidays_raw: Option<Spanned<String>> = doc.get(&mut sec, "holidays");
     let mut ok = true;
     let mut weekly: [Vec<DayRange>; 7] = Default::default();
-    for (i, day) in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-        .iter()
-        .enumerate()
-    {
+    for (i, day) in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().enumerate() {
         let raw: Option<Ranges> = doc.get(&mut sec, day);
-        match raw
-            .as_deref()
-            .map(|r| ranges(doc, r, &format!("hours.{day}")))
-        {
+        match raw.as_deref().map(|r| ranges(doc, r, &format!("hours.{day}"))) {
             Some(Some(r)) => weekly[i] = r,
             Some(None) => ok = false,
             None => ok &= !sec.has(day),
@@ -262,10 +229,7 @@ fn check_hours<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Hours>
     let empty_span = sec.span();
     doc.close(sec);
 
-    let holidays = match holidays_raw
-        .as_ref()
-        .map(|h| (h.get_ref().as_str(), h.span()))
-    {
+    let holidays = match holidays_raw.as_ref().map(|h| (h.get_ref().as_str(), h.span())) {
         None | Some(("fi", _)) => Some(HolidayCalendar::Fi),
         Some(("none", _)) => Some(HolidayCalendar::None),
         Some((other, span)) => {
@@ -283,21 +247,14 @@ fn check_hours<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Hours>
             r
         }
     };
-    let holiday = ranges(
-        doc,
-        holiday_raw.as_deref().unwrap_or_default(),
-        "hours.holiday",
-    );
+    let holiday = ranges(doc, holiday_raw.as_deref().unwrap_or_default(), "hours.holiday");
     ok &= holiday.is_some();
     let mut closed = BTreeSet::new();
     for d in closed_raw.as_deref().unwrap_or_default() {
         match date_of(doc, d, "hours.closed") {
             Some(date) => {
                 if !closed.insert(date) {
-                    doc.error(
-                        Some(d.span()),
-                        format!("hours.closed: {date} is listed twice"),
-                    );
+                    doc.error(Some(d.span()), format!("hours.closed: {date} is listed twice"));
                     ok = false;
                 }
             }
@@ -324,23 +281,13 @@ fn check_hours<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Hours>
         }
     }
     if ok && weekly.iter().all(Vec::is_empty) && special.is_empty() {
-        doc.error(
-            Some(empty_span),
-            "hours: the service is never open (no weekly hours)",
-        );
+        doc.error(Some(empty_span), "hours: the service is never open (no weekly hours)");
         ok = false;
     }
     if !ok {
         return None;
     }
-    Some(Hours {
-        weekly,
-        eve,
-        holiday: holiday?,
-        holidays: holidays?,
-        closed,
-        special,
-    })
+    Some(Hours { weekly, eve, holiday: holiday?, holidays: holidays?, closed, special })
 }
 
 fn duration(
@@ -416,22 +363,8 @@ fn check_attempts<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Att
         None => Some(d.max),
         Some(v) => int_in(doc, v, "attempts.max", 1, 10).map(|n| n as u8),
     };
-    let pause = duration(
-        doc,
-        pause_raw,
-        "attempts.pause",
-        d.pause,
-        mins(1),
-        mins(24 * 60),
-    );
-    let ring = duration(
-        doc,
-        ring_raw,
-        "attempts.ring_timeout",
-        d.ring_timeout,
-        secs(5),
-        secs(300),
-    );
+    let pause = duration(doc, pause_raw, "attempts.pause", d.pause, mins(1), mins(24 * 60));
+    let ring = duration(doc, ring_raw, "attempts.ring_timeout", d.ring_timeout, secs(5), secs(300));
     let margin = duration(
         doc,
         margin_raw,
@@ -440,14 +373,8 @@ fn check_attempts<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Att
         secs(0),
         mins(4 * 60),
     );
-    let network = duration(
-        doc,
-        network_raw,
-        "attempts.network_retry",
-        d.network_retry,
-        secs(5),
-        mins(120),
-    );
+    let network =
+        duration(doc, network_raw, "attempts.network_retry", d.network_retry, secs(5), mins(120));
     let expire = match &expire_raw {
         None => Some(d.expire_after_open_days),
         Some(v) => int_in(doc, v, "attempts.expire_after_open_days", 0, 14).map(|n| n as u8),
@@ -473,11 +400,7 @@ fn check_windows(
     let windows = ranges(doc, &raw, "windows")?;
     if let Some(hours) = hours {
         for (w, r) in windows.iter().zip(&raw) {
-            let usable = hours
-                .weekly
-                .iter()
-                .flatten()
-                .any(|h| h.intersect(*w).is_some());
+            let usable = hours.weekly.iter().flatten().any(|h| h.intersect(*w).is_some());
             if !usable {
                 let msg = format!("windows: {w} lies outside the opening hours on every weekday");
                 doc.error(Some(r.span()), msg);
@@ -499,9 +422,7 @@ fn check_connect<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Conn
     doc.close(sec);
     let target = target?;
     let text = target.get_ref().trim();
-    let rest = text
-        .strip_prefix("sips:")
-        .or_else(|| text.strip_prefix("sip:"));
+    let rest = text.strip_prefix("sips:").or_else(|| text.strip_prefix("sip:"));
     let host_ok = rest.is_some_and(|r| {
         let host = r.rsplit_once('@').map_or(r, |(_, h)| h);
         let host = host.split(';').next().unwrap_or_default();
@@ -534,10 +455,7 @@ fn check_numbers<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Numb
     let mut policy = NumberPolicy::default();
     if let Some(allow) = allow {
         if allow.get_ref().is_empty() {
-            doc.error(
-                Some(allow.span()),
-                "numbers.allow: at least one kind must be allowed",
-            );
+            doc.error(Some(allow.span()), "numbers.allow: at least one kind must be allowed");
             ok = false;
         }
         policy.allow = allow.into_inner();

@@ -263,10 +263,9 @@ impl fmt::Display for Reason {
             Reason::NoTimeBeforeExpiry => {
                 f.write_str("no opening in the hours (and window) before the request expires")
             }
-            Reason::NeverOpen => write!(
-                f,
-                "the service has no opening in the next {HORIZON_DAYS} days"
-            ),
+            Reason::NeverOpen => {
+                write!(f, "the service has no opening in the next {HORIZON_DAYS} days")
+            }
         }
     }
 }
@@ -277,14 +276,13 @@ fn slots<'a>(
     window: Option<DayRange>,
     from: Timestamp,
 ) -> impl Iterator<Item = (Date, Interval)> + 'a {
-    cal.intervals_from(from, HORIZON_DAYS)
-        .filter_map(move |(date, iv)| {
-            let Some(w) = window else {
-                return Some((date, iv));
-            };
-            let wi = cal.range_on(date, w)?;
-            intersect(iv, wi).map(|i| (date, i))
-        })
+    cal.intervals_from(from, HORIZON_DAYS).filter_map(move |(date, iv)| {
+        let Some(w) = window else {
+            return Some((date, iv));
+        };
+        let wi = cal.range_on(date, w)?;
+        intersect(iv, wi).map(|i| (date, i))
+    })
 }
 
 /// The start slots from `from` on: open intervals shortened by the closing margin,
@@ -295,21 +293,14 @@ fn start_slots<'a>(
     window: Option<DayRange>,
     from: Timestamp,
 ) -> impl Iterator<Item = Interval> + 'a {
-    cal.intervals_from(from, HORIZON_DAYS)
-        .filter_map(move |(date, iv)| {
-            let end = iv.end.checked_sub(rules.last_call_before_close).ok()?;
-            let iv = intersect(
-                iv,
-                Interval {
-                    start: iv.start,
-                    end,
-                },
-            )?;
-            match window {
-                None => Some(iv),
-                Some(w) => intersect(iv, cal.range_on(date, w)?),
-            }
-        })
+    cal.intervals_from(from, HORIZON_DAYS).filter_map(move |(date, iv)| {
+        let end = iv.end.checked_sub(rules.last_call_before_close).ok()?;
+        let iv = intersect(iv, Interval { start: iv.start, end })?;
+        match window {
+            None => Some(iv),
+            Some(w) => intersect(iv, cal.range_on(date, w)?),
+        }
+    })
 }
 
 fn intersect(a: Interval, b: Interval) -> Option<Interval> {
@@ -325,9 +316,7 @@ pub fn first_start(
     window: Option<DayRange>,
     t: Timestamp,
 ) -> Option<Timestamp> {
-    start_slots(cal, rules, window, t)
-        .find(|iv| iv.end > t)
-        .map(|iv| iv.start.max(t))
+    start_slots(cal, rules, window, t).find(|iv| iv.end > t).map(|iv| iv.start.max(t))
 }
 
 /// The deadline day and deadline of a request made at `created_at`.
@@ -338,10 +327,7 @@ pub fn deadline(
 ) -> Option<(Date, Timestamp)> {
     let mut it = slots(cal, window, created_at).filter(|(_, iv)| iv.end > created_at);
     let (day, first) = it.next()?;
-    let last = it
-        .take_while(|(d, _)| *d == day)
-        .last()
-        .map_or(first.end, |(_, iv)| iv.end);
+    let last = it.take_while(|(d, _)| *d == day).last().map_or(first.end, |(_, iv)| iv.end);
     Some((day, last))
 }
 
@@ -369,30 +355,19 @@ pub fn expiry(
         }
         end = Some(iv.end);
     }
-    if days_seen == rules.expire_after_open_days {
-        end
-    } else {
-        None
-    }
+    if days_seen == rules.expire_after_open_days { end } else { None }
 }
 
 /// Decides what happens next to a request. Independent of `now`: the same facts always
 /// give the same decision.
 pub fn decide(cal: &Calendar, rules: &AttemptRules, req: &RequestFacts<'_>) -> Decision {
-    let counted = req
-        .attempts
-        .iter()
-        .filter(|a| a.outcome.effect() == Effect::Counted)
-        .count();
+    let counted = req.attempts.iter().filter(|a| a.outcome.effect() == Effect::Counted).count();
     let counted = u8::try_from(counted).unwrap_or(u8::MAX);
     let earliest = match req.attempts.last() {
         None => req.created_at,
         Some(last) => match last.outcome.effect() {
             Effect::Final(end) => {
-                return Decision::End {
-                    end,
-                    reason: Reason::FinalOutcome(last.outcome),
-                };
+                return Decision::End { end, reason: Reason::FinalOutcome(last.outcome) };
             }
             Effect::Counted if counted >= rules.max => {
                 return Decision::End {
@@ -400,37 +375,23 @@ pub fn decide(cal: &Calendar, rules: &AttemptRules, req: &RequestFacts<'_>) -> D
                     reason: Reason::AttemptsUsed(counted),
                 };
             }
-            Effect::Counted => last
-                .ended_at
-                .saturating_add(rules.pause)
-                .unwrap_or(last.ended_at),
-            Effect::NotCounted => last
-                .ended_at
-                .saturating_add(rules.network_retry)
-                .unwrap_or(last.ended_at),
+            Effect::Counted => last.ended_at.saturating_add(rules.pause).unwrap_or(last.ended_at),
+            Effect::NotCounted => {
+                last.ended_at.saturating_add(rules.network_retry).unwrap_or(last.ended_at)
+            }
         },
     };
     let give_up = |reason| Decision::End {
-        end: if counted > 0 {
-            End::Unreachable
-        } else {
-            End::Expired
-        },
+        end: if counted > 0 { End::Unreachable } else { End::Expired },
         reason,
     };
-    let (Some((_, deadline)), Some(expires)) = (
-        deadline(cal, req.window, req.created_at),
-        expiry(cal, rules, req.window, req.created_at),
-    ) else {
+    let (Some((_, deadline)), Some(expires)) =
+        (deadline(cal, req.window, req.created_at), expiry(cal, rules, req.window, req.created_at))
+    else {
         return give_up(Reason::NeverOpen);
     };
     match first_start(cal, rules, req.window, earliest) {
-        Some(due) if due < expires => Decision::Dial(Plan {
-            due,
-            deadline,
-            expires,
-            counted,
-        }),
+        Some(due) if due < expires => Decision::Dial(Plan { due, deadline, expires, counted }),
         Some(_) | None => give_up(Reason::NoTimeBeforeExpiry),
     }
 }
@@ -531,9 +492,8 @@ pub fn eta(
         return None;
     }
     let spread = SignedDuration::from_secs((work_secs / 2).clamp(30 * 60, 2 * 3600));
-    let slot_end = start_slots(cal, rules, window, from)
-        .find(|iv| iv.end > from)
-        .map_or(from, |iv| iv.end);
+    let slot_end =
+        start_slots(cal, rules, window, from).find(|iv| iv.end > from).map_or(from, |iv| iv.end);
     let to = from.checked_add(spread).ok()?.min(slot_end.max(from));
     let quarter = 15 * 60;
     let floor = |t: Timestamp| Timestamp::from_second(t.as_second().div_euclid(quarter) * quarter);
@@ -542,10 +502,7 @@ pub fn eta(
     };
     let from_r = floor(from).ok().filter(|f| *f >= start).unwrap_or(from);
     let to_r = ceil(to).ok().unwrap_or(to).max(from_r);
-    Some(Eta {
-        from: from_r,
-        to: to_r,
-    })
+    Some(Eta { from: from_r, to: to_r })
 }
 
 #[cfg(test)]

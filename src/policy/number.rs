@@ -33,10 +33,7 @@ pub struct NumberPolicy {
 
 impl Default for NumberPolicy {
     fn default() -> Self {
-        NumberPolicy {
-            allow: vec![NumberKind::Mobile, NumberKind::Fixed],
-            foreign: Vec::new(),
-        }
+        NumberPolicy { allow: vec![NumberKind::Mobile, NumberKind::Fixed], foreign: Vec::new() }
     }
 }
 
@@ -113,11 +110,7 @@ pub fn mask(s: &str) -> String {
     };
     let mut out = String::with_capacity(n);
     for (i, c) in chars.iter().enumerate() {
-        if i < head || i >= n - tail {
-            out.push(*c)
-        } else {
-            out.push('*')
-        }
+        if i < head || i >= n - tail { out.push(*c) } else { out.push('*') }
     }
     out
 }
@@ -220,10 +213,7 @@ pub fn check_caller_id(raw: &str) -> Result<E164, CallerIdError> {
     if !trimmed.starts_with('+') {
         return Err(CallerIdError::NotE164(raw.to_owned()));
     }
-    let not_public = |reason| CallerIdError::NotPublic {
-        number: raw.to_owned(),
-        reason,
-    };
+    let not_public = |reason| CallerIdError::NotPublic { number: raw.to_owned(), reason };
     let n = parse(trimmed).map_err(not_public)?;
     match refuse_non_personal(&n) {
         Ok(_) => Ok(e164(&n)),
@@ -243,40 +233,19 @@ mod tests {
 
     #[test]
     fn finnish_forms_are_accepted_as_e164() {
-        for raw in [
-            "040 123 4567",
-            "+358401234567",
-            "00358401234567",
-            "0401234567",
-        ] {
-            assert_eq!(
-                fi().check(raw).map(|n| n.0),
-                Ok("+358401234567".into()),
-                "{raw}"
-            );
+        for raw in ["040 123 4567", "+358401234567", "00358401234567", "0401234567"] {
+            assert_eq!(fi().check(raw).map(|n| n.0), Ok("+358401234567".into()), "{raw}");
         }
-        assert_eq!(
-            fi().check("09 310 45000").map(|n| n.0),
-            Ok("+358931045000".into())
-        );
-        assert_eq!(
-            fi().check("050 123 4567").map(|n| n.0),
-            Ok("+358501234567".into())
-        );
+        assert_eq!(fi().check("09 310 45000").map(|n| n.0), Ok("+358931045000".into()));
+        assert_eq!(fi().check("050 123 4567").map(|n| n.0), Ok("+358501234567".into()));
     }
 
     #[test]
     fn premium_service_and_short_numbers_are_refused() {
         assert_eq!(fi().check("0700 123 456"), Err(NumberError::PremiumRate));
         assert_eq!(fi().check("0600 123 456"), Err(NumberError::PremiumRate));
-        assert!(matches!(
-            fi().check("0800 123 456"),
-            Err(NumberError::Service(_))
-        ));
-        assert!(matches!(
-            fi().check("0100 100"),
-            Err(NumberError::Service(_))
-        ));
+        assert!(matches!(fi().check("0800 123 456"), Err(NumberError::Service(_))));
+        assert!(matches!(fi().check("0100 100"), Err(NumberError::Service(_))));
         for short in ["112", "118", "116117"] {
             assert!(fi().check(short).is_err(), "{short}");
         }
@@ -287,27 +256,15 @@ mod tests {
 
     #[test]
     fn foreign_numbers_only_where_allowed() {
-        assert_eq!(
-            fi().check("+46 70 123 45 67"),
-            Err(NumberError::Foreign("SE".into()))
-        );
+        assert_eq!(fi().check("+46 70 123 45 67"), Err(NumberError::Foreign("SE".into())));
         assert_eq!(fi().check("+1 900 555 0100"), Err(NumberError::PremiumRate));
-        let se = NumberPolicy {
-            foreign: vec![country::Id::SE],
-            ..fi()
-        };
-        assert_eq!(
-            se.check("+46 70 123 45 67").map(|n| n.0),
-            Ok("+46701234567".into())
-        );
+        let se = NumberPolicy { foreign: vec![country::Id::SE], ..fi() };
+        assert_eq!(se.check("+46 70 123 45 67").map(|n| n.0), Ok("+46701234567".into()));
     }
 
     #[test]
     fn kinds_follow_the_policy() {
-        let mobile_only = NumberPolicy {
-            allow: vec![NumberKind::Mobile],
-            ..fi()
-        };
+        let mobile_only = NumberPolicy { allow: vec![NumberKind::Mobile], ..fi() };
         assert!(mobile_only.check("040 123 4567").is_ok());
         assert_eq!(
             mobile_only.check("09 310 45000"),
@@ -317,22 +274,13 @@ mod tests {
 
     #[test]
     fn caller_id_must_be_e164_and_public() {
-        assert_eq!(
-            check_caller_id("+358 9 310 45000").map(|n| n.0),
-            Ok("+358931045000".into())
-        );
-        assert!(matches!(
-            check_caller_id("09 310 45000"),
-            Err(CallerIdError::NotE164(_))
-        ));
+        assert_eq!(check_caller_id("+358 9 310 45000").map(|n| n.0), Ok("+358931045000".into()));
+        assert!(matches!(check_caller_id("09 310 45000"), Err(CallerIdError::NotE164(_))));
         assert!(matches!(
             check_caller_id("+358 700 123 456"),
             Err(CallerIdError::NotPublic { .. })
         ));
-        assert!(
-            check_caller_id("+358 100 100").is_ok(),
-            "national service numbers are public"
-        );
+        assert!(check_caller_id("+358 100 100").is_ok(), "national service numbers are public");
     }
 
     #[test]

@@ -56,11 +56,7 @@ fn always_open() -> Calendar {
 
 /// A local Helsinki time.
 fn hel(s: &str) -> Timestamp {
-    s.parse::<DateTime>()
-        .expect("datetime")
-        .to_zoned(tz())
-        .expect("zoned")
-        .timestamp()
+    s.parse::<DateTime>().expect("datetime").to_zoned(tz()).expect("zoned").timestamp()
 }
 
 fn rules() -> AttemptRules {
@@ -75,11 +71,7 @@ fn plan(cal: &Calendar, req: &RequestFacts<'_>) -> Plan {
 }
 
 fn fresh(created_at: Timestamp) -> RequestFacts<'static> {
-    RequestFacts {
-        created_at,
-        window: None,
-        attempts: &[],
-    }
+    RequestFacts { created_at, window: None, attempts: &[] }
 }
 
 #[test]
@@ -88,23 +80,10 @@ fn request_in_opening_hours_is_due_at_once_with_a_same_day_deadline() {
     let p = plan(&cal, &fresh(hel("2026-11-23T10:00")));
     assert_eq!(p.due, hel("2026-11-23T10:00"));
     assert_eq!(p.deadline, hel("2026-11-23T16:00"));
-    assert_eq!(
-        p.expires,
-        hel("2026-11-24T16:00"),
-        "end of the next open day"
-    );
+    assert_eq!(p.expires, hel("2026-11-24T16:00"), "end of the next open day");
     assert_eq!(p.counted, 0);
-    assert_eq!(
-        at(&cal, &rules(), None, &p, hel("2026-11-23T10:00")),
-        Now::Start
-    );
-    assert!(!deadline_missed(
-        &cal,
-        &rules(),
-        None,
-        &p,
-        hel("2026-11-23T10:00")
-    ));
+    assert_eq!(at(&cal, &rules(), None, &p, hel("2026-11-23T10:00")), Now::Start);
+    assert!(!deadline_missed(&cal, &rules(), None, &p, hel("2026-11-23T10:00")));
 }
 
 #[test]
@@ -112,11 +91,7 @@ fn request_after_closing_is_due_at_the_next_opening() {
     let cal = helsinki();
     let p = plan(&cal, &fresh(hel("2026-11-23T17:30")));
     assert_eq!(p.due, hel("2026-11-24T08:00"));
-    assert_eq!(
-        p.deadline,
-        hel("2026-11-24T16:00"),
-        "the deadline day is the next open day"
-    );
+    assert_eq!(p.deadline, hel("2026-11-24T16:00"), "the deadline day is the next open day");
     // Friday after closing: Monday.
     let p = plan(&cal, &fresh(hel("2026-11-27T15:00")));
     assert_eq!(p.due, hel("2026-11-30T08:00"));
@@ -131,23 +106,9 @@ fn request_after_closing_is_due_at_the_next_opening() {
 fn request_just_before_closing_misses_its_deadline_and_goes_first_tomorrow() {
     let cal = helsinki();
     let late = plan(&cal, &fresh(hel("2026-11-23T15:55")));
-    assert_eq!(
-        late.due,
-        hel("2026-11-24T08:00"),
-        "no new attempt in the last 10 minutes"
-    );
-    assert_eq!(
-        late.deadline,
-        hel("2026-11-23T16:00"),
-        "contact was still owed the same day"
-    );
-    assert!(deadline_missed(
-        &cal,
-        &rules(),
-        None,
-        &late,
-        hel("2026-11-23T15:55")
-    ));
+    assert_eq!(late.due, hel("2026-11-24T08:00"), "no new attempt in the last 10 minutes");
+    assert_eq!(late.deadline, hel("2026-11-23T16:00"), "contact was still owed the same day");
+    assert!(deadline_missed(&cal, &rules(), None, &late, hel("2026-11-23T15:55")));
     let tomorrow = plan(&cal, &fresh(hel("2026-11-24T07:30")));
     assert!(
         late.order_key(hel("2026-11-23T15:55")) < tomorrow.order_key(hel("2026-11-24T07:30")),
@@ -162,75 +123,40 @@ fn request_just_before_closing_misses_its_deadline_and_goes_first_tomorrow() {
 #[test]
 fn busy_then_retry_after_the_pause_then_unreachable() {
     let cal = helsinki();
-    let one = [AttemptRecord {
-        ended_at: hel("2026-11-23T10:00:40"),
-        outcome: Outcome::Busy,
-    }];
-    let req = RequestFacts {
-        attempts: &one,
-        ..fresh(hel("2026-11-23T10:00"))
-    };
+    let one = [AttemptRecord { ended_at: hel("2026-11-23T10:00:40"), outcome: Outcome::Busy }];
+    let req = RequestFacts { attempts: &one, ..fresh(hel("2026-11-23T10:00")) };
     let p = plan(&cal, &req);
     assert_eq!(p.due, hel("2026-11-23T10:30:40"));
     assert_eq!(p.counted, 1);
-    let two = [
-        one[0],
-        AttemptRecord {
-            ended_at: hel("2026-11-23T10:31"),
-            outcome: Outcome::NoAnswer,
-        },
-    ];
-    let req = RequestFacts {
-        attempts: &two,
-        ..req
-    };
+    let two =
+        [one[0], AttemptRecord { ended_at: hel("2026-11-23T10:31"), outcome: Outcome::NoAnswer }];
+    let req = RequestFacts { attempts: &two, ..req };
     assert_eq!(
         decide(&cal, &rules(), &req),
-        Decision::End {
-            end: End::Unreachable,
-            reason: Reason::AttemptsUsed(2)
-        }
+        Decision::End { end: End::Unreachable, reason: Reason::AttemptsUsed(2) }
     );
 }
 
 #[test]
 fn a_retry_that_falls_after_closing_moves_to_the_next_opening() {
     let cal = helsinki();
-    let a = [AttemptRecord {
-        ended_at: hel("2026-11-23T15:40"),
-        outcome: Outcome::NoAnswer,
-    }];
-    let req = RequestFacts {
-        attempts: &a,
-        ..fresh(hel("2026-11-23T15:39"))
-    };
+    let a = [AttemptRecord { ended_at: hel("2026-11-23T15:40"), outcome: Outcome::NoAnswer }];
+    let req = RequestFacts { attempts: &a, ..fresh(hel("2026-11-23T15:39")) };
     assert_eq!(plan(&cal, &req).due, hel("2026-11-24T08:00"));
 }
 
 #[test]
 fn a_retry_after_the_expiry_ends_the_request_as_unreachable() {
     let cal = helsinki();
-    let a = [AttemptRecord {
-        ended_at: hel("2026-11-24T15:45"),
-        outcome: Outcome::Busy,
-    }];
-    let req = RequestFacts {
-        attempts: &a,
-        ..fresh(hel("2026-11-23T12:00"))
-    };
+    let a = [AttemptRecord { ended_at: hel("2026-11-24T15:45"), outcome: Outcome::Busy }];
+    let req = RequestFacts { attempts: &a, ..fresh(hel("2026-11-23T12:00")) };
     assert_eq!(
         decide(&cal, &rules(), &req),
-        Decision::End {
-            end: End::Unreachable,
-            reason: Reason::NoTimeBeforeExpiry
-        }
+        Decision::End { end: End::Unreachable, reason: Reason::NoTimeBeforeExpiry }
     );
     // Never dialled and past its expiry: expired, not unreachable.
     let p = plan(&cal, &fresh(hel("2026-11-23T12:00")));
-    assert_eq!(
-        at(&cal, &rules(), None, &p, hel("2026-11-25T08:00")),
-        Now::Expire
-    );
+    assert_eq!(at(&cal, &rules(), None, &p, hel("2026-11-25T08:00")), Now::Expire);
 }
 
 #[test]
@@ -239,24 +165,13 @@ fn network_failures_never_consume_the_patients_attempts() {
     let fails: Vec<AttemptRecord> = (0..6)
         .map(|i| AttemptRecord {
             ended_at: hel("2026-11-23T10:00") + SignedDuration::from_mins(3 * i),
-            outcome: if i % 2 == 0 {
-                Outcome::NetworkFailure
-            } else {
-                Outcome::Interrupted
-            },
+            outcome: if i % 2 == 0 { Outcome::NetworkFailure } else { Outcome::Interrupted },
         })
         .collect();
-    let req = RequestFacts {
-        attempts: &fails,
-        ..fresh(hel("2026-11-23T10:00"))
-    };
+    let req = RequestFacts { attempts: &fails, ..fresh(hel("2026-11-23T10:00")) };
     let p = plan(&cal, &req);
     assert_eq!(p.counted, 0);
-    assert_eq!(
-        p.due,
-        hel("2026-11-23T10:17"),
-        "network_retry after the last failure"
-    );
+    assert_eq!(p.due, hel("2026-11-23T10:17"), "network_retry after the last failure");
 }
 
 #[test]
@@ -267,20 +182,11 @@ fn final_outcomes_end_the_request() {
         (Outcome::InvalidNumber, End::Unreachable),
         (Outcome::Declined, End::Cancelled),
     ] {
-        let a = [AttemptRecord {
-            ended_at: hel("2026-11-23T10:01"),
-            outcome,
-        }];
-        let req = RequestFacts {
-            attempts: &a,
-            ..fresh(hel("2026-11-23T10:00"))
-        };
+        let a = [AttemptRecord { ended_at: hel("2026-11-23T10:01"), outcome }];
+        let req = RequestFacts { attempts: &a, ..fresh(hel("2026-11-23T10:00")) };
         assert_eq!(
             decide(&cal, &rules(), &req),
-            Decision::End {
-                end,
-                reason: Reason::FinalOutcome(outcome)
-            }
+            Decision::End { end, reason: Reason::FinalOutcome(outcome) }
         );
     }
 }
@@ -289,37 +195,21 @@ fn final_outcomes_end_the_request() {
 fn the_patients_window_bounds_due_time_and_deadline() {
     let cal = helsinki();
     let w = Some(r("12:00-14:00"));
-    let req = RequestFacts {
-        window: w,
-        ..fresh(hel("2026-11-23T09:00"))
-    };
+    let req = RequestFacts { window: w, ..fresh(hel("2026-11-23T09:00")) };
     let p = plan(&cal, &req);
     assert_eq!(p.due, hel("2026-11-23T12:00"));
     assert_eq!(p.deadline, hel("2026-11-23T14:00"));
     // The closing margin applies to closing time, not to the end of a mid-day window.
-    let req = RequestFacts {
-        window: w,
-        ..fresh(hel("2026-11-23T13:55"))
-    };
+    let req = RequestFacts { window: w, ..fresh(hel("2026-11-23T13:55")) };
     assert_eq!(plan(&cal, &req).due, hel("2026-11-23T13:55"));
     // Window already over today: tomorrow's window, and that is the deadline day.
-    let req = RequestFacts {
-        window: w,
-        ..fresh(hel("2026-11-23T14:30"))
-    };
+    let req = RequestFacts { window: w, ..fresh(hel("2026-11-23T14:30")) };
     let p = plan(&cal, &req);
     assert_eq!(p.due, hel("2026-11-24T12:00"));
     assert_eq!(p.deadline, hel("2026-11-24T14:00"));
     // A retry that would leave the window moves to the next day's window.
-    let a = [AttemptRecord {
-        ended_at: hel("2026-11-23T13:40"),
-        outcome: Outcome::Busy,
-    }];
-    let req = RequestFacts {
-        window: w,
-        attempts: &a,
-        ..fresh(hel("2026-11-23T12:00"))
-    };
+    let a = [AttemptRecord { ended_at: hel("2026-11-23T13:40"), outcome: Outcome::Busy }];
+    let req = RequestFacts { window: w, attempts: &a, ..fresh(hel("2026-11-23T12:00")) };
     assert_eq!(plan(&cal, &req).due, hel("2026-11-24T12:00"));
 }
 
@@ -327,17 +217,11 @@ fn the_patients_window_bounds_due_time_and_deadline() {
 fn a_window_crossing_closing_time_is_cut_at_closing() {
     let cal = helsinki();
     // Friday closes at 15:00; the window 14:00-16:00 leaves 14:00-14:50 to start in.
-    let req = RequestFacts {
-        window: Some(r("14:00-16:00")),
-        ..fresh(hel("2026-11-27T14:45"))
-    };
+    let req = RequestFacts { window: Some(r("14:00-16:00")), ..fresh(hel("2026-11-27T14:45")) };
     let p = plan(&cal, &req);
     assert_eq!(p.due, hel("2026-11-27T14:45"));
     assert_eq!(p.deadline, hel("2026-11-27T15:00"));
-    let req = RequestFacts {
-        window: Some(r("14:00-16:00")),
-        ..fresh(hel("2026-11-27T14:55"))
-    };
+    let req = RequestFacts { window: Some(r("14:00-16:00")), ..fresh(hel("2026-11-27T14:55")) };
     assert_eq!(plan(&cal, &req).due, hel("2026-11-30T14:00"));
 }
 
@@ -348,11 +232,7 @@ fn christmas_week() {
     let p = plan(&cal, &fresh(hel("2026-12-23T14:55")));
     assert_eq!(p.due, hel("2026-12-28T08:00"));
     assert_eq!(p.deadline, hel("2026-12-23T15:00"));
-    assert_eq!(
-        p.expires,
-        hel("2026-12-28T16:00"),
-        "the end of the next open day"
-    );
+    assert_eq!(p.expires, hel("2026-12-28T16:00"), "the end of the next open day");
     // Dec 31 (Thu) is the eve of New Year's Day; Jan 1 holiday, then the weekend.
     let p = plan(&cal, &fresh(hel("2026-12-31T15:30")));
     assert_eq!(p.due, hel("2027-01-04T08:00"));
@@ -381,57 +261,31 @@ fn dst_changes_keep_local_hours() {
     let cal = helsinki();
     // Spring forward on Sun 2026-03-29: Friday is UTC+2, Monday UTC+3.
     let p = plan(&cal, &fresh(hel("2026-03-27T20:00")));
-    assert_eq!(
-        p.due,
-        "2026-03-30T05:00:00Z".parse::<Timestamp>().expect("ts")
-    );
-    assert_eq!(
-        p.deadline,
-        "2026-03-30T13:00:00Z".parse::<Timestamp>().expect("ts")
-    );
+    assert_eq!(p.due, "2026-03-30T05:00:00Z".parse::<Timestamp>().expect("ts"));
+    assert_eq!(p.deadline, "2026-03-30T13:00:00Z".parse::<Timestamp>().expect("ts"));
     // Fall back on Sun 2026-10-25.
     let p = plan(&cal, &fresh(hel("2026-10-23T20:00")));
-    assert_eq!(
-        p.due,
-        "2026-10-26T06:00:00Z".parse::<Timestamp>().expect("ts")
-    );
+    assert_eq!(p.due, "2026-10-26T06:00:00Z".parse::<Timestamp>().expect("ts"));
     // Around the clock: the fall-back day is 25 hours long, the deadline its end.
     let p = plan(&always_open(), &fresh(hel("2026-10-25T00:30")));
     assert_eq!(p.deadline, hel("2026-10-26T00:00"));
-    let rules0 = AttemptRules {
-        last_call_before_close: SignedDuration::ZERO,
-        ..rules()
-    };
+    let rules0 = AttemptRules { last_call_before_close: SignedDuration::ZERO, ..rules() };
     let d = decide(&always_open(), &rules0, &fresh(hel("2026-03-29T03:30")));
-    let Decision::Dial(p) = d else {
-        panic!("{d:?}")
-    };
-    assert_eq!(
-        p.due,
-        hel("2026-03-29T03:30"),
-        "03:30 is in the gap; it maps forward"
-    );
+    let Decision::Dial(p) = d else { panic!("{d:?}") };
+    assert_eq!(p.due, hel("2026-03-29T03:30"), "03:30 is in the gap; it maps forward");
 }
 
 #[test]
 fn expiry_zero_means_the_deadline() {
     let cal = helsinki();
-    let rules0 = AttemptRules {
-        expire_after_open_days: 0,
-        ..rules()
-    };
+    let rules0 = AttemptRules { expire_after_open_days: 0, ..rules() };
     let d = decide(&cal, &rules0, &fresh(hel("2026-11-23T10:00")));
-    let Decision::Dial(p) = d else {
-        panic!("{d:?}")
-    };
+    let Decision::Dial(p) = d else { panic!("{d:?}") };
     assert_eq!(p.expires, p.deadline);
     // Made after the last start moment of the day: it cannot be served in time.
     assert_eq!(
         decide(&cal, &rules0, &fresh(hel("2026-11-23T15:55"))),
-        Decision::End {
-            end: End::Expired,
-            reason: Reason::NoTimeBeforeExpiry
-        }
+        Decision::End { end: End::Expired, reason: Reason::NoTimeBeforeExpiry }
     );
 }
 
@@ -441,21 +295,14 @@ fn eta_walks_the_queue_through_opening_hours() {
     let p = plan(&cal, &fresh(hel("2026-11-23T10:00")));
     let now = hel("2026-11-23T10:00");
     let e = eta(&cal, &rules(), None, &p, now, 10, 20.0).expect("eta");
-    assert_eq!(
-        (e.from, e.to),
-        (hel("2026-11-23T10:30"), hel("2026-11-23T11:00"))
-    );
+    assert_eq!((e.from, e.to), (hel("2026-11-23T10:30"), hel("2026-11-23T11:00")));
     // 6 h of work from 10:00 with the day's last start at 15:50: 08:10 next morning,
     // told as a quarter-hour window.
     let e = eta(&cal, &rules(), None, &p, now, 120, 20.0).expect("eta");
     assert_eq!(e.from, hel("2026-11-24T08:00"));
     assert!(e.to > e.from);
     assert_eq!(eta(&cal, &rules(), None, &p, now, 10, 0.0), None);
-    assert_eq!(
-        eta(&cal, &rules(), None, &p, now, 10_000, 20.0),
-        None,
-        "not before expiry"
-    );
+    assert_eq!(eta(&cal, &rules(), None, &p, now, 10_000, 20.0), None, "not before expiry");
 }
 
 #[test]
@@ -494,16 +341,12 @@ fn outcome() -> impl Strategy<Value = Outcome> {
 /// end of the open interval, and inside the window.
 fn startable(cal: &Calendar, window: Option<DayRange>, t: Timestamp) -> bool {
     let margin = rules().last_call_before_close;
-    let Some((date, iv)) = cal
-        .intervals_from(t, 2)
-        .find(|(_, iv)| iv.start <= t && t < iv.end)
+    let Some((date, iv)) = cal.intervals_from(t, 2).find(|(_, iv)| iv.start <= t && t < iv.end)
     else {
         return false;
     };
-    let in_window = window.is_none_or(|w| {
-        cal.range_on(date, w)
-            .is_some_and(|wi| wi.start <= t && t < wi.end)
-    });
+    let in_window =
+        window.is_none_or(|w| cal.range_on(date, w).is_some_and(|wi| wi.start <= t && t < wi.end));
     in_window && t + margin < iv.end
 }
 

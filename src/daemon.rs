@@ -1,0 +1,163 @@
+//! `callbackd serve`: wires the store, the scheduler and the HTTP API together and runs
+//! them until SIGTERM/SIGINT.
+//!
+//! Tasks and who owns what:
+//! - the scheduler task owns the calls (a `JoinSet`) and is the only writer of outcomes;
+//! - the HTTP server task serves intake, status and `/metrics`;
+//! - the retention task erases phone numbers of requests that ended long ago;
+//! - `run` owns the shutdown token: it cancels it on a signal, then waits for the tasks
+//!   (the scheduler gives active calls their grace period) and closes the store.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::dialplan::Services;
+use crate::http::{self, AppState};
+use crate::scheduler::{Dialer, Limits, Scheduler};
+use crate::store::{Store, StoreError};
+use jiff::SignedDuration;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// A signal handler could not be installed, or a task failed.
+    #[error("runtime failure: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the daemon until `shutdown` is cancelled (main cancels it on SIGTERM/SIGINT).
+pub async fn run(
+    cfg: Config,
+    services: Services,
+    dialer: Option<Arc<dyn Dialer>>,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let handle = crate::metrics::install()?;
+    let store = Store::open(&cfg.database).await?;
+    let depth = store.depth().await?;
+    let live: i64 = depth.iter().map(|d| d.count).sum();
+    let orphaned: Vec<&str> = depth
+        .iter()
+        .filter(|d| !services.contains_key(&d.service))
+        .map(|d| d.service.as_str())
+        .collect();
+    if !orphaned.is_empty() {
+        warn!(services = ?orphaned, "live requests of services without a dialplan are kept, not dialled");
+    }
+    info!(database = %redact(&cfg.database), live_requests = live, services = services.len(), "store open");
+    // The reloader (SIGHUP, a later addition) is the sender; handlers and the scheduler read.
+    let (_services_tx, services_rx) = watch::channel(Arc::new(services));
+    let wake = Arc::new(Notify::new());
+
+    let listener = tokio::net::TcpListener::bind(cfg.http.bind)
+        .await
+        .map_err(|source| DaemonError::Bind { addr: cfg.http.bind, source })?;
+    let http_addr = listener.local_addr()?;
+    // A stable line on stdout for operators and tests: where the API listens.
+    println!("listening: http://{http_addr}");
+    info!(%http_addr, "HTTP API listening");
+
+    if dialer.is_none() {
+        warn!(
+            "no SIP dialer is configured: requests are kept, supervised and expired, but not called"
+        );
+    }
+    let limits = Limits {
+        max_calls: cfg.sip.max_calls,
+        calls_per_second: cfg.sip.calls_per_second,
+        grace: Duration::from_secs(30),
+    };
+    let scheduler = Scheduler::new(
+        store.clone(),
+        services_rx.clone(),
+        dialer,
+        clock.clone(),
+        wake.clone(),
+        limits,
+        shutdown.clone(),
+    );
+    let scheduler = tokio::spawn(scheduler.run());
+
+    let state = AppState {
+        store: store.clone(),
+        services: services_rx,
+        wake,
+        clock: clock.clone(),
+        metrics: handle,
+    };
+    let http_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
+    });
+
+    let retention =
+        tokio::spawn(retention(store.clone(), clock, cfg.retention_days, shutdown.clone()));
+
+    let scheduled = scheduler.await;
+    shutdown.cancel();
+    let served = server.await;
+    let _ = retention.await;
+    store.close().await;
+    match scheduled {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => error!(error = %e, "scheduler task failed"),
+    }
+    if let Ok(Err(e)) = served {
+        return Err(e.into());
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Erases phone numbers of requests that ended more than `days` ago, hourly.
+async fn retention(store: Store, clock: Arc<dyn Clock>, days: u32, shutdown: CancellationToken) {
+    loop {
+        let cutoff = clock.now().checked_sub(SignedDuration::from_hours(24 * i64::from(days)));
+        if let Ok(cutoff) = cutoff {
+            match store.erase_numbers(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => info!(requests = n, "erased phone numbers past retention"),
+                Err(e) => warn!(error = %e, "retention sweep failed"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

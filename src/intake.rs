@@ -1,0 +1,169 @@
+//! Intake: turning a patient's callback request (from the HTTP API, the CLI or the PBX's
+//! IVR) into a stored request.
+//!
+//! [`validate`] is pure: the raw input and the services in, a [`NewRequest`] with its
+//! [`Plan`] or a field-naming [`IntakeError`] out. Nothing is stored for a rejected request.
+
+use crate::calendar::DayRange;
+use crate::dialplan::{Service, Services};
+use crate::lang::Lang;
+use crate::policy::number::NumberError;
+use crate::policy::{self, Decision, Plan, RequestFacts};
+use crate::store::NewRequest;
+use jiff::Timestamp;
+use serde::Deserialize;
+
+/// A callback request as a patient or the PBX sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    /// Service id.
+    pub service: String,
+    /// The number to call back, as written (`040 123 4567`, `+358…`, `00358…`).
+    pub number: String,
+    /// A window the service offers, `HH:MM-HH:MM`.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// `fi`, `sv` or `en`; default the service's.
+    #[serde(default)]
+    pub lang: Option<String>,
+    /// Consent to SMS (notice, survey).
+    #[serde(default)]
+    pub sms_consent: Option<bool>,
+    /// Where it came from (`web`, `ivr`, `chat`, …); default given by the edge.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// Why a request was refused; names the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    /// No such service.
+    #[error("unknown service {0:?}")]
+    UnknownService(String),
+    /// The number is refused by the service's number policy.
+    #[error("number: {0}")]
+    Number(#[from] NumberError),
+    /// The window is not one the service offers.
+    #[error("window {given:?} is not offered by this service; offered: {offered}")]
+    Window {
+        /// As given.
+        given: String,
+        /// The service's windows, comma-separated, or "none".
+        offered: String,
+    },
+    /// The language is unknown or not offered.
+    #[error("lang {0:?} is not offered by this service")]
+    Lang(String),
+    /// The channel name is unusable.
+    #[error("channel must be 1-20 characters of a-z, 0-9, '-' and '_'")]
+    Channel,
+    /// The service cannot serve the request (never open in its window before expiry).
+    #[error("the service has no time to call back before the request would expire")]
+    NoTime,
+}
+
+impl IntakeError {
+    /// A stable machine-readable code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IntakeError::UnknownService(_) => "unknown_service",
+            IntakeError::Number(NumberError::Invalid) => "invalid_number",
+            IntakeError::Number(NumberError::PremiumRate) => "premium_rate_number",
+            IntakeError::Number(NumberError::Service(_)) => "service_number",
+            IntakeError::Number(NumberError::Foreign(_)) => "foreign_number",
+            IntakeError::Number(NumberError::KindNotAllowed(_)) => "number_kind_not_allowed",
+            IntakeError::Window { .. } => "window_not_offered",
+            IntakeError::Lang(_) => "unknown_language",
+            IntakeError::Channel => "invalid_channel",
+            IntakeError::NoTime => "no_time",
+        }
+    }
+
+    /// The request field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            IntakeError::UnknownService(_) | IntakeError::NoTime => "service",
+            IntakeError::Number(_) => "number",
+            IntakeError::Window { .. } => "window",
+            IntakeError::Lang(_) => "lang",
+            IntakeError::Channel => "channel",
+        }
+    }
+}
+
+/// A validated request and its plan.
+#[derive(Debug, Clone)]
+pub struct Accepted<'a> {
+    /// What to store.
+    pub request: NewRequest,
+    /// When it will be dialled.
+    pub plan: Plan,
+    /// Its service.
+    pub service: &'a Service,
+}
+
+/// Validates a request against the services' dialplans at `now`.
+pub fn validate<'a>(
+    services: &'a Services,
+    raw: &RawRequest,
+    default_channel: &str,
+    now: Timestamp,
+) -> Result<Accepted<'a>, IntakeError> {
+    let service = services
+        .get(raw.service.trim())
+        .ok_or_else(|| IntakeError::UnknownService(raw.service.clone()))?;
+    let number = service.numbers.check(&raw.number)?;
+    let window = match raw.window.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+        None => None,
+        Some(w) => {
+            let offered = || {
+                if service.windows.is_empty() {
+                    "none".to_owned()
+                } else {
+                    service.windows.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                }
+            };
+            let range =
+                w.parse::<DayRange>().ok().filter(|r| service.windows.contains(r)).ok_or_else(
+                    || IntakeError::Window { given: w.to_owned(), offered: offered() },
+                )?;
+            Some(range)
+        }
+    };
+    let lang = match raw.lang.as_deref() {
+        None => service.language.default,
+        Some(l) => l
+            .parse::<Lang>()
+            .ok()
+            .filter(|l| service.language.offered.contains(l))
+            .ok_or_else(|| IntakeError::Lang(l.to_owned()))?,
+    };
+    let channel = raw.channel.clone().unwrap_or_else(|| default_channel.to_owned());
+    let channel_ok = !channel.is_empty()
+        && channel.len() <= 20
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !channel_ok {
+        return Err(IntakeError::Channel);
+    }
+    let facts = RequestFacts { created_at: now, window, attempts: &[] };
+    let plan = match policy::decide(&service.calendar, &service.attempts, &facts) {
+        Decision::Dial(plan) => plan,
+        Decision::End { .. } => return Err(IntakeError::NoTime),
+    };
+    Ok(Accepted {
+        request: NewRequest {
+            service: service.id.clone(),
+            number,
+            channel,
+            lang,
+            window,
+            sms_consent: raw.sms_consent.unwrap_or(false),
+            created_at: now,
+        },
+        plan,
+        service,
+    })
+}

@@ -1,0 +1,107 @@
+//! Metric names, descriptions and the Prometheus recorder, in one place.
+//!
+//! Every metric is `callbackd_`-prefixed and follows Prometheus conventions (base units,
+//! `_total` for counters). Labels: `service` (dialplan id), `channel` (intake channel),
+//! `result`, `outcome`, `state`.
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Requests received: `result` is `accepted`, `duplicate` or `rejected`.
+pub const REQUESTS: &str = "callbackd_requests_total";
+/// Live requests by service and state.
+pub const QUEUE_DEPTH: &str = "callbackd_queue_depth";
+/// Finished attempts by outcome.
+pub const ATTEMPTS: &str = "callbackd_attempts_total";
+/// Seconds from request to connected callback.
+pub const CALLBACK_DELAY: &str = "callbackd_callback_delay_seconds";
+/// Calls in progress.
+pub const ACTIVE_CALLS: &str = "callbackd_active_calls";
+/// Requests whose same-day deadline passed unserved.
+pub const DEADLINE_MISSED: &str = "callbackd_deadline_missed_total";
+/// Requests that ended, by final state.
+pub const REQUESTS_ENDED: &str = "callbackd_requests_ended_total";
+/// Build information.
+pub const BUILD_INFO: &str = "callbackd_build_info";
+
+/// Buckets for the callback delay: 1 min … 2 days.
+const DELAY_BUCKETS: [f64; 12] = [
+    60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
+    259200.0,
+];
+
+/// Metrics setup failure.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up metrics: {0}")]
+pub struct MetricsError(#[from] metrics_exporter_prometheus::BuildError);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder once per process and returns the handle that renders
+/// `/metrics`.
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(CALLBACK_DELAY.to_owned()), &DELAY_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn describe() {
+    describe_counter!(REQUESTS, "Callback requests received, by service, channel and result.");
+    describe_gauge!(QUEUE_DEPTH, "Live callback requests, by service and state.");
+    describe_counter!(ATTEMPTS, "Finished call attempts, by service and outcome.");
+    describe_histogram!(
+        CALLBACK_DELAY,
+        metrics::Unit::Seconds,
+        "Time from a callback request to the connected callback."
+    );
+    describe_gauge!(ACTIVE_CALLS, "Call attempts in progress, by service.");
+    describe_counter!(
+        DEADLINE_MISSED,
+        "Requests whose same-day deadline passed before they were served."
+    );
+    describe_counter!(REQUESTS_ENDED, "Requests that reached a final state, by service and state.");
+    describe_gauge!(BUILD_INFO, "Build information; always 1.");
+}
+
+/// A request arrived.
+pub fn request(service: &str, channel: &str, result: &'static str) {
+    counter!(REQUESTS, "service" => service.to_owned(), "channel" => channel.to_owned(), "result" => result)
+        .increment(1);
+}
+
+/// An attempt ended.
+pub fn attempt(service: &str, outcome: &'static str) {
+    counter!(ATTEMPTS, "service" => service.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// A request ended.
+pub fn ended(service: &str, state: &'static str) {
+    counter!(REQUESTS_ENDED, "service" => service.to_owned(), "state" => state).increment(1);
+}
+
+/// A callback connected `secs` after the request.
+pub fn callback_delay(service: &str, secs: f64) {
+    histogram!(CALLBACK_DELAY, "service" => service.to_owned()).record(secs);
+}
+
+/// Calls in progress for a service.
+pub fn active_calls(service: &str, n: usize) {
+    gauge!(ACTIVE_CALLS, "service" => service.to_owned()).set(n as f64);
+}
+
+/// Requests missed their deadline.
+pub fn deadline_missed(service: &str, n: u64) {
+    counter!(DEADLINE_MISSED, "service" => service.to_owned()).increment(n);
+}
+
+/// Live requests of a service in a state.
+pub fn queue_depth(service: &str, state: &'static str, n: i64) {
+    gauge!(QUEUE_DEPTH, "service" => service.to_owned(), "state" => state).set(n as f64);
+}

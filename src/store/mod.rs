@@ -1,0 +1,1057 @@
+//! The durable queue: requests, attempts, the SMS outbox and the audit trail.
+//!
+//! One API over SQLite (the default, one server) and PostgreSQL (several servers), through
+//! sqlx's `Any` driver: the SQL here is portable (`$n` parameters, `RETURNING`, partial
+//! indexes), instants are Unix milliseconds, flags are 0/1 integers. Migrations are
+//! embedded, one directory per backend, kept in step.
+//!
+//! Every state change writes its audit row in the same transaction, and is written before
+//! the action it announces (a claim is committed before the call is placed). The database
+//! itself enforces one live request per number and service and one live attempt per
+//! request (partial unique indexes).
+
+use crate::calendar::DayRange;
+use crate::lang::Lang;
+use crate::policy::number::E164;
+use crate::policy::{AttemptRecord, End, Outcome, Plan};
+use jiff::Timestamp;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::fmt;
+use std::str::FromStr;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back (a corrupted or foreign row).
+    #[error("stored {what} {value:?} is not valid")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The database URL names no supported backend.
+    #[error("unsupported database URL {0:?}: use sqlite:PATH or postgres://…")]
+    Url(String),
+}
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One server, a file.
+    Sqlite,
+    /// Several servers sharing one queue.
+    Postgres,
+}
+
+/// A request's state.
+///
+/// ```text
+///  pending ──claim──► dialing ──outcome──► retry_wait ──claim──► dialing …
+///     │                  │                     │
+///     │                  └──► connected | unreachable | cancelled
+///     └──────────────────────────┴──► expired | unreachable | cancelled
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Waiting for its first attempt.
+    Pending,
+    /// An attempt is live.
+    Dialing,
+    /// Waiting for its next attempt.
+    RetryWait,
+    /// Final: reached and connected.
+    Connected,
+    /// Final: could not be reached.
+    Unreachable,
+    /// Final: not served before it expired.
+    Expired,
+    /// Final: cancelled by the patient or an operator.
+    Cancelled,
+}
+
+impl State {
+    /// Every state.
+    pub const ALL: [State; 7] = [
+        State::Pending,
+        State::Dialing,
+        State::RetryWait,
+        State::Connected,
+        State::Unreachable,
+        State::Expired,
+        State::Cancelled,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Dialing => "dialing",
+            State::RetryWait => "retry_wait",
+            State::Connected => "connected",
+            State::Unreachable => "unreachable",
+            State::Expired => "expired",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    /// True for states a request never leaves.
+    pub fn is_final(self) -> bool {
+        match self {
+            State::Pending | State::Dialing | State::RetryWait => false,
+            State::Connected | State::Unreachable | State::Expired | State::Cancelled => true,
+        }
+    }
+}
+
+impl From<End> for State {
+    fn from(end: End) -> State {
+        match end {
+            End::Connected => State::Connected,
+            End::Unreachable => State::Unreachable,
+            End::Expired => State::Expired,
+            End::Cancelled => State::Cancelled,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of [`State::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown state {0:?}, expected one of pending, dialing, retry_wait, connected, \
+         unreachable, expired, cancelled"
+)]
+pub struct UnknownState(pub String);
+
+impl FromStr for State {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<State, UnknownState> {
+        State::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+/// A new request, validated by intake.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// Service id.
+    pub service: String,
+    /// The number, already checked by the service's number policy.
+    pub number: E164,
+    /// Where it came from (`api`, `cli`, `ivr`, …).
+    pub channel: String,
+    /// The patient's language.
+    pub lang: Lang,
+    /// The window the patient chose.
+    pub window: Option<DayRange>,
+    /// Whether the patient consented to SMS.
+    pub sms_consent: bool,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
+/// A stored request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Id.
+    pub id: i64,
+    /// Service id.
+    pub service: String,
+    /// The number; `None` once erased after the retention period.
+    pub number: Option<E164>,
+    /// State.
+    pub state: State,
+    /// Intake channel.
+    pub channel: String,
+    /// Language.
+    pub lang: Lang,
+    /// The patient's window.
+    pub window: Option<DayRange>,
+    /// SMS consent.
+    pub sms_consent: bool,
+    /// Made at.
+    pub created_at: Timestamp,
+    /// Next due (waiting states only).
+    pub due_at: Option<Timestamp>,
+    /// Same-day deadline.
+    pub deadline_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Attempts counted against the patient.
+    pub attempts_counted: i64,
+    /// The deadline passed before the request was served.
+    pub deadline_missed: bool,
+    /// Cancelled while an attempt was live: not retried.
+    pub cancel_requested: bool,
+    /// When it reached a final state.
+    pub final_at: Option<Timestamp>,
+    /// Why it ended, for operators.
+    pub end_reason: Option<String>,
+}
+
+/// A stored attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Id.
+    pub id: i64,
+    /// The request.
+    pub request_id: i64,
+    /// 1 for the first attempt of the request.
+    pub seq: i64,
+    /// Started (claimed) at.
+    pub started_at: Timestamp,
+    /// Ended at; `None` while live.
+    pub ended_at: Option<Timestamp>,
+    /// Outcome; `None` while live.
+    pub outcome: Option<Outcome>,
+    /// The final SIP status code, if any.
+    pub sip_code: Option<u16>,
+}
+
+impl Attempt {
+    /// The attempt as the policy sees it; `None` while live.
+    pub fn record(&self) -> Option<AttemptRecord> {
+        Some(AttemptRecord { ended_at: self.ended_at?, outcome: self.outcome? })
+    }
+}
+
+/// Result of [`Store::enqueue`].
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    /// The stored request: the new one, or the live one it duplicates.
+    pub request: Request,
+    /// True when the same number already had a live request for the service.
+    pub duplicate: bool,
+}
+
+/// Result of [`Store::cancel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// It was waiting and is now cancelled.
+    Now,
+    /// An attempt is live: it is not interrupted, but the request will not be retried.
+    AfterLiveAttempt,
+    /// It had already ended in this state.
+    AlreadyFinal(State),
+    /// No such request.
+    NotFound,
+}
+
+/// What happens to a request after an attempt ends or when it is re-planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Wait for the next attempt.
+    Retry(Plan),
+    /// End in this state.
+    Final {
+        /// The final state.
+        end: End,
+        /// Why, for operators.
+        reason: String,
+        /// Queue the "could not reach you" SMS.
+        sms_unreachable: bool,
+    },
+}
+
+/// Filter for [`Store::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only this state.
+    pub state: Option<State>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+/// A queued SMS (delivered by the notifier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Id, also the idempotency key towards the gateway.
+    pub id: i64,
+    /// The request.
+    pub request_id: i64,
+    /// `notice`, `unreachable` or `feedback`.
+    pub kind: String,
+    /// Language.
+    pub lang: Lang,
+    /// Not sent before.
+    pub not_before: Timestamp,
+    /// `queued`, `sent`, `failed`, `skipped`.
+    pub state: String,
+}
+
+/// Depth of one service's queue in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Depth {
+    /// Service id.
+    pub service: String,
+    /// State.
+    pub state: State,
+    /// Requests.
+    pub count: i64,
+}
+
+const WAITING: &str = "('pending','retry_wait')";
+const LIVE: &str = "('pending','dialing','retry_wait')";
+const REQUEST_COLUMNS: &str = "id, service, number, state, channel, lang, window_start, \
+    window_end, sms_consent, created_at, due_at, deadline_at, expires_at, attempts_counted, \
+    deadline_missed, cancel_requested, final_at, end_reason";
+const ATTEMPT_COLUMNS: &str = "id, request_id, seq, started_at, ended_at, outcome, sip_code";
+
+/// Unix milliseconds of an instant.
+pub fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn ts(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms)
+        .map_err(|_| StoreError::Corrupt { what: "instant", value: ms.to_string() })
+}
+
+fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    ms.map(ts).transpose()
+}
+
+fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
+    let state: String = row.try_get("state")?;
+    let lang: String = row.try_get("lang")?;
+    let ws: Option<i64> = row.try_get("window_start")?;
+    let we: Option<i64> = row.try_get("window_end")?;
+    let window = match (ws, we) {
+        (Some(s), Some(e)) => Some(
+            u16::try_from(s)
+                .ok()
+                .zip(u16::try_from(e).ok())
+                .and_then(|(s, e)| DayRange::new(s, e).ok())
+                .ok_or_else(|| StoreError::Corrupt { what: "window", value: format!("{s}-{e}") })?,
+        ),
+        _ => None,
+    };
+    let number: Option<String> = row.try_get("number")?;
+    Ok(Request {
+        id: row.try_get("id")?,
+        service: row.try_get("service")?,
+        number: number.map(E164::from_stored),
+        state: state.parse().map_err(|_| StoreError::Corrupt { what: "state", value: state })?,
+        channel: row.try_get("channel")?,
+        lang: lang.parse().map_err(|_| StoreError::Corrupt { what: "lang", value: lang })?,
+        window,
+        sms_consent: row.try_get::<i64, _>("sms_consent")? != 0,
+        created_at: ts(row.try_get("created_at")?)?,
+        due_at: opt_ts(row.try_get("due_at")?)?,
+        deadline_at: ts(row.try_get("deadline_at")?)?,
+        expires_at: ts(row.try_get("expires_at")?)?,
+        attempts_counted: row.try_get("attempts_counted")?,
+        deadline_missed: row.try_get::<i64, _>("deadline_missed")? != 0,
+        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        final_at: opt_ts(row.try_get("final_at")?)?,
+        end_reason: row.try_get("end_reason")?,
+    })
+}
+
+fn attempt_from(row: &AnyRow) -> Result<Attempt, StoreError> {
+    let outcome: Option<String> = row.try_get("outcome")?;
+    let outcome = outcome
+        .map(|o| {
+            o.parse::<Outcome>().map_err(|_| StoreError::Corrupt { what: "outcome", value: o })
+        })
+        .transpose()?;
+    let sip: Option<i64> = row.try_get("sip_code")?;
+    Ok(Attempt {
+        id: row.try_get("id")?,
+        request_id: row.try_get("request_id")?,
+        seq: row.try_get("seq")?,
+        started_at: ts(row.try_get("started_at")?)?,
+        ended_at: opt_ts(row.try_get("ended_at")?)?,
+        outcome,
+        sip_code: sip.and_then(|c| u16::try_from(c).ok()),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The queue store. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn audit(
+    tx: &mut Tx<'_>,
+    request_id: i64,
+    at: Timestamp,
+    from: Option<State>,
+    to: State,
+    actor: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit (request_id, at, from_state, to_state, actor, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(request_id)
+    .bind(ms(at))
+    .bind(from.map(State::as_str))
+    .bind(to.as_str())
+    .bind(actor)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn queue_sms(
+    tx: &mut Tx<'_>,
+    request_id: i64,
+    kind: &str,
+    lang: Lang,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    // The dedup key makes the message idempotent: one per request and kind.
+    let key = format!("{request_id}:{kind}");
+    let exists = sqlx::query("SELECT id FROM outbox WHERE dedup_key = $1")
+        .bind(&key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_none() {
+        sqlx::query(
+            "INSERT INTO outbox (request_id, kind, dedup_key, lang, created_at, not_before) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(request_id)
+        .bind(kind)
+        .bind(&key)
+        .bind(lang.code())
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and runs the embedded migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let (path, query) = path.split_once('?').map_or((path, ""), |(p, q)| (p, q));
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+                }
+            }
+            let query = if query.is_empty() { "mode=rwc".to_owned() } else { query.to_owned() };
+            (Backend::Sqlite, format!("sqlite://{path}?{query}"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        let max = match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; NORMAL sync is durable
+                        // against a process crash (kill -9), the failure we guard against.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, flushing SQLite's WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await.is_ok()
+    }
+
+    /// Stores a new request with its plan, or returns the live request of the same number
+    /// and service (a duplicate). Nothing is stored for a duplicate.
+    pub async fn enqueue(&self, new: &NewRequest, plan: &Plan) -> Result<Enqueued, StoreError> {
+        for _ in 0..3 {
+            if let Some(existing) = self.live_for(&new.service, &new.number).await? {
+                return Ok(Enqueued { request: existing, duplicate: true });
+            }
+            let mut tx = self.pool.begin().await?;
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO requests (service, number, state, channel, lang, window_start, \
+                 window_end, sms_consent, created_at, due_at, deadline_at, expires_at) \
+                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 RETURNING {REQUEST_COLUMNS}"
+            ))
+            .bind(&new.service)
+            .bind(new.number.as_str())
+            .bind(&new.channel)
+            .bind(new.lang.code())
+            .bind(new.window.map(|w| i64::from(w.start_minute())))
+            .bind(new.window.map(|w| i64::from(w.end_minute())))
+            .bind(i64::from(new.sms_consent))
+            .bind(ms(new.created_at))
+            .bind(ms(plan.due))
+            .bind(ms(plan.deadline))
+            .bind(ms(plan.expires))
+            .fetch_one(&mut *tx)
+            .await;
+            match inserted {
+                Ok(row) => {
+                    let request = request_from(&row)?;
+                    audit(
+                        &mut tx,
+                        request.id,
+                        new.created_at,
+                        None,
+                        State::Pending,
+                        &new.channel,
+                        "",
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(Enqueued { request, duplicate: false });
+                }
+                // Another intake won the race: return its request.
+                Err(e) if is_unique_violation(&e) => {
+                    tx.rollback().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match self.live_for(&new.service, &new.number).await? {
+            Some(existing) => Ok(Enqueued { request: existing, duplicate: true }),
+            None => Err(StoreError::Db(sqlx::Error::RowNotFound)),
+        }
+    }
+
+    async fn live_for(&self, service: &str, number: &E164) -> Result<Option<Request>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE service = $1 AND number = $2 AND state IN {LIVE}"
+        ))
+        .bind(service)
+        .bind(number.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(request_from).transpose()
+    }
+
+    /// One request.
+    pub async fn request(&self, id: i64) -> Result<Option<Request>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(request_from).transpose()
+    }
+
+    /// A request's attempts, oldest first.
+    pub async fn attempts(&self, request_id: i64) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE request_id = $1 ORDER BY seq"
+        ))
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from).collect()
+    }
+
+    /// Requests by filter, newest first.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Request>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE ($1 IS NULL OR service = $1) AND ($2 IS NULL OR state = $2) \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(filter.service.as_deref())
+        .bind(filter.state.map(State::as_str))
+        .bind(if filter.limit > 0 { filter.limit } else { 100 })
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(request_from).collect()
+    }
+
+    /// Cancels a request. A live attempt is not interrupted; the request is then not
+    /// retried.
+    pub async fn cancel(
+        &self,
+        id: i64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Cancelled, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(Cancelled::NotFound);
+        };
+        let req = request_from(&row)?;
+        let result = match req.state {
+            State::Pending | State::RetryWait => {
+                sqlx::query(&format!(
+                    "UPDATE requests SET state = 'cancelled', due_at = NULL, final_at = $2, \
+                     end_reason = $3 WHERE id = $1 AND state IN {WAITING}"
+                ))
+                .bind(id)
+                .bind(ms(now))
+                .bind(format!("cancelled by {actor}"))
+                .execute(&mut *tx)
+                .await?;
+                audit(&mut tx, id, now, Some(req.state), State::Cancelled, actor, "").await?;
+                Cancelled::Now
+            }
+            State::Dialing => {
+                sqlx::query("UPDATE requests SET cancel_requested = 1 WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                audit(&mut tx, id, now, Some(req.state), State::Dialing, actor, "cancel requested")
+                    .await?;
+                Cancelled::AfterLiveAttempt
+            }
+            State::Connected | State::Unreachable | State::Expired | State::Cancelled => {
+                Cancelled::AlreadyFinal(req.state)
+            }
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// The earliest due time among waiting requests of the given services.
+    pub async fn next_due(&self, services: &[String]) -> Result<Option<Timestamp>, StoreError> {
+        let mut best: Option<i64> = None;
+        for service in services {
+            let row = sqlx::query(&format!(
+                "SELECT MIN(due_at) AS due FROM requests WHERE service = $1 AND state IN {WAITING}"
+            ))
+            .bind(service)
+            .fetch_one(&self.pool)
+            .await?;
+            let due: Option<i64> = row.try_get("due")?;
+            best = match (best, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        opt_ts(best)
+    }
+
+    /// Waiting requests of a service that are due at `now`, in serving order (deadline,
+    /// then age).
+    pub async fn due(
+        &self,
+        service: &str,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Request>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 \
+             ORDER BY deadline_at, created_at, id LIMIT $3"
+        ))
+        .bind(service)
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(request_from).collect()
+    }
+
+    /// Claims a waiting request for an attempt: the request becomes `dialing` and a live
+    /// attempt row is written, both before any call is placed. `None` when another claimer
+    /// was first or the request is no longer waiting.
+    pub async fn claim(
+        &self,
+        req: &Request,
+        now: Timestamp,
+    ) -> Result<Option<Attempt>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(&format!(
+            "UPDATE requests SET state = 'dialing' WHERE id = $1 AND state IN {WAITING}"
+        ))
+        .bind(req.id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO attempts (request_id, seq, started_at) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), $2) \
+             RETURNING {ATTEMPT_COLUMNS}"
+        ))
+        .bind(req.id)
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let attempt = attempt_from(&row)?;
+        audit(
+            &mut tx,
+            req.id,
+            now,
+            Some(req.state),
+            State::Dialing,
+            "scheduler",
+            &format!("attempt {}", attempt.seq),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(attempt))
+    }
+
+    /// Attempts still live (outcome not recorded), e.g. left by a crash.
+    pub async fn live_attempts(&self) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE outcome IS NULL ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from).collect()
+    }
+
+    /// Records an attempt's outcome and applies what follows, in one transaction. Returns
+    /// false (and changes nothing) when the attempt was already finished.
+    pub async fn finish(
+        &self,
+        attempt: &Attempt,
+        outcome: Outcome,
+        sip_code: Option<u16>,
+        next: &Next,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let counted = i64::from(outcome.effect() == crate::policy::Effect::Counted);
+        let done = sqlx::query(
+            "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5 \
+             WHERE id = $1 AND outcome IS NULL",
+        )
+        .bind(attempt.id)
+        .bind(outcome.as_str())
+        .bind(sip_code.map(i64::from))
+        .bind(ms(now))
+        .bind(counted)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let detail = format!("attempt {} {}", attempt.seq, outcome.as_str());
+        self.apply(&mut tx, attempt.request_id, State::Dialing, next, actor, &detail, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Re-plans or ends a waiting request (the scheduler found it cannot start as planned).
+    pub async fn replan(
+        &self,
+        req: &Request,
+        next: &Next,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ok = self.apply(&mut tx, req.id, req.state, next, actor, "replanned", now).await?;
+        tx.commit().await?;
+        Ok(ok)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        tx: &mut Tx<'_>,
+        id: i64,
+        from: State,
+        next: &Next,
+        actor: &str,
+        detail: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        let req = request_from(&row)?;
+        if req.state != from {
+            return Ok(false);
+        }
+        let next = match next {
+            Next::Retry(_) if req.cancel_requested => &Next::Final {
+                end: End::Cancelled,
+                reason: "cancelled during a live attempt".to_owned(),
+                sms_unreachable: false,
+            },
+            other => other,
+        };
+        match next {
+            Next::Retry(plan) => {
+                // After an attempt the request waits for a retry; a re-planned waiting
+                // request keeps its state.
+                let state = if from == State::Dialing { State::RetryWait } else { from };
+                sqlx::query(
+                    "UPDATE requests SET state = $2, due_at = $3, attempts_counted = $4 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(state.as_str())
+                .bind(ms(plan.due))
+                .bind(i64::from(plan.counted))
+                .execute(&mut **tx)
+                .await?;
+                audit(tx, id, now, Some(from), state, actor, detail).await?;
+            }
+            Next::Final { end, reason, sms_unreachable } => {
+                let state = State::from(*end);
+                sqlx::query(
+                    "UPDATE requests SET state = $2, due_at = NULL, final_at = $3, end_reason = $4, \
+                     attempts_counted = (SELECT COUNT(*) FROM attempts WHERE request_id = $1 AND counted = 1) \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(state.as_str())
+                .bind(ms(now))
+                .bind(reason)
+                .execute(&mut **tx)
+                .await?;
+                audit(tx, id, now, Some(from), state, actor, &format!("{detail}: {reason}"))
+                    .await?;
+                if *sms_unreachable {
+                    queue_sms(tx, id, "unreachable", req.lang, now).await?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Flags requests whose same-day deadline passed unserved; returns how many per service.
+    pub async fn mark_missed(&self, now: Timestamp) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT service, COUNT(*) AS n FROM requests \
+             WHERE deadline_missed = 0 AND state IN {LIVE} AND deadline_at <= $1 GROUP BY service"
+        ))
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "UPDATE requests SET deadline_missed = 1 \
+             WHERE deadline_missed = 0 AND state IN {LIVE} AND deadline_at <= $1"
+        ))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(|r| Ok((r.try_get("service")?, r.try_get("n")?))).collect()
+    }
+
+    /// Waiting requests whose expiry has passed, oldest expiry first.
+    pub async fn expired_waiting(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Request>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE state IN {WAITING} AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2"
+        ))
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(request_from).collect()
+    }
+
+    /// The earliest expiry among waiting requests.
+    pub async fn next_expiry(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT MIN(expires_at) AS e FROM requests WHERE state IN {WAITING}"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        opt_ts(row.try_get("e")?)
+    }
+
+    /// The next unflagged deadline among live requests.
+    pub async fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT MIN(deadline_at) AS d FROM requests WHERE deadline_missed = 0 AND state IN {LIVE}"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        opt_ts(row.try_get("d")?)
+    }
+
+    /// Requests of the same service served before this one (waiting, earlier in order).
+    pub async fn ahead_of(&self, req: &Request) -> Result<i64, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM requests WHERE service = $1 AND state IN {WAITING} \
+             AND (deadline_at < $2 OR (deadline_at = $2 AND (created_at < $3 \
+             OR (created_at = $3 AND id < $4))))"
+        ))
+        .bind(&req.service)
+        .bind(ms(req.deadline_at))
+        .bind(ms(req.created_at))
+        .bind(req.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Queue depth per service and live state.
+    pub async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT service, state, COUNT(*) AS n FROM requests WHERE state IN {LIVE} \
+             GROUP BY service, state ORDER BY service, state"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(Depth {
+                    service: r.try_get("service")?,
+                    state: state
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt { what: "state", value: state })?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Connected callbacks of a service since `since`: the recent service rate for ETAs.
+    pub async fn connected_since(
+        &self,
+        service: &str,
+        since: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM requests WHERE service = $1 AND state = 'connected' AND final_at >= $2",
+        )
+        .bind(service)
+        .bind(ms(since))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Queued SMS messages, oldest first.
+    pub async fn outbox(&self, request_id: Option<i64>) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, request_id, kind, lang, not_before, state FROM outbox \
+             WHERE ($1 IS NULL OR request_id = $1) ORDER BY id",
+        )
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let lang: String = r.try_get("lang")?;
+                Ok(OutboxMessage {
+                    id: r.try_get("id")?,
+                    request_id: r.try_get("request_id")?,
+                    kind: r.try_get("kind")?,
+                    lang: lang
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt { what: "lang", value: lang })?,
+                    not_before: ts(r.try_get("not_before")?)?,
+                    state: r.try_get("state")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The audit trail of a request: (at, from, to, actor, detail).
+    pub async fn audit_trail(
+        &self,
+        request_id: i64,
+    ) -> Result<Vec<(Timestamp, Option<String>, String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, from_state, to_state, actor, detail FROM audit WHERE request_id = $1 ORDER BY id",
+        )
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ts(r.try_get("at")?)?,
+                    r.try_get("from_state")?,
+                    r.try_get("to_state")?,
+                    r.try_get("actor")?,
+                    r.try_get::<Option<String>, _>("detail")?.unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Erases the phone numbers of requests that ended before `cutoff` (retention).
+    pub async fn erase_numbers(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE requests SET number = NULL WHERE number IS NOT NULL AND final_at IS NOT NULL \
+             AND final_at < $1",
+        )
+        .bind(ms(cutoff))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -499,6 +499,16 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// A write transaction. SQLite takes the write lock at BEGIN (IMMEDIATE), so a
+    /// read-then-write transaction waits for the busy timeout instead of failing when
+    /// another connection wrote in between.
+    async fn write_tx(&self) -> Result<Tx<'static>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -521,7 +531,7 @@ impl Store {
             if let Some(existing) = self.live_for(&new.service, &new.number).await? {
                 return Ok(Enqueued { request: existing, duplicate: true });
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let inserted = sqlx::query(&format!(
                 "INSERT INTO requests (service, number, state, channel, lang, window_start, \
                  window_end, sms_consent, created_at, due_at, deadline_at, expires_at) \
@@ -625,7 +635,7 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<Cancelled, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let Some(row) =
             sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"))
                 .bind(id)
@@ -714,7 +724,7 @@ impl Store {
         req: &Request,
         now: Timestamp,
     ) -> Result<Option<Attempt>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(&format!(
             "UPDATE requests SET state = 'dialing' WHERE id = $1 AND state IN {WAITING}"
         ))
@@ -778,7 +788,7 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let counted = i64::from(outcome.effect() == crate::policy::Effect::Counted);
         let done = sqlx::query(
             "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5 \
@@ -809,7 +819,7 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let ok = self.apply(&mut tx, req.id, req.state, next, actor, "replanned", now).await?;
         tx.commit().await?;
         Ok(ok)
@@ -883,7 +893,7 @@ impl Store {
 
     /// Flags requests whose same-day deadline passed unserved; returns how many per service.
     pub async fn mark_missed(&self, now: Timestamp) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let rows = sqlx::query(&format!(
             "SELECT service, COUNT(*) AS n FROM requests \
              WHERE deadline_missed = 0 AND state IN {LIVE} AND deadline_at <= $1 GROUP BY service"

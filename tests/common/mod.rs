@@ -1,0 +1,387 @@
+//! Helpers for black-box tests of `callbackd serve`: a per-test configuration in a temporary
+//! directory, a [`Daemon`] guard that runs the real binary and kills it on drop, a small
+//! JSON-over-HTTP client and the log checks.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// Every wait in these tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A per-test directory holding `callbackd.toml` and the SQLite queue next to it.
+#[derive(Debug)]
+pub struct Setup {
+    /// Removed on drop.
+    pub dir: tempfile::TempDir,
+    /// The configuration file.
+    pub config: PathBuf,
+}
+
+impl Setup {
+    /// Writes a configuration: HTTP on an ephemeral port, the repository's dialplans,
+    /// `sqlite:queue.db` relative to the configuration file.
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let config = dir.path().join("callbackd.toml");
+        let toml = format!(
+            "dialplans = {dialplans:?}\n\
+             database = \"sqlite:queue.db\"\n\
+             sounds = {sounds:?}\n\
+             log_format = \"text\"\n\
+             \n\
+             [sip]\n\
+             bind = \"127.0.0.1:0\"\n\
+             pbx = \"127.0.0.1:5070\"\n\
+             \n\
+             [http]\n\
+             bind = \"127.0.0.1:0\"\n",
+            dialplans = repo().join("dialplans").display().to_string(),
+            sounds = repo().join("sounds").display().to_string(),
+        );
+        std::fs::write(&config, toml).expect("write callbackd.toml");
+        Setup { dir, config }
+    }
+
+    /// The configuration path as a string argument.
+    pub fn config_arg(&self) -> &str {
+        self.config.to_str().expect("temporary path is UTF-8")
+    }
+
+    /// The SQLite file the configuration names.
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("queue.db")
+    }
+
+    /// Runs a `callbackd` command (not `serve`) to completion, bounded by [`WAIT`].
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("CALLBACKD_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run callbackd");
+        // Drain the pipes on threads so a chatty child can never block on a full pipe.
+        let mut out = child.stdout.take().expect("stdout is piped");
+        let mut err = child.stderr.take().expect("stderr is piped");
+        let out = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = out.read_to_end(&mut b);
+            b
+        });
+        let err = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = err.read_to_end(&mut b);
+            b
+        });
+        let status = wait_for_exit(&mut child, WAIT).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`callbackd {}` did not finish within {WAIT:?}", args.join(" "));
+        });
+        Output {
+            status,
+            stdout: out.join().expect("stdout reader"),
+            stderr: err.join().expect("stderr reader"),
+        }
+    }
+}
+
+/// Polls `child` until it exits or `limit` passes.
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `callbackd serve`; killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Everything the daemon wrote to stderr so far (its logs).
+    logs: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts the daemon on `setup`'s configuration and waits (bounded) until it prints
+    /// `listening: http://ADDR` and `/readyz` answers 200.
+    pub async fn start(setup: &Setup) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+            .args(["serve", "--config", setup.config_arg()])
+            .current_dir(setup.dir.path())
+            .env_remove("CALLBACKD_CONFIG")
+            // The most talkative level a production operator might use: the log check is
+            // then as strict as it can be.
+            .env("RUST_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start callbackd serve");
+
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let sink = logs.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while lines.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+                sink.lock().expect("log buffer").push_str(&String::from_utf8_lossy(&line));
+                line.clear();
+            }
+        });
+
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening: ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+
+        let http = reqwest::Client::builder().timeout(WAIT).build().expect("HTTP client");
+        let mut daemon = Daemon {
+            child,
+            base: String::new(),
+            logs,
+            stderr_reader: Some(stderr_reader),
+            http,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(base) => {
+                    daemon.base = base;
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // stdout closed without the line: the daemon died; give its logs.
+                    let _ = wait_for_exit(&mut daemon.child, WAIT);
+                    panic!(
+                        "callbackd exited before listening ({:?}); stderr:\n{}",
+                        daemon.child.try_wait(),
+                        daemon.logs()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "callbackd printed no `listening:` line within {WAIT:?}; stderr:\n{}",
+                    daemon.logs()
+                );
+            }
+        }
+        assert!(daemon.base.starts_with("http://127.0.0.1:"), "listening on {}", daemon.base);
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    /// Polls `/readyz` until 200, bounded by [`WAIT`].
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "/readyz not 200 within {WAIT:?}:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A clone of the HTTP client (cheap; shares the connection pool).
+    pub fn client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    /// The daemon's stderr so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("log buffer").clone()
+    }
+
+    /// GET `path`: status and body as JSON (`Value::Null` if the body is not JSON).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        json_of(self.http.get(self.url(path)).send().await.expect("GET"), path).await
+    }
+
+    /// GET `path` as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    }
+
+    /// DELETE `path`.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        json_of(self.http.delete(self.url(path)).send().await.expect("DELETE"), path).await
+    }
+
+    /// POST a JSON value to `/v1/callbacks`.
+    pub async fn post(&self, body: &Value) -> (u16, Value) {
+        post_json(&self.http, &self.url("/v1/callbacks"), body).await
+    }
+
+    /// POST raw bytes to `/v1/callbacks` as `application/json`.
+    pub async fn post_raw(&self, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url("/v1/callbacks"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("POST");
+        json_of(r, "/v1/callbacks").await
+    }
+
+    /// Sends SIGTERM (via `kill -TERM`) and waits, bounded, for the exit status.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let status = wait_for_exit(&mut self.child, WAIT).unwrap_or_else(|| {
+            panic!("callbackd did not exit within {WAIT:?} of SIGTERM; stderr:\n{}", self.logs())
+        });
+        if let Some(r) = self.stderr_reader.take() {
+            let _ = r.join();
+        }
+        (status, self.logs())
+    }
+
+    /// SIGKILL (`kill -9`): no chance to flush or shut down. Returns the logs.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().expect("SIGKILL callbackd");
+        let _ = self.child.wait();
+        if let Some(r) = self.stderr_reader.take() {
+            let _ = r.join();
+        }
+        self.logs()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// POST a JSON body to a URL.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    json_of(http.post(url).json(body).send().await.expect("POST"), url).await
+}
+
+async fn json_of(r: reqwest::Response, what: &str) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_else(|e| panic!("body of {what}: {e}"));
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Digits of every phone number the tests send: none may ever reach a log unmasked.
+pub const TEST_NUMBER_DIGITS: &[&str] = &[
+    "401234567",  // 040 123 4567
+    "7654321",    // 040 765 4321
+    "501112233",  // 050 111 2233
+    "407778899",  // 040 777 8899
+    "443332211",  // 044 333 2211
+    "406543210",  // 040 654 3210
+    "701234567",  // +46 70 123 45 67
+    "51234567",   // +372 5123 4567
+    "700123456",  // 0700 123 456
+    "4055500",    // 040 555 00NN (persistence)
+    "4555000",    // 045 550 00NN (concurrency, cancel)
+    "4099988",    // 040 999 88NN (metrics)
+    "1234567890", // garbage input
+];
+
+/// Asserts no test number appears unmasked in `text`, and no `+` is followed by more than
+/// six digits (a masked E.164 number shows `+` and 5 digits, e.g. `+35840*****67`).
+pub fn assert_no_unmasked_numbers(what: &str, text: &str) {
+    for needle in TEST_NUMBER_DIGITS {
+        if let Some(at) = text.find(needle) {
+            let from = text[..at].char_indices().rev().nth(80).map_or(0, |(i, _)| i);
+            let to = (at + needle.len() + 80).min(text.len());
+            let to = (to..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+            panic!("{what} contains the number digits {needle:?} unmasked: …{}…", &text[from..to]);
+        }
+    }
+    let bytes = text.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'+' {
+            let run = bytes[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            assert!(
+                run <= 6,
+                "{what} contains an unmasked E.164 number: {:?}",
+                &text[i..(i + 1 + run).min(text.len())]
+            );
+        }
+    }
+}
+
+/// The field of a JSON object as a string, or a panic naming it.
+pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+}
+
+/// The field of a JSON object as an integer, or a panic naming it.
+pub fn i(v: &Value, key: &str) -> i64 {
+    v[key].as_i64().unwrap_or_else(|| panic!("{key} is not an integer in {v}"))
+}
+
+/// Parses an API time (`2026-11-23T10:30:00+02:00`).
+pub fn t(v: &Value, key: &str) -> jiff::Timestamp {
+    s(v, key).parse().unwrap_or_else(|e| panic!("{key} {:?} is not an instant: {e}", v[key]))
+}
+
+/// Path of a request.
+pub fn path_of(id: i64) -> String {
+    format!("/v1/callbacks/{id}")
+}
+
+/// True when running under CI (`CI=true`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

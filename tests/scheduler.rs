@@ -1,0 +1,470 @@
+//! The scheduler against a real SQLite file, with a scripted dialer and a manual clock:
+//! retries after the pause, unreachable with the SMS queued, network failures not counted,
+//! capacity, crash recovery, expiry, cancellation during a call, deadline supervision.
+
+use callbackd::clock::Clock;
+use callbackd::dialplan::{self, Services};
+use callbackd::intake::{self, RawRequest};
+use callbackd::policy::Outcome;
+use callbackd::scheduler::{Call, CallResult, Dialer, Limits, Scheduler};
+use callbackd::store::{Request, State, Store};
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+/// A clock the test sets by hand.
+#[derive(Debug, Clone)]
+struct ManualClock(Arc<Mutex<Timestamp>>);
+
+impl ManualClock {
+    fn set(&self, t: Timestamp) {
+        *self.0.lock().expect("clock") = t;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().expect("clock")
+    }
+}
+
+/// One placed call, as the dialer saw it.
+#[derive(Debug, Clone)]
+struct Placed {
+    at: Timestamp,
+    request_id: i64,
+    seq: i64,
+    caller_id: String,
+}
+
+/// A dialer whose outcomes the test scripts per number; with `hold`, each call waits for
+/// the test to release it.
+#[derive(Debug, Default)]
+struct Scripted {
+    clock: Option<ManualClock>,
+    outcomes: Mutex<HashMap<String, VecDeque<Outcome>>>,
+    placed: Mutex<Vec<Placed>>,
+    hold: bool,
+    held: Mutex<Vec<oneshot::Sender<Outcome>>>,
+    in_flight: Arc<Mutex<(usize, usize)>>,
+}
+
+impl Scripted {
+    fn script(&self, number: &str, outcomes: &[Outcome]) {
+        self.outcomes
+            .lock()
+            .expect("lock")
+            .insert(number.to_owned(), outcomes.iter().copied().collect());
+    }
+    fn placed(&self) -> Vec<Placed> {
+        self.placed.lock().expect("lock").clone()
+    }
+}
+
+impl Dialer for Scripted {
+    fn dial(&self, call: Call) -> Pin<Box<dyn Future<Output = CallResult> + Send + 'static>> {
+        let number = call.number.as_str().to_owned();
+        let at = self.clock.as_ref().map_or_else(Timestamp::now, Clock::now);
+        self.placed.lock().expect("lock").push(Placed {
+            at,
+            request_id: call.request_id,
+            seq: call.seq,
+            caller_id: call.service.caller_id.number.as_str().to_owned(),
+        });
+        let scripted =
+            self.outcomes.lock().expect("lock").get_mut(&number).and_then(VecDeque::pop_front);
+        let flight = self.in_flight.clone();
+        {
+            let mut f = flight.lock().expect("lock");
+            f.0 += 1;
+            f.1 = f.1.max(f.0);
+        }
+        let rx = if self.hold {
+            let (tx, rx) = oneshot::channel();
+            self.held.lock().expect("lock").push(tx);
+            Some(rx)
+        } else {
+            None
+        };
+        Box::pin(async move {
+            let outcome = match rx {
+                Some(rx) => tokio::select! {
+                    o = rx => o.unwrap_or(Outcome::Interrupted),
+                    _ = call.hangup.cancelled() => Outcome::Interrupted,
+                },
+                None => scripted.unwrap_or(Outcome::Connected),
+            };
+            flight.lock().expect("lock").0 -= 1;
+            CallResult { outcome, sip_code: None }
+        })
+    }
+}
+
+fn hel(s: &str) -> Timestamp {
+    let tz = TimeZone::get("Europe/Helsinki").expect("tz");
+    s.parse::<DateTime>().expect("datetime").to_zoned(tz).expect("zoned").timestamp()
+}
+
+fn repo_services() -> Services {
+    dialplan::load_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans"))
+        .expect("dialplans")
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Store,
+    clock: ManualClock,
+    wake: Arc<Notify>,
+    services: Services,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<(), callbackd::store::StoreError>>>,
+    dialer: Arc<Scripted>,
+}
+
+impl Rig {
+    async fn new(start: Timestamp, services: Services, dialer: Scripted) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("queue.db").display());
+        let store = Store::open(&url).await.expect("store");
+        let clock = ManualClock(Arc::new(Mutex::new(start)));
+        let dialer = Arc::new(Scripted { clock: Some(clock.clone()), ..dialer });
+        let mut rig = Rig {
+            _dir: dir,
+            store,
+            clock,
+            wake: Arc::new(Notify::new()),
+            services,
+            shutdown: CancellationToken::new(),
+            task: None,
+            dialer,
+        };
+        rig.start();
+        rig
+    }
+
+    fn start(&mut self) {
+        let (_tx, rx) = watch::channel(Arc::new(self.services.clone()));
+        let limits =
+            Limits { max_calls: 100, calls_per_second: 1000, grace: Duration::from_secs(5) };
+        self.shutdown = CancellationToken::new();
+        let dialer: Arc<dyn Dialer> = self.dialer.clone();
+        let s = Scheduler::new(
+            self.store.clone(),
+            rx,
+            Some(dialer),
+            Arc::new(self.clock.clone()),
+            self.wake.clone(),
+            limits,
+            self.shutdown.clone(),
+        );
+        self.task = Some(tokio::spawn(s.run()));
+    }
+
+    async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("scheduler");
+        }
+    }
+
+    async fn enqueue(&self, service: &str, number: &str, window: Option<&str>) -> Request {
+        let raw = RawRequest {
+            service: service.into(),
+            number: number.into(),
+            window: window.map(Into::into),
+            lang: None,
+            sms_consent: Some(true),
+            channel: Some("test".into()),
+        };
+        let a = intake::validate(&self.services, &raw, "test", self.clock.now()).expect("valid");
+        let r = self.store.enqueue(&a.request, &a.plan).await.expect("enqueue").request;
+        self.wake.notify_one();
+        r
+    }
+
+    async fn health(&mut self) -> String {
+        match self.task.take() {
+            Some(t) if t.is_finished() => format!("stopped: {:?}", t.await),
+            Some(t) => {
+                self.task = Some(t);
+                "running".to_owned()
+            }
+            None => "not started".to_owned(),
+        }
+    }
+
+    /// Moves the clock and wakes the scheduler.
+    fn at(&self, t: Timestamp) {
+        self.clock.set(t);
+        self.wake.notify_one();
+    }
+
+    /// Waits (bounded) until the request satisfies `pred`.
+    async fn until(&mut self, id: i64, what: &str, pred: impl Fn(&Request) -> bool) -> Request {
+        for _ in 0..500 {
+            let r = self.store.request(id).await.expect("read").expect("exists");
+            if pred(&r) {
+                return r;
+            }
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let r = self.store.request(id).await.expect("read");
+        panic!(
+            "request {id} never reached: {what}; last: {r:?}; scheduler: {}",
+            self.health().await
+        );
+    }
+
+    async fn placed_count(&mut self, n: usize) {
+        for _ in 0..500 {
+            if self.dialer.placed().len() >= n {
+                return;
+            }
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "expected {n} calls, saw {:?}; scheduler: {}",
+            self.dialer.placed(),
+            self.health().await
+        );
+    }
+}
+
+#[tokio::test]
+async fn busy_then_retry_after_the_pause_then_connected() {
+    let dialer = Scripted::default();
+    dialer.script("+358401234567", &[Outcome::Busy, Outcome::Connected]);
+    let mut rig = Rig::new(hel("2026-11-23T10:00"), repo_services(), dialer).await;
+    let r = rig.enqueue("kallio", "040 123 4567", None).await;
+    let r = rig.until(r.id, "retry_wait after busy", |r| r.state == State::RetryWait).await;
+    assert_eq!(r.attempts_counted, 1);
+    assert_eq!(r.due_at, Some(hel("2026-11-23T10:30")), "kallio pauses 30 minutes");
+    let first = rig.dialer.placed();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].caller_id, "+358931045501", "the station's own number");
+
+    // Not before the pause is over.
+    rig.at(hel("2026-11-23T10:29"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rig.dialer.placed().len(), 1, "no call before the pause is over");
+
+    rig.at(hel("2026-11-23T10:30"));
+    let r = rig.until(r.id, "connected", |r| r.state == State::Connected).await;
+    let placed = rig.dialer.placed();
+    assert_eq!(placed.len(), 2);
+    assert_eq!(placed[1].seq, 2);
+    assert_eq!(placed[1].at, hel("2026-11-23T10:30"));
+    let attempts = rig.store.attempts(r.id).await.expect("attempts");
+    let outcomes: Vec<_> = attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, vec![Some(Outcome::Busy), Some(Outcome::Connected)]);
+    assert!(rig.store.outbox(Some(r.id)).await.expect("outbox").is_empty());
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn two_failed_attempts_make_the_request_unreachable_with_an_sms_queued() {
+    let dialer = Scripted::default();
+    dialer.script("+358401234567", &[Outcome::NoAnswer, Outcome::Busy]);
+    let mut rig = Rig::new(hel("2026-11-23T09:00"), repo_services(), dialer).await;
+    let r = rig.enqueue("kallio", "040 123 4567", None).await;
+    rig.until(r.id, "retry_wait", |r| r.state == State::RetryWait).await;
+    rig.at(hel("2026-11-23T09:45"));
+    let r = rig.until(r.id, "unreachable", |r| r.state == State::Unreachable).await;
+    assert_eq!(r.attempts_counted, 2);
+    assert!(r.end_reason.as_deref().is_some_and(|s| s.contains("all 2 attempts")), "{r:?}");
+    let outbox = rig.store.outbox(Some(r.id)).await.expect("outbox");
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].kind, "unreachable");
+    assert_eq!(outbox[0].state, "queued");
+    // Nothing more is dialled.
+    rig.at(hel("2026-11-23T11:00"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rig.dialer.placed().len(), 2);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn network_failures_are_retried_without_counting() {
+    let dialer = Scripted::default();
+    dialer.script(
+        "+358401234567",
+        &[
+            Outcome::NetworkFailure,
+            Outcome::NetworkFailure,
+            Outcome::NetworkFailure,
+            Outcome::Connected,
+        ],
+    );
+    let mut rig = Rig::new(hel("2026-11-23T09:00"), repo_services(), dialer).await;
+    let r = rig.enqueue("kallio", "040 123 4567", None).await;
+    let mut t = hel("2026-11-23T09:00");
+    for n in 1..=3 {
+        rig.placed_count(n).await;
+        let r =
+            rig.until(r.id, "retry after network failure", |r| r.state == State::RetryWait).await;
+        assert_eq!(r.attempts_counted, 0);
+        t += SignedDuration::from_mins(2);
+        assert_eq!(r.due_at, Some(t), "network_retry is 2 minutes");
+        rig.at(t);
+    }
+    let r = rig.until(r.id, "connected", |r| r.state == State::Connected).await;
+    assert_eq!(r.attempts_counted, 0);
+    assert_eq!(rig.store.attempts(r.id).await.expect("attempts").len(), 4);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn capacity_holds_and_requests_go_in_deadline_order() {
+    let src = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml"),
+    )
+    .expect("read")
+    .replace("capacity = 6", "capacity = 2");
+    let services =
+        dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid dialplan");
+    let dialer = Scripted { hold: true, ..Scripted::default() };
+    let mut rig = Rig::new(hel("2026-11-23T07:00"), services, dialer).await;
+    // Made before opening, all due at 08:00 with the same deadline: served oldest first.
+    let mut ids = Vec::new();
+    for (i, n) in ["040 100 0001", "040 100 0002", "040 100 0003", "040 100 0004", "040 100 0005"]
+        .iter()
+        .enumerate()
+    {
+        rig.clock.set(hel("2026-11-23T07:00") + SignedDuration::from_mins(i as i64));
+        ids.push(rig.enqueue("kallio", n, None).await.id);
+    }
+    rig.at(hel("2026-11-23T08:00"));
+    rig.placed_count(2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rig.dialer.placed().len(), 2, "capacity 2");
+    let first: Vec<i64> = rig.dialer.placed().iter().map(|p| p.request_id).collect();
+    assert_eq!(first, ids[..2].to_vec(), "oldest first");
+    // Release the calls one by one: each frees one slot.
+    for expected in 3..=5 {
+        let tx = rig.dialer.held.lock().expect("lock").remove(0);
+        tx.send(Outcome::Connected).expect("release");
+        rig.placed_count(expected).await;
+    }
+    for tx in rig.dialer.held.lock().expect("lock").drain(..) {
+        tx.send(Outcome::Connected).expect("release");
+    }
+    for id in &ids {
+        rig.until(*id, "connected", |r| r.state == State::Connected).await;
+    }
+    assert_eq!(rig.dialer.in_flight.lock().expect("lock").1, 2, "never more than 2 at once");
+    let order: Vec<i64> = rig.dialer.placed().iter().map(|p| p.request_id).collect();
+    assert_eq!(order, ids);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_call_is_recovered_as_interrupted_and_retried() {
+    let dialer = Scripted::default();
+    let mut rig = Rig::new(hel("2026-11-23T10:00"), repo_services(), dialer).await;
+    rig.stop().await;
+    // As if a previous run claimed the request and died during the call.
+    let r = rig.enqueue("kallio", "040 123 4567", None).await;
+    let attempt =
+        rig.store.claim(&r, hel("2026-11-23T10:00")).await.expect("claim").expect("claimed");
+    assert_eq!(rig.store.live_attempts().await.expect("live").len(), 1);
+    rig.clock.set(hel("2026-11-23T10:05"));
+    rig.start();
+    rig.until(r.id, "re-planned", |r| r.state == State::RetryWait).await;
+    rig.at(hel("2026-11-23T10:07"));
+    let r = rig.until(r.id, "connected after recovery", |r| r.state == State::Connected).await;
+    let attempts = rig.store.attempts(r.id).await.expect("attempts");
+    assert_eq!(attempts[0].id, attempt.id);
+    assert_eq!(attempts[0].outcome, Some(Outcome::Interrupted));
+    assert_eq!(attempts.len(), 2, "one retry, no duplicate call");
+    assert_eq!(rig.dialer.placed().len(), 1);
+    assert_eq!(rig.dialer.placed()[0].at, hel("2026-11-23T10:07"), "after network_retry");
+    assert_eq!(r.attempts_counted, 0, "an interrupted attempt does not count");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn requests_that_run_out_of_time_end_with_an_sms() {
+    // Calls are held until the test releases them.
+    let dialer = Scripted { hold: true, ..Scripted::default() };
+    let mut rig = Rig::new(hel("2026-11-23T10:00"), repo_services(), dialer).await;
+    let busy = rig.enqueue("vuosaari", "040 200 0001", None).await;
+    rig.placed_count(1).await;
+    let r = rig.enqueue("kallio", "040 200 0002", Some("14:00-16:00")).await;
+    // Kallio's window is 14-16; expiry is the end of the next open day's window.
+    assert_eq!(r.expires_at, hel("2026-11-24T16:00"));
+    // The window opens: kallio calls, nobody answers either call.
+    rig.at(hel("2026-11-23T14:00"));
+    rig.placed_count(2).await;
+    for tx in rig.dialer.held.lock().expect("lock").drain(..) {
+        tx.send(Outcome::NoAnswer).expect("release");
+    }
+    rig.until(r.id, "retry", |r| r.state == State::RetryWait).await;
+    rig.until(busy.id, "retry", |r| r.state == State::RetryWait).await;
+    // Jump past every expiry: both end, with the unreachable SMS queued.
+    rig.at(hel("2026-11-26T12:00"));
+    let r = rig.until(r.id, "unreachable", |r| r.state.is_final()).await;
+    assert_eq!(r.state, State::Unreachable, "it was tried once");
+    assert_eq!(rig.store.outbox(Some(r.id)).await.expect("outbox")[0].kind, "unreachable");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_during_a_call_does_not_interrupt_it_but_stops_retries() {
+    let dialer = Scripted { hold: true, ..Scripted::default() };
+    let mut rig = Rig::new(hel("2026-11-23T10:00"), repo_services(), dialer).await;
+    let r = rig.enqueue("kallio", "040 123 4567", None).await;
+    rig.placed_count(1).await;
+    rig.until(r.id, "dialing", |r| r.state == State::Dialing).await;
+    let c = rig.store.cancel(r.id, "test", hel("2026-11-23T10:00:10")).await.expect("cancel");
+    assert_eq!(c, callbackd::store::Cancelled::AfterLiveAttempt);
+    let tx = rig.dialer.held.lock().expect("lock").remove(0);
+    tx.send(Outcome::Busy).expect("release");
+    let r = rig.until(r.id, "cancelled", |r| r.state == State::Cancelled).await;
+    assert!(r.final_at.is_some());
+    rig.at(hel("2026-11-23T11:00"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rig.dialer.placed().len(), 1, "not retried");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn deadlines_are_supervised_in_real_time() {
+    let dialer = Scripted { hold: true, ..Scripted::default() };
+    let mut rig = Rig::new(hel("2026-11-23T15:55"), repo_services(), dialer).await;
+    let r = rig.enqueue("kallio", "040 123 4567", None).await;
+    assert_eq!(r.due_at, Some(hel("2026-11-24T08:00")));
+    assert!(!r.deadline_missed);
+    rig.at(hel("2026-11-23T16:00"));
+    let r = rig.until(r.id, "deadline missed", |r| r.deadline_missed).await;
+    assert_eq!(r.state, State::Pending, "still waiting, served first tomorrow");
+    assert!(rig.dialer.placed().is_empty());
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn requests_of_a_removed_service_are_kept_not_dialled() {
+    let mut services = repo_services();
+    let dialer = Scripted::default();
+    let mut rig = Rig::new(hel("2026-11-23T10:00"), services.clone(), dialer).await;
+    rig.stop().await;
+    let r = rig.enqueue("vuosaari", "040 123 4567", None).await;
+    services.remove("vuosaari");
+    rig.services = services;
+    rig.start();
+    rig.at(hel("2026-11-23T10:01"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = rig.store.request(r.id).await.expect("read").expect("kept");
+    assert_eq!(again.state, State::Pending);
+    assert!(rig.dialer.placed().is_empty());
+    rig.stop().await;
+}

@@ -23,6 +23,9 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info};
 
+/// Requests ahead beyond which no ETA is given (and `place` reads as this many).
+const AHEAD_CAP: i64 = 5000;
+
 /// Everything the handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -100,7 +103,11 @@ async fn eta_of(
         expires: req.expires_at,
         counted: u8::try_from(req.attempts_counted).unwrap_or(u8::MAX),
     };
-    let ahead = u32::try_from(store.ahead_of(req).await?).unwrap_or(u32::MAX);
+    let ahead = store.ahead_of(req, AHEAD_CAP).await?;
+    if ahead >= AHEAD_CAP {
+        return Ok(None);
+    }
+    let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
     let rate = rate(store, service, now).await?;
     Ok(policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, ahead, rate))
 }
@@ -228,7 +235,7 @@ async fn show(AxState(st): AxState<AppState>, Path(id): Path<String>) -> Respons
     body["place"] = Value::Null;
     body["eta"] = Value::Null;
     if let (true, Some(svc)) = (waiting, service) {
-        match (st.store.ahead_of(&req).await, eta_of(&st.store, svc, &req, now).await) {
+        match (st.store.ahead_of(&req, AHEAD_CAP).await, eta_of(&st.store, svc, &req, now).await) {
             (Ok(ahead), Ok(eta)) => {
                 body["place"] = json!(ahead + 1);
                 body["eta"] = eta_json(service, eta);

@@ -949,17 +949,20 @@ impl Store {
         opt_ts(row.try_get("d")?)
     }
 
-    /// Requests of the same service served before this one (waiting, earlier in order).
-    pub async fn ahead_of(&self, req: &Request) -> Result<i64, StoreError> {
+    /// Requests of the same service served before this one (waiting, earlier in order),
+    /// counted up to `cap`: the cost stays bounded however long the queue is, and a queue
+    /// longer than `cap` is beyond any useful estimate anyway.
+    pub async fn ahead_of(&self, req: &Request, cap: i64) -> Result<i64, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM requests WHERE service = $1 AND state IN {WAITING} \
-             AND (deadline_at < $2 OR (deadline_at = $2 AND (created_at < $3 \
-             OR (created_at = $3 AND id < $4))))"
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM requests WHERE service = $1 \
+             AND state IN {WAITING} AND (deadline_at < $2 OR (deadline_at = $2 AND \
+             (created_at < $3 OR (created_at = $3 AND id < $4)))) LIMIT $5) AS ahead"
         ))
         .bind(&req.service)
         .bind(ms(req.deadline_at))
         .bind(ms(req.created_at))
         .bind(req.id)
+        .bind(cap)
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get("n")?)

@@ -48,6 +48,41 @@ pub struct Sip {
     pub max_calls: u32,
     /// New calls per second at most, to protect the PBX.
     pub calls_per_second: u32,
+    /// Host part of the From, To and Request-URI (default: the host of `pbx`).
+    pub domain: String,
+    /// How the patient's number is written in the Request-URI.
+    pub number_format: NumberFormat,
+    /// Digits dialled before the number (e.g. `9` for an outside line).
+    pub dial_prefix: String,
+    /// Add `;user=phone` to the Request-URI.
+    pub user_phone: bool,
+    /// Digest credentials for INVITE challenges (401/407).
+    pub auth: Option<SipAuth>,
+    /// Until prompts and the hand-over to staff are configured, an answered call is held
+    /// this long and then ended with BYE.
+    pub hangup_after_answer: std::time::Duration,
+}
+
+/// How the patient's number appears in the Request-URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberFormat {
+    /// `+358401234567`.
+    E164,
+    /// `0401234567` (Finnish numbers; foreign numbers stay in E.164).
+    National,
+}
+
+/// Digest credentials; the password is read from a file (e.g. a systemd credential) at
+/// start-up, never written in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipAuth {
+    /// Digest user name.
+    pub username: String,
+    /// File holding the password (trailing newline ignored).
+    pub password_file: PathBuf,
+    /// Realm, if the PBX needs it fixed.
+    pub realm: Option<String>,
 }
 
 /// HTTP settings (intake API, `/metrics`, health).
@@ -86,6 +121,14 @@ struct RawSip {
     transport: Option<Transport>,
     max_calls: Option<Spanned<i64>>,
     calls_per_second: Option<Spanned<i64>>,
+    domain: Option<Spanned<String>>,
+    number_format: Option<NumberFormat>,
+    dial_prefix: Option<Spanned<String>>,
+    user_phone: Option<bool>,
+    username: Option<Spanned<String>>,
+    password_file: Option<String>,
+    realm: Option<String>,
+    hangup_after_answer: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,7 +166,7 @@ impl Config {
                 None
             }
         };
-        let sip = sip.and_then(|s| check_sip(&mut doc, s));
+        let sip = sip.and_then(|s| check_sip(&mut doc, s, base));
         let http_bind = http.and_then(|h| h.bind);
         let http =
             addr(&mut doc, http_bind, "http.bind", "127.0.0.1:8080").map(|bind| Http { bind });
@@ -208,7 +251,7 @@ fn addr(
     }
 }
 
-fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip) -> Option<Sip> {
+fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
     let bind = addr(doc, raw.bind, "sip.bind", "0.0.0.0:5060");
     let pbx = raw.pbx.get_ref().trim();
     let pbx_ok = pbx
@@ -230,12 +273,70 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip) -> Option<Sip> {
     };
     let max_calls = int(raw.max_calls, "sip.max_calls", 30, 10_000);
     let cps = int(raw.calls_per_second, "sip.calls_per_second", 5, 1000);
+    let host = pbx.rsplit_once(':').map_or(pbx, |(h, _)| h).trim_matches(['[', ']']);
+    let domain = match &raw.domain {
+        None => Some(host.to_owned()),
+        Some(d) if !d.get_ref().is_empty() && !d.get_ref().contains([' ', '@', ':', ';']) => {
+            Some(d.get_ref().clone())
+        }
+        Some(d) => {
+            doc.error(Some(d.span()), "sip.domain must be a host name or address");
+            None
+        }
+    };
+    let dial_prefix = match &raw.dial_prefix {
+        None => Some(String::new()),
+        Some(p) if p.get_ref().chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') => {
+            Some(p.get_ref().clone())
+        }
+        Some(p) => {
+            doc.error(Some(p.span()), "sip.dial_prefix may hold only digits, * and #");
+            None
+        }
+    };
+    let auth = match (raw.username, raw.password_file) {
+        (None, None) => Some(None),
+        (Some(u), Some(f)) => {
+            let p = Path::new(&f);
+            let file = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+            Some(Some(SipAuth { username: u.into_inner(), password_file: file, realm: raw.realm }))
+        }
+        (Some(u), None) => {
+            doc.error(Some(u.span()), "sip.username needs sip.password_file");
+            None
+        }
+        (None, Some(_)) => {
+            doc.error(None, "sip.password_file needs sip.username");
+            None
+        }
+    };
+    let hold = match &raw.hangup_after_answer {
+        None => Some(std::time::Duration::from_secs(2)),
+        Some(h) => match h.get_ref().parse::<jiff::SignedDuration>() {
+            Ok(d) if !d.is_negative() && d.as_secs() <= 3600 => {
+                std::time::Duration::try_from(d).ok()
+            }
+            _ => {
+                doc.error(
+                    Some(h.span()),
+                    "sip.hangup_after_answer must be a duration from 0s to 1h",
+                );
+                None
+            }
+        },
+    };
     Some(Sip {
         bind: bind?,
         pbx: pbx_ok.then(|| pbx.to_owned())?,
         transport: raw.transport.unwrap_or(Transport::Udp),
         max_calls: max_calls?,
         calls_per_second: cps?,
+        domain: domain?,
+        number_format: raw.number_format.unwrap_or(NumberFormat::E164),
+        dial_prefix: dial_prefix?,
+        user_phone: raw.user_phone.unwrap_or(true),
+        auth: auth?,
+        hangup_after_answer: hold?,
     })
 }
 

@@ -3,6 +3,7 @@
 //!
 //! Tasks and who owns what:
 //! - the scheduler task owns the calls (a `JoinSet`) and is the only writer of outcomes;
+//! - the SIP trunk's tasks (see [`crate::sip`]) carry the calls the scheduler places;
 //! - the HTTP server task serves intake, status and `/metrics`;
 //! - the retention task erases phone numbers of requests that ended long ago;
 //! - `run` owns the shutdown token: it cancels it on a signal, then waits for the tasks
@@ -13,6 +14,7 @@ use crate::config::Config;
 use crate::dialplan::Services;
 use crate::http::{self, AppState};
 use crate::scheduler::{Dialer, Limits, Scheduler};
+use crate::sip::{SipDialer, Trunk};
 use crate::store::{Store, StoreError};
 use jiff::SignedDuration;
 use std::net::SocketAddr;
@@ -39,6 +41,9 @@ pub enum DaemonError {
     /// Metrics could not be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The SIP trunk could not start.
+    #[error(transparent)]
+    Sip(#[from] crate::sip::SipError),
     /// A signal handler could not be installed, or a task failed.
     #[error("runtime failure: {0}")]
     Io(#[from] std::io::Error),
@@ -48,7 +53,6 @@ pub enum DaemonError {
 pub async fn run(
     cfg: Config,
     services: Services,
-    dialer: Option<Arc<dyn Dialer>>,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -77,11 +81,11 @@ pub async fn run(
     println!("listening: http://{http_addr}");
     info!(%http_addr, "HTTP API listening");
 
-    if dialer.is_none() {
-        warn!(
-            "no SIP dialer is configured: requests are kept, supervised and expired, but not called"
-        );
-    }
+    let credential = cfg.sip.auth.as_ref().map(crate::sip::read_credential).transpose()?;
+    let sip_cancel = CancellationToken::new();
+    let trunk = Trunk::start(&cfg.sip, credential, sip_cancel.clone()).await?;
+    println!("listening: sip://{}", trunk.local_addr());
+    let dialer: Option<Arc<dyn Dialer>> = Some(Arc::new(SipDialer::new(trunk)));
     let limits = Limits {
         max_calls: cfg.sip.max_calls,
         calls_per_second: cfg.sip.calls_per_second,
@@ -117,6 +121,8 @@ pub async fn run(
 
     let scheduled = scheduler.await;
     shutdown.cancel();
+    // The scheduler has drained its calls: the trunk can go.
+    sip_cancel.cancel();
     let served = server.await;
     let _ = retention.await;
     store.close().await;

@@ -163,11 +163,14 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
     let accepted = match intake::validate(&services, &raw, "api", now) {
         Ok(a) => a,
         Err(e) => {
-            metrics::request(
-                raw.service.trim(),
-                raw.channel.as_deref().unwrap_or("api"),
-                "rejected",
-            );
+            // Labels only from known values: client text never becomes a metric label.
+            let service = services.get(raw.service.trim()).map_or("unknown", |s| s.id.as_str());
+            let channel = match raw.channel.as_deref() {
+                None => "api",
+                Some(c) if intake::CHANNELS.contains(&c) => c,
+                Some(_) => "invalid",
+            };
+            metrics::request(service, channel, "rejected");
             let status = if matches!(e, intake::IntakeError::UnknownService(_)) {
                 StatusCode::NOT_FOUND
             } else {

@@ -13,6 +13,10 @@ use crate::store::NewRequest;
 use jiff::Timestamp;
 use serde::Deserialize;
 
+/// The intake channels a request may name (also the `channel` label of metrics, so the
+/// set is fixed).
+pub const CHANNELS: [&str; 7] = ["api", "cli", "ivr", "web", "chat", "app", "phone"];
+
 /// A callback request as a patient or the PBX sends it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,8 +59,8 @@ pub enum IntakeError {
     /// The language is unknown or not offered.
     #[error("lang {0:?} is not offered by this service")]
     Lang(String),
-    /// The channel name is unusable.
-    #[error("channel must be 1-20 characters of a-z, 0-9, '-' and '_'")]
+    /// The channel is not one of [`CHANNELS`].
+    #[error("channel must be one of api, cli, ivr, web, chat, app, phone")]
     Channel,
     /// The service cannot serve the request (never open in its window before expiry).
     #[error("the service has no time to call back before the request would expire")]

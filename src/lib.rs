@@ -26,6 +26,7 @@
 //!   (64 = bad configuration or dialplan).
 
 pub mod calendar;
+pub mod call;
 pub mod clock;
 pub mod config;
 pub mod daemon;
@@ -37,4 +38,5 @@ pub mod lang;
 pub mod metrics;
 pub mod policy;
 pub mod scheduler;
+pub mod sip;
 pub mod store;

@@ -429,7 +429,7 @@ fn serve(config: PathBuf) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let result = callbackd::daemon::run(cfg, services, None, shutdown).await;
+        let result = callbackd::daemon::run(cfg, services, shutdown).await;
         signals.abort();
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -12,9 +12,14 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-/// Sets up `tracing` for the chosen format; `RUST_LOG` overrides the default `info` level.
+/// The default log filter. The SIP library logs whole SIP messages (and so the patients'
+/// full numbers) at `info`; it is kept at `warn` unless `RUST_LOG` asks otherwise.
+pub const DEFAULT_LOG_FILTER: &str = "info,rsipstack=warn";
+
+/// Sets up `tracing` for the chosen format; `RUST_LOG` overrides [`DEFAULT_LOG_FILTER`].
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -363,7 +363,7 @@ fn check_attempts<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Att
         None => Some(d.max),
         Some(v) => int_in(doc, v, "attempts.max", 1, 10).map(|n| n as u8),
     };
-    let pause = duration(doc, pause_raw, "attempts.pause", d.pause, mins(1), mins(24 * 60));
+    let pause = duration(doc, pause_raw, "attempts.pause", d.pause, secs(10), mins(24 * 60));
     let ring = duration(doc, ring_raw, "attempts.ring_timeout", d.ring_timeout, secs(5), secs(300));
     let margin = duration(
         doc,

@@ -6,8 +6,10 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -19,20 +21,24 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A per-test directory holding `callbackd.toml` and the SQLite queue next to it.
+/// A per-test directory holding `callbackd.toml` and the SQLite queue next to it, and the
+/// fake PBX the configuration points at.
 #[derive(Debug)]
 pub struct Setup {
     /// Removed on drop.
     pub dir: tempfile::TempDir,
     /// The configuration file.
     pub config: PathBuf,
+    /// Answers every call `486 Busy Here`.
+    pub pbx: FakePbx,
 }
 
 impl Setup {
-    /// Writes a configuration: HTTP on an ephemeral port, the repository's dialplans,
-    /// `sqlite:queue.db` relative to the configuration file.
+    /// Writes a configuration: HTTP and SIP on ephemeral ports, the repository's dialplans,
+    /// `sqlite:queue.db` relative to the configuration file, and a [`FakePbx`] as the PBX.
     pub fn new() -> Setup {
         let dir = tempfile::tempdir().expect("create a temporary directory");
+        let pbx = FakePbx::start();
         let config = dir.path().join("callbackd.toml");
         let toml = format!(
             "dialplans = {dialplans:?}\n\
@@ -42,15 +48,18 @@ impl Setup {
              \n\
              [sip]\n\
              bind = \"127.0.0.1:0\"\n\
-             pbx = \"127.0.0.1:5070\"\n\
+             pbx = \"{pbx}\"\n\
+             max_calls = 100\n\
+             calls_per_second = 1000\n\
              \n\
              [http]\n\
              bind = \"127.0.0.1:0\"\n",
             dialplans = repo().join("dialplans").display().to_string(),
             sounds = repo().join("sounds").display().to_string(),
+            pbx = pbx.addr,
         );
         std::fs::write(&config, toml).expect("write callbackd.toml");
-        Setup { dir, config }
+        Setup { dir, config, pbx }
     }
 
     /// The configuration path as a string argument.
@@ -131,13 +140,20 @@ impl Daemon {
     /// Starts the daemon on `setup`'s configuration and waits (bounded) until it prints
     /// `listening: http://ADDR` and `/readyz` answers 200.
     pub async fn start(setup: &Setup) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        Daemon::start_logging(setup, None).await
+    }
+
+    /// [`Daemon::start`] with `RUST_LOG` set to `level` (`None`: the daemon's default).
+    pub async fn start_logging(setup: &Setup, level: Option<&str>) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+        cmd.env_remove("RUST_LOG");
+        if let Some(level) = level {
+            cmd.env("RUST_LOG", level);
+        }
+        let mut child = cmd
             .args(["serve", "--config", setup.config_arg()])
             .current_dir(setup.dir.path())
             .env_remove("CALLBACKD_CONFIG")
-            // The most talkative level a production operator might use: the log check is
-            // then as strict as it can be.
-            .env("RUST_LOG", "debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -162,20 +178,15 @@ impl Daemon {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening: ") {
-                    let _ = tx.send(addr.trim().to_owned());
+                if let Some(addr) = line.strip_prefix("listening: http://") {
+                    let _ = tx.send(format!("http://{}", addr.trim()));
                 }
             }
         });
 
         let http = reqwest::Client::builder().timeout(WAIT).build().expect("HTTP client");
-        let mut daemon = Daemon {
-            child,
-            base: String::new(),
-            logs,
-            stderr_reader: Some(stderr_reader),
-            http,
-        };
+        let mut daemon =
+            Daemon { child, base: String::new(), logs, stderr_reader: Some(stderr_reader), http };
         let deadline = Instant::now() + WAIT;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -275,6 +286,33 @@ impl Daemon {
         json_of(r, "/v1/callbacks").await
     }
 
+    /// Polls a request until the scheduler has nothing to do with it right now: final, or
+    /// waiting (`retry_wait`, or `pending` with its due time ahead), never `dialing` and
+    /// never `pending` while already due. Bounded by [`WAIT`]; returns its last status.
+    pub async fn settled(&self, id: i64) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (status, v) = self.get(&path_of(id)).await;
+            assert_eq!(status, 200, "GET request {id}: {v}");
+            let state = s(&v, "state");
+            let due_ahead = || v["due_at"].is_string() && t(&v, "due_at") > jiff::Timestamp::now();
+            let settled = match state {
+                "dialing" => false,
+                "pending" => due_ahead(),
+                _ => true,
+            };
+            if settled {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} still {state} after {WAIT:?}: {v}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Sends SIGTERM (via `kill -TERM`) and waits, bounded, for the exit status.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.pid().to_string();
@@ -307,6 +345,85 @@ impl Drop for Daemon {
         }
         let _ = self.child.wait();
     }
+}
+
+/// A PBX that answers every INVITE with `486 Busy Here` at once, so calls end within
+/// milliseconds: a request is dialled once, counted busy, and then waits `pause` in
+/// `retry_wait`. Stops when dropped.
+#[derive(Debug)]
+pub struct FakePbx {
+    /// `127.0.0.1:PORT` (UDP).
+    pub addr: String,
+    invites: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakePbx {
+    fn start() -> FakePbx {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the fake PBX");
+        socket.set_read_timeout(Some(Duration::from_millis(50))).expect("read timeout");
+        let addr = socket.local_addr().expect("fake PBX address").to_string();
+        let (invites, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (count, stopped) = (invites.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+                let msg = String::from_utf8_lossy(&buf[..n]);
+                if msg.starts_with("INVITE ") {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    let _ = socket.send_to(busy_response(&msg).as_bytes(), from);
+                } else if msg.starts_with("OPTIONS ") {
+                    let _ = socket.send_to(response(&msg, "200 OK").as_bytes(), from);
+                }
+            }
+        });
+        FakePbx { addr, invites, stop, thread: Some(thread) }
+    }
+
+    /// INVITEs received so far (retransmissions included).
+    pub fn invites(&self) -> usize {
+        self.invites.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FakePbx {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn busy_response(invite: &str) -> String {
+    response(invite, "486 Busy Here")
+}
+
+/// A final response to `request`, echoing its Via, From, To (tagged), Call-ID and CSeq.
+fn response(request: &str, status: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            "to" | "t" if value.contains("tag=") => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            "to" | "t" => {
+                out.push_str(line);
+                out.push_str(";tag=fakepbx\r\n");
+            }
+            _ => {}
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
 }
 
 /// POST a JSON body to a URL.
@@ -359,6 +476,11 @@ pub fn assert_no_unmasked_numbers(what: &str, text: &str) {
             );
         }
     }
+}
+
+/// [`assert_no_unmasked_numbers`] on every line of the daemon's logs.
+pub fn assert_logs_masked(logs: &str) {
+    assert_no_unmasked_numbers("daemon logs", logs);
 }
 
 /// The field of a JSON object as a string, or a panic naming it.

@@ -1,0 +1,303 @@
+//! The SIP dialer against sipp playing the PBX: caller ID, P-Asserted-Identity, SDP,
+//! answer, busy, no answer with CANCEL after the ring timeout, 407 challenge, 503, 404,
+//! early media, and a 200 crossing our CANCEL.
+//!
+//! sipp is the Debian package `sip-tester`. Without it these tests say SKIPPED, except
+//! under `CI=true`, where a missing sipp fails them.
+
+use callbackd::config::{NumberFormat, Sip, Transport};
+use callbackd::dialplan::{self, Service};
+use callbackd::lang::Lang;
+use callbackd::policy::Outcome;
+use callbackd::policy::number::E164;
+use callbackd::scheduler::{Call, CallResult, Dialer};
+use callbackd::sip::{SipDialer, Trunk};
+use rsipstack::dialog::authenticate::Credential;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// True when sipp can run; false (after saying so) when it is missing on a developer's
+/// machine; panics when it is missing in CI.
+fn have_sipp() -> bool {
+    let found =
+        Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "sipp (Debian package sip-tester) is missing in CI"
+        );
+        eprintln!("SKIPPED: sipp is not installed (apt-get install sip-tester)");
+    }
+    found
+}
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// sipp as the PBX, killed on drop.
+struct Sipp {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sipp {
+    fn start(scenario: &str, port: u16, calls: u32) -> Sipp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(repo().join("tests/sipp").join(scenario))
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", &calls.to_string(), "-timeout", "60", "-timeout_error", "-nostdin"])
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(dir.path().join("errors.log"))
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(dir.path().join("messages.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp");
+        // Wait (bounded) until sipp holds its port.
+        for _ in 0..100 {
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sipp { child: Some(child), dir, port }
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for sipp to finish; true when every call passed its checks.
+    fn passed(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        for _ in 0..600 {
+            if let Ok(Some(status)) = child.try_wait() {
+                if !status.success() {
+                    eprintln!(
+                        "sipp failed ({status}).\nerrors:\n{}\nmessages:\n{}",
+                        self.log("errors.log"),
+                        self.log("messages.log")
+                    );
+                }
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        eprintln!("sipp did not finish.\nmessages:\n{}", self.log("messages.log"));
+        false
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn kallio(ring_timeout: &str) -> Arc<Service> {
+    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
+        .expect("read")
+        .replace("ring_timeout = \"30s\"", &format!("ring_timeout = \"{ring_timeout}\""));
+    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+    Arc::new(services.get("kallio").expect("kallio").clone())
+}
+
+fn sip_config(pbx_port: u16) -> Sip {
+    Sip {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        pbx: format!("127.0.0.1:{pbx_port}"),
+        transport: Transport::Udp,
+        max_calls: 10,
+        calls_per_second: 10,
+        domain: "127.0.0.1".into(),
+        number_format: NumberFormat::E164,
+        dial_prefix: String::new(),
+        user_phone: true,
+        auth: None,
+        hangup_after_answer: Duration::from_millis(300),
+    }
+}
+
+async fn dial(
+    scenario: &str,
+    ring: &str,
+    credential: Option<Credential>,
+) -> Option<(CallResult, Sipp, Arc<Trunk>)> {
+    if !have_sipp() {
+        return None;
+    }
+    let port = free_udp_port();
+    let sipp = Sipp::start(scenario, port, 1);
+    let cancel = CancellationToken::new();
+    let trunk =
+        Trunk::start(&sip_config(sipp.port), credential, cancel.clone()).await.expect("trunk");
+    let dialer = SipDialer::new(trunk.clone());
+    let call = Call {
+        request_id: 1,
+        attempt_id: 1,
+        seq: 1,
+        service: kallio(ring),
+        number: E164::from_stored("+358401234567".into()),
+        lang: Lang::Fi,
+        hangup: CancellationToken::new(),
+    };
+    let result = tokio::time::timeout(Duration::from_secs(60), dialer.dial(call))
+        .await
+        .expect("the call ends");
+    Some((result, sipp, trunk))
+}
+
+async fn no_dialogs_left(trunk: &Trunk) {
+    for _ in 0..100 {
+        if trunk.dialogs() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} dialogs leaked", trunk.dialogs());
+}
+
+#[tokio::test]
+async fn answered_call_presents_the_stations_caller_id_and_hangs_up_with_bye() {
+    let Some((r, mut sipp, trunk)) = dial("uas_answer.xml", "30s", None).await else { return };
+    assert_eq!(r, CallResult { outcome: Outcome::Connected, sip_code: Some(200) });
+    assert!(sipp.passed(), "sipp's checks of From, P-Asserted-Identity, Privacy, R-URI and SDP");
+    no_dialogs_left(&trunk).await;
+}
+
+#[tokio::test]
+async fn busy_is_busy() {
+    let Some((r, mut sipp, trunk)) = dial("uas_busy.xml", "30s", None).await else { return };
+    assert_eq!(r, CallResult { outcome: Outcome::Busy, sip_code: Some(486) });
+    assert!(sipp.passed());
+    no_dialogs_left(&trunk).await;
+}
+
+#[tokio::test]
+async fn no_answer_is_cancelled_after_the_ring_timeout() {
+    let Some((r, mut sipp, trunk)) = dial("uas_noanswer.xml", "5s", None).await else { return };
+    assert_eq!(r, CallResult { outcome: Outcome::NoAnswer, sip_code: Some(487) });
+    assert!(sipp.passed(), "a CANCEL arrived, not before the ring timeout");
+    no_dialogs_left(&trunk).await;
+}
+
+fn credential() -> Credential {
+    Credential { username: "callbackd".into(), password: "s3cret".into(), ..Default::default() }
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The value of `name="value"` in a digest header.
+fn digest_param<'a>(header: &'a str, name: &str) -> &'a str {
+    let start = header.find(&format!("{name}=\"")).map(|i| i + name.len() + 2).expect(name);
+    let end = header[start..].find('"').expect("closing quote");
+    &header[start..start + end]
+}
+
+#[tokio::test]
+async fn a_401_challenge_is_answered_with_the_configured_credential() {
+    let Some((r, mut sipp, trunk)) = dial("uas_401.xml", "30s", Some(credential())).await else {
+        return;
+    };
+    assert!(sipp.passed(), "sipp verified the digest of the retried INVITE");
+    assert_eq!(r, CallResult { outcome: Outcome::Connected, sip_code: Some(200) });
+    no_dialogs_left(&trunk).await;
+}
+
+#[tokio::test]
+async fn a_407_challenge_is_answered_with_a_valid_proxy_digest() {
+    let Some((r, mut sipp, trunk)) = dial("uas_407.xml", "30s", Some(credential())).await else {
+        return;
+    };
+    assert!(sipp.passed());
+    assert_eq!(r, CallResult { outcome: Outcome::Connected, sip_code: Some(200) });
+    // Recompute the digest (RFC 2617, no qop) from what sipp received.
+    let log = sipp.log("messages.log");
+    let header = log
+        .lines()
+        .find(|l| l.starts_with("Proxy-Authorization:"))
+        .expect("the retried INVITE has Proxy-Authorization");
+    let (realm, nonce, uri) =
+        (digest_param(header, "realm"), digest_param(header, "nonce"), digest_param(header, "uri"));
+    assert_eq!(realm, "pbx.test");
+    let ha1 = md5_hex(&format!("callbackd:{realm}:s3cret"));
+    let ha2 = md5_hex(&format!("INVITE:{uri}"));
+    assert_eq!(digest_param(header, "response"), md5_hex(&format!("{ha1}:{nonce}:{ha2}")));
+    no_dialogs_left(&trunk).await;
+}
+
+#[tokio::test]
+async fn a_503_is_a_network_failure_not_the_patients() {
+    let Some((r, mut sipp, _)) = dial("uas_503.xml", "30s", None).await else { return };
+    assert_eq!(r, CallResult { outcome: Outcome::NetworkFailure, sip_code: Some(503) });
+    assert!(sipp.passed());
+}
+
+#[tokio::test]
+async fn a_404_is_an_invalid_number() {
+    let Some((r, mut sipp, _)) = dial("uas_404.xml", "30s", None).await else { return };
+    assert_eq!(r, CallResult { outcome: Outcome::InvalidNumber, sip_code: Some(404) });
+    assert!(sipp.passed());
+}
+
+#[tokio::test]
+async fn early_media_then_answer_is_connected() {
+    let Some((r, mut sipp, trunk)) = dial("uas_183_answer.xml", "30s", None).await else { return };
+    assert_eq!(r, CallResult { outcome: Outcome::Connected, sip_code: Some(200) });
+    assert!(sipp.passed());
+    no_dialogs_left(&trunk).await;
+}
+
+#[tokio::test]
+async fn a_200_crossing_our_cancel_is_acked_and_ended_with_bye() {
+    let Some((r, mut sipp, trunk)) = dial("uas_cancel_race.xml", "5s", None).await else { return };
+    assert_eq!(r.outcome, Outcome::NoAnswer, "we gave up ringing: the patient was not reached");
+    assert!(sipp.passed(), "sipp got the ACK and the BYE");
+    no_dialogs_left(&trunk).await;
+}
+
+#[tokio::test]
+async fn nobody_at_the_pbx_address_is_a_network_failure() {
+    if !have_sipp() {
+        return;
+    }
+    let port = free_udp_port();
+    let cancel = CancellationToken::new();
+    let trunk = Trunk::start(&sip_config(port), None, cancel).await.expect("trunk");
+    let call = Call {
+        request_id: 1,
+        attempt_id: 1,
+        seq: 1,
+        service: kallio("30s"),
+        number: E164::from_stored("+358401234567".into()),
+        lang: Lang::Fi,
+        hangup: CancellationToken::new(),
+    };
+    let r = tokio::time::timeout(Duration::from_secs(60), SipDialer::new(trunk).dial(call))
+        .await
+        .expect("ends");
+    assert_eq!(r.outcome, Outcome::NetworkFailure);
+    let _ = Path::new(".");
+}

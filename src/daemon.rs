@@ -100,6 +100,7 @@ pub async fn run(
         limits,
         shutdown.clone(),
     );
+    let recovered = scheduler.recovered_flag();
     let scheduler = tokio::spawn(scheduler.run());
 
     let state = AppState {
@@ -108,6 +109,8 @@ pub async fn run(
         wake,
         clock: clock.clone(),
         metrics: handle,
+        recovered,
+        depth: Arc::default(),
     };
     let http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {

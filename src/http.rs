@@ -9,7 +9,7 @@ use crate::dialplan::{Service, Services};
 use crate::intake::{self, RawRequest};
 use crate::metrics;
 use crate::policy::{self, Eta, Plan};
-use crate::store::{Attempt, Cancelled, Request, State, Store, StoreError};
+use crate::store::{Attempt, Cancelled, Depth, Request, State, Store, StoreError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
@@ -39,6 +39,31 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// True once the scheduler has recovered interrupted attempts.
+    pub recovered: Arc<std::sync::atomic::AtomicBool>,
+    /// Queue depth for intake's ETA, recomputed at most every [`DEPTH_TTL`].
+    pub depth: Arc<tokio::sync::Mutex<Option<DepthSnapshot>>>,
+}
+
+/// A queue depth and when it was read.
+pub type DepthSnapshot = (tokio::time::Instant, Vec<Depth>);
+
+/// How long a computed queue depth is reused by intake for its first ETA.
+pub const DEPTH_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl AppState {
+    /// Live requests per service and state, from a cache at most [`DEPTH_TTL`] old.
+    async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
+        let mut cache = self.depth.lock().await;
+        if let Some((at, d)) = cache.as_ref() {
+            if at.elapsed() < DEPTH_TTL {
+                return Ok(d.clone());
+            }
+        }
+        let d = self.store.depth().await?;
+        *cache = Some((tokio::time::Instant::now(), d.clone()));
+        Ok(d)
+    }
 }
 
 /// The API's routes.
@@ -90,10 +115,12 @@ async fn rate(store: &Store, service: &Service, now: Timestamp) -> Result<f64, S
     Ok(if done > 0 { done as f64 / 2.0 } else { f64::from(service.capacity) * 6.0 })
 }
 
+/// The ETA of a waiting request with `ahead` requests before it.
 async fn eta_of(
     store: &Store,
     service: &Service,
     req: &Request,
+    ahead: i64,
     now: Timestamp,
 ) -> Result<Option<Eta>, StoreError> {
     let Some(due) = req.due_at else { return Ok(None) };
@@ -103,7 +130,6 @@ async fn eta_of(
         expires: req.expires_at,
         counted: u8::try_from(req.attempts_counted).unwrap_or(u8::MAX),
     };
-    let ahead = store.ahead_of(req, AHEAD_CAP).await?;
     if ahead >= AHEAD_CAP {
         return Ok(None);
     }
@@ -190,7 +216,19 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
         info!(service = %service.id, request = stored.request.id, number = %accepted.request.number, "request accepted");
         st.wake.notify_one();
     }
-    let eta = match eta_of(&st.store, service, &stored.request, now).await {
+    // At intake every waiting request of the service counts as ahead (a cached count, so
+    // intake cost does not grow with the queue); GET gives the exact place.
+    let ahead = match st.depth().await {
+        Ok(d) => d
+            .iter()
+            .filter(|d| {
+                d.service == service.id && matches!(d.state, State::Pending | State::RetryWait)
+            })
+            .map(|d| d.count)
+            .sum(),
+        Err(e) => return internal(&e),
+    };
+    let eta = match eta_of(&st.store, service, &stored.request, ahead, now).await {
         Ok(e) => e,
         Err(e) => return internal(&e),
     };
@@ -238,12 +276,16 @@ async fn show(AxState(st): AxState<AppState>, Path(id): Path<String>) -> Respons
     body["place"] = Value::Null;
     body["eta"] = Value::Null;
     if let (true, Some(svc)) = (waiting, service) {
-        match (st.store.ahead_of(&req, AHEAD_CAP).await, eta_of(&st.store, svc, &req, now).await) {
-            (Ok(ahead), Ok(eta)) => {
+        let ahead = match st.store.ahead_of(&req, AHEAD_CAP).await {
+            Ok(a) => a,
+            Err(e) => return internal(&e),
+        };
+        match eta_of(&st.store, svc, &req, ahead, now).await {
+            Ok(eta) => {
                 body["place"] = json!(ahead + 1);
                 body["eta"] = eta_json(service, eta);
             }
-            (Err(e), _) | (_, Err(e)) => return internal(&e),
+            Err(e) => return internal(&e),
         }
     }
     axum::Json(body).into_response()
@@ -322,7 +364,8 @@ async fn services(AxState(st): AxState<AppState>) -> Response {
 
 async fn ready(AxState(st): AxState<AppState>) -> Response {
     let loaded = !st.services.borrow().is_empty();
-    if loaded && st.store.ping().await {
+    let recovered = st.recovered.load(std::sync::atomic::Ordering::Acquire);
+    if loaded && recovered && st.store.ping().await {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()

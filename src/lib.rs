@@ -22,6 +22,8 @@
 //!
 //! Edges:
 //! - [`dialplan::load_dir`], [`config::Config::load`]: read files.
+//! - [`sms`]: the SMS outbox's sender task and HTTP gateway (templates and the dialplan's
+//!   `[sms]` section are pure).
 //! - `src/main.rs`: the `callbackd` command line; maps errors to exit codes
 //!   (64 = bad configuration or dialplan).
 
@@ -39,4 +41,5 @@ pub mod metrics;
 pub mod policy;
 pub mod scheduler;
 pub mod sip;
+pub mod sms;
 pub mod store;

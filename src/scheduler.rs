@@ -102,6 +102,8 @@ pub struct Scheduler {
     /// Cancelled by main on SIGTERM/SIGINT: stop claiming, drain calls, return.
     shutdown: CancellationToken,
     active: HashMap<String, usize>,
+    /// Set once start-up recovery is done (read by `/readyz`).
+    recovered: Arc<std::sync::atomic::AtomicBool>,
     /// Earliest moment the next call may start (call rate limit).
     next_start: tokio::time::Instant,
 }
@@ -126,13 +128,20 @@ impl Scheduler {
             limits,
             shutdown,
             active: HashMap::new(),
+            recovered: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             next_start: tokio::time::Instant::now(),
         }
+    }
+
+    /// Shares the flag that turns true once start-up recovery is done.
+    pub fn recovered_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.recovered.clone()
     }
 
     /// Runs until shutdown; active calls are given the grace period, then hung up.
     pub async fn run(mut self) -> Result<(), StoreError> {
         self.recover().await?;
+        self.recovered.store(true, std::sync::atomic::Ordering::Release);
         let mut calls: JoinSet<Done> = JoinSet::new();
         let hangup = CancellationToken::new();
         loop {
@@ -224,20 +233,30 @@ impl Scheduler {
         hangup: &CancellationToken,
     ) -> Result<Option<Timestamp>, StoreError> {
         let now = self.clock.now();
-        for (service, n) in self.store.mark_missed(now).await? {
-            warn!(service, requests = n, "same-day deadline missed");
-            metrics::deadline_missed(&service, u64::try_from(n).unwrap_or(0));
+        // Each sweep runs only when its earliest instant has come: a turn costs a few index
+        // lookups, whatever the queue length.
+        if self.store.next_deadline().await?.is_some_and(|d| d <= now) {
+            for (service, n) in self.store.mark_missed(now).await? {
+                warn!(service, requests = n, "same-day deadline missed");
+                metrics::deadline_missed(&service, u64::try_from(n).unwrap_or(0));
+            }
         }
         let services = self.services.borrow().clone();
-        for req in self.store.expired_waiting(now, 500).await? {
-            let end = if req.attempts_counted > 0 { End::Unreachable } else { End::Expired };
-            let next = Next::Final {
-                end,
-                reason: "expired before it could be served".to_owned(),
-                sms_unreachable: true,
-            };
-            if self.store.replan(&req, &next, "scheduler", now).await? {
-                metrics::ended(&req.service, end.as_str());
+        while self.store.next_expiry().await?.is_some_and(|e| e <= now) {
+            let expired = self.store.expired_waiting(now, 500).await?;
+            if expired.is_empty() {
+                break;
+            }
+            for req in expired {
+                let end = if req.attempts_counted > 0 { End::Unreachable } else { End::Expired };
+                let next = Next::Final {
+                    end,
+                    reason: "expired before it could be served".to_owned(),
+                    sms_unreachable: true,
+                };
+                if self.store.replan(&req, &next, "scheduler", now).await? {
+                    metrics::ended(&req.service, end.as_str());
+                }
             }
         }
         let mut wake_at: Vec<Option<Timestamp>> =
@@ -254,6 +273,9 @@ impl Scheduler {
                 continue;
             }
             claimable.push(svc.id.clone());
+            if self.store.next_due_of(&svc.id).await?.is_none_or(|d| d > now) {
+                continue;
+            }
             for req in self.store.due(&svc.id, now, free as i64).await? {
                 let plan = Plan {
                     due: req.due_at.unwrap_or(now),

@@ -14,104 +14,15 @@ use callbackd::scheduler::{Call, CallResult, Dialer};
 use callbackd::sip::{SipDialer, Trunk};
 use rsipstack::dialog::authenticate::Credential;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-/// True when sipp can run; false (after saying so) when it is missing on a developer's
-/// machine; panics when it is missing in CI.
-fn have_sipp() -> bool {
-    let found =
-        Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "sipp (Debian package sip-tester) is missing in CI"
-        );
-        eprintln!("SKIPPED: sipp is not installed (apt-get install sip-tester)");
-    }
-    found
-}
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
-}
-
-/// sipp as the PBX, killed on drop.
-struct Sipp {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sipp {
-    fn start(scenario: &str, port: u16, calls: u32) -> Sipp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let child = Command::new("sipp")
-            .arg("-sf")
-            .arg(repo().join("tests/sipp").join(scenario))
-            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-m", &calls.to_string(), "-timeout", "60", "-timeout_error", "-nostdin"])
-            .arg("-trace_err")
-            .arg("-error_file")
-            .arg(dir.path().join("errors.log"))
-            .arg("-trace_msg")
-            .arg("-message_file")
-            .arg(dir.path().join("messages.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sipp");
-        // Wait (bounded) until sipp holds its port.
-        for _ in 0..100 {
-            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Sipp { child: Some(child), dir, port }
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
-    }
-
-    /// Waits (bounded) for sipp to finish; true when every call passed its checks.
-    fn passed(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        for _ in 0..600 {
-            if let Ok(Some(status)) = child.try_wait() {
-                if !status.success() {
-                    eprintln!(
-                        "sipp failed ({status}).\nerrors:\n{}\nmessages:\n{}",
-                        self.log("errors.log"),
-                        self.log("messages.log")
-                    );
-                }
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        eprintln!("sipp did not finish.\nmessages:\n{}", self.log("messages.log"));
-        false
-    }
-}
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+use common::repo;
+use common::sipp::{Sipp, free_udp_port, have_sipp};
 
 fn kallio(ring_timeout: &str) -> Arc<Service> {
     let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))

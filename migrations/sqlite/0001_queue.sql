@@ -29,8 +29,12 @@ CREATE UNIQUE INDEX requests_live_number ON requests (service, number)
 -- The scheduler's order: deadline first, then age, among waiting requests.
 CREATE INDEX requests_waiting_order ON requests (service, deadline_at, created_at, id)
     WHERE state IN ('pending','retry_wait');
--- The scheduler's next wake-up.
-CREATE INDEX requests_waiting_due ON requests (due_at) WHERE state IN ('pending','retry_wait');
+-- The scheduler's next wake-up and "is anything due?", per service.
+CREATE INDEX requests_waiting_due ON requests (service, due_at) WHERE state IN ('pending','retry_wait');
+-- Queue depth per service and state without reading the rows.
+CREATE INDEX requests_live_state ON requests (service, state) WHERE state IN ('pending','dialing','retry_wait');
+-- The recent service rate (connected callbacks per service).
+CREATE INDEX requests_connected ON requests (service, final_at) WHERE state = 'connected';
 -- Expiry of requests that were never dialled in time.
 CREATE INDEX requests_waiting_expiry ON requests (expires_at) WHERE state IN ('pending','retry_wait');
 -- Deadline supervision.

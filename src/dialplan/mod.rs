@@ -41,6 +41,8 @@ pub struct Service {
     pub numbers: NumberPolicy,
     /// Default and offered languages for prompts and SMS.
     pub language: Languages,
+    /// SMS to patients (`[sms]`); `None` when the service sends none.
+    pub sms: Option<crate::sms::SmsSettings>,
 }
 
 /// The caller ID presented on every callback of a service.

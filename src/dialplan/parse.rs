@@ -43,6 +43,14 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
 
     let id = id.and_then(|id| check_id(&mut doc, id));
     let name = name.and_then(|n| non_empty(&mut doc, n, "name", 80));
+    let sms = doc.section("sms", false).and_then(|s| {
+        let cx = crate::sms::dialplan::Context {
+            name: name.as_deref(),
+            caller_id: caller_id.as_ref(),
+            language: language.as_ref(),
+        };
+        crate::sms::dialplan::check(&mut doc, s, cx)
+    });
     let tz = match timezone {
         None => TimeZone::get("Europe/Helsinki").ok(),
         Some(tz) => match TimeZone::get(tz.get_ref()) {
@@ -89,6 +97,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
             connect,
             numbers,
             language,
+            sms: sms.flatten(),
         }),
         _ => Err(diags),
     }

@@ -678,21 +678,26 @@ impl Store {
 
     /// The earliest due time among waiting requests of the given services.
     pub async fn next_due(&self, services: &[String]) -> Result<Option<Timestamp>, StoreError> {
-        let mut best: Option<i64> = None;
+        let mut best: Option<Timestamp> = None;
         for service in services {
-            let row = sqlx::query(&format!(
-                "SELECT MIN(due_at) AS due FROM requests WHERE service = $1 AND state IN {WAITING}"
-            ))
-            .bind(service)
-            .fetch_one(&self.pool)
-            .await?;
-            let due: Option<i64> = row.try_get("due")?;
+            let due = self.next_due_of(service).await?;
             best = match (best, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
         }
-        opt_ts(best)
+        Ok(best)
+    }
+
+    /// The earliest due time among a service's waiting requests (one index lookup).
+    pub async fn next_due_of(&self, service: &str) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT MIN(due_at) AS due FROM requests WHERE service = $1 AND state IN {WAITING}"
+        ))
+        .bind(service)
+        .fetch_one(&self.pool)
+        .await?;
+        opt_ts(row.try_get("due")?)
     }
 
     /// Waiting requests of a service that are due at `now`, in serving order (deadline,
@@ -893,23 +898,23 @@ impl Store {
 
     /// Flags requests whose same-day deadline passed unserved; returns how many per service.
     pub async fn mark_missed(&self, now: Timestamp) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut tx = self.write_tx().await?;
+        // One indexed UPDATE (requests_open_deadline); the services come back with RETURNING.
         let rows = sqlx::query(&format!(
-            "SELECT service, COUNT(*) AS n FROM requests \
-             WHERE deadline_missed = 0 AND state IN {LIVE} AND deadline_at <= $1 GROUP BY service"
-        ))
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(&format!(
             "UPDATE requests SET deadline_missed = 1 \
-             WHERE deadline_missed = 0 AND state IN {LIVE} AND deadline_at <= $1"
+             WHERE deadline_missed = 0 AND state IN {LIVE} AND deadline_at <= $1 RETURNING service"
         ))
         .bind(ms(now))
-        .execute(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        tx.commit().await?;
-        rows.iter().map(|r| Ok((r.try_get("service")?, r.try_get("n")?))).collect()
+        let mut counts: Vec<(String, i64)> = Vec::new();
+        for row in &rows {
+            let service: String = row.try_get("service")?;
+            match counts.iter_mut().find(|(s, _)| *s == service) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((service, 1)),
+            }
+        }
+        Ok(counts)
     }
 
     /// Waiting requests whose expiry has passed, oldest expiry first.

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod sipp;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
@@ -60,6 +62,28 @@ impl Setup {
         );
         std::fs::write(&config, toml).expect("write callbackd.toml");
         Setup { dir, config, pbx }
+    }
+
+    /// Rewrites the configuration to use another PBX address (e.g. sipp's) and dialplan
+    /// directory; `extra_sip` is appended to the `[sip]` table.
+    pub fn point_at(&self, pbx: &str, dialplans: &std::path::Path, extra_sip: &str) {
+        let toml = format!(
+            "dialplans = {dialplans:?}\n\
+             database = \"sqlite:queue.db\"\n\
+             log_format = \"text\"\n\
+             \n\
+             [sip]\n\
+             bind = \"127.0.0.1:0\"\n\
+             pbx = \"{pbx}\"\n\
+             max_calls = 100\n\
+             calls_per_second = 1000\n\
+             {extra_sip}\n\
+             \n\
+             [http]\n\
+             bind = \"127.0.0.1:0\"\n",
+            dialplans = dialplans.display().to_string(),
+        );
+        std::fs::write(&self.config, toml).expect("write callbackd.toml");
     }
 
     /// The configuration path as a string argument.
@@ -130,6 +154,8 @@ pub struct Daemon {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The SIP address once printed.
+    sip: Arc<Mutex<Option<String>>>,
     /// Everything the daemon wrote to stderr so far (its logs).
     logs: Arc<Mutex<String>>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
@@ -175,18 +201,29 @@ impl Daemon {
 
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
+        let sip = Arc::new(Mutex::new(None));
+        let sip_sink = sip.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("listening: http://") {
                     let _ = tx.send(format!("http://{}", addr.trim()));
                 }
+                if let Some(addr) = line.strip_prefix("listening: sip://") {
+                    *sip_sink.lock().expect("sip address") = Some(addr.trim().to_owned());
+                }
             }
         });
 
         let http = reqwest::Client::builder().timeout(WAIT).build().expect("HTTP client");
-        let mut daemon =
-            Daemon { child, base: String::new(), logs, stderr_reader: Some(stderr_reader), http };
+        let mut daemon = Daemon {
+            child,
+            base: String::new(),
+            sip,
+            logs,
+            stderr_reader: Some(stderr_reader),
+            http,
+        };
         let deadline = Instant::now() + WAIT;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -215,6 +252,18 @@ impl Daemon {
         assert!(daemon.base.starts_with("http://127.0.0.1:"), "listening on {}", daemon.base);
         daemon.wait_ready().await;
         daemon
+    }
+
+    /// The daemon's SIP address (`127.0.0.1:PORT`), bounded by [`WAIT`].
+    pub fn sip_addr(&self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(a) = self.sip.lock().expect("sip address").clone() {
+                return a;
+            }
+            assert!(Instant::now() < deadline, "no `listening: sip://` line");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Polls `/readyz` until 200, bounded by [`WAIT`].

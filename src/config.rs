@@ -107,10 +107,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Days a finished request's phone number is kept before it is erased.
     pub retention_days: u32,
+    /// On SIGTERM, how long calls in progress may go on before they are hung up.
+    pub shutdown_grace: std::time::Duration,
     /// SIP trunk.
     pub sip: Sip,
     /// HTTP API.
     pub http: Http,
+    /// The SMS gateway (`[sms]`); `None`: no SMS is sent (the outbox keeps its rows).
+    pub sms: Option<crate::sms::config::SmsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,8 +151,10 @@ impl Config {
         let sounds: Option<String> = doc.optional("sounds");
         let log_format: Option<LogFormat> = doc.optional("log_format");
         let retention: Option<Spanned<i64>> = doc.optional("retention_days");
+        let grace: Option<Spanned<String>> = doc.optional("shutdown_grace");
         let sip: Option<RawSip> = doc.required("sip");
         let http: Option<RawHttp> = doc.optional("http");
+        let sms: Option<crate::sms::config::RawSms> = doc.optional("sms");
 
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
@@ -167,12 +173,27 @@ impl Config {
             }
         };
         let sip = sip.and_then(|s| check_sip(&mut doc, s, base));
+        let shutdown_grace = match grace {
+            None => Some(std::time::Duration::from_secs(30)),
+            Some(g) => match g.get_ref().parse::<jiff::SignedDuration>() {
+                Ok(d) if !d.is_negative() && d.as_secs() <= 600 => {
+                    std::time::Duration::try_from(d).ok()
+                }
+                _ => {
+                    doc.error(Some(g.span()), "shutdown_grace must be a duration from 0s to 10m");
+                    None
+                }
+            },
+        };
         let http_bind = http.and_then(|h| h.bind);
         let http =
             addr(&mut doc, http_bind, "http.bind", "127.0.0.1:8080").map(|bind| Http { bind });
+        let sms = sms.map(|s| crate::sms::config::check(&mut doc, s, base));
         let diags = doc.finish();
-        match (database, retention_days, sip, http) {
-            (Some(database), Some(retention_days), Some(sip), Some(http)) if diags.is_empty() => {
+        match (database, retention_days, shutdown_grace, sip, http) {
+            (Some(database), Some(retention_days), Some(shutdown_grace), Some(sip), Some(http))
+                if diags.is_empty() =>
+            {
                 Ok(Config {
                     file: file.to_path_buf(),
                     dialplans: resolve(dialplans.as_deref().unwrap_or("/etc/callbackd/dialplans")),
@@ -180,8 +201,10 @@ impl Config {
                     sounds: resolve(sounds.as_deref().unwrap_or("/usr/share/callbackd/sounds")),
                     log_format: log_format.unwrap_or(LogFormat::Text),
                     retention_days,
+                    shutdown_grace,
                     sip,
                     http,
+                    sms: sms.flatten(),
                 })
             }
             _ => Err(diags),

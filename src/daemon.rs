@@ -5,7 +5,11 @@
 //! - the scheduler task owns the calls (a `JoinSet`) and is the only writer of outcomes;
 //! - the SIP trunk's tasks (see [`crate::sip`]) carry the calls the scheduler places;
 //! - the HTTP server task serves intake, status and `/metrics`;
+//! - the reload task swaps the dialplans on SIGHUP or a change in the dialplan directory
+//!   (it owns the `watch` sender; the scheduler and the handlers read);
+//! - the watchdog task pings systemd while the scheduler loop turns;
 //! - the retention task erases phone numbers of requests that ended long ago;
+//! - the SMS sender task (with `[sms]` configured) delivers the outbox to the gateway;
 //! - `run` owns the shutdown token: it cancels it on a signal, then waits for the tasks
 //!   (the scheduler gives active calls their grace period) and closes the store.
 
@@ -13,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dialplan::Services;
 use crate::http::{self, AppState};
+use crate::reload;
 use crate::scheduler::{Dialer, Limits, Scheduler};
 use crate::sip::{SipDialer, Trunk};
 use crate::store::{Store, StoreError};
@@ -44,6 +49,9 @@ pub enum DaemonError {
     /// The SIP trunk could not start.
     #[error(transparent)]
     Sip(#[from] crate::sip::SipError),
+    /// The SMS gateway could not be set up (e.g. its secret is unreadable).
+    #[error(transparent)]
+    Sms(#[from] crate::sms::gateway::GatewayError),
     /// A signal handler could not be installed, or a task failed.
     #[error("runtime failure: {0}")]
     Io(#[from] std::io::Error),
@@ -70,7 +78,8 @@ pub async fn run(
     }
     info!(database = %redact(&cfg.database), live_requests = live, services = services.len(), "store open");
     // The reloader (SIGHUP, a later addition) is the sender; handlers and the scheduler read.
-    let (_services_tx, services_rx) = watch::channel(Arc::new(services));
+    // The reloader owns the sender; handlers and the scheduler read.
+    let (services_tx, services_rx) = watch::channel(Arc::new(services));
     let wake = Arc::new(Notify::new());
 
     let listener = tokio::net::TcpListener::bind(cfg.http.bind)
@@ -89,7 +98,7 @@ pub async fn run(
     let limits = Limits {
         max_calls: cfg.sip.max_calls,
         calls_per_second: cfg.sip.calls_per_second,
-        grace: Duration::from_secs(30),
+        grace: cfg.shutdown_grace,
     };
     let scheduler = Scheduler::new(
         store.clone(),
@@ -101,8 +110,23 @@ pub async fn run(
         shutdown.clone(),
     );
     let recovered = scheduler.recovered_flag();
+    let turns = scheduler.turns_counter();
     let scheduler = tokio::spawn(scheduler.run());
+    let reloader = tokio::spawn(reload::run(
+        cfg.dialplans.clone(),
+        services_tx,
+        store.clone(),
+        shutdown.clone(),
+    ));
 
+    // The SMS sender (when `[sms]` configures a gateway) stops on the shutdown token.
+    let sms = crate::sms::sender::start(
+        cfg.sms.as_ref(),
+        store.clone(),
+        services_rx.clone(),
+        clock.clone(),
+        shutdown.clone(),
+    )?;
     let state = AppState {
         store: store.clone(),
         services: services_rx,
@@ -121,13 +145,22 @@ pub async fn run(
 
     let retention =
         tokio::spawn(retention(store.clone(), clock, cfg.retention_days, shutdown.clone()));
+    // Store, dialplans, SIP and HTTP are up: tell systemd (a no-op outside systemd).
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let watchdog = tokio::spawn(watchdog(turns, shutdown.clone()));
 
     let scheduled = scheduler.await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     shutdown.cancel();
+    let _ = reloader.await;
+    let _ = watchdog.await;
     // The scheduler has drained its calls: the trunk can go.
     sip_cancel.cancel();
     let served = server.await;
     let _ = retention.await;
+    if let Some(sms) = sms {
+        let _ = sms.await;
+    }
     store.close().await;
     match scheduled {
         Ok(Ok(())) => {}
@@ -139,6 +172,38 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Pings the systemd watchdog while the scheduler loop keeps turning (it turns at least
+/// every [`crate::scheduler::IDLE`]); a stuck scheduler stops the pings and systemd restarts
+/// the service. Does nothing unless systemd set `WATCHDOG_USEC`.
+async fn watchdog(turns: Arc<std::sync::atomic::AtomicU64>, shutdown: CancellationToken) {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) {
+        return;
+    }
+    let period = Duration::from_micros(usec / 2).max(Duration::from_secs(1));
+    let stale_after = Duration::from_micros(usec);
+    let mut last = turns.load(std::sync::atomic::Ordering::Relaxed);
+    let mut quiet = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let now = turns.load(std::sync::atomic::Ordering::Relaxed);
+        if now != last {
+            last = now;
+            quiet = Duration::ZERO;
+        } else {
+            quiet += period;
+        }
+        if quiet < stale_after {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        } else {
+            warn!("scheduler loop stuck: withholding the watchdog ping");
+        }
+    }
 }
 
 /// Erases phone numbers of requests that ended more than `days` ago, hourly.

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
+        .merge(crate::sms::api::routes())
         .fallback(|| async {
             problem(StatusCode::NOT_FOUND, "not_found", None, "no such endpoint")
         })
@@ -115,8 +116,9 @@ async fn rate(store: &Store, service: &Service, now: Timestamp) -> Result<f64, S
     Ok(if done > 0 { done as f64 / 2.0 } else { f64::from(service.capacity) * 6.0 })
 }
 
-/// The ETA of a waiting request with `ahead` requests before it.
-async fn eta_of(
+/// The ETA of a waiting request with `ahead` requests before it (also used by the SMS
+/// notice).
+pub(crate) async fn eta_of(
     store: &Store,
     service: &Service,
     req: &Request,

@@ -165,6 +165,7 @@ pub fn validate<'a>(
             lang,
             window,
             sms_consent: raw.sms_consent.unwrap_or(false),
+            sms_notice: service.sms.as_ref().is_some_and(|s| s.notice),
             created_at: now,
         },
         plan,

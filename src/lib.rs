@@ -39,6 +39,7 @@ pub mod intake;
 pub mod lang;
 pub mod metrics;
 pub mod policy;
+pub mod reload;
 pub mod scheduler;
 pub mod sip;
 pub mod sms;

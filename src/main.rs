@@ -36,10 +36,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon.
+    ///
+    /// Reload the dialplans with SIGHUP (`systemctl reload callbackd`) or by editing them:
+    /// the directory is watched. SIGTERM stops taking new calls, lets calls in progress
+    /// finish for `shutdown_grace`, then hangs up and exits 0.
     Serve {
         /// Daemon configuration file.
         #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
         config: PathBuf,
+        /// Log format, overriding the configuration's `log_format`.
+        #[arg(long, value_enum)]
+        log_format: Option<config::LogFormat>,
     },
     /// Validate the configuration and every dialplan without starting anything.
     ///
@@ -155,7 +162,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, log_format } => serve(config, log_format),
         Command::Check { config, paths } => check(config, paths),
         Command::Hours { service, from, to, config } => hours(config, &service, from, to),
         Command::NextAttempt { service, created, window, attempts, now, config } => {
@@ -401,12 +408,12 @@ fn explain(
     Ok(out)
 }
 
-fn serve(config: PathBuf) -> ExitCode {
+fn serve(config: PathBuf, log_format: Option<config::LogFormat>) -> ExitCode {
     let (cfg, services) = match load(&config) {
         Ok(loaded) => loaded,
         Err(d) => return print_diags(&d),
     };
-    ops::init_logging(cfg.log_format);
+    ops::init_logging(log_format.unwrap_or(cfg.log_format));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         services = services.len(),

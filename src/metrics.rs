@@ -22,8 +22,15 @@ pub const ACTIVE_CALLS: &str = "callbackd_active_calls";
 pub const DEADLINE_MISSED: &str = "callbackd_deadline_missed_total";
 /// Requests that ended, by final state.
 pub const REQUESTS_ENDED: &str = "callbackd_requests_ended_total";
+/// SMS handled by the sender: `kind` notice/unreachable/feedback, `result`
+/// sent/retry/failed/skipped.
+pub const SMS: &str = "callbackd_sms_total";
+/// Outbox messages waiting to be sent.
+pub const SMS_BACKLOG: &str = "callbackd_sms_outbox_backlog";
 /// Build information.
 pub const BUILD_INFO: &str = "callbackd_build_info";
+/// Dialplan reloads: `result` is `ok` or `error`.
+pub const DIALPLAN_RELOADS: &str = "callbackd_dialplan_reloads_total";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -67,7 +74,10 @@ fn describe() {
         "Requests whose same-day deadline passed before they were served."
     );
     describe_counter!(REQUESTS_ENDED, "Requests that reached a final state, by service and state.");
+    describe_counter!(SMS, "SMS handled by the sender, by kind and result.");
+    describe_gauge!(SMS_BACKLOG, "SMS outbox messages queued and not yet sent.");
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
+    describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
 }
 
 /// A request arrived.
@@ -104,4 +114,19 @@ pub fn deadline_missed(service: &str, n: u64) {
 /// Live requests of a service in a state.
 pub fn queue_depth(service: &str, state: &'static str, n: i64) {
     gauge!(QUEUE_DEPTH, "service" => service.to_owned(), "state" => state).set(n as f64);
+}
+
+/// The sender handled an SMS (`kind` and `result` from fixed sets).
+pub fn sms(kind: &'static str, result: &'static str) {
+    counter!(SMS, "kind" => kind, "result" => result).increment(1);
+}
+
+/// Queued outbox messages.
+pub fn sms_backlog(n: i64) {
+    gauge!(SMS_BACKLOG).set(n as f64);
+}
+
+/// A dialplan reload finished.
+pub fn dialplan_reload(result: &'static str) {
+    counter!(DIALPLAN_RELOADS, "result" => result).increment(1);
 }

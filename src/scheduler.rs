@@ -102,6 +102,8 @@ pub struct Scheduler {
     /// Cancelled by main on SIGTERM/SIGINT: stop claiming, drain calls, return.
     shutdown: CancellationToken,
     active: HashMap<String, usize>,
+    /// Counts loop turns; read by the systemd watchdog task (a stuck loop stops counting).
+    turns: Arc<std::sync::atomic::AtomicU64>,
     /// Set once start-up recovery is done (read by `/readyz`).
     recovered: Arc<std::sync::atomic::AtomicBool>,
     /// Earliest moment the next call may start (call rate limit).
@@ -129,6 +131,7 @@ impl Scheduler {
             shutdown,
             active: HashMap::new(),
             recovered: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            turns: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             next_start: tokio::time::Instant::now(),
         }
     }
@@ -138,6 +141,11 @@ impl Scheduler {
         self.recovered.clone()
     }
 
+    /// Shares the loop-turn counter (for the systemd watchdog).
+    pub fn turns_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.turns.clone()
+    }
+
     /// Runs until shutdown; active calls are given the grace period, then hung up.
     pub async fn run(mut self) -> Result<(), StoreError> {
         self.recover().await?;
@@ -145,6 +153,7 @@ impl Scheduler {
         let mut calls: JoinSet<Done> = JoinSet::new();
         let hangup = CancellationToken::new();
         loop {
+            self.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let next = self.turn(&mut calls, &hangup).await?;
             // Other writers (the CLI, other instances) cannot notify us: never sleep longer
             // than IDLE. Each wake-up costs a few indexed lookups, whatever the queue length.
@@ -253,6 +262,7 @@ impl Scheduler {
                     end,
                     reason: "expired before it could be served".to_owned(),
                     sms_unreachable: true,
+                    sms_feedback: None,
                 };
                 if self.store.replan(&req, &next, "scheduler", now).await? {
                     metrics::ended(&req.service, end.as_str());
@@ -310,6 +320,7 @@ impl Scheduler {
                             end,
                             reason: "no opening left before the expiry".to_owned(),
                             sms_unreachable: true,
+                            sms_feedback: None,
                         };
                         if self.store.replan(&req, &next, "scheduler", now).await? {
                             metrics::ended(&req.service, end.as_str());
@@ -399,6 +410,7 @@ impl Scheduler {
                 end,
                 reason: reason.to_string(),
                 sms_unreachable: matches!(end, End::Unreachable | End::Expired),
+                sms_feedback: service.sms.as_ref().and_then(|s| s.feedback),
             },
         };
         let actor = if result.outcome == Outcome::Interrupted { "recovery" } else { "dialer" };

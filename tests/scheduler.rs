@@ -267,7 +267,8 @@ async fn busy_then_retry_after_the_pause_then_connected() {
     let attempts = rig.store.attempts(r.id).await.expect("attempts");
     let outcomes: Vec<_> = attempts.iter().map(|a| a.outcome).collect();
     assert_eq!(outcomes, vec![Some(Outcome::Busy), Some(Outcome::Connected)]);
-    assert!(rig.store.outbox(Some(r.id)).await.expect("outbox").is_empty());
+    let outbox = rig.store.outbox(Some(r.id)).await.expect("outbox");
+    assert!(outbox.iter().all(|m| m.kind != "unreachable"), "{outbox:?}");
     rig.stop().await;
 }
 
@@ -283,9 +284,9 @@ async fn two_failed_attempts_make_the_request_unreachable_with_an_sms_queued() {
     assert_eq!(r.attempts_counted, 2);
     assert!(r.end_reason.as_deref().is_some_and(|s| s.contains("all 2 attempts")), "{r:?}");
     let outbox = rig.store.outbox(Some(r.id)).await.expect("outbox");
-    assert_eq!(outbox.len(), 1);
-    assert_eq!(outbox[0].kind, "unreachable");
-    assert_eq!(outbox[0].state, "queued");
+    let unreachable: Vec<_> = outbox.iter().filter(|m| m.kind == "unreachable").collect();
+    assert_eq!(unreachable.len(), 1, "{outbox:?}");
+    assert_eq!(unreachable[0].state, "queued");
     // Nothing more is dialled.
     rig.at(hel("2026-11-23T11:00"));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -414,7 +415,8 @@ async fn requests_that_run_out_of_time_end_with_an_sms() {
     rig.at(hel("2026-11-26T12:00"));
     let r = rig.until(r.id, "unreachable", |r| r.state.is_final()).await;
     assert_eq!(r.state, State::Unreachable, "it was tried once");
-    assert_eq!(rig.store.outbox(Some(r.id)).await.expect("outbox")[0].kind, "unreachable");
+    let outbox = rig.store.outbox(Some(r.id)).await.expect("outbox");
+    assert!(outbox.iter().any(|m| m.kind == "unreachable"), "{outbox:?}");
     rig.stop().await;
 }
 

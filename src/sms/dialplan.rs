@@ -26,7 +26,6 @@ use crate::dialplan::{CallerId, Languages};
 use crate::lang::Lang;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// Keys of `[sms]` besides the language tables.
@@ -150,8 +149,7 @@ pub fn check<'a>(
         }
     };
     let (mins, hours) = (SignedDuration::from_mins, SignedDuration::from_hours);
-    let notice_slip =
-        duration(doc, slip, "sms.notice_slip", mins(30), (mins(5), hours(24)));
+    let notice_slip = duration(doc, slip, "sms.notice_slip", mins(30), (mins(5), hours(24)));
     let delay = duration(doc, delay, "sms.feedback_delay", hours(48), (mins(1), hours(24 * 30)));
     let period_days = match &period {
         None => Some(30),
@@ -189,8 +187,9 @@ pub fn check<'a>(
     };
 
     // Templates: parse each, check its length with the longest values it can get.
-    let mut templates = BTreeMap::new();
-    let mut spans = BTreeMap::new();
+    let mut templates = std::collections::HashMap::new();
+    let mut spans = std::collections::HashMap::new();
+    let mut written = std::collections::HashSet::new();
     for (lang, raw) in &texts {
         for (kind, text) in [
             (Kind::Notice, &raw.notice),
@@ -198,11 +197,15 @@ pub fn check<'a>(
             (Kind::Feedback, &raw.feedback),
         ] {
             let Some(text) = text else { continue };
+            written.insert((*lang, kind));
             let what = format!("sms.{}.{}", lang.code(), kind.as_str());
             match Template::parse(text.get_ref(), kind) {
                 Ok(t) => {
                     if kind == Kind::Feedback && t.uses("link") && link.is_none() {
-                        doc.error(Some(text.span()), format!("{what}: uses {{link}} but sms.feedback_link is not set"));
+                        doc.error(
+                            Some(text.span()),
+                            format!("{what}: uses {{link}} but sms.feedback_link is not set"),
+                        );
                         ok = false;
                     }
                     templates.insert((*lang, kind), t);
@@ -239,7 +242,7 @@ pub fn check<'a>(
     let offered = cx.language.map_or_else(|| Lang::ALL.to_vec(), |l| l.offered.clone());
     for lang in &offered {
         for kind in Kind::ALL {
-            if enabled(kind) && !templates.contains_key(&(*lang, kind)) {
+            if enabled(kind) && !written.contains(&(*lang, kind)) {
                 doc.error(
                     Some(span.clone()),
                     format!(

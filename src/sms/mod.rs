@@ -45,7 +45,7 @@ pub struct SmsSettings {
     /// The survey link (`{link}`).
     pub link: Option<String>,
     /// Templates by language and kind; every offered language has one for each enabled kind.
-    pub templates: BTreeMap<(Lang, Kind), Template>,
+    pub templates: std::collections::HashMap<(Lang, Kind), Template>,
 }
 
 impl SmsSettings {
@@ -204,11 +204,14 @@ impl std::str::FromStr for QuietHours {
 pub fn quiet_until(now: Timestamp, tz: &TimeZone, quiet: Option<QuietHours>) -> Option<Timestamp> {
     let quiet = quiet?;
     let local = now.to_zoned(tz.clone());
-    let minute = u16::try_from(local.hour()).unwrap_or(0) * 60
-        + u16::try_from(local.minute()).unwrap_or(0);
+    let minute =
+        u16::try_from(local.hour()).unwrap_or(0) * 60 + u16::try_from(local.minute()).unwrap_or(0);
     let (start, end) = (quiet.start, quiet.end);
-    let in_quiet =
-        if start <= end { minute >= start && minute < end } else { minute >= start || minute < end };
+    let in_quiet = if start <= end {
+        minute >= start && minute < end
+    } else {
+        minute >= start || minute < end
+    };
     if !in_quiet {
         return None;
     }

@@ -240,7 +240,10 @@ mod tests {
         assert!(t.uses("from") && !t.uses("service"));
         let e = Template::parse("{link}", Kind::Notice).expect_err("link is not for notices");
         assert!(e.to_string().contains("unknown placeholder {link}"), "{e}");
-        assert!(matches!(Template::parse("a {from", Kind::Notice), Err(TemplateError::Unclosed(3))));
+        assert!(matches!(
+            Template::parse("a {from", Kind::Notice),
+            Err(TemplateError::Unclosed(3))
+        ));
         assert!(matches!(Template::parse("a } b", Kind::Notice), Err(TemplateError::Unmatched(3))));
         assert_eq!(Template::parse("  ", Kind::Feedback), Err(TemplateError::Empty));
     }

@@ -20,6 +20,9 @@ use sqlx::{AnyPool, Row};
 use std::fmt;
 use std::str::FromStr;
 
+mod sms;
+pub use sms::OutboxRow;
+
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -158,6 +161,8 @@ pub struct NewRequest {
     pub window: Option<DayRange>,
     /// Whether the patient consented to SMS.
     pub sms_consent: bool,
+    /// Queue the expected-time notice SMS with the request (the service sends notices).
+    pub sms_notice: bool,
     /// When it was made.
     pub created_at: Timestamp,
 }
@@ -262,6 +267,8 @@ pub enum Next {
         reason: String,
         /// Queue the "could not reach you" SMS.
         sms_unreachable: bool,
+        /// Queue the survey (connected callbacks with SMS consent only).
+        sms_feedback: Option<crate::sms::FeedbackRule>,
     },
 }
 
@@ -418,35 +425,6 @@ async fn audit(
     Ok(())
 }
 
-async fn queue_sms(
-    tx: &mut Tx<'_>,
-    request_id: i64,
-    kind: &str,
-    lang: Lang,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    // The dedup key makes the message idempotent: one per request and kind.
-    let key = format!("{request_id}:{kind}");
-    let exists = sqlx::query("SELECT id FROM outbox WHERE dedup_key = $1")
-        .bind(&key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if exists.is_none() {
-        sqlx::query(
-            "INSERT INTO outbox (request_id, kind, dedup_key, lang, created_at, not_before) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(request_id)
-        .bind(kind)
-        .bind(&key)
-        .bind(lang.code())
-        .bind(ms(now))
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
 impl Store {
     /// Connects (creating a SQLite file if needed) and runs the embedded migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
@@ -564,6 +542,18 @@ impl Store {
                         "",
                     )
                     .await?;
+                    if new.sms_notice {
+                        let at = new.created_at;
+                        sms::queue(
+                            &mut tx,
+                            &request,
+                            crate::sms::template::Kind::Notice,
+                            "notice",
+                            at,
+                            at,
+                        )
+                        .await?;
+                    }
                     tx.commit().await?;
                     return Ok(Enqueued { request, duplicate: false });
                 }
@@ -854,6 +844,7 @@ impl Store {
                 end: End::Cancelled,
                 reason: "cancelled during a live attempt".to_owned(),
                 sms_unreachable: false,
+                sms_feedback: None,
             },
             other => other,
         };
@@ -873,7 +864,7 @@ impl Store {
                 .await?;
                 audit(tx, id, now, Some(from), state, actor, detail).await?;
             }
-            Next::Final { end, reason, sms_unreachable } => {
+            Next::Final { end, reason, sms_unreachable, sms_feedback } => {
                 let state = State::from(*end);
                 sqlx::query(
                     "UPDATE requests SET state = $2, due_at = NULL, final_at = $3, end_reason = $4, \
@@ -889,7 +880,11 @@ impl Store {
                 audit(tx, id, now, Some(from), state, actor, &format!("{detail}: {reason}"))
                     .await?;
                 if *sms_unreachable {
-                    queue_sms(tx, id, "unreachable", req.lang, now).await?;
+                    let kind = crate::sms::template::Kind::Unreachable;
+                    sms::queue(tx, &req, kind, "unreachable", now, now).await?;
+                }
+                if let (End::Connected, Some(rule)) = (end, sms_feedback) {
+                    sms::queue_feedback(tx, &req, *rule, now).await?;
                 }
             }
         }

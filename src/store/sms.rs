@@ -1,0 +1,293 @@
+//! The SMS outbox: rows queued inside the transactions of the state changes that cause
+//! them, and the queries of the sender task and the opt-out list.
+//!
+//! Outbox row states:
+//!
+//! ```text
+//!  queued ──try accepted──► sent
+//!    │ ▲
+//!    │ └─ retryable failure (not_before = now + backoff) / quiet hours (postponed)
+//!    ├──► failed   (tries exhausted, refused by the gateway, too old)
+//!    └──► skipped  (fixed line, no consent, opted out, service sends none …)
+//! ```
+
+use super::{Request, Store, StoreError, Tx, ms, ts};
+use crate::lang::Lang;
+use crate::policy::number::E164;
+use crate::sms::FeedbackRule;
+use crate::sms::template::Kind;
+use jiff::Timestamp;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// An outbox row as the sender sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Id; with the configured prefix, the gateway's client reference.
+    pub id: i64,
+    /// The request.
+    pub request_id: i64,
+    /// What kind of message.
+    pub kind: Kind,
+    /// Language.
+    pub lang: Lang,
+    /// Queued at.
+    pub created_at: Timestamp,
+    /// Not sent before.
+    pub not_before: Timestamp,
+    /// `queued`, `sent`, `failed` or `skipped`.
+    pub state: String,
+    /// Tries so far (counted before each try is made).
+    pub tries: i64,
+    /// When the gateway accepted it.
+    pub sent_at: Option<Timestamp>,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, request_id, kind, lang, created_at, not_before, state, tries, sent_at, reason";
+
+fn row_from(r: &AnyRow) -> Result<OutboxRow, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    let lang: String = r.try_get("lang")?;
+    let sent_at: Option<i64> = r.try_get("sent_at")?;
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        request_id: r.try_get("request_id")?,
+        kind: Kind::parse(&kind).ok_or(StoreError::Corrupt { what: "outbox kind", value: kind })?,
+        lang: lang.parse().map_err(|_| StoreError::Corrupt { what: "lang", value: lang })?,
+        created_at: ts(r.try_get("created_at")?)?,
+        not_before: ts(r.try_get("not_before")?)?,
+        state: r.try_get("state")?,
+        tries: r.try_get("tries")?,
+        sent_at: sent_at.map(ts).transpose()?,
+        reason: r.try_get("reason")?,
+    })
+}
+
+/// Queues one message for `req` inside `tx`, idempotently (one per request, kind and
+/// `key`). A number that cannot receive SMS gets a `skipped` row with the reason, so the
+/// operator sees why no SMS went.
+pub(super) async fn queue(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    kind: Kind,
+    key: &str,
+    not_before: Timestamp,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let dedup = format!("{}:{key}", req.id);
+    let exists = sqlx::query("SELECT id FROM outbox WHERE dedup_key = $1")
+        .bind(&dedup)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_some() {
+        return Ok(());
+    }
+    let skip: Option<&str> = match &req.number {
+        None => Some("number erased"),
+        Some(n) => match crate::sms::recipient(n) {
+            Ok(()) => None,
+            Err(why) => Some(why.reason()),
+        },
+    };
+    let skip = match (skip, kind, &req.number) {
+        (None, Kind::Feedback, Some(n)) => {
+            let out = sqlx::query("SELECT 1 AS x FROM sms_optout WHERE number = $1")
+                .bind(n.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+            out.map(|_| "opted out of surveys")
+        }
+        (other, _, _) => other,
+    };
+    sqlx::query(
+        "INSERT INTO outbox (request_id, kind, dedup_key, lang, created_at, not_before, state, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(req.id)
+    .bind(kind.as_str())
+    .bind(&dedup)
+    .bind(req.lang.code())
+    .bind(ms(now))
+    .bind(ms(not_before))
+    .bind(if skip.is_some() { "skipped" } else { "queued" })
+    .bind(skip)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Queues the survey after a connected callback: only with consent, `rule.delay` later,
+/// and not when the same number already has a survey within `rule.period`.
+pub(super) async fn queue_feedback(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    rule: FeedbackRule,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if !req.sms_consent {
+        return Ok(());
+    }
+    let at = now.checked_add(rule.delay).unwrap_or(now);
+    if let Some(number) = &req.number {
+        let since = at.checked_sub(rule.period).unwrap_or(at);
+        let recent = sqlx::query(
+            "SELECT o.id FROM outbox o JOIN requests r ON r.id = o.request_id \
+             WHERE o.kind = 'feedback' AND o.state IN ('queued', 'sent') AND r.number = $1 \
+             AND o.not_before > $2 AND r.id <> $3",
+        )
+        .bind(number.as_str())
+        .bind(ms(since))
+        .bind(req.id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if recent.is_some() {
+            return Ok(());
+        }
+    }
+    queue(tx, req, Kind::Feedback, "feedback", at, now).await
+}
+
+impl Store {
+    /// Queued messages due at `now`, oldest due first.
+    pub async fn sms_due(&self, now: Timestamp, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE state = 'queued' AND not_before <= $1 \
+             ORDER BY not_before, id LIMIT $2"
+        ))
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_from).collect()
+    }
+
+    /// The earliest due time of a queued message.
+    pub async fn sms_next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query("SELECT MIN(not_before) AS t FROM outbox WHERE state = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        let t: Option<i64> = row.try_get("t")?;
+        t.map(ts).transpose()
+    }
+
+    /// Queued messages (the backlog).
+    pub async fn sms_backlog(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Every outbox row of a request (or all), oldest first.
+    pub async fn sms_rows(&self, request_id: Option<i64>) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR request_id = $1) ORDER BY id"
+        ))
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_from).collect()
+    }
+
+    /// Takes a due message for one try, before the try is made: counts the try and holds
+    /// the row until `lease` (so another sender leaves it alone; after a crash it is tried
+    /// again then, with the same reference). False when another sender took it first.
+    pub async fn sms_claim(&self, row: &OutboxRow, lease: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET tries = tries + 1, not_before = $3 \
+             WHERE id = $1 AND state = 'queued' AND tries = $2",
+        )
+        .bind(row.id)
+        .bind(row.tries)
+        .bind(ms(lease))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The gateway accepted the message.
+    pub async fn sms_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $2, reason = NULL WHERE id = $1")
+            .bind(id)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Tries again at `at` (after a failed try, or when quiet hours end).
+    pub async fn sms_later(
+        &self,
+        id: i64,
+        at: Timestamp,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET not_before = $2, reason = $3 WHERE id = $1 AND state = 'queued'",
+        )
+        .bind(id)
+        .bind(ms(at))
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a message unsent: `failed` or `skipped`, with the reason.
+    pub async fn sms_end(&self, id: i64, failed: bool, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET state = $2, reason = $3 WHERE id = $1 AND state = 'queued'")
+            .bind(id)
+            .bind(if failed { "failed" } else { "skipped" })
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a number to the survey opt-out list; false when it was already there.
+    pub async fn sms_optout(
+        &self,
+        number: &E164,
+        channel: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let exists = sqlx::query("SELECT 1 AS x FROM sms_optout WHERE number = $1")
+            .bind(number.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO sms_optout (number, created_at, channel) VALUES ($1, $2, $3)")
+            .bind(number.as_str())
+            .bind(ms(now))
+            .bind(channel)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes a number from the opt-out list; false when it was not there.
+    pub async fn sms_optin(&self, number: &E164) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sms_optout WHERE number = $1")
+            .bind(number.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// True when the number opted out of surveys.
+    pub async fn sms_opted_out(&self, number: &E164) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS x FROM sms_optout WHERE number = $1")
+            .bind(number.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}

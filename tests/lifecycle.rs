@@ -1,0 +1,149 @@
+//! The daemon as administrators live with it: dialplans reloaded by SIGHUP and by editing
+//! the directory (a broken one keeps every old dialplan), and SIGTERM in the middle of a call
+//! (the call gets the grace period, is hung up with BYE, recorded, and the daemon exits 0).
+
+mod common;
+
+use common::sipp::{Sipp, free_udp_port, have_sipp};
+use common::{Daemon, Setup, WAIT, i, repo, s};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A copy of the repository's dialplans the test may edit.
+fn dialplans(dir: &Path) -> PathBuf {
+    let d = dir.join("dialplans");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    for f in ["kallio.toml", "vuosaari.toml", "kotka-neuvonta.toml"] {
+        std::fs::copy(repo().join("dialplans").join(f), d.join(f)).expect("copy dialplan");
+    }
+    d
+}
+
+async fn service_ids(d: &Daemon) -> Vec<String> {
+    let (status, v) = d.get("/v1/services").await;
+    assert_eq!(status, 200);
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn wait_for_services(d: &Daemon, want: &[&str]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ids = service_ids(d).await;
+        if ids == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "services are {ids:?}, expected {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn hup(d: &Daemon) {
+    let ok = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().expect("kill");
+    assert!(ok.success());
+}
+
+fn reloads(scrape: &str, result: &str) -> u64 {
+    scrape
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("callbackd_dialplan_reloads_total{{result=\"{result}\"}}"))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn sighup_and_file_changes_reload_and_a_broken_dialplan_keeps_the_old_set() {
+    let setup = Setup::new();
+    let dir = dialplans(setup.dir.path());
+    setup.point_at(&setup.pbx.addr, &dir, "");
+    let d = Daemon::start(&setup).await;
+    assert_eq!(service_ids(&d).await, ["kallio", "kotka-neuvonta", "vuosaari"]);
+    let (status, v) = d.post(&json!({"service": "vuosaari", "number": "040 111 2222"})).await;
+    assert_eq!(status, 201, "{v}");
+    let kept = i(&v, "id");
+
+    // A new service, picked up by SIGHUP (or the watch, whichever comes first).
+    let extra = std::fs::read_to_string(dir.join("kallio.toml"))
+        .expect("read")
+        .replace("id = \"kallio\"", "id = \"kallio-2\"");
+    std::fs::write(dir.join("kallio-2.toml"), extra).expect("write");
+    hup(&d);
+    wait_for_services(&d, &["kallio", "kallio-2", "kotka-neuvonta", "vuosaari"]).await;
+
+    // A broken file: every old dialplan stays, the error is logged with its place and counted.
+    std::fs::write(dir.join("broken.toml"), "id = \"broken\"\nname = 5\n").expect("write");
+    hup(&d);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, scrape) = d.get_text("/metrics").await;
+        if reloads(&scrape, "error") >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed reload counted:\n{scrape}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(service_ids(&d).await, ["kallio", "kallio-2", "kotka-neuvonta", "vuosaari"]);
+    assert!(
+        d.logs().contains("broken.toml:2:8"),
+        "the problem is logged with its location:\n{}",
+        d.logs()
+    );
+
+    // Fixed by editing (no signal): the directory watch reloads, and a removed service's
+    // request is kept.
+    std::fs::remove_file(dir.join("broken.toml")).expect("rm");
+    std::fs::remove_file(dir.join("vuosaari.toml")).expect("rm");
+    wait_for_services(&d, &["kallio", "kallio-2", "kotka-neuvonta"]).await;
+    let (status, v) = d.get(&format!("/v1/callbacks/{kept}")).await;
+    assert_eq!(status, 200);
+    assert_ne!(s(&v, "state"), "cancelled", "the request of the removed service is kept: {v}");
+    assert!(d.logs().contains("service removed"), "{}", d.logs());
+    let (status, _) = d.get_text("/readyz").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn sigterm_mid_call_hangs_up_after_the_grace_period_and_loses_nothing() {
+    if !have_sipp() {
+        return;
+    }
+    let setup = Setup::new();
+    let dir = dialplans(setup.dir.path());
+    let port = free_udp_port();
+    // The call would be held for a minute; the grace period is one second.
+    setup.point_at(&format!("127.0.0.1:{port}"), &dir, "hangup_after_answer = \"60s\"");
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    std::fs::write(&setup.config, format!("shutdown_grace = \"1s\"\n{config}")).expect("write");
+    let mut sipp = Sipp::start("uas_answer_hold.xml", port, 1);
+    let d = Daemon::start(&setup).await;
+    let (status, v) = d.post(&json!({"service": "kotka-neuvonta", "number": "040 333 4444"})).await;
+    assert_eq!(status, 201, "{v}");
+    let id = i(&v, "id");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, v): (u16, Value) = d.get(&format!("/v1/callbacks/{id}")).await;
+        if s(&v, "state") == "dialing" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never dialing: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, logs) = d.terminate();
+    assert!(status.success(), "exit 0 after SIGTERM ({status}):\n{logs}");
+    assert!(logs.contains("grace period over"), "{logs}");
+    assert!(sipp.passed(), "the patient's phone got our BYE");
+
+    // Nothing lost: the attempt was recorded before exit.
+    let out = setup.cli(&["show", &id.to_string(), "--config", setup.config_arg()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("state:     connected"), "{text}");
+    assert!(!text.contains(", live"), "no attempt left live:\n{text}");
+}

@@ -77,6 +77,33 @@ async fn dial(
     Some((result, sipp, trunk))
 }
 
+#[tokio::test]
+async fn tcp_transport_places_the_call_over_a_tcp_connection() {
+    if !have_sipp() {
+        return;
+    }
+    let port = free_udp_port();
+    let mut sipp = Sipp::start_tcp("uas_answer.xml", port, 1);
+    let cfg = Sip { transport: Transport::Tcp, ..sip_config(sipp.port) };
+    let trunk = Trunk::start(&cfg, None, CancellationToken::new()).await.expect("trunk");
+    let call = Call {
+        request_id: 1,
+        attempt_id: 1,
+        seq: 1,
+        service: kallio("30s"),
+        number: E164::from_stored("+358401234567".into()),
+        lang: Lang::Fi,
+        hangup: CancellationToken::new(),
+    };
+    let r = tokio::time::timeout(Duration::from_secs(60), SipDialer::new(trunk.clone()).dial(call))
+        .await
+        .expect("the call ends");
+    assert!(sipp.passed(), "sipp's checks over TCP");
+    assert_eq!(r, CallResult { outcome: Outcome::Connected, sip_code: Some(200) });
+    assert!(sipp.log("messages.log").contains("SIP/2.0/TCP"), "the Via says TCP");
+    no_dialogs_left(&trunk).await;
+}
+
 async fn no_dialogs_left(trunk: &Trunk) {
     for _ in 0..100 {
         if trunk.dialogs() == 0 {

@@ -118,11 +118,8 @@ async fn gateway_handler(
         from: field("source"),
         text: field("userData"),
     };
-    let auth = headers
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let auth =
+        headers.get("authorization").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
     st.requests.lock().expect("lock").push((d.reference.clone(), auth));
     let answer = st.script.lock().expect("lock").pop_front().unwrap_or(Answer::Accept);
     match answer {
@@ -185,7 +182,7 @@ fn sms_toml(url: &str, secret: &Path, quiet: &str) -> String {
 }
 
 struct Rig {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     store: Store,
     clock: ManualClock,
     services: Services,
@@ -203,12 +200,10 @@ impl Rig {
         std::fs::write(&secret, "s3cret\n").expect("secret");
         let (url, gateway) = start_gateway(script).await;
         let src = format!("[sip]\npbx = \"127.0.0.1:5060\"\n{}", sms_toml(&url, &secret, quiet));
-        let cfg = Config::from_toml(&dir.path().join("c.toml"), &src)
-            .expect("config")
-            .sms
-            .expect("sms");
+        let cfg =
+            Config::from_toml(&dir.path().join("c.toml"), &src).expect("config").sms.expect("sms");
         let clock = ManualClock(Arc::new(Mutex::new(start)));
-        Rig { dir, store, clock, services: repo_services(), cfg, gateway }
+        Rig { _dir: dir, store, clock, services: repo_services(), cfg, gateway }
     }
 
     /// A fresh sender, as after a restart of the daemon.
@@ -263,7 +258,7 @@ impl Rig {
 #[tokio::test]
 async fn retries_through_failures_and_delivers_exactly_once_across_a_restart() {
     use Answer::*;
-    let mut rig = Rig::new(
+    let rig = Rig::new(
         hel("2026-11-23T10:00"),
         &[Fail, Hang, Fail, DeliverAndHang, Accept, Accept],
         "21:00-08:00",
@@ -333,11 +328,11 @@ async fn retries_through_failures_and_delivers_exactly_once_across_a_restart() {
     let n = rig.gateway.delivered().len();
     assert_eq!(n, 2);
     // Every row reached a final state; nothing was delivered twice.
-    let mut refs: Vec<String> = rig.gateway.delivered().iter().map(|d| d.reference.clone()).collect();
+    let mut refs: Vec<String> =
+        rig.gateway.delivered().iter().map(|d| d.reference.clone()).collect();
     refs.dedup();
     assert_eq!(refs.len(), 2);
     assert_eq!(rig.store.sms_backlog().await.expect("backlog"), 0);
-    let _ = &mut rig;
 }
 
 #[tokio::test]
@@ -345,7 +340,8 @@ async fn a_claimed_but_unmarked_message_is_resent_with_the_same_reference_after_
     let rig = Rig::new(hel("2026-11-23T10:00"), &[], "none").await;
     let req = rig.enqueue("040 123 4567", "sv", false).await;
     rig.unreachable(&req).await;
-    let row = rig.rows(req.id).await.into_iter().find(|r| r.kind == Kind::Unreachable).expect("row");
+    let row =
+        rig.rows(req.id).await.into_iter().find(|r| r.kind == Kind::Unreachable).expect("row");
     // What a sender does before calling the gateway; then it "crashes".
     let lease = rig.clock.now().checked_add(SignedDuration::from_secs(60)).expect("t");
     assert!(rig.store.sms_claim(&row, lease).await.expect("claim"));
@@ -471,7 +467,8 @@ async fn until_final(store: &Store, id: i64, wake: &Notify) -> Request {
 #[tokio::test]
 async fn scheduler_outcomes_queue_unreachable_and_the_consented_survey_after_its_delay() {
     let rig = Rig::new(hel("2026-11-23T10:00"), &[], "21:00-08:00").await;
-    rig.store.sms_optout(&callbackd::sms::normalize("040 444 4444").expect("n"), "api", rig.clock.now())
+    rig.store
+        .sms_optout(&callbackd::sms::normalize("040 444 4444").expect("n"), "api", rig.clock.now())
         .await
         .expect("optout");
     let dialer = Scripted::default();
@@ -514,11 +511,16 @@ async fn scheduler_outcomes_queue_unreachable_and_the_consented_survey_after_its
     let kinds = |rows: Vec<OutboxRow>| -> Vec<(Kind, String)> {
         rows.into_iter().map(|r| (r.kind, r.state)).collect()
     };
-    let fb = rig.rows(consent.id).await.into_iter().find(|r| r.kind == Kind::Feedback).expect("survey");
+    let fb =
+        rig.rows(consent.id).await.into_iter().find(|r| r.kind == Kind::Feedback).expect("survey");
     assert_eq!(fb.not_before, hel("2026-11-25T10:00"), "48 hours after the callback");
     assert!(!kinds(rig.rows(no_consent.id).await).iter().any(|(k, _)| *k == Kind::Feedback));
-    let out = rig.rows(opted_out.id).await.into_iter().find(|r| r.kind == Kind::Feedback).expect("row");
-    assert_eq!((out.state.as_str(), out.reason.as_deref()), ("skipped", Some("opted out of surveys")));
+    let out =
+        rig.rows(opted_out.id).await.into_iter().find(|r| r.kind == Kind::Feedback).expect("row");
+    assert_eq!(
+        (out.state.as_str(), out.reason.as_deref()),
+        ("skipped", Some("opted out of surveys"))
+    );
     assert!(kinds(rig.rows(twice.id).await).contains(&(Kind::Unreachable, "queued".into())));
 
     let sender = rig.sender();
@@ -552,7 +554,6 @@ async fn scheduler_outcomes_queue_unreachable_and_the_consented_survey_after_its
         .await
         .expect("finish");
     assert!(!kinds(rig.rows(again.id).await).iter().any(|(k, _)| *k == Kind::Feedback));
-    let _ = rig.dir.path();
 }
 
 #[tokio::test]
@@ -565,7 +566,8 @@ async fn opt_out_endpoint_and_the_daemon_deliver_with_masked_logs() {
     cfg.push_str(&sms_toml(&url, &secret, "none"));
     std::fs::write(&setup.config, cfg).expect("write");
     let daemon = common::Daemon::start(&setup).await;
-    let body = serde_json::json!({"service": "kallio", "number": "040 123 4567", "sms_consent": true});
+    let body =
+        serde_json::json!({"service": "kallio", "number": "040 123 4567", "sms_consent": true});
     let (status, _) = daemon.post(&body).await;
     assert_eq!(status, 201);
     let http = daemon.client();
@@ -575,9 +577,12 @@ async fn opt_out_endpoint_and_the_daemon_deliver_with_masked_logs() {
     assert_eq!(v["number"], "+35840*****67");
     let (s2, _) = common::post_json(&http, &daemon.url("/v1/sms/optout"), &optout).await;
     assert_eq!(s2, 200, "already on the list");
-    let (s3, _) =
-        common::post_json(&http, &daemon.url("/v1/sms/optout"), &serde_json::json!({"number": "x"}))
-            .await;
+    let (s3, _) = common::post_json(
+        &http,
+        &daemon.url("/v1/sms/optout"),
+        &serde_json::json!({"number": "x"}),
+    )
+    .await;
     assert_eq!(s3, 422);
     // The notice may wait for a closed service's quiet hours; it is queued either way.
     for _ in 0..100 {

@@ -23,9 +23,13 @@ fn broken_sms_sections_of_a_dialplan_are_all_reported() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
-        format!("{f}:18:1: sms: unreachable messages are enabled but sms.sv.unreachable is missing"),
+        format!(
+            "{f}:18:1: sms: unreachable messages are enabled but sms.sv.unreachable is missing"
+        ),
         format!("{f}:18:1: sms: feedback messages are enabled but sms.sv.feedback is missing"),
-        format!("{f}:19:10: sms.sender: \"Kallion terveysasema\": an alphanumeric sender ID has at most 11 characters"),
+        format!(
+            "{f}:19:10: sms.sender: \"Kallion terveysasema\": an alphanumeric sender ID has at most 11 characters"
+        ),
         format!("{f}:23:18: sms.feedback_delay: \"soon\" is not a duration"),
         format!("{f}:24:1: unknown key `sms.colour`"),
         format!("{f}:27:10: sms.fi.notice: unknown placeholder {{nimi}}"),
@@ -34,7 +38,10 @@ fn broken_sms_sections_of_a_dialplan_are_all_reported() {
     ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(!err.contains("sms.fi.notice is missing"), "a broken template is not also missing: {err}");
+    assert!(
+        !err.contains("sms.fi.notice is missing"),
+        "a broken template is not also missing: {err}"
+    );
     assert!(err.contains("9 errors found") || err.contains("8 errors found"), "{err}");
 }
 
@@ -49,8 +56,11 @@ fn sender_ids_that_traficom_forbids_are_refused() {
         ("1234567890123456", "at most 15 digits"),
     ] {
         let file = dir.path().join("kallio.toml");
-        std::fs::write(&file, src.replace("sender = \"Kallio TA\"", &format!("sender = {sender:?}")))
-            .expect("write");
+        std::fs::write(
+            &file,
+            src.replace("sender = \"Kallio TA\"", &format!("sender = {sender:?}")),
+        )
+        .expect("write");
         let out = callbackd(&["check", "--config", "callbackd.toml", file.to_str().expect("utf8")]);
         assert_eq!(out.status.code(), Some(64), "{sender}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -64,8 +74,8 @@ fn a_broken_sms_gateway_configuration_is_reported() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        "dialplans = \"dp\"\n[sip]\npbx = \"pbx:5060\"\n[sms]\nurl = \"ftp://x\"\nbody = \"xml\"\n\
-         quiet_hours = \"21-08\"\nmax_tries = 0\ntimeout = \"1h\"\nfrobnicate = 1\n\
+        "dialplans = \"dp\"\n[sip]\npbx = \"pbx:5060\"\n[sms]\nurl = \"ftp://x\"\nbody = \"form\"\n\
+         quiet_hours = \"21-08\"\nmax_tries = 0\ntimeout = \"1h\"\nmethod = \"POST\"\n\
          [sms.auth]\nscheme = \"bearer\"\nusername = \"u\"\nsecret_file = \"s\"\n",
     )
     .expect("write");
@@ -82,6 +92,12 @@ fn a_broken_sms_gateway_configuration_is_reported() {
     ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
+    // A wrong type or an unknown key is reported at its place too.
+    std::fs::write(&cfg, "[sip]\npbx = \"pbx:5060\"\n[sms]\nurl = \"https://x\"\nbody = \"xml\"\n")
+        .expect("write");
+    let out = callbackd(&["check", "--config", cfg.to_str().expect("utf8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{c}:5:8:")) && err.contains("xml"), "{err}");
 }
 
 #[test]

@@ -82,6 +82,9 @@ pub enum Outcome {
     Interrupted,
     /// The patient said they no longer need the call (pressed 9): ends the request.
     Declined,
+    /// The patient confirmed, but the transfer or bridge to staff failed: our side's
+    /// failure, retried, not counted.
+    HandoverFailed,
 }
 
 /// What an outcome means for the request.
@@ -97,7 +100,7 @@ pub enum Effect {
 
 impl Outcome {
     /// Every outcome, for listings and tests.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Connected,
         Outcome::Busy,
         Outcome::NoAnswer,
@@ -107,6 +110,7 @@ impl Outcome {
         Outcome::NetworkFailure,
         Outcome::Interrupted,
         Outcome::Declined,
+        Outcome::HandoverFailed,
     ];
 
     /// What this outcome does to the request.
@@ -118,7 +122,9 @@ impl Outcome {
             Outcome::Busy | Outcome::NoAnswer | Outcome::Rejected | Outcome::NotConfirmed => {
                 Effect::Counted
             }
-            Outcome::NetworkFailure | Outcome::Interrupted => Effect::NotCounted,
+            Outcome::NetworkFailure | Outcome::Interrupted | Outcome::HandoverFailed => {
+                Effect::NotCounted
+            }
         }
     }
 
@@ -134,6 +140,7 @@ impl Outcome {
             Outcome::NetworkFailure => "network_failure",
             Outcome::Interrupted => "interrupted",
             Outcome::Declined => "declined",
+            Outcome::HandoverFailed => "handover_failed",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - the state task forwards each dialog's state changes to the call that owns it
 //!   (keyed by Call-ID), so a call learns of a remote BYE.
 
+pub mod handover;
 pub mod sdp;
 
 use crate::call::{Ending, outcome_of};

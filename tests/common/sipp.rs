@@ -22,12 +22,14 @@ pub fn have_sipp() -> bool {
     found
 }
 
+/// A UDP port free at the time of asking (sipp binds it next).
 pub fn free_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.local_addr().expect("addr").port()
 }
 
 /// sipp as the PBX, killed on drop.
+#[derive(Debug)]
 pub struct Sipp {
     child: Option<Child>,
     dir: tempfile::TempDir,
@@ -36,9 +38,20 @@ pub struct Sipp {
 }
 
 impl Sipp {
+    /// sipp over UDP on `port`, for `calls` calls of `scenario`.
     pub fn start(scenario: &str, port: u16, calls: u32) -> Sipp {
+        Sipp::start_on(scenario, port, calls, "u1")
+    }
+
+    /// The same over TCP (one connection).
+    pub fn start_tcp(scenario: &str, port: u16, calls: u32) -> Sipp {
+        Sipp::start_on(scenario, port, calls, "t1")
+    }
+
+    fn start_on(scenario: &str, port: u16, calls: u32, transport: &str) -> Sipp {
         let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new("sipp")
+            .args(["-t", transport])
             .arg("-sf")
             .arg(repo().join("tests/sipp").join(scenario))
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port.to_string()])
@@ -55,7 +68,12 @@ impl Sipp {
             .expect("start sipp");
         // Wait (bounded) until sipp holds its port.
         for _ in 0..100 {
-            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            let taken = if transport == "u1" {
+                std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+            } else {
+                std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+            };
+            if taken {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));

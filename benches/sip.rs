@@ -1,0 +1,1015 @@
+//! SIP dialer benchmark: the real daemon dialling a sipp UAS, next to sipp's own UAC.
+//!
+//! Run with `cargo bench --bench sip` (see BENCHMARKS.md, "SIP dialer"). Needs `sipp`
+//! (Debian package `sip-tester`); without it the bench says SKIPPED and exits 0. Phases, all
+//! in one run, one after the other on the same machine:
+//!
+//! 1. **sipp → sipp.** `sipp -sn uas` and `sipp -sn uac -r RATE -l LIMIT -m N` against it:
+//!    the reference rate for this machine.
+//! 2. **callbackd burst.** N requests bulk-inserted with SQL into a fresh store (migrations
+//!    via `Store::open`), all due at one instant T0 a few seconds ahead; the real daemon
+//!    (`target/release/callbackd serve`) with a 24/7 dialplan (`capacity` 1000),
+//!    `max_calls` 1000, `calls_per_second` 1000 (both the config's maximum) and
+//!    `hangup_after_answer = "0s"` dials a fresh `sipp -sn uas -m N`. Timed from T0 until
+//!    every request is `connected` in the store. Loss/duplication from the store (attempts
+//!    per request) and from sipp's message trace (INVITE transactions, Call-IDs).
+//! 3. **callbackd paced.** The same with the N due times spread at `SIP_BENCH_PACE`
+//!    requests/s: time from each request's due time to sipp sending 200 OK, at a load the
+//!    daemon can sustain.
+//! 4. **Memory per active call.** K requests in two halves (due at T0 and T0 + 4 s), held
+//!    with `hangup_after_answer = "120s"`: VmRSS idle (queue loaded, before T0), with K/2
+//!    and with K answered calls; per call = (RSS − idle)/K and the marginal
+//!    (RSS(K) − RSS(K/2))/(K/2). Then SIGTERM with `shutdown_grace = "0s"`: every call is
+//!    hung up with BYE and sipp must see K complete calls.
+//!
+//! Every child (sipp, callbackd) is killed when its guard drops; every wait is bounded.
+//!
+//! Knobs (environment): `SIP_BENCH_CALLS` (N, default 2000), `SIP_BENCH_HOLD` (K, 400),
+//! `SIP_BENCH_SIPP_RATE` (2000), `SIP_BENCH_SIPP_LIMIT` (200), `SIP_BENCH_PACE` (500),
+//! `SIP_BENCH_OUT` (also write the markdown report to this file).
+
+use callbackd::dialplan::{self, Services};
+use callbackd::policy::{self, Decision, RequestFacts};
+use callbackd::store::Store;
+use jiff::{SignedDuration, Timestamp};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bound on every wait.
+const WAIT: Duration = Duration::from_secs(120);
+/// Lead time from "daemon ready" to the first due instant.
+const LEAD: Duration = Duration::from_secs(2);
+
+/// A 24/7 service; `capacity` is the dialplan's maximum.
+const DIALPLAN: &str = r#"
+id = "bench"
+name = "Kallion terveysasema"
+capacity = 1000
+
+[caller_id]
+number = "+358 9 3104 5501"
+name = "Kallion terveysasema"
+
+[hours]
+holidays = "none"
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+
+[attempts]
+max = 2
+pause = "10m"
+ring_timeout = "30s"
+last_call_before_close = "0s"
+network_retry = "1m"
+
+[connect]
+target = "sip:hoitajat@127.0.0.1"
+confirm = "none"
+"#;
+
+fn env_or<T: FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Knobs {
+    calls: u32,
+    hold: u32,
+    sipp_rate: u32,
+    sipp_limit: u32,
+    pace: u32,
+}
+
+/// Seconds since the Unix epoch (the clock sipp's trace uses).
+fn epoch_now() -> f64 {
+    Timestamp::now().as_microsecond() as f64 / 1e6
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `(VmRSS, VmHWM)` in KiB.
+fn rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3; utime and stime are fields 14 and 15.
+    let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(14) + get(15)
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+#[derive(Debug)]
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the exit, bounded; true if it exited (with any status).
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").args([sig, &self.pid().to_string()]).status();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// sipp with the given arguments; waits (bounded) until it holds `port` when given.
+fn sipp(args: &[String], port: Option<u16>) -> Proc {
+    let child = Command::new("sipp")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sipp");
+    if let Some(port) = port {
+        for _ in 0..250 {
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Proc { child }
+}
+
+/// `sipp -sn uas` on `port` for `calls` calls, tracing every message (one line each).
+fn sipp_uas(dir: &Path, port: u16, calls: u32) -> Proc {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let args: Vec<String> = [
+        "-sn",
+        "uas",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        &calls.to_string(),
+        "-nostdin",
+        "-trace_shortmsg",
+        "-shortmessage_file",
+        &p("uas_msgs.log"),
+        "-trace_stat",
+        "-stf",
+        &p("uas_stat.csv"),
+        "-fd",
+        "1",
+        "-trace_err",
+        "-error_file",
+        &p("uas_err.log"),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    sipp(&args, Some(port))
+}
+
+/// The last line of a sipp `-trace_stat` file, by column name.
+fn sipp_stat(file: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(head) = lines.next() else { return HashMap::new() };
+    let Some(last) = lines.last() else { return HashMap::new() };
+    head.split(';').map(str::to_owned).zip(last.split(';').map(str::to_owned)).collect()
+}
+
+/// One call as sipp's UAS saw it (epoch seconds).
+#[derive(Debug, Default, Clone)]
+struct UasCall {
+    invite: Option<f64>,
+    ok: Option<f64>,
+    bye_ok: Option<f64>,
+}
+
+/// What the UAS's message trace says.
+#[derive(Debug, Default)]
+struct UasTrace {
+    invite_msgs: u64,
+    invite_transactions: u64,
+    calls: HashMap<String, UasCall>,
+    byes: u64,
+}
+
+impl UasTrace {
+    fn read(file: &Path) -> UasTrace {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut t = UasTrace::default();
+        let mut transactions = HashSet::new();
+        for line in text.lines() {
+            // date, time, epoch, R|S, Call-ID, "CSeq:N METHOD", first line
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() < 7 {
+                continue;
+            }
+            let Ok(at) = f[2].trim().parse::<f64>() else { continue };
+            let (dir, call_id, cseq, first) = (f[3], f[4], f[5], f[6]);
+            let method = cseq.split_whitespace().last().unwrap_or_default();
+            let is_request = !first.starts_with("SIP/2.0");
+            let call = t.calls.entry(call_id.to_owned()).or_default();
+            match (dir, is_request, method) {
+                ("R", true, "INVITE") => {
+                    t.invite_msgs += 1;
+                    transactions.insert((call_id.to_owned(), cseq.to_owned()));
+                    call.invite.get_or_insert(at);
+                }
+                ("S", false, "INVITE") if first.starts_with("SIP/2.0 200") => {
+                    call.ok.get_or_insert(at);
+                }
+                ("R", true, "BYE") => t.byes += 1,
+                ("S", false, "BYE") if first.starts_with("SIP/2.0 200") => {
+                    call.bye_ok.get_or_insert(at);
+                }
+                _ => {}
+            }
+        }
+        t.calls.retain(|_, c| c.invite.is_some());
+        t.invite_transactions = transactions.len() as u64;
+        t
+    }
+
+    /// First INVITE received → last 200 OK to a BYE sent, in seconds.
+    fn window(&self) -> f64 {
+        let first = self.calls.values().filter_map(|c| c.invite).fold(f64::INFINITY, f64::min);
+        let last = self.calls.values().filter_map(|c| c.bye_ok).fold(0.0, f64::max);
+        (last - first).max(1e-9)
+    }
+
+    fn completed(&self) -> usize {
+        self.calls.values().filter(|c| c.ok.is_some() && c.bye_ok.is_some()).count()
+    }
+}
+
+/// The request id in one of callbackd's Call-IDs (`cb-REQ-ATTEMPT-SEQ@callbackd`).
+fn request_of(call_id: &str) -> Option<i64> {
+    call_id.strip_prefix("cb-")?.split('-').next()?.parse().ok()
+}
+
+/// Percentiles of samples (seconds).
+#[derive(Debug, Default, Clone, Copy)]
+struct Lat {
+    n: usize,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Lat {
+    fn of(mut v: Vec<f64>) -> Lat {
+        if v.is_empty() {
+            return Lat::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let pick = |q: f64| {
+            let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            v[rank - 1]
+        };
+        Lat { n: v.len(), p50: pick(0.5), p99: pick(0.99), max: pick(1.0) }
+    }
+
+    fn cells(&self) -> String {
+        format!("{} / {} / {}", ms(self.p50), ms(self.p99), ms(self.max))
+    }
+}
+
+fn ms(s: f64) -> String {
+    let v = s * 1e3;
+    if v >= 100.0 { format!("{v:.0} ms") } else { format!("{v:.1} ms") }
+}
+
+/// The sipp → sipp reference.
+#[derive(Debug, Default)]
+struct SippRun {
+    load_before: String,
+    load_after: String,
+    wall: f64,
+    window_rate: f64,
+    own_rate: String,
+    successful: String,
+    failed: String,
+    retrans: String,
+    uas_calls: usize,
+    uas_invites: u64,
+    uas_invite_tx: u64,
+}
+
+/// One run of the daemon against a sipp UAS.
+#[derive(Debug, Default)]
+struct DaemonRun {
+    load_before: String,
+    load_after: String,
+    n: u32,
+    /// Due instant → every request connected in the store (s).
+    to_all_connected: f64,
+    /// First claim → last claim (store `started_at`, ms resolution).
+    claim_span: f64,
+    window_rate: f64,
+    cpu_daemon: f64,
+    states: BTreeMap<String, i64>,
+    outcomes: BTreeMap<String, i64>,
+    requests_without_attempt: i64,
+    requests_with_more: i64,
+    uas_calls: usize,
+    uas_invites: u64,
+    uas_invite_tx: u64,
+    uas_completed: usize,
+    uas_distinct_requests: usize,
+    uas_unknown_requests: usize,
+    due_to_ok: Lat,
+    claim_to_ok: Lat,
+    ok_to_persisted: Lat,
+    rss_idle: (u64, u64),
+    rss_end: (u64, u64),
+    sipp_exit: String,
+    uas_errors: usize,
+}
+
+#[derive(Debug, Default)]
+struct HoldRun {
+    load: String,
+    k: u32,
+    idle: u64,
+    half: u64,
+    full: u64,
+    hwm: u64,
+    answered_half: usize,
+    answered_full: usize,
+    after_stop_calls: usize,
+    sipp_exit: String,
+    daemon_exit: String,
+}
+
+fn main() {
+    let knobs = Knobs {
+        calls: env_or("SIP_BENCH_CALLS", 2000),
+        hold: env_or("SIP_BENCH_HOLD", 400),
+        sipp_rate: env_or("SIP_BENCH_SIPP_RATE", 2000),
+        sipp_limit: env_or("SIP_BENCH_SIPP_LIMIT", 200),
+        pace: env_or("SIP_BENCH_PACE", 500),
+    };
+    let found = Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if found.is_err() {
+        eprintln!("SKIPPED: sipp is not installed (apt-get install sip-tester)");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_callbackd"));
+    eprintln!("sip bench: {knobs:?}, daemon {}", bin.display());
+
+    let reference = sipp_reference(&knobs);
+    eprintln!("sipp → sipp: {reference:?}");
+    let burst = rt.block_on(daemon_run(&bin, knobs.calls, None));
+    eprintln!("callbackd burst: {burst:?}");
+    let paced = rt.block_on(daemon_run(&bin, knobs.calls, Some(knobs.pace)));
+    eprintln!("callbackd paced: {paced:?}");
+    let hold = rt.block_on(hold_run(&bin, knobs.hold));
+    eprintln!("hold: {hold:?}");
+
+    let md = report(&knobs, &reference, &burst, &paced, &hold);
+    println!("{md}");
+    if let Ok(out) = std::env::var("SIP_BENCH_OUT") {
+        std::fs::write(&out, &md).expect("write SIP_BENCH_OUT");
+        eprintln!("report written to {out}");
+    }
+}
+
+fn sipp_reference(knobs: &Knobs) -> SippRun {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let uas_port = free_udp_port();
+    let mut r = SippRun { load_before: loadavg(), ..SippRun::default() };
+    let mut uas = sipp_uas(dir.path(), uas_port, knobs.calls);
+    let uac_port = free_udp_port();
+    let stat = dir.path().join("uac_stat.csv");
+    let args: Vec<String> = vec![
+        "-sn".into(),
+        "uac".into(),
+        format!("127.0.0.1:{uas_port}"),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        uac_port.to_string(),
+        "-m".into(),
+        knobs.calls.to_string(),
+        "-r".into(),
+        knobs.sipp_rate.to_string(),
+        "-l".into(),
+        knobs.sipp_limit.to_string(),
+        "-nostdin".into(),
+        "-trace_stat".into(),
+        "-stf".into(),
+        stat.display().to_string(),
+        "-fd".into(),
+        "1".into(),
+    ];
+    let t = Instant::now();
+    let mut uac = sipp(&args, None);
+    let status = uac.wait_exit(WAIT);
+    r.wall = t.elapsed().as_secs_f64();
+    assert!(status.is_some(), "sipp UAC did not finish within {WAIT:?}");
+    if uas.wait_exit(Duration::from_secs(10)).is_none() {
+        uas.signal("-USR1");
+        let _ = uas.wait_exit(Duration::from_secs(5));
+    }
+    r.load_after = loadavg();
+    let s = sipp_stat(&stat);
+    let get = |k: &str| s.get(k).cloned().unwrap_or_default();
+    r.own_rate = get("CallRate(C)");
+    r.successful = get("SuccessfulCall(C)");
+    r.failed = get("FailedCall(C)");
+    r.retrans = get("Retransmissions(C)");
+    let trace = UasTrace::read(&dir.path().join("uas_msgs.log"));
+    r.uas_calls = trace.calls.len();
+    r.uas_invites = trace.invite_msgs;
+    r.uas_invite_tx = trace.invite_transactions;
+    r.window_rate = trace.completed() as f64 / trace.window();
+    r
+}
+
+/// A fresh directory with the bench dialplan and a configuration pointing at `pbx_port`.
+fn setup(dir: &Path, pbx_port: u16, hold: &str) -> PathBuf {
+    let plans = dir.join("dialplans");
+    std::fs::create_dir_all(&plans).expect("mkdir dialplans");
+    std::fs::write(plans.join("bench.toml"), DIALPLAN).expect("write dialplan");
+    let config = dir.join("callbackd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "dialplans = \"dialplans\"\n\
+             database = \"sqlite:queue.db\"\n\
+             sounds = {sounds:?}\n\
+             log_format = \"text\"\n\
+             shutdown_grace = \"0s\"\n\n\
+             [sip]\nbind = \"127.0.0.1:0\"\npbx = \"127.0.0.1:{pbx_port}\"\n\
+             max_calls = 1000\ncalls_per_second = 1000\nhangup_after_answer = \"{hold}\"\n\n\
+             [http]\nbind = \"127.0.0.1:0\"\n",
+            sounds = repo().join("sounds").display().to_string(),
+        ),
+    )
+    .expect("write callbackd.toml");
+    config
+}
+
+/// Inserts `n` pending requests of `bench`, the i-th due at `t0 + i * spacing` (ms), with
+/// the deadline and expiry the policy gives a request made now. Returns id → due (ms).
+async fn fill(dir: &Path, n: u32, t0: Timestamp, spacing_us: i64) -> HashMap<i64, i64> {
+    let db = dir.join("queue.db");
+    let store = Store::open(&format!("sqlite:{}", db.display())).await.expect("open store");
+    store.close().await;
+    let services: Services = dialplan::load_dir(&dir.join("dialplans")).expect("bench dialplan");
+    let svc = services.get("bench").expect("bench service");
+    let now = Timestamp::now();
+    let facts = RequestFacts { created_at: now, window: None, attempts: &[] };
+    let Decision::Dial(plan) = policy::decide(&svc.calendar, &svc.attempts, &facts) else {
+        panic!("the 24/7 bench service cannot take a request now")
+    };
+    let pool = pool(&db, false).await;
+    sqlx::query(
+        "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) \
+         INSERT INTO requests (service, number, state, channel, lang, sms_consent, \
+         created_at, due_at, deadline_at, expires_at) \
+         SELECT 'bench', '+35850' || printf('%07d', i), 'pending', 'api', 'fi', 0, \
+         ?2 - (?1 - i), ?3 + (i * ?4) / 1000, ?5, ?6 FROM seq",
+    )
+    .bind(i64::from(n))
+    .bind(now.as_millisecond())
+    .bind(t0.as_millisecond())
+    .bind(spacing_us)
+    .bind(plan.deadline.as_millisecond())
+    .bind(plan.expires.as_millisecond())
+    .execute(&pool)
+    .await
+    .expect("fill requests");
+    let rows =
+        sqlx::query("SELECT id, due_at FROM requests").fetch_all(&pool).await.expect("read back");
+    pool.close().await;
+    rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))).collect()
+}
+
+async fn pool(db: &Path, read_only: bool) -> SqlitePool {
+    let opts = SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(read_only)
+        .busy_timeout(Duration::from_secs(5));
+    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("bench pool")
+}
+
+async fn count(pool: &SqlitePool, sql: &str) -> i64 {
+    sqlx::query(sql).fetch_one(pool).await.map(|r| r.get::<i64, _>(0)).unwrap_or(-1)
+}
+
+/// The running daemon.
+#[derive(Debug)]
+struct Daemon {
+    proc: Proc,
+    base: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    async fn start(bin: &Path, dir: &Path, config: &Path) -> Daemon {
+        let log = dir.join("daemon.log");
+        let mut child = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(config)
+            .current_dir(dir)
+            .env_remove("CALLBACKD_CONFIG")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
+            .spawn()
+            .expect("spawn callbackd serve");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let proc = Proc { child };
+        let base = Arc::new(Mutex::new(None::<String>));
+        let sink = base.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening: http://") {
+                    *sink.lock().expect("base") = Some(format!("http://{}", addr.trim()));
+                }
+            }
+        });
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        let base = loop {
+            if let Some(b) = base.lock().expect("base").clone() {
+                break b;
+            }
+            assert!(start.elapsed() < WAIT, "callbackd printed no `listening:`; see {log:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        loop {
+            let ok = http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+            if ok {
+                break;
+            }
+            assert!(start.elapsed() < WAIT, "callbackd not ready; see {log:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Daemon { proc, base, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// SIGTERM, bounded wait.
+    fn stop(&mut self) -> String {
+        self.proc.signal("-TERM");
+        match self.proc.wait_exit(Duration::from_secs(20)) {
+            Some(s) => s.to_string(),
+            None => "did not exit within 20 s of SIGTERM (killed)".to_owned(),
+        }
+    }
+
+    fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .map(|t| t.lines().filter(|l| l.contains(needle)).count())
+            .unwrap_or(0)
+    }
+}
+
+async fn sleep_until_epoch(t: Timestamp) {
+    let wait = t.as_microsecond() - Timestamp::now().as_microsecond();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_micros(wait.unsigned_abs())).await;
+    }
+}
+
+/// `pace`: `None` = all due at one instant; `Some(r)` = due times spread at r/s.
+async fn daemon_run(bin: &Path, n: u32, pace: Option<u32>) -> DaemonRun {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let port = free_udp_port();
+    let config = setup(dir.path(), port, "0s");
+    // The due instant is set well ahead and moved nowhere: the daemon must be ready first.
+    let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
+    let spacing_us = pace.map_or(0, |r| 1_000_000 / i64::from(r.max(1)));
+    let due = fill(dir.path(), n, t0, spacing_us).await;
+    let mut uas = sipp_uas(dir.path(), port, n);
+    let mut r = DaemonRun { n, load_before: loadavg(), ..DaemonRun::default() };
+    let mut daemon = Daemon::start(bin, dir.path(), &config).await;
+    assert!(Timestamp::now() < t0, "daemon ready after the due instant; raise LEAD");
+    r.rss_idle = rss(daemon.pid());
+    let db = dir.path().join("queue.db");
+    let ro = pool(&db, true).await;
+    sleep_until_epoch(t0).await;
+    let cpu0 = cpu_ticks(daemon.pid());
+    let start = Instant::now();
+    let mut connected = 0;
+    while start.elapsed() < WAIT {
+        connected = count(&ro, "SELECT COUNT(*) FROM requests WHERE state = 'connected'").await;
+        if connected >= i64::from(n) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // From the due instant, not from when this loop started.
+    r.to_all_connected = epoch_now() - t0.as_microsecond() as f64 / 1e6;
+    r.cpu_daemon = (cpu_ticks(daemon.pid()) - cpu0) as f64 / clock_ticks();
+    r.rss_end = rss(daemon.pid());
+    if connected < i64::from(n) {
+        eprintln!("only {connected} of {n} connected within {WAIT:?}");
+    }
+    r.sipp_exit = match uas.wait_exit(Duration::from_secs(10)) {
+        Some(s) => s.to_string(),
+        None => {
+            uas.signal("-USR1");
+            let s = uas.wait_exit(Duration::from_secs(5));
+            format!("did not finish by itself ({s:?})")
+        }
+    };
+    r.load_after = loadavg();
+    daemon.stop();
+    r.uas_errors = std::fs::read_to_string(dir.path().join("uas_err.log"))
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+
+    // The store's view.
+    for row in sqlx::query("SELECT state, COUNT(*) FROM requests GROUP BY state")
+        .fetch_all(&ro)
+        .await
+        .expect("states")
+    {
+        r.states.insert(row.get(0), row.get(1));
+    }
+    for row in sqlx::query(
+        "SELECT COALESCE(outcome, 'live') || '/' || COALESCE(sip_code, '-'), COUNT(*) \
+         FROM attempts GROUP BY 1",
+    )
+    .fetch_all(&ro)
+    .await
+    .expect("outcomes")
+    {
+        r.outcomes.insert(row.get(0), row.get(1));
+    }
+    r.requests_without_attempt = count(
+        &ro,
+        "SELECT COUNT(*) FROM requests r WHERE NOT EXISTS \
+         (SELECT 1 FROM attempts a WHERE a.request_id = r.id)",
+    )
+    .await;
+    r.requests_with_more = count(
+        &ro,
+        "SELECT COUNT(*) FROM (SELECT request_id FROM attempts GROUP BY request_id \
+         HAVING COUNT(*) > 1)",
+    )
+    .await;
+    let attempts: HashMap<i64, (i64, Option<i64>)> =
+        sqlx::query("SELECT request_id, started_at, ended_at FROM attempts")
+            .fetch_all(&ro)
+            .await
+            .expect("attempts")
+            .iter()
+            .map(|row| (row.get::<i64, _>(0), (row.get::<i64, _>(1), row.get(2))))
+            .collect();
+    ro.close().await;
+    let first = attempts.values().map(|a| a.0).min().unwrap_or(0);
+    let last = attempts.values().map(|a| a.0).max().unwrap_or(0);
+    r.claim_span = (last - first) as f64 / 1e3;
+
+    // sipp's view.
+    let trace = UasTrace::read(&dir.path().join("uas_msgs.log"));
+    r.uas_calls = trace.calls.len();
+    r.uas_invites = trace.invite_msgs;
+    r.uas_invite_tx = trace.invite_transactions;
+    r.uas_completed = trace.completed();
+    r.window_rate = trace.completed() as f64 / trace.window();
+    let mut requests = HashSet::new();
+    let (mut due_ok, mut claim_ok, mut ok_done) = (Vec::new(), Vec::new(), Vec::new());
+    for (call_id, call) in &trace.calls {
+        let Some(req) = request_of(call_id).filter(|id| due.contains_key(id)) else {
+            r.uas_unknown_requests += 1;
+            continue;
+        };
+        requests.insert(req);
+        let Some(ok) = call.ok else { continue };
+        due_ok.push(ok - due[&req] as f64 / 1e3);
+        if let Some((started, ended)) = attempts.get(&req) {
+            claim_ok.push(ok - *started as f64 / 1e3);
+            if let Some(ended) = ended {
+                ok_done.push(*ended as f64 / 1e3 - ok);
+            }
+        }
+    }
+    r.uas_distinct_requests = requests.len();
+    r.due_to_ok = Lat::of(due_ok);
+    r.claim_to_ok = Lat::of(claim_ok);
+    r.ok_to_persisted = Lat::of(ok_done);
+    r
+}
+
+/// Holds `k` answered calls: RSS idle, at k/2 and at k.
+async fn hold_run(bin: &Path, k: u32) -> HoldRun {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let port = free_udp_port();
+    let config = setup(dir.path(), port, "120s");
+    let half = k / 2;
+    let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
+    let t1 = t0 + SignedDuration::from_secs(4);
+    // The first half due at t0, the second at t1 (other numbers, same plan).
+    let _ = fill(dir.path(), half, t0, 0).await;
+    {
+        let pool = pool(&dir.path().join("queue.db"), false).await;
+        // Second half: the same insert with other numbers.
+        sqlx::query(
+            "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) \
+             INSERT INTO requests (service, number, state, channel, lang, sms_consent, \
+             created_at, due_at, deadline_at, expires_at) \
+             SELECT 'bench', '+35841' || printf('%07d', i), 'pending', 'api', 'fi', 0, \
+             created_at + 1 + i, ?2, deadline_at, expires_at FROM seq, \
+             (SELECT created_at, deadline_at, expires_at FROM requests ORDER BY id DESC LIMIT 1)",
+        )
+        .bind(i64::from(k - half))
+        .bind(t1.as_millisecond())
+        .execute(&pool)
+        .await
+        .expect("fill second half");
+        pool.close().await;
+    }
+    let mut uas = sipp_uas(dir.path(), port, k);
+    let mut r = HoldRun { k, load: loadavg(), ..HoldRun::default() };
+    let mut daemon = Daemon::start(bin, dir.path(), &config).await;
+    assert!(Timestamp::now() < t0, "daemon ready after the due instant; raise LEAD");
+    // Idle: queue loaded, trunk up, nothing dialled yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    r.idle = rss(daemon.pid()).0;
+    sleep_until_epoch(t0).await;
+    let answered = |want: usize| {
+        let d = &daemon;
+        async move {
+            let start = Instant::now();
+            loop {
+                let got = d.log_count(" answered");
+                if got >= want || start.elapsed() > Duration::from_secs(20) {
+                    // Let the last ACKs and allocations settle.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return d.log_count(" answered");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    r.answered_half = answered(half as usize).await;
+    r.half = rss(daemon.pid()).0;
+    sleep_until_epoch(t1).await;
+    r.answered_full = answered(k as usize).await;
+    let (full, hwm) = rss(daemon.pid());
+    r.full = full;
+    r.hwm = hwm;
+    // Shutdown with a 0 s grace: every held call is hung up with BYE.
+    r.daemon_exit = daemon.stop();
+    r.sipp_exit = match uas.wait_exit(Duration::from_secs(15)) {
+        Some(s) => s.to_string(),
+        None => {
+            uas.signal("-USR1");
+            let s = uas.wait_exit(Duration::from_secs(5));
+            format!("did not finish by itself ({s:?})")
+        }
+    };
+    r.after_stop_calls = UasTrace::read(&dir.path().join("uas_msgs.log")).completed();
+    r
+}
+
+fn kib(v: u64) -> String {
+    format!("{:.1} MiB", v as f64 / 1024.0)
+}
+
+fn report(
+    knobs: &Knobs,
+    s: &SippRun,
+    burst: &DaemonRun,
+    paced: &DaemonRun,
+    hold: &HoldRun,
+) -> String {
+    let mut o = String::new();
+    let n = knobs.calls;
+    let _ = writeln!(o, "#### Rate: N = {n} calls\n");
+    let _ = writeln!(o, "| | sipp UAC → sipp UAS | callbackd → sipp UAS (all due at once) |");
+    let _ = writeln!(o, "|---|---:|---:|");
+    let _ = writeln!(
+        o,
+        "| setting | `-r {} -l {}` | `max_calls` 1000, `calls_per_second` 1000, hold 0 s |",
+        knobs.sipp_rate, knobs.sipp_limit
+    );
+    let _ = writeln!(
+        o,
+        "| calls/s at the UAS (first INVITE → last BYE answered) | {:.0} | {:.0} |",
+        s.window_rate, burst.window_rate
+    );
+    let _ = writeln!(
+        o,
+        "| ratio callbackd / sipp | | {:.0}% |",
+        100.0 * burst.window_rate / s.window_rate.max(1e-9)
+    );
+    let _ = writeln!(
+        o,
+        "| end to end: calls/s (sipp: spawn → exit; callbackd: due → all `connected` in the store) | {:.0} ({:.2} s) | {:.0} ({:.2} s) |",
+        f64::from(n) / s.wall,
+        s.wall,
+        f64::from(n) / burst.to_all_connected,
+        burst.to_all_connected
+    );
+    let _ = writeln!(
+        o,
+        "| sipp's own `CallRate(C)` / callbackd's claims/s (first → last `started_at`) | {} | {:.0} |",
+        s.own_rate,
+        f64::from(n.saturating_sub(1)) / burst.claim_span.max(1e-9)
+    );
+    let _ = writeln!(
+        o,
+        "| daemon CPU during the run (s; % of one core) | | {:.2} s; {:.0}% |",
+        burst.cpu_daemon,
+        100.0 * burst.cpu_daemon / burst.to_all_connected.max(1e-9)
+    );
+    let _ = writeln!(
+        o,
+        "| UAS: Call-IDs / INVITE transactions / INVITE messages | {} / {} / {} | {} / {} / {} |",
+        s.uas_calls,
+        s.uas_invite_tx,
+        s.uas_invites,
+        burst.uas_calls,
+        burst.uas_invite_tx,
+        burst.uas_invites
+    );
+    let _ = writeln!(
+        o,
+        "| successful / failed calls (sipp UAC stats; callbackd: UAS completed) | {} / {} | {} / {} |",
+        s.successful,
+        s.failed,
+        burst.uas_completed,
+        burst.uas_calls.saturating_sub(burst.uas_completed)
+    );
+    let _ = writeln!(
+        o,
+        "| load average before → after | {} → {} | {} → {} |",
+        s.load_before, s.load_after, burst.load_before, burst.load_after
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "#### callbackd: integrity and latency\n");
+    let _ = writeln!(o, "| | all due at once | paced, due times {} /s apart |", knobs.pace);
+    let _ = writeln!(o, "|---|---:|---:|");
+    let row = |o: &mut String, name: &str, f: &dyn Fn(&DaemonRun) -> String| {
+        let _ = writeln!(o, "| {name} | {} | {} |", f(burst), f(paced));
+    };
+    row(&mut o, "requests / final states in the store", &|r| {
+        let states: Vec<String> = r.states.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        format!("{} / {}", r.n, states.join(", "))
+    });
+    row(&mut o, "attempts by outcome/SIP code", &|r| {
+        r.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+    });
+    row(&mut o, "lost: requests never dialled / not `connected`", &|r| {
+        let connected = r.states.get("connected").copied().unwrap_or(0);
+        format!("{} / {}", r.requests_without_attempt, i64::from(r.n) - connected)
+    });
+    row(&mut o, "duplicated: requests with > 1 attempt / UAS INVITE transactions − N", &|r| {
+        format!("{} / {}", r.requests_with_more, r.uas_invite_tx as i64 - i64::from(r.n))
+    });
+    row(
+        &mut o,
+        "UAS: distinct request ids in Call-IDs / foreign Call-IDs / INVITE retransmissions",
+        &|r| {
+            format!(
+                "{} / {} / {}",
+                r.uas_distinct_requests,
+                r.uas_unknown_requests,
+                r.uas_invites.saturating_sub(r.uas_invite_tx)
+            )
+        },
+    );
+    row(&mut o, "calls/s at the UAS; due → all connected", &|r| {
+        format!("{:.0}; {:.2} s", r.window_rate, r.to_all_connected)
+    });
+    row(&mut o, "due → 200 OK sent by the UAS, p50 / p99 / max", &|r| r.due_to_ok.cells());
+    row(&mut o, "claim (`started_at`) → 200 OK, p50 / p99 / max", &|r| r.claim_to_ok.cells());
+    row(&mut o, "200 OK → outcome persisted (`ended_at`), p50 / p99 / max", &|r| {
+        r.ok_to_persisted.cells()
+    });
+    row(&mut o, "daemon VmRSS idle → after / VmHWM", &|r| {
+        format!("{} → {} / {}", kib(r.rss_idle.0), kib(r.rss_end.0), kib(r.rss_end.1))
+    });
+    row(&mut o, "sipp UAS exit / error-log lines", &|r| {
+        format!("{} / {}", r.sipp_exit, r.uas_errors)
+    });
+    row(&mut o, "load average before → after", &|r| {
+        format!("{} → {}", r.load_before, r.load_after)
+    });
+    let _ = writeln!(o);
+    let _ = writeln!(o, "#### Memory per active call: K = {} held calls\n", hold.k);
+    let _ = writeln!(o, "| | value |");
+    let _ = writeln!(o, "|---|---:|");
+    let _ = writeln!(o, "| VmRSS idle (queue of K loaded, trunk up) | {} |", kib(hold.idle));
+    let _ = writeln!(
+        o,
+        "| VmRSS with K/2 = {} answered calls ({} answered) | {} |",
+        hold.k / 2,
+        hold.answered_half,
+        kib(hold.half)
+    );
+    let _ = writeln!(
+        o,
+        "| VmRSS with K = {} answered calls ({} answered) / VmHWM | {} / {} |",
+        hold.k,
+        hold.answered_full,
+        kib(hold.full),
+        kib(hold.hwm)
+    );
+    let per = |d: u64, c: u32| d as f64 / f64::from(c.max(1));
+    let _ = writeln!(
+        o,
+        "| per call: (RSS(K) − idle) / K (goal ≤ 64 KiB) | {:.1} KiB |",
+        per(hold.full.saturating_sub(hold.idle), hold.k)
+    );
+    let _ = writeln!(
+        o,
+        "| per call, marginal: (RSS(K) − RSS(K/2)) / (K/2) | {:.1} KiB |",
+        per(hold.full.saturating_sub(hold.half), hold.k - hold.k / 2)
+    );
+    let _ = writeln!(
+        o,
+        "| SIGTERM with `shutdown_grace = \"0s\"`: daemon exit; calls complete at the UAS; sipp exit | {}; {} of {}; {} |",
+        hold.daemon_exit, hold.after_stop_calls, hold.k, hold.sipp_exit
+    );
+    let _ = writeln!(o, "| load average at start | {} |", hold.load);
+    o
+}

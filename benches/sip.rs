@@ -26,7 +26,10 @@
 //!
 //! Knobs (environment): `SIP_BENCH_CALLS` (N, default 2000), `SIP_BENCH_HOLD` (K, 400),
 //! `SIP_BENCH_SIPP_RATE` (2000), `SIP_BENCH_SIPP_LIMIT` (200), `SIP_BENCH_PACE` (500),
-//! `SIP_BENCH_OUT` (also write the markdown report to this file).
+//! `SIP_BENCH_CAPACITY` (the dialplan's `capacity` in phases 2 and 3, 1000),
+//! `SIP_BENCH_LINGER_SECS` (RSS again this long after the paced run's last call, 40; 0 = no),
+//! `SIP_BENCH_OUT` (also write the markdown report to this file). `SIP_BENCH_HOLD=0` skips
+//! phase 4.
 
 use callbackd::dialplan::{self, Services};
 use callbackd::policy::{self, Decision, RequestFacts};
@@ -95,6 +98,8 @@ struct Knobs {
     sipp_rate: u32,
     sipp_limit: u32,
     pace: u32,
+    capacity: u32,
+    linger: u64,
 }
 
 /// Seconds since the Unix epoch (the clock sipp's trace uses).
@@ -317,7 +322,6 @@ fn request_of(call_id: &str) -> Option<i64> {
 /// Percentiles of samples (seconds).
 #[derive(Debug, Default, Clone, Copy)]
 struct Lat {
-    n: usize,
     p50: f64,
     p99: f64,
     max: f64,
@@ -333,7 +337,7 @@ impl Lat {
             let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
             v[rank - 1]
         };
-        Lat { n: v.len(), p50: pick(0.5), p99: pick(0.99), max: pick(1.0) }
+        Lat { p50: pick(0.5), p99: pick(0.99), max: pick(1.0) }
     }
 
     fn cells(&self) -> String {
@@ -389,6 +393,8 @@ struct DaemonRun {
     ok_to_persisted: Lat,
     rss_idle: (u64, u64),
     rss_end: (u64, u64),
+    rss_linger: Option<u64>,
+    rss_second: Option<u64>,
     sipp_exit: String,
     uas_errors: usize,
 }
@@ -415,6 +421,8 @@ fn main() {
         sipp_rate: env_or("SIP_BENCH_SIPP_RATE", 2000),
         sipp_limit: env_or("SIP_BENCH_SIPP_LIMIT", 200),
         pace: env_or("SIP_BENCH_PACE", 500),
+        capacity: env_or("SIP_BENCH_CAPACITY", 1000),
+        linger: env_or("SIP_BENCH_LINGER_SECS", 40),
     };
     let found = Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if found.is_err() {
@@ -431,11 +439,12 @@ fn main() {
 
     let reference = sipp_reference(&knobs);
     eprintln!("sipp → sipp: {reference:?}");
-    let burst = rt.block_on(daemon_run(&bin, knobs.calls, None));
+    let burst = rt.block_on(daemon_run(&bin, &knobs, None));
     eprintln!("callbackd burst: {burst:?}");
-    let paced = rt.block_on(daemon_run(&bin, knobs.calls, Some(knobs.pace)));
+    let paced = rt.block_on(daemon_run(&bin, &knobs, Some(knobs.pace)));
     eprintln!("callbackd paced: {paced:?}");
-    let hold = rt.block_on(hold_run(&bin, knobs.hold));
+    let hold =
+        if knobs.hold > 0 { rt.block_on(hold_run(&bin, knobs.hold)) } else { HoldRun::default() };
     eprintln!("hold: {hold:?}");
 
     let md = report(&knobs, &reference, &burst, &paced, &hold);
@@ -499,10 +508,11 @@ fn sipp_reference(knobs: &Knobs) -> SippRun {
 }
 
 /// A fresh directory with the bench dialplan and a configuration pointing at `pbx_port`.
-fn setup(dir: &Path, pbx_port: u16, hold: &str) -> PathBuf {
+fn setup(dir: &Path, pbx_port: u16, hold: &str, capacity: u32) -> PathBuf {
     let plans = dir.join("dialplans");
     std::fs::create_dir_all(&plans).expect("mkdir dialplans");
-    std::fs::write(plans.join("bench.toml"), DIALPLAN).expect("write dialplan");
+    let plan = DIALPLAN.replace("capacity = 1000", &format!("capacity = {capacity}"));
+    std::fs::write(plans.join("bench.toml"), plan).expect("write dialplan");
     let config = dir.join("callbackd.toml");
     std::fs::write(
         &config,
@@ -574,7 +584,6 @@ async fn count(pool: &SqlitePool, sql: &str) -> i64 {
 #[derive(Debug)]
 struct Daemon {
     proc: Proc,
-    base: String,
     log: PathBuf,
 }
 
@@ -626,7 +635,7 @@ impl Daemon {
             assert!(start.elapsed() < WAIT, "callbackd not ready; see {log:?}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Daemon { proc, base, log }
+        Daemon { proc, log }
     }
 
     fn pid(&self) -> u32 {
@@ -657,15 +666,18 @@ async fn sleep_until_epoch(t: Timestamp) {
 }
 
 /// `pace`: `None` = all due at one instant; `Some(r)` = due times spread at r/s.
-async fn daemon_run(bin: &Path, n: u32, pace: Option<u32>) -> DaemonRun {
+async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
+    let n = knobs.calls;
     let dir = tempfile::tempdir().expect("temporary directory");
     let port = free_udp_port();
-    let config = setup(dir.path(), port, "0s");
+    let config = setup(dir.path(), port, "0s", knobs.capacity);
     // The due instant is set well ahead and moved nowhere: the daemon must be ready first.
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let spacing_us = pace.map_or(0, |r| 1_000_000 / i64::from(r.max(1)));
-    let due = fill(dir.path(), n, t0, spacing_us).await;
-    let mut uas = sipp_uas(dir.path(), port, n);
+    let mut due = fill(dir.path(), n, t0, spacing_us).await;
+    // The paced run dials a second batch after the linger (is memory reused or lost?).
+    let second = pace.is_some() && knobs.linger > 0;
+    let mut uas = sipp_uas(dir.path(), port, if second { 2 * n } else { n });
     let mut r = DaemonRun { n, load_before: loadavg(), ..DaemonRun::default() };
     let mut daemon = Daemon::start(bin, dir.path(), &config).await;
     assert!(Timestamp::now() < t0, "daemon ready after the due instant; raise LEAD");
@@ -689,6 +701,25 @@ async fn daemon_run(bin: &Path, n: u32, pace: Option<u32>) -> DaemonRun {
     r.rss_end = rss(daemon.pid());
     if connected < i64::from(n) {
         eprintln!("only {connected} of {n} connected within {WAIT:?}");
+    }
+    if second {
+        // Calls are over: does the memory come back once the stack's timers have run?
+        tokio::time::sleep(Duration::from_secs(knobs.linger)).await;
+        r.rss_linger = Some(rss(daemon.pid()).0);
+        // A second batch of N, written while the daemon runs (as the CLI would), due a
+        // little after its next look at the store (≤ 5 s).
+        let t2 = Timestamp::now() + SignedDuration::from_secs(6);
+        due.extend(fill_more(&db, n, "+35842", t2, spacing_us).await);
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            connected = count(&ro, "SELECT COUNT(*) FROM requests WHERE state = 'connected'").await;
+            if connected >= 2 * i64::from(n) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        r.rss_second = Some(rss(daemon.pid()).0);
+        r.n = 2 * n;
     }
     r.sipp_exit = match uas.wait_exit(Duration::from_secs(10)) {
         Some(s) => s.to_string(),
@@ -778,34 +809,52 @@ async fn daemon_run(bin: &Path, n: u32, pace: Option<u32>) -> DaemonRun {
     r
 }
 
+/// Inserts `n` more pending requests (numbers `prefix` + 7 digits) into a filled store, with
+/// the plan of its newest row, the i-th due at `t0 + i * spacing`. Returns id → due (ms).
+async fn fill_more(
+    db: &Path,
+    n: u32,
+    prefix: &str,
+    t0: Timestamp,
+    spacing_us: i64,
+) -> HashMap<i64, i64> {
+    let pool = pool(db, false).await;
+    let before = count(&pool, "SELECT COALESCE(MAX(id), 0) FROM requests").await;
+    sqlx::query(
+        "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) \
+         INSERT INTO requests (service, number, state, channel, lang, sms_consent, \
+         created_at, due_at, deadline_at, expires_at) \
+         SELECT 'bench', ?4 || printf('%07d', i), 'pending', 'api', 'fi', 0, \
+         created_at + 1 + i, ?2 + (i * ?3) / 1000, deadline_at, expires_at FROM seq, \
+         (SELECT created_at, deadline_at, expires_at FROM requests ORDER BY id DESC LIMIT 1)",
+    )
+    .bind(i64::from(n))
+    .bind(t0.as_millisecond())
+    .bind(spacing_us)
+    .bind(prefix)
+    .execute(&pool)
+    .await
+    .expect("fill more");
+    let rows = sqlx::query("SELECT id, due_at FROM requests WHERE id > ?1")
+        .bind(before)
+        .fetch_all(&pool)
+        .await
+        .expect("read back");
+    pool.close().await;
+    rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))).collect()
+}
+
 /// Holds `k` answered calls: RSS idle, at k/2 and at k.
 async fn hold_run(bin: &Path, k: u32) -> HoldRun {
     let dir = tempfile::tempdir().expect("temporary directory");
     let port = free_udp_port();
-    let config = setup(dir.path(), port, "120s");
+    let config = setup(dir.path(), port, "120s", 1000);
     let half = k / 2;
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let t1 = t0 + SignedDuration::from_secs(4);
     // The first half due at t0, the second at t1 (other numbers, same plan).
     let _ = fill(dir.path(), half, t0, 0).await;
-    {
-        let pool = pool(&dir.path().join("queue.db"), false).await;
-        // Second half: the same insert with other numbers.
-        sqlx::query(
-            "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) \
-             INSERT INTO requests (service, number, state, channel, lang, sms_consent, \
-             created_at, due_at, deadline_at, expires_at) \
-             SELECT 'bench', '+35841' || printf('%07d', i), 'pending', 'api', 'fi', 0, \
-             created_at + 1 + i, ?2, deadline_at, expires_at FROM seq, \
-             (SELECT created_at, deadline_at, expires_at FROM requests ORDER BY id DESC LIMIT 1)",
-        )
-        .bind(i64::from(k - half))
-        .bind(t1.as_millisecond())
-        .execute(&pool)
-        .await
-        .expect("fill second half");
-        pool.close().await;
-    }
+    let _ = fill_more(&dir.path().join("queue.db"), k - half, "+35841", t1, 0).await;
     let mut uas = sipp_uas(dir.path(), port, k);
     let mut r = HoldRun { k, load: loadavg(), ..HoldRun::default() };
     let mut daemon = Daemon::start(bin, dir.path(), &config).await;
@@ -868,8 +917,8 @@ fn report(
     let _ = writeln!(o, "|---|---:|---:|");
     let _ = writeln!(
         o,
-        "| setting | `-r {} -l {}` | `max_calls` 1000, `calls_per_second` 1000, hold 0 s |",
-        knobs.sipp_rate, knobs.sipp_limit
+        "| setting | `-r {} -l {}` | `max_calls` 1000, `calls_per_second` 1000, `capacity` {}, hold 0 s |",
+        knobs.sipp_rate, knobs.sipp_limit, knobs.capacity
     );
     let _ = writeln!(
         o,
@@ -926,7 +975,11 @@ fn report(
     );
     let _ = writeln!(o);
     let _ = writeln!(o, "#### callbackd: integrity and latency\n");
-    let _ = writeln!(o, "| | all due at once | paced, due times {} /s apart |", knobs.pace);
+    let _ = writeln!(
+        o,
+        "| | all due at once | paced, due times {} /s apart, 2 batches of N |",
+        knobs.pace
+    );
     let _ = writeln!(o, "|---|---:|---:|");
     let row = |o: &mut String, name: &str, f: &dyn Fn(&DaemonRun) -> String| {
         let _ = writeln!(o, "| {name} | {} | {} |", f(burst), f(paced));
@@ -967,6 +1020,12 @@ fn report(
     });
     row(&mut o, "daemon VmRSS idle → after / VmHWM", &|r| {
         format!("{} → {} / {}", kib(r.rss_idle.0), kib(r.rss_end.0), kib(r.rss_end.1))
+    });
+    row(&mut o, &format!("daemon VmRSS {} s after the last call", knobs.linger), &|r| {
+        r.rss_linger.map_or_else(|| "not measured".to_owned(), kib)
+    });
+    row(&mut o, "daemon VmRSS after a second batch of N on the same daemon", &|r| {
+        r.rss_second.map_or_else(|| "not measured".to_owned(), kib)
     });
     row(&mut o, "sipp UAS exit / error-log lines", &|r| {
         format!("{} / {}", r.sipp_exit, r.uas_errors)

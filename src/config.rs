@@ -109,6 +109,9 @@ pub struct Config {
     pub retention_days: u32,
     /// On SIGTERM, how long calls in progress may go on before they are hung up.
     pub shutdown_grace: std::time::Duration,
+    /// With PostgreSQL (several servers): how long a claimed call stays this server's
+    /// without renewal; after it another server takes the attempt over.
+    pub lease: std::time::Duration,
     /// SIP trunk.
     pub sip: Sip,
     /// HTTP API.
@@ -152,6 +155,7 @@ impl Config {
         let log_format: Option<LogFormat> = doc.optional("log_format");
         let retention: Option<Spanned<i64>> = doc.optional("retention_days");
         let grace: Option<Spanned<String>> = doc.optional("shutdown_grace");
+        let lease: Option<Spanned<String>> = doc.optional("lease");
         let sip: Option<RawSip> = doc.required("sip");
         let http: Option<RawHttp> = doc.optional("http");
         let sms: Option<crate::sms::config::RawSms> = doc.optional("sms");
@@ -185,28 +189,44 @@ impl Config {
                 }
             },
         };
+        let lease = match lease {
+            None => Some(std::time::Duration::from_secs(30)),
+            Some(l) => match l.get_ref().parse::<jiff::SignedDuration>() {
+                Ok(d) if d.as_secs() >= 1 && d.as_secs() <= 600 => {
+                    std::time::Duration::try_from(d).ok()
+                }
+                _ => {
+                    doc.error(Some(l.span()), "lease must be a duration from 1s to 10m");
+                    None
+                }
+            },
+        };
         let http_bind = http.and_then(|h| h.bind);
         let http =
             addr(&mut doc, http_bind, "http.bind", "127.0.0.1:8080").map(|bind| Http { bind });
         let sms = sms.map(|s| crate::sms::config::check(&mut doc, s, base));
         let diags = doc.finish();
-        match (database, retention_days, shutdown_grace, sip, http) {
-            (Some(database), Some(retention_days), Some(shutdown_grace), Some(sip), Some(http))
-                if diags.is_empty() =>
-            {
-                Ok(Config {
-                    file: file.to_path_buf(),
-                    dialplans: resolve(dialplans.as_deref().unwrap_or("/etc/callbackd/dialplans")),
-                    database,
-                    sounds: resolve(sounds.as_deref().unwrap_or("/usr/share/callbackd/sounds")),
-                    log_format: log_format.unwrap_or(LogFormat::Text),
-                    retention_days,
-                    shutdown_grace,
-                    sip,
-                    http,
-                    sms: sms.flatten(),
-                })
-            }
+        match (database, retention_days, shutdown_grace, sip, http, lease) {
+            (
+                Some(database),
+                Some(retention_days),
+                Some(shutdown_grace),
+                Some(sip),
+                Some(http),
+                Some(lease),
+            ) if diags.is_empty() => Ok(Config {
+                file: file.to_path_buf(),
+                dialplans: resolve(dialplans.as_deref().unwrap_or("/etc/callbackd/dialplans")),
+                database,
+                sounds: resolve(sounds.as_deref().unwrap_or("/usr/share/callbackd/sounds")),
+                log_format: log_format.unwrap_or(LogFormat::Text),
+                retention_days,
+                shutdown_grace,
+                lease,
+                sip,
+                http,
+                sms: sms.flatten(),
+            }),
             _ => Err(diags),
         }
     }

@@ -61,6 +61,7 @@ pub enum DaemonError {
 pub async fn run(
     cfg: Config,
     services: Services,
+    prompts: Arc<crate::media::Prompts>,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -94,7 +95,8 @@ pub async fn run(
     let sip_cancel = CancellationToken::new();
     let trunk = Trunk::start(&cfg.sip, credential, sip_cancel.clone()).await?;
     println!("listening: sip://{}", trunk.local_addr());
-    let dialer: Option<Arc<dyn Dialer>> = Some(Arc::new(SipDialer::new(trunk)));
+    let dialer: Option<Arc<dyn Dialer>> =
+        Some(Arc::new(SipDialer::new(trunk).with_prompts(prompts)));
     let limits = Limits {
         max_calls: cfg.sip.max_calls,
         calls_per_second: cfg.sip.calls_per_second,
@@ -109,11 +111,24 @@ pub async fn run(
         limits,
         shutdown.clone(),
     );
+    let scheduler = if store.backend() == crate::store::Backend::Postgres {
+        // Several servers may share this queue: claims are leases of this instance.
+        let owner = crate::store::lease::instance_id();
+        info!(instance = %owner, lease = ?cfg.lease, trunk = %cfg.sip.pbx, "claiming as one of several servers");
+        scheduler.with_cluster(crate::scheduler::Cluster {
+            owner,
+            lease: cfg.lease,
+            trunk: cfg.sip.pbx.clone(),
+        })
+    } else {
+        scheduler
+    };
     let recovered = scheduler.recovered_flag();
     let turns = scheduler.turns_counter();
     let scheduler = tokio::spawn(scheduler.run());
     let reloader = tokio::spawn(reload::run(
         cfg.dialplans.clone(),
+        cfg.sounds.clone(),
         services_tx,
         store.clone(),
         shutdown.clone(),

@@ -18,6 +18,8 @@
 //! - [`dialplan`]: the per-service TOML files operators edit, parsed and validated with
 //!   every problem reported as `file:line:col: message`.
 //! - [`config`]: the daemon configuration file.
+//! - [`media`]: G.711, the far end's SDP answer, prompt files (pure parts); RTP legs that
+//!   play prompts, read DTMF and relay two calls (the tokio edge).
 //! - [`diag`]: located diagnostics shared by the two parsers.
 //!
 //! Edges:
@@ -37,6 +39,7 @@ pub mod dialplan;
 pub mod http;
 pub mod intake;
 pub mod lang;
+pub mod media;
 pub mod metrics;
 pub mod policy;
 pub mod reload;

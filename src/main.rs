@@ -230,7 +230,13 @@ fn check(config: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
         Some(dialplan::load_files(&files))
     };
     let count = match services {
-        Some(Ok(s)) => s.len(),
+        Some(Ok(s)) => {
+            // Every named prompt, for every offered language, must be a playable WAV.
+            if let Some(cfg) = &cfg {
+                diags.extend(callbackd::media::check_prompts(&cfg.sounds, &s));
+            }
+            s.len()
+        }
         Some(Err(d)) => {
             diags.extend(d);
             0
@@ -413,7 +419,18 @@ fn serve(config: PathBuf, log_format: Option<config::LogFormat>) -> ExitCode {
         Ok(loaded) => loaded,
         Err(d) => return print_diags(&d),
     };
+    // Refuse to start with a prompt missing or unplayable (as `check` reports it).
+    let prompt_problems = callbackd::media::check_prompts(&cfg.sounds, &services);
+    if !prompt_problems.is_empty() {
+        return print_diags(&prompt_problems);
+    }
     ops::init_logging(log_format.unwrap_or(cfg.log_format));
+    // Every prompt is loaded once, before anything starts: a missing or unplayable file is
+    // a configuration error.
+    let prompts = match callbackd::media::Prompts::for_services(&cfg.sounds, &services) {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(d) => return print_diags(&d),
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         services = services.len(),
@@ -436,7 +453,7 @@ fn serve(config: PathBuf, log_format: Option<config::LogFormat>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let result = callbackd::daemon::run(cfg, services, shutdown).await;
+        let result = callbackd::daemon::run(cfg, services, prompts, shutdown).await;
         signals.abort();
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -38,10 +38,16 @@ pub enum Reloaded {
 /// Validates the directory and swaps the services if every dialplan is good.
 pub async fn reload_once(
     dir: &std::path::Path,
+    sounds: &std::path::Path,
     tx: &watch::Sender<Arc<Services>>,
     store: &Store,
 ) -> Reloaded {
-    match dialplan::load_dir(dir) {
+    // A dialplan naming a prompt that cannot be played is as broken as a syntax error.
+    let loaded = dialplan::load_dir(dir).and_then(|new| {
+        let problems = crate::media::check_prompts(sounds, &new);
+        if problems.is_empty() { Ok(new) } else { Err(problems) }
+    });
+    match loaded {
         Ok(new) => {
             let old = tx.borrow().clone();
             let removed: Vec<&String> = old.keys().filter(|id| !new.contains_key(*id)).collect();
@@ -77,6 +83,7 @@ pub async fn reload_once(
 /// Reloads on SIGHUP and on changes in `dir` until `shutdown`.
 pub async fn run(
     dir: PathBuf,
+    sounds: PathBuf,
     tx: watch::Sender<Arc<Services>>,
     store: Store,
     shutdown: CancellationToken,
@@ -102,13 +109,13 @@ pub async fn run(
             _ = shutdown.cancelled() => return Ok(()),
             _ = hup.recv() => {
                 info!("SIGHUP: reloading dialplans");
-                reload_once(&dir, &tx, &store).await;
+                reload_once(&dir, &sounds, &tx, &store).await;
             }
             Some(()) = changed.recv() => {
                 // Coalesce a burst of notifications into one reload.
                 while changed.try_recv().is_ok() {}
                 info!("dialplan directory changed: reloading");
-                reload_once(&dir, &tx, &store).await;
+                reload_once(&dir, &sounds, &tx, &store).await;
             }
         }
     }

@@ -117,9 +117,16 @@ async fn sigterm_mid_call_hangs_up_after_the_grace_period_and_loses_nothing() {
     }
     let setup = Setup::new();
     let dir = dialplans(setup.dir.path());
+    // The advice line asks the patient to press 1: the call waits in the greeting.
+    let kotka = std::fs::read_to_string(dir.join("kotka-neuvonta.toml")).expect("read");
+    std::fs::write(
+        dir.join("kotka-neuvonta.toml"),
+        kotka.replace("confirm = \"none\"", "confirm = \"dtmf\""),
+    )
+    .expect("write");
     let port = free_udp_port();
-    // The call would be held for a minute; the grace period is one second.
-    setup.point_at(&format!("127.0.0.1:{port}"), &dir, "hangup_after_answer = \"60s\"");
+    // The grace period is one second.
+    setup.point_at(&format!("127.0.0.1:{port}"), &dir, "");
     let config = std::fs::read_to_string(&setup.config).expect("read");
     std::fs::write(&setup.config, format!("shutdown_grace = \"1s\"\n{config}")).expect("write");
     let mut sipp = Sipp::start("uas_answer_hold.xml", port, 1);
@@ -141,9 +148,12 @@ async fn sigterm_mid_call_hangs_up_after_the_grace_period_and_loses_nothing() {
     assert!(logs.contains("grace period over"), "{logs}");
     assert!(sipp.passed(), "the patient's phone got our BYE");
 
-    // Nothing lost: the attempt was recorded before exit.
+    // Nothing lost: the attempt was recorded before exit as interrupted (not counted), and
+    // the request waits for its retry.
     let out = setup.cli(&["show", &id.to_string(), "--config", setup.config_arg()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("state:     connected"), "{text}");
+    assert!(text.contains("state:     retry_wait"), "{text}");
+    assert!(text.contains("attempt 1: started") && text.contains("interrupted"), "{text}");
+    assert!(text.contains("attempts:  0 counted"), "{text}");
     assert!(!text.contains(", live"), "no attempt left live:\n{text}");
 }

@@ -8,6 +8,7 @@
 use callbackd::config::{NumberFormat, Sip, Transport};
 use callbackd::dialplan::{self, Service};
 use callbackd::lang::Lang;
+use callbackd::media::Prompts;
 use callbackd::policy::Outcome;
 use callbackd::policy::number::E164;
 use callbackd::scheduler::{Call, CallResult, Dialer};
@@ -101,6 +102,101 @@ async fn tcp_transport_places_the_call_over_a_tcp_connection() {
     assert!(sipp.passed(), "sipp's checks over TCP");
     assert_eq!(r, CallResult { outcome: Outcome::Connected, sip_code: Some(200) });
     assert!(sipp.log("messages.log").contains("SIP/2.0/TCP"), "the Via says TCP");
+    no_dialogs_left(&trunk).await;
+}
+
+/// Kallio's dialplan with edits, and the prompts it names.
+fn kallio_with(edits: &[(&str, &str)]) -> (Arc<Service>, Arc<Prompts>) {
+    let mut src = std::fs::read_to_string(repo().join("dialplans/kallio.toml")).expect("read");
+    for (from, to) in edits {
+        assert!(src.contains(from), "kallio.toml has no {from:?}");
+        src = src.replace(from, to);
+    }
+    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+    let prompts = Prompts::for_services(&repo().join("sounds"), &services).expect("prompts load");
+    (Arc::new(services.get("kallio").expect("kallio").clone()), Arc::new(prompts))
+}
+
+/// A call through sipp with the whole answered-call flow (prompts, key, hand-over).
+async fn converse(
+    scenario: &str,
+    edits: &[(&str, &str)],
+) -> Option<(CallResult, Sipp, Arc<Trunk>)> {
+    if !have_sipp() {
+        return None;
+    }
+    let port = free_udp_port();
+    let sipp = Sipp::start(scenario, port, 1);
+    let trunk =
+        Trunk::start(&sip_config(sipp.port), None, CancellationToken::new()).await.expect("trunk");
+    let (service, prompts) = kallio_with(edits);
+    let dialer = SipDialer::new(trunk.clone()).with_prompts(prompts);
+    let call = Call {
+        request_id: 1,
+        attempt_id: 1,
+        seq: 1,
+        service,
+        number: E164::from_stored("+358401234567".into()),
+        lang: Lang::Fi,
+        hangup: CancellationToken::new(),
+    };
+    let r = tokio::time::timeout(Duration::from_secs(90), dialer.dial(call))
+        .await
+        .expect("the call ends");
+    Some((r, sipp, trunk))
+}
+
+const CONFIRM_NONE: (&str, &str) = ("confirm = \"dtmf\"", "confirm = \"none\"");
+
+#[tokio::test]
+async fn press_1_during_the_greeting_then_refer_is_connected() {
+    let Some((r, mut sipp, trunk)) = converse("uas_dtmf_refer_ok.xml", &[]).await else { return };
+    assert!(sipp.passed(), "REFER to the staff queue, NOTIFY answered, BYE");
+    assert_eq!(r, CallResult { outcome: Outcome::Connected, sip_code: Some(200) });
+    no_dialogs_left(&trunk).await;
+}
+
+#[tokio::test]
+async fn confirm_none_transfers_at_once() {
+    let Some((r, mut sipp, _)) = converse("uas_refer_ok.xml", &[CONFIRM_NONE]).await else {
+        return;
+    };
+    assert!(sipp.passed());
+    assert_eq!(r.outcome, Outcome::Connected);
+}
+
+#[tokio::test]
+async fn a_refused_refer_apologises_and_is_recorded() {
+    let Some((r, mut sipp, _)) = converse("uas_refer_rejected.xml", &[CONFIRM_NONE]).await else {
+        return;
+    };
+    assert!(sipp.passed(), "the sorry prompt, then our BYE");
+    assert_eq!(r.outcome, Outcome::HandoverFailed);
+}
+
+#[tokio::test]
+async fn a_transfer_reported_failed_by_notify_is_recorded() {
+    let Some((r, mut sipp, _)) = converse("uas_refer_notify_503.xml", &[CONFIRM_NONE]).await else {
+        return;
+    };
+    assert!(sipp.passed());
+    assert_eq!(r.outcome, Outcome::HandoverFailed);
+}
+
+#[tokio::test]
+async fn pressing_9_declines_the_call() {
+    let Some((r, mut sipp, _)) = converse("uas_dtmf_9.xml", &[]).await else { return };
+    assert!(sipp.passed(), "we hung up");
+    assert_eq!(r.outcome, Outcome::Declined);
+}
+
+#[tokio::test]
+async fn hanging_up_during_the_greeting_is_not_confirmed() {
+    let Some((r, mut sipp, trunk)) = converse("uas_hangup_in_prompt.xml", &[]).await else {
+        return;
+    };
+    assert!(sipp.passed());
+    assert_eq!(r.outcome, Outcome::NotConfirmed);
     no_dialogs_left(&trunk).await;
 }
 

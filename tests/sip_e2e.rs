@@ -1,5 +1,6 @@
 //! End to end through the real daemon: a request over HTTP is called through sipp playing
-//! the PBX; busy, then the retry after the dialplan's pause, then answered; and a request
+//! the PBX; busy, then the retry after the dialplan's pause, then answered and transferred
+//! to staff; and a request
 //! whose two attempts fail ends unreachable with the "could not reach you" SMS queued.
 //! Also: requests at the daemon's SIP port that are not for it get proper answers.
 
@@ -98,8 +99,8 @@ async fn busy_then_retry_after_the_pause_then_answered() {
     let due = common::t(&v, "due_at");
     assert_eq!(due.duration_since(ended).as_secs(), 10, "due exactly the dialplan's pause later");
 
-    // The PBX answers the retry.
-    let mut answer = Sipp::start("uas_answer.xml", port, 1);
+    // The patient answers the retry; the call is transferred to staff (REFER, NOTIFY 200).
+    let mut answer = Sipp::start("uas_refer_ok.xml", port, 1);
     let v =
         until(&d, id, Duration::from_secs(30), "connected", |v| s(v, "state") == "connected").await;
     let attempts = v["attempts"].as_array().expect("attempts");
@@ -107,7 +108,7 @@ async fn busy_then_retry_after_the_pause_then_answered() {
     assert_eq!(attempts[1]["outcome"], "connected");
     assert_eq!(attempts[1]["sip_code"], 200);
     assert!(common::t(&attempts[1], "started_at") >= due, "not before the pause was over");
-    assert!(answer.passed(), "sipp's checks of the second INVITE and our BYE");
+    assert!(answer.passed(), "the REFER to the staff queue, the NOTIFY answered, our BYE");
     let (_, metrics) = d.get_text("/metrics").await;
     assert!(
         metrics.contains("callbackd_attempts_total{service=\"e2e\",outcome=\"busy\"} 1"),

@@ -43,6 +43,49 @@ pub struct Service {
     pub language: Languages,
     /// SMS to patients (`[sms]`); `None` when the service sends none.
     pub sms: Option<crate::sms::SmsSettings>,
+    /// The prompts the service plays (`[prompts]`), checked by `media::check_prompts`.
+    pub prompts: PromptNames,
+}
+
+/// The prompts of a service (`[prompts]`): file stems under `sounds/<lang>/<name>.wav`,
+/// one file per offered language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptNames {
+    /// Who is calling (`greeting`, default `"greeting"`, a generic one).
+    pub greeting: PromptName,
+    /// "Press 1 to be connected to a nurse; press 9 …" (`press1`, default `"press-1"`).
+    pub press1: PromptName,
+    /// "Connecting you now" (`connecting`).
+    pub connecting: PromptName,
+    /// "Sorry, we could not connect you" (`sorry`).
+    pub sorry: PromptName,
+    /// To the nurse in agent-first mode: "callback patient coming" (`whisper`).
+    pub whisper: PromptName,
+    /// To the nurse: the patient did not answer (`patient_unreachable`).
+    pub patient_unreachable: PromptName,
+}
+
+/// One prompt name and where the dialplan wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptName {
+    /// File stem: `sounds/<lang>/<name>.wav`.
+    pub name: String,
+    /// 1-based line and column of the value in the dialplan; `None` for a default.
+    pub at: Option<(usize, usize)>,
+}
+
+impl PromptNames {
+    /// The `[prompts]` keys with their names, in the order of the reference.
+    pub fn iter(&self) -> [(&'static str, &PromptName); 6] {
+        [
+            ("greeting", &self.greeting),
+            ("press1", &self.press1),
+            ("connecting", &self.connecting),
+            ("sorry", &self.sorry),
+            ("whisper", &self.whisper),
+            ("patient_unreachable", &self.patient_unreachable),
+        ]
+    }
 }
 
 /// The caller ID presented on every callback of a service.

@@ -1,6 +1,7 @@
 //! Dialplan text → [`Service`], reporting every problem with its location.
 
 use super::{CallerId, Confirm, Connect, ConnectMethod, ConnectMode, Languages, Service};
+use super::{PromptName, PromptNames};
 use crate::calendar::{Calendar, DayRange, HolidayCalendar, Hours, normalize_ranges};
 use crate::diag::{Diagnostic, Section, TomlDoc};
 use crate::lang::Lang;
@@ -40,6 +41,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let connect = doc.section("connect", true).and_then(|c| check_connect(&mut doc, c));
     let numbers = doc.section("numbers", false).and_then(|n| check_numbers(&mut doc, n));
     let language = doc.section("language", false).and_then(|l| check_language(&mut doc, l));
+    let prompts = doc.section("prompts", false).and_then(|p| check_prompts(&mut doc, p, src));
 
     let id = id.and_then(|id| check_id(&mut doc, id));
     let name = name.and_then(|n| non_empty(&mut doc, n, "name", 80));
@@ -72,6 +74,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let windows = check_windows(&mut doc, windows.unwrap_or_default(), hours.as_ref());
 
     let diags = doc.finish();
+    let Some(prompts) = prompts else { return Err(diags) };
     match (id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language) {
         (
             Some(id),
@@ -98,6 +101,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
             numbers,
             language,
             sms: sms.flatten(),
+            prompts,
         }),
         _ => Err(diags),
     }
@@ -504,4 +508,43 @@ fn check_language<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Lan
         return None;
     }
     Some(Languages { default, offered })
+}
+
+fn check_prompts<'a>(
+    doc: &mut TomlDoc<'a>,
+    mut sec: Section<'a>,
+    src: &str,
+) -> Option<PromptNames> {
+    let mut ok = true;
+    let mut name = |doc: &mut TomlDoc<'a>, sec: &mut Section<'a>, key: &str, default: &str| {
+        let raw: Option<Spanned<String>> = doc.get(sec, key);
+        let Some(raw) = raw else {
+            ok &= !sec.has(key);
+            return PromptName { name: default.to_owned(), at: None };
+        };
+        let n = raw.get_ref();
+        let valid = !n.is_empty()
+            && n.len() <= 64
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            && !n.starts_with('.')
+            && !n.ends_with(".wav");
+        if !valid {
+            let msg = format!(
+                "prompts.{key}: {n:?} must be a file stem of a-z, 0-9, '-', '_' and '.' \
+                 (sounds/<lang>/<name>.wav), without the .wav"
+            );
+            doc.error(Some(raw.span()), msg);
+            ok = false;
+        }
+        let at = Some(crate::diag::line_col(src, raw.span().start));
+        PromptName { name: n.clone(), at }
+    };
+    let greeting = name(doc, &mut sec, "greeting", "greeting");
+    let press1 = name(doc, &mut sec, "press1", "press-1");
+    let connecting = name(doc, &mut sec, "connecting", "connecting");
+    let sorry = name(doc, &mut sec, "sorry", "sorry");
+    let whisper = name(doc, &mut sec, "whisper", "whisper");
+    let patient_unreachable = name(doc, &mut sec, "patient_unreachable", "patient-unreachable");
+    doc.close(sec);
+    ok.then_some(PromptNames { greeting, press1, connecting, sorry, whisper, patient_unreachable })
 }

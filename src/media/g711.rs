@@ -203,7 +203,8 @@ mod tests {
     fn transcoding_goes_through_linear() {
         let mut codes = [Codec::Pcma.encode(1000), Codec::Pcma.silence()];
         Codec::Pcmu.transcode_from(Codec::Pcma, &mut codes);
-        assert_eq!(codes, [ulaw_encode(1008), 0xFF]);
+        // A-law silence is +8, the smallest μ-law step above zero.
+        assert_eq!(codes, [ulaw_encode(1008), 0xFE]);
         assert_eq!(ulaw_encode(1008), 0xCE);
         assert_eq!(Codec::Pcma.payload_type(), 8);
         assert_eq!(Codec::from_payload_type(0), Some(Codec::Pcmu));

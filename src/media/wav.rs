@@ -166,8 +166,11 @@ mod tests {
         assert_eq!(parse(&wav(spec(44100, 1, 16), &[0])), Err(PromptError::NotRate8000(44100)));
         assert_eq!(parse(&wav(spec(8000, 2, 16), &[0, 0])), Err(PromptError::NotMono(2)));
         assert!(matches!(parse(&wav(spec(8000, 1, 8), &[0])), Err(PromptError::NotPcm16(_))));
-        let float = hound::WavSpec { sample_format: hound::SampleFormat::Float, ..spec(8000, 1, 32) };
-        assert!(matches!(parse(&wav(float, &[0])), Err(PromptError::NotPcm16(m)) if m.contains("float")));
+        let float =
+            hound::WavSpec { sample_format: hound::SampleFormat::Float, ..spec(8000, 1, 32) };
+        assert!(
+            matches!(parse(&wav(float, &[0])), Err(PromptError::NotPcm16(m)) if m.contains("float"))
+        );
         assert_eq!(parse(&wav(spec(8000, 1, 16), &[])), Err(PromptError::Empty));
         assert!(matches!(parse(b"ID3 this is an mp3"), Err(PromptError::NotWav(_))));
         let msg = PromptError::NotRate8000(44100).to_string();

@@ -86,6 +86,8 @@ pub async fn transfer(
                     Some(code) if code < 200 => debug!(sip = code, "transfer progress"),
                     Some(code) if code < 300 => {
                         info!(sip = code, "transfer succeeded");
+                        // Let the 200 to this NOTIFY leave before the caller's BYE.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         return Ok(());
                     }
                     Some(code) => return Err(HandoverError::TransferFailed(code)),

@@ -8,11 +8,14 @@
 //! - the state task forwards each dialog's state changes to the call that owns it
 //!   (keyed by Call-ID), so a call learns of a remote BYE.
 
+mod flow;
 pub mod handover;
 pub mod sdp;
 
 use crate::call::{Ending, outcome_of};
 use crate::config::{self, NumberFormat, SipAuth};
+use crate::dialplan::ConnectMode;
+use crate::media::Prompts;
 use crate::policy::Outcome;
 use crate::policy::number::E164;
 use crate::scheduler::{Call, CallResult, Dialer};
@@ -21,6 +24,7 @@ use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateSender};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::headers::{PAssertedIdentity, Privacy};
 use rsipstack::sip::{Header, Method, StatusCode, StatusCodeKind};
 use rsipstack::transaction::TransactionReceiver;
@@ -264,20 +268,31 @@ async fn serve_incoming(
 #[derive(Debug, Clone)]
 pub struct SipDialer {
     trunk: Arc<Trunk>,
+    /// The prompts; without them an answered call is held for `hangup_after_answer` and
+    /// ended (no greeting, no hand-over).
+    prompts: Option<Arc<Prompts>>,
 }
 
 impl SipDialer {
     /// A dialer over `trunk`.
     pub fn new(trunk: Arc<Trunk>) -> Self {
-        SipDialer { trunk }
+        SipDialer { trunk, prompts: None }
+    }
+
+    /// Greets, confirms and hands over answered calls with these prompts (see
+    /// [`crate::call::machine`]).
+    pub fn with_prompts(mut self, prompts: Arc<Prompts>) -> Self {
+        self.prompts = Some(prompts);
+        self
     }
 }
 
 impl Dialer for SipDialer {
     fn dial(&self, call: Call) -> Pin<Box<dyn Future<Output = CallResult> + Send + 'static>> {
         let trunk = self.trunk.clone();
+        let prompts = self.prompts.clone();
         Box::pin(async move {
-            match place(&trunk, &call).await {
+            match place(&trunk, prompts.as_ref(), &call).await {
                 Ok(result) => result,
                 Err(e) => {
                     warn!(error = %e, "call could not be placed");
@@ -289,7 +304,7 @@ impl Dialer for SipDialer {
 }
 
 /// Removes the call's route and its dialogs however the call ends.
-struct CallGuard {
+pub(crate) struct CallGuard {
     trunk: Arc<Trunk>,
     call_id: String,
     ids: Vec<DialogId>,
@@ -304,24 +319,61 @@ impl Drop for CallGuard {
     }
 }
 
-async fn place(trunk: &Arc<Trunk>, call: &Call) -> Result<CallResult, SipError> {
+/// Who a leg is from and to.
+#[derive(Debug, Clone)]
+pub(crate) struct LegSpec {
+    /// Request-URI and To.
+    pub(crate) to: String,
+    /// The station's E.164 number for From and P-Asserted-Identity.
+    pub(crate) from_number: String,
+    /// The display name.
+    pub(crate) from_name: String,
+    /// Ring timeout before CANCEL.
+    pub(crate) ring_timeout: Duration,
+    /// Part of the Call-ID, for logs.
+    pub(crate) tag: String,
+}
+
+/// An answered leg: its dialog, its state channel, its RTP socket and the 2xx.
+pub(crate) struct Answered {
+    pub(crate) dialog: InviteDialog,
+    pub(crate) response: sip::Response,
+    /// Sender: the trunk's state task (routes by Call-ID). Closes when `guard` drops.
+    pub(crate) states: mpsc::UnboundedReceiver<DialogState>,
+    /// Held only to be dropped with the leg: removes the route and the dialogs.
+    pub(crate) _guard: CallGuard,
+    /// The RTP socket our offer named; taken when the media leg starts.
+    pub(crate) rtp: Option<tokio::net::UdpSocket>,
+}
+
+/// How a leg's INVITE ended.
+pub(crate) enum LegEnd {
+    /// The far end answered.
+    Answered(Box<Answered>),
+    /// It did not; the attempt's result.
+    Ended(CallResult),
+}
+
+/// Places one INVITE (with our SDP offer) and follows it to a final response, cancelling it
+/// after the ring timeout or when `hangup` fires.
+pub(crate) async fn dial_leg(
+    trunk: &Arc<Trunk>,
+    spec: &LegSpec,
+    hangup: &CancellationToken,
+) -> Result<LegEnd, SipError> {
     let seq = trunk.call_seq.fetch_add(1, Ordering::Relaxed);
-    let call_id = format!("cb-{}-{}-{seq}@callbackd", call.request_id, call.attempt_id);
+    let call_id = format!("cb-{}-{seq}@callbackd", spec.tag);
     let domain = &trunk.cfg.domain;
-    let station = call.service.caller_id.number.as_str();
-    let name = &call.service.caller_id.name;
-    let user_phone = if trunk.cfg.user_phone { ";user=phone" } else { "" };
-    let callee =
-        Trunk::uri(&format!("sip:{}@{domain}{user_phone}", trunk.dial_string(&call.number)))?;
+    let (station, name) = (&spec.from_number, &spec.from_name);
+    let callee = Trunk::uri(&spec.to)?;
     let caller = Trunk::uri(&format!("sip:{station}@{domain}"))?;
     let contact = Trunk::uri(&format!("sip:callbackd@{}", trunk.local))?;
-    // The RTP socket the offer names; media comes with the prompt player.
+    // The RTP socket the offer names.
     let rtp = tokio::net::UdpSocket::bind(SocketAddr::new(trunk.local_ip(), 0))
         .await
         .map_err(|e| SipError::from(rsipstack::Error::Error(e.to_string())))?;
     let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let offer =
-        sdp::offer(trunk.local_ip(), rtp_port, u64::try_from(call.attempt_id).unwrap_or(seq));
+    let offer = sdp::offer(trunk.local_ip(), rtp_port, seq);
     let headers = vec![
         Header::PAssertedIdentity(PAssertedIdentity::new(format!(
             "\"{name}\" <sip:{station}@{domain}>"
@@ -346,13 +398,13 @@ async fn place(trunk: &Arc<Trunk>, call: &Call) -> Result<CallResult, SipError> 
     let mut guard = CallGuard { trunk: trunk.clone(), call_id, ids: Vec::new() };
     let (dialog, mut invite) = trunk.layer.do_invite_async(opt, trunk.state_tx.clone())?;
     guard.ids.push(dialog.id());
-    let ring = tokio::time::sleep(call.service.attempts.ring_timeout.unsigned_abs());
+    let ring = tokio::time::sleep(spec.ring_timeout);
     tokio::pin!(ring);
     let mut cancelled_by: Option<Ending> = None;
     // Whether the PBX answered the INVITE at all (1xx): a ring timeout without it is a
     // failure on the way to the PBX, not an unanswered phone.
     let mut heard = false;
-    let outcome = loop {
+    loop {
         tokio::select! {
             done = &mut invite => {
                 let resp = match done {
@@ -366,15 +418,15 @@ async fn place(trunk: &Arc<Trunk>, call: &Call) -> Result<CallResult, SipError> 
                         None
                     }
                 };
-                break match (resp, cancelled_by) {
+                let result = match (resp, cancelled_by) {
                     (Some(r), None) if r.status_code.kind() == StatusCodeKind::Successful => {
-                        let id = DialogId::try_from((&r, rsipstack::transaction::key::TransactionRole::Client)).ok();
-                        if let Some(id) = id.clone() {
+                        let role = rsipstack::transaction::key::TransactionRole::Client;
+                        if let Ok(id) = DialogId::try_from((&r, role)) {
                             guard.ids.push(id);
                         }
-                        info!(sip = 200, "answered");
-                        hold_then_bye(trunk, call, &dialog, &mut states).await;
-                        CallResult { outcome: Outcome::Connected, sip_code: Some(r.status_code.code()) }
+                        info!(sip = r.status_code.code(), "answered");
+                        let answered = Answered { dialog, response: r, states, _guard: guard, rtp: Some(rtp) };
+                        return Ok(LegEnd::Answered(Box::new(answered)));
                     }
                     // The stack reports its own timer B as a 408 without a To tag: no
                     // response arrived at all.
@@ -397,6 +449,7 @@ async fn place(trunk: &Arc<Trunk>, call: &Call) -> Result<CallResult, SipError> 
                         CallResult { outcome, sip_code: code }
                     }
                 };
+                return Ok(LegEnd::Ended(result));
             }
             Some(state) = states.recv() => {
                 if matches!(state, DialogState::Trying(_) | DialogState::Early(_, _)) {
@@ -410,14 +463,50 @@ async fn place(trunk: &Arc<Trunk>, call: &Call) -> Result<CallResult, SipError> 
                     debug!(error = %e, "CANCEL failed");
                 }
             }
-            _ = call.hangup.cancelled(), if cancelled_by.is_none() => {
+            _ = hangup.cancelled(), if cancelled_by.is_none() => {
                 cancelled_by = Some(Ending::NoResponse);
                 let _ = dialog.cancel().await;
             }
         }
-    };
-    drop(rtp);
-    Ok(outcome)
+    }
+}
+
+/// The patient's leg of a callback.
+fn patient_leg(trunk: &Trunk, call: &Call) -> LegSpec {
+    let user_phone = if trunk.cfg.user_phone { ";user=phone" } else { "" };
+    LegSpec {
+        to: format!("sip:{}@{}{user_phone}", trunk.dial_string(&call.number), trunk.cfg.domain),
+        from_number: call.service.caller_id.number.as_str().to_owned(),
+        from_name: call.service.caller_id.name.clone(),
+        ring_timeout: call.service.attempts.ring_timeout.unsigned_abs(),
+        tag: format!("{}-{}", call.request_id, call.attempt_id),
+    }
+}
+
+async fn place(
+    trunk: &Arc<Trunk>,
+    prompts: Option<&Arc<Prompts>>,
+    call: &Call,
+) -> Result<CallResult, SipError> {
+    if let (Some(prompts), ConnectMode::AgentFirst) = (prompts, call.service.connect.mode) {
+        return Ok(flow::agent_first(trunk, prompts, call).await);
+    }
+    let spec = patient_leg(trunk, call);
+    match dial_leg(trunk, &spec, &call.hangup).await? {
+        LegEnd::Ended(result) => Ok(result),
+        LegEnd::Answered(a) => {
+            let mut a = *a;
+            let code = Some(a.response.status_code.code());
+            let outcome = match prompts {
+                Some(prompts) => flow::converse(trunk, prompts, call, a).await,
+                None => {
+                    hold_then_bye(trunk, call, &a.dialog, &mut a.states).await;
+                    Outcome::Connected
+                }
+            };
+            Ok(CallResult { outcome, sip_code: code })
+        }
+    }
 }
 
 /// True for the 408 rsipstack makes up when timer B fires: a PBX's own 408 carries a To
@@ -433,7 +522,7 @@ fn is_local_timeout(r: &sip::Response) -> bool {
 async fn hold_then_bye(
     trunk: &Trunk,
     call: &Call,
-    dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
+    dialog: &InviteDialog,
     states: &mut mpsc::UnboundedReceiver<DialogState>,
 ) {
     let hold = tokio::time::sleep(trunk.cfg.hangup_after_answer);

@@ -20,6 +20,7 @@ use sqlx::{AnyPool, Row};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod lease;
 mod sms;
 pub use sms::OutboxRow;
 
@@ -499,7 +500,8 @@ impl Store {
 
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").fetch_one(&self.pool).await.is_ok()
+        let ping = sqlx::query("SELECT 1").fetch_one(&self.pool);
+        matches!(tokio::time::timeout(std::time::Duration::from_secs(2), ping).await, Ok(Ok(_)))
     }
 
     /// Stores a new request with its plan, or returns the live request of the same number
@@ -720,23 +722,27 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<Attempt>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let updated = sqlx::query(&format!(
-            "UPDATE requests SET state = 'dialing' WHERE id = $1 AND state IN {WAITING}"
+        // The fencing token (`version`) moves on at every claim; the attempt carries it.
+        let Some(version) = sqlx::query(&format!(
+            "UPDATE requests SET state = 'dialing', version = version + 1 \
+             WHERE id = $1 AND state IN {WAITING} RETURNING version"
         ))
         .bind(req.id)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
             tx.rollback().await?;
             return Ok(None);
-        }
+        };
+        let version: i64 = version.try_get("version")?;
         let row = sqlx::query(&format!(
-            "INSERT INTO attempts (request_id, seq, started_at) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), $2) \
+            "INSERT INTO attempts (request_id, seq, started_at, fence) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), $2, $3) \
              RETURNING {ATTEMPT_COLUMNS}"
         ))
         .bind(req.id)
         .bind(ms(now))
+        .bind(version)
         .fetch_one(&mut *tx)
         .await;
         let row = match row {
@@ -783,12 +789,32 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        self.finish_fenced(attempt, outcome, sip_code, next, actor, now, false).await
+    }
+
+    /// [`Store::finish`]; with `expired_only`, only when the attempt's lease has expired
+    /// (another server recovering it). Either way only while the request still carries
+    /// the attempt's fencing token.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn finish_fenced(
+        &self,
+        attempt: &Attempt,
+        outcome: Outcome,
+        sip_code: Option<u16>,
+        next: &Next,
+        actor: &str,
+        now: Timestamp,
+        expired_only: bool,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let counted = i64::from(outcome.effect() == crate::policy::Effect::Counted);
-        let done = sqlx::query(
+        let lease =
+            if expired_only { " AND (lease_until IS NULL OR lease_until < $4)" } else { "" };
+        let done = sqlx::query(&format!(
             "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5 \
-             WHERE id = $1 AND outcome IS NULL",
-        )
+             WHERE id = $1 AND outcome IS NULL AND (fence IS NULL OR fence = \
+             (SELECT version FROM requests WHERE requests.id = attempts.request_id)){lease}"
+        ))
         .bind(attempt.id)
         .bind(outcome.as_str())
         .bind(sip_code.map(i64::from))

@@ -70,6 +70,7 @@ impl Setup {
         let toml = format!(
             "dialplans = {dialplans:?}\n\
              database = \"sqlite:queue.db\"\n\
+             sounds = {sounds:?}\n\
              log_format = \"text\"\n\
              \n\
              [sip]\n\
@@ -82,6 +83,7 @@ impl Setup {
              [http]\n\
              bind = \"127.0.0.1:0\"\n",
             dialplans = dialplans.display().to_string(),
+            sounds = repo().join("sounds").display().to_string(),
         );
         std::fs::write(&self.config, toml).expect("write callbackd.toml");
     }

@@ -1,0 +1,376 @@
+//! A media leg: one RTP stream over one UDP socket to one far end (the edge of the media
+//! layer; everything else in `media` is pure).
+//!
+//! - **Sending prompts** ([`RtpLeg::play`]): 160-sample G.711 frames paced from a start
+//!   instant (frame *n* is due at `start + n × 20 ms`, so there is no drift however long
+//!   the prompt), sequence +1 and timestamp +160 per packet, the marker bit on the first
+//!   packet of each prompt, one random SSRC per leg, the last frame padded with silence.
+//! - **Symmetric RTP**: the receiver task latches on to the source of the first RTP packet
+//!   that arrives and sends there from then on (NAT, or a PBX whose media comes from
+//!   another address than its SDP says); packets from other sources are then ignored.
+//! - **DTMF in**: RFC 4733 telephone-events are turned into digits, one per event
+//!   (retransmitted packets of an event share its RTP timestamp and are dropped), read with
+//!   [`RtpLeg::next_digit`].
+//! - **Relay** ([`relay`]): two legs bridged both ways, transcoding A-law ↔ μ-law.
+
+use super::g711::Codec;
+use super::sdp::RemoteMedia;
+use super::wav::Prompt;
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Samples per 20 ms frame at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+/// The frame interval.
+pub const FRAME: Duration = Duration::from_millis(20);
+/// Largest payload handled (a 1500-byte MTU's worth).
+const MAX_PAYLOAD: usize = 1460;
+/// RTP fixed header.
+const HEADER: usize = 12;
+/// Digits buffered before the reader takes them; more are dropped.
+const DIGIT_BUFFER: usize = 32;
+
+/// A media failure on a leg.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// Sending or receiving on the socket failed.
+    #[error("RTP socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The packet could not be built (a payload too large).
+    #[error("RTP packet: {0:?}")]
+    Build(rtp_rs::RtpPacketBuildError),
+}
+
+/// What [`RtpLeg::play`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Played {
+    /// Frames (packets) sent.
+    pub frames: usize,
+    /// True when the cancel token stopped the prompt before its end.
+    pub cancelled: bool,
+}
+
+/// Sequence number and timestamp of the next packet; shared by everything that sends on a
+/// leg (a prompt, or the relay from the other leg), so the stream stays continuous.
+#[derive(Debug)]
+struct SendState {
+    seq: u16,
+    ts: u32,
+    last: Option<Instant>,
+}
+
+impl SendState {
+    /// Stamps a packet of `samples` samples sent `now`. A new talk-spurt (`marker`) after a
+    /// pause moves the timestamp on by the pause, as RFC 3550 asks, so the far end's jitter
+    /// buffer sees real time; inside a talk-spurt the timestamp advances by the samples.
+    fn stamp(&mut self, samples: u32, marker: bool, now: Instant) -> (u16, u32) {
+        if marker {
+            if let Some(last) = self.last {
+                let gap = now.saturating_duration_since(last).saturating_sub(FRAME);
+                self.ts = self.ts.wrapping_add((gap.as_micros() / 125) as u32);
+            }
+        }
+        let stamped = (self.seq, self.ts);
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(samples);
+        self.last = Some(now);
+        stamped
+    }
+}
+
+/// The state of a leg shared between its handle ([`RtpLeg`]), its receiver task and the
+/// receiver task of a leg relayed to it.
+#[derive(Debug)]
+struct Shared {
+    socket: UdpSocket,
+    codec: Codec,
+    pt: u8,
+    dtmf_pt: Option<u8>,
+    ssrc: u32,
+    /// Where packets go: the SDP address, replaced once by the source of the first RTP
+    /// packet received (written by the receiver task, read by every send).
+    remote: Mutex<SocketAddr>,
+    /// Set by the receiver task when it has latched on to a source.
+    latched: AtomicBool,
+    send: Mutex<SendState>,
+    /// The leg this one's incoming audio is relayed to: set and cleared by [`relay`] (a
+    /// `Weak`, so two relayed legs never keep each other alive); read by the receiver task.
+    peer: Mutex<Option<Weak<Shared>>>,
+    /// Packets sent and RTP packets received (for logs and tests).
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Shared {
+    fn remote(&self) -> SocketAddr {
+        *self.remote.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends one packet with this leg's SSRC, next sequence number and timestamp.
+    async fn send(&self, payload: &[u8], marker: bool) -> Result<(), MediaError> {
+        let (seq, ts) = self.send.lock().unwrap_or_else(|e| e.into_inner()).stamp(
+            payload.len() as u32,
+            marker,
+            Instant::now(),
+        );
+        let mut buf = [0u8; HEADER + MAX_PAYLOAD];
+        let len = RtpPacketBuilder::new()
+            .payload_type(self.pt)
+            .ssrc(self.ssrc)
+            .sequence(Seq::from(seq))
+            .timestamp(ts)
+            .marked(marker)
+            .payload(payload)
+            .build_into(&mut buf)
+            .map_err(MediaError::Build)?;
+        self.socket.send_to(&buf[..len], self.remote()).await?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// One RTP stream to one far end. Dropping it stops its receiver task and closes the
+/// socket.
+#[derive(Debug)]
+pub struct RtpLeg {
+    shared: Arc<Shared>,
+    /// DTMF digits. Sender: the receiver task, one `char` per RFC 4733 event (`try_send`:
+    /// a digit is dropped when [`DIGIT_BUFFER`] are already waiting). Receiver:
+    /// [`RtpLeg::next_digit`] (the mutex lets it take `&self`). Closes when the receiver
+    /// task ends: the socket failed, or the leg was dropped (the task is aborted).
+    digits: tokio::sync::Mutex<mpsc::Receiver<char>>,
+    /// The receiver task: reads every datagram of the socket, latches the far end's
+    /// address, decodes DTMF and forwards audio to a relay peer. Aborted on drop.
+    receiver: JoinHandle<()>,
+}
+
+impl Drop for RtpLeg {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
+}
+
+impl RtpLeg {
+    /// Starts a leg on `socket` (bound locally; its port is the one in our SDP offer)
+    /// sending `codec` to `remote` (from the answer), with RFC 4733 DTMF on `dtmf_pt`.
+    /// Spawns the receiver task: call inside a tokio runtime.
+    pub fn start(
+        socket: UdpSocket,
+        remote: SocketAddr,
+        codec: Codec,
+        dtmf_pt: Option<u8>,
+    ) -> RtpLeg {
+        Self::start_with_pt(socket, remote, codec, codec.payload_type(), dtmf_pt)
+    }
+
+    /// Starts a leg as the SDP answer says (codec, its payload type, DTMF payload type).
+    pub fn from_answer(socket: UdpSocket, media: &RemoteMedia) -> RtpLeg {
+        Self::start_with_pt(socket, media.addr, media.codec, media.pt, media.dtmf_pt)
+    }
+
+    fn start_with_pt(
+        socket: UdpSocket,
+        remote: SocketAddr,
+        codec: Codec,
+        pt: u8,
+        dtmf_pt: Option<u8>,
+    ) -> RtpLeg {
+        let shared = Arc::new(Shared {
+            socket,
+            codec,
+            pt,
+            dtmf_pt,
+            ssrc: rand::random(),
+            remote: Mutex::new(remote),
+            latched: AtomicBool::new(false),
+            send: Mutex::new(SendState { seq: rand::random(), ts: rand::random(), last: None }),
+            peer: Mutex::new(None),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(DIGIT_BUFFER);
+        let receiver = tokio::spawn(receive(shared.clone(), tx));
+        RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver }
+    }
+
+    /// The local RTP address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.shared.socket.local_addr()
+    }
+
+    /// Where packets are sent now (the SDP address, or the latched source).
+    pub fn remote(&self) -> SocketAddr {
+        self.shared.remote()
+    }
+
+    /// The codec sent on this leg.
+    pub fn codec(&self) -> Codec {
+        self.shared.codec
+    }
+
+    /// This leg's SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.shared.ssrc
+    }
+
+    /// Packets sent so far and RTP packets received so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.shared.sent.load(Ordering::Relaxed), self.shared.received.load(Ordering::Relaxed))
+    }
+
+    /// Plays `prompt` to the far end, returning after its last frame has had its 20 ms.
+    /// Frame *n* is sent at `start + n × 20 ms` (`sleep_until`, so lateness never
+    /// accumulates). `cancel` stops it between frames (e.g. the patient pressed a key or
+    /// hung up); that is not an error.
+    pub async fn play(
+        &self,
+        prompt: &Prompt,
+        cancel: &CancellationToken,
+    ) -> Result<Played, MediaError> {
+        let codec = self.shared.codec;
+        let start = Instant::now();
+        let mut frames = 0;
+        for (n, chunk) in prompt.samples.chunks(FRAME_SAMPLES).enumerate() {
+            // Frame 0 waits too: tokio's timer fires on whole milliseconds, so every frame
+            // leaves on the same timer tick phase and the grid carries no fixed offset.
+            if !wait(start + FRAME * n as u32, cancel).await {
+                return Ok(Played { frames, cancelled: true });
+            }
+            if cancel.is_cancelled() {
+                return Ok(Played { frames, cancelled: true });
+            }
+            let mut payload = [codec.silence(); FRAME_SAMPLES];
+            codec.encode_into(chunk, &mut payload);
+            self.shared.send(&payload, n == 0).await?;
+            frames += 1;
+        }
+        let cancelled = !wait(start + FRAME * frames as u32, cancel).await;
+        Ok(Played { frames, cancelled })
+    }
+
+    /// The next DTMF digit (`0`-`9`, `*`, `#`) the far end sent, waiting at most `timeout`;
+    /// `None` on timeout or when the receiver task has ended. Digits pressed before the
+    /// call are kept in order (type-ahead); [`RtpLeg::clear_digits`] forgets them.
+    pub async fn next_digit(&self, timeout: Duration) -> Option<char> {
+        let mut rx = self.digits.lock().await;
+        tokio::time::timeout(timeout, rx.recv()).await.ok().flatten()
+    }
+
+    /// Forgets digits received so far (e.g. before asking a new question).
+    pub async fn clear_digits(&self) {
+        let mut rx = self.digits.lock().await;
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+/// Sleeps until `deadline`; false when `cancel` fired first.
+async fn wait(deadline: Instant, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep_until(deadline) => true,
+    }
+}
+
+/// Bridges two legs both ways until `cancel` fires: audio arriving on `a` is sent on `b`
+/// and the other way round, re-stamped with the sending leg's SSRC, sequence and
+/// timestamps, transcoded when the legs' codecs differ. Forwarding happens in each leg's
+/// receiver task (one hop, no queue). DTMF is not forwarded (it still arrives on each
+/// leg's digit channel). Prompts may be played on either leg meanwhile.
+pub async fn relay(a: &RtpLeg, b: &RtpLeg, cancel: &CancellationToken) {
+    /// Unlinks the legs however `relay` ends (also when its future is dropped).
+    struct Link<'a>(&'a Shared, &'a Shared);
+    impl Drop for Link<'_> {
+        fn drop(&mut self) {
+            *self.0.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.1.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+    *a.shared.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&b.shared));
+    *b.shared.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&a.shared));
+    let _link = Link(&a.shared, &b.shared);
+    cancel.cancelled().await;
+}
+
+/// The digit of an RFC 4733 DTMF event code (0-9, 10 = `*`, 11 = `#`); A-D and other
+/// events are ignored.
+pub fn event_digit(event: u8) -> Option<char> {
+    match event {
+        0..=9 => Some(char::from(b'0' + event)),
+        10 => Some('*'),
+        11 => Some('#'),
+        _ => None,
+    }
+}
+
+/// The receiver task of a leg (see [`RtpLeg::receiver`]). Ends on a socket error or when
+/// aborted.
+async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>) {
+    let mut buf = vec![0u8; 2048];
+    // RTP timestamp of the last DTMF event turned into a digit.
+    let mut last_event: Option<u32> = None;
+    loop {
+        let (len, from) = match shared.socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP errors reported on some platforms: the far end is not there (yet).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
+                return;
+            }
+        };
+        let Ok(packet) = RtpReader::new(&buf[..len]) else { continue };
+        if !shared.latched.load(Ordering::Acquire) {
+            let mut remote = shared.remote.lock().unwrap_or_else(|e| e.into_inner());
+            if *remote != from {
+                tracing::debug!(sdp = %*remote, actual = %from, "symmetric RTP: sending to the source");
+                *remote = from;
+            }
+            shared.latched.store(true, Ordering::Release);
+        } else if shared.remote() != from {
+            continue;
+        }
+        shared.received.fetch_add(1, Ordering::Relaxed);
+        let pt = packet.payload_type();
+        let payload = packet.payload();
+        if Some(pt) == shared.dtmf_pt {
+            if payload.len() >= 4 && last_event != Some(packet.timestamp()) {
+                last_event = Some(packet.timestamp());
+                if let Some(d) = event_digit(payload[0]) {
+                    let _ = digits.try_send(d);
+                }
+            }
+            continue;
+        }
+        let codec = if pt == shared.pt { Some(shared.codec) } else { Codec::from_payload_type(pt) };
+        let Some(codec) = codec else { continue };
+        let peer = shared.peer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(peer) = peer.and_then(|p| p.upgrade()) {
+            let n = payload.len().min(MAX_PAYLOAD);
+            let mut out = [0u8; MAX_PAYLOAD];
+            out[..n].copy_from_slice(&payload[..n]);
+            peer.codec.transcode_from(codec, &mut out[..n]);
+            if let Err(e) = peer.send(&out[..n], packet.mark()).await {
+                tracing::debug!(error = %e, "relay: send failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

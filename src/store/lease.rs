@@ -1,0 +1,255 @@
+//! Several servers on one queue (PostgreSQL): claims under a lease, fencing, shared limits.
+//!
+//! - A claim ([`Store::claim_due`]) runs in one transaction that first locks the trunk's
+//!   `claim_gate` row (`FOR UPDATE`): claims on one trunk are serialized across all
+//!   servers, so the counts read next are exact. It counts the live attempts of the
+//!   service and of the trunk (`requests_dialing` index), then picks due requests in
+//!   serving order with `FOR UPDATE SKIP LOCKED` (rows a cancel or an outcome holds are
+//!   passed over, never waited for), claims those the caller's policy check lets start,
+//!   and advances the gate's `next_start` by one call interval per claim (the shared call
+//!   rate).
+//! - Every claim increments `requests.version`, the fencing token, and writes it into the
+//!   attempt with the claiming server's id (`owner`) and `lease_until`. The owner renews
+//!   the lease while the call runs ([`Store::renew_leases`]); an outcome is recorded only
+//!   while the attempt is live and the request still carries its token, so a paused or
+//!   partitioned server whose attempt was taken over writes nothing (0 rows).
+//! - Another server records an attempt whose lease expired as `interrupted`
+//!   ([`Store::expired_attempts`], then a finish that re-checks the expiry in its UPDATE,
+//!   so a renewal that lands first wins).
+//!
+//! Instants are the servers' clocks (Unix ms): the servers are expected to run NTP; a
+//! skew well below the lease is harmless.
+
+use super::{
+    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, State, Store, StoreError, WAITING,
+    attempt_from, audit, ms, request_from, ts,
+};
+use jiff::Timestamp;
+use sqlx::Row;
+use std::time::Duration;
+
+/// What a claim may take, across all servers.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimLimits<'a> {
+    /// This server's instance id (the lease owner).
+    pub owner: &'a str,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// The service's concurrent calls, all servers together.
+    pub capacity: i64,
+    /// The trunk's concurrent calls, all servers and services together.
+    pub max_calls: i64,
+    /// The trunk (the PBX address): servers naming the same trunk share its limits.
+    pub trunk: &'a str,
+    /// The interval between call starts on the trunk; zero: no rate limit.
+    pub interval: Duration,
+}
+
+/// Result of [`Store::claim_due`].
+#[derive(Debug, Default)]
+pub struct ClaimBatch {
+    /// Claimed: the request as it was before the claim, and its new live attempt.
+    pub claimed: Vec<(Request, Attempt)>,
+    /// Due requests the check did not let start (re-plan them after this returns).
+    pub skipped: Vec<Request>,
+    /// The call rate allows no call before this instant.
+    pub rate_until: Option<Timestamp>,
+    /// The service or the trunk is at capacity.
+    pub full: bool,
+}
+
+/// A unique id for this server process: host name, process id and a random suffix.
+pub fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(t)
+}
+
+impl Store {
+    /// Claims up to `want` due requests of `service` in serving order within the limits
+    /// of all servers together (see the module doc). `check` is asked about each due
+    /// request in order; true lets it start now. PostgreSQL only: SQLite has one server
+    /// and the scheduler's own per-request [`Store::claim`].
+    pub async fn claim_due(
+        &self,
+        service: &str,
+        now: Timestamp,
+        want: i64,
+        limits: &ClaimLimits<'_>,
+        mut check: impl FnMut(&Request) -> bool,
+    ) -> Result<ClaimBatch, StoreError> {
+        debug_assert_eq!(self.backend, Backend::Postgres);
+        let mut batch = ClaimBatch::default();
+        if want <= 0 {
+            batch.full = true;
+            return Ok(batch);
+        }
+        let mut tx = self.pool.begin().await?;
+        let gate = "SELECT next_start FROM claim_gate WHERE trunk = $1 FOR UPDATE";
+        let row = sqlx::query(gate).bind(limits.trunk).fetch_optional(&mut *tx).await?;
+        let row = match row {
+            Some(row) => row,
+            None => {
+                sqlx::query(
+                    "INSERT INTO claim_gate (trunk, next_start) VALUES ($1, 0) \
+                     ON CONFLICT (trunk) DO NOTHING",
+                )
+                .bind(limits.trunk)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(gate).bind(limits.trunk).fetch_one(&mut *tx).await?
+            }
+        };
+        let mut next_start = ts(row.try_get("next_start")?)?;
+        if next_start > now {
+            tx.rollback().await?;
+            batch.rate_until = Some(next_start);
+            return Ok(batch);
+        }
+        let counts = sqlx::query(
+            "SELECT COUNT(*)::BIGINT AS total, \
+             COALESCE(SUM(CASE WHEN service = $1 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
+             FROM requests WHERE state = 'dialing'",
+        )
+        .bind(service)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (total, mine): (i64, i64) = (counts.try_get("total")?, counts.try_get("mine")?);
+        let free = want.min(limits.capacity - mine).min(limits.max_calls - total);
+        if free <= 0 {
+            tx.rollback().await?;
+            batch.full = true;
+            return Ok(batch);
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 \
+             ORDER BY deadline_at, created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(service)
+        .bind(ms(now))
+        .bind(free)
+        .fetch_all(&mut *tx)
+        .await?;
+        let lease_until = ms(add(now, limits.lease));
+        for row in &rows {
+            let req = request_from(row)?;
+            if next_start > now || !check(&req) {
+                batch.skipped.push(req);
+                continue;
+            }
+            let version: i64 = sqlx::query(
+                "UPDATE requests SET state = 'dialing', version = version + 1 WHERE id = $1 \
+                 RETURNING version",
+            )
+            .bind(req.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("version")?;
+            let row = sqlx::query(&format!(
+                "INSERT INTO attempts (request_id, seq, started_at, owner, lease_until, fence) \
+                 VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), \
+                 $2, $3, $4, $5) RETURNING {ATTEMPT_COLUMNS}"
+            ))
+            .bind(req.id)
+            .bind(ms(now))
+            .bind(limits.owner)
+            .bind(lease_until)
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await?;
+            let attempt = attempt_from(&row)?;
+            let detail = format!("attempt {}", attempt.seq);
+            audit(&mut tx, req.id, now, Some(req.state), State::Dialing, "scheduler", &detail)
+                .await?;
+            next_start = add(next_start.max(now), limits.interval);
+            batch.claimed.push((req, attempt));
+        }
+        if !batch.claimed.is_empty() {
+            sqlx::query("UPDATE claim_gate SET next_start = $2 WHERE trunk = $1")
+                .bind(limits.trunk)
+                .bind(ms(next_start))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if next_start > now {
+            batch.rate_until = Some(next_start);
+        }
+        Ok(batch)
+    }
+
+    /// Extends the leases of `owner`'s live attempts to `until`; returns the ids of the
+    /// attempts it still holds (an attempt missing from the answer was taken over).
+    pub async fn renew_leases(
+        &self,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE attempts SET lease_until = $2 WHERE owner = $1 AND outcome IS NULL \
+             RETURNING id",
+        )
+        .bind(owner)
+        .bind(ms(until))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// Live attempts whose lease expired before `now` (their server died or lost the
+    /// database), oldest first, with their owners.
+    pub async fn expired_attempts(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(Attempt, Option<String>)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS}, owner FROM attempts WHERE outcome IS NULL \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT $2"
+        ))
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((attempt_from(r)?, r.try_get("owner")?))).collect()
+    }
+
+    /// The lease owner of a live attempt (`None`: not live, or claimed without a lease).
+    pub async fn lease_of(
+        &self,
+        attempt_id: i64,
+    ) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT owner, lease_until FROM attempts WHERE id = $1 AND outcome IS NULL",
+        )
+        .bind(attempt_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let owner: Option<String> = row.try_get("owner")?;
+        let until: Option<i64> = row.try_get("lease_until")?;
+        owner.zip(until).map(|(o, u)| ts(u).map(|u| (o, u))).transpose()
+    }
+
+    /// [`Store::finish`] for another server's attempt whose lease expired: recorded only
+    /// if the lease is still expired at `now` and the fencing token still matches.
+    pub async fn finish_expired(
+        &self,
+        attempt: &Attempt,
+        outcome: crate::policy::Outcome,
+        next: &super::Next,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.finish_fenced(attempt, outcome, None, next, actor, now, true).await
+    }
+}

@@ -1,0 +1,355 @@
+//! A callback to a real phone: baresip (Debian package `baresip`) plays the patient. It
+//! auto-answers, hears the greeting (recorded by its sndfile module), presses 1 (RFC 4733),
+//! and is transferred by REFER to the staff queue (sipp), which it then calls.
+//!
+//! Without baresip the test says SKIPPED, except under `CI=true`, where it fails.
+
+mod common;
+
+use callbackd::config::{NumberFormat, Sip, Transport};
+use callbackd::dialplan;
+use callbackd::lang::Lang;
+use callbackd::media::Prompts;
+use callbackd::policy::Outcome;
+use callbackd::policy::number::E164;
+use callbackd::scheduler::{Call, Dialer};
+use callbackd::sip::{SipDialer, Trunk};
+use common::repo;
+use common::sipp::{Sipp, free_udp_port, have_sipp};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn have_baresip() -> bool {
+    let ok = |cmd: &str, arg: &str| {
+        Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    };
+    let found = ok("baresip", "-h") && ok("script", "--version");
+    if !found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "baresip (and script) missing in CI");
+        eprintln!("SKIPPED: baresip is not installed (apt-get install baresip)");
+    }
+    found
+}
+
+/// baresip as the patient's phone, on a pseudo-terminal (its key input needs one), killed
+/// on drop.
+struct Phone {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+    /// Lines baresip printed. Sender: the reader thread; receiver: the test.
+    lines: mpsc::Receiver<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Phone {
+    fn start(number: &str) -> Phone {
+        Phone::start_with(&[number])
+    }
+
+    /// A phone answering every one of `numbers` (a second one plays the staff queue).
+    fn start_with(numbers: &[&str]) -> Phone {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_udp_port();
+        let d = dir.path();
+        // A source longer than any call: baresip hangs up when its source file ends.
+        let status = Command::new("sox")
+            .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+            .arg(d.join("source.wav"))
+            .args(["synth", "60", "sine", "300", "vol", "0.05"])
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            // sox is missing: generate silence with hound instead.
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 8000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::create(d.join("source.wav"), spec).expect("wav");
+            for _ in 0..(8000 * 60) {
+                w.write_sample(0i16).expect("sample");
+            }
+            w.finalize().expect("finalize");
+        }
+        let config = format!(
+            "sip_listen 127.0.0.1:{port}\n\
+             module_path /usr/lib/baresip/modules\n\
+             module stdio.so\n\
+             module g711.so\n\
+             module aufile.so\n\
+             module sndfile.so\n\
+             module_app account.so\n\
+             module_app menu.so\n\
+             audio_player aufile,{play}\n\
+             audio_source aufile,{source}\n\
+             snd_path {dir}\n",
+            play = d.join("play.wav").display(),
+            source = d.join("source.wav").display(),
+            dir = d.display(),
+        );
+        std::fs::write(d.join("config"), config).expect("config");
+        let accounts: String = numbers
+            .iter()
+            .map(|n| format!("<sip:{n}@127.0.0.1:{port};transport=udp>;regint=0;answermode=auto\n"))
+            .collect();
+        std::fs::write(d.join("accounts"), accounts).expect("accounts");
+        let mut child = Command::new("script")
+            .args(["-qfec", &format!("baresip -f {}", d.display()), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start baresip");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line).into_owned();
+                sink.lock().expect("log").push_str(&line);
+                sink.lock().expect("log").push('\n');
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let phone = Phone { child, dir, port, lines, log };
+        phone.wait_for("baresip is ready", Duration::from_secs(10));
+        phone
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return,
+                Ok(_) => {}
+                Err(_) => {
+                    panic!("baresip never printed {what:?}:\n{}", self.log.lock().expect("log"))
+                }
+            }
+        }
+    }
+
+    /// Presses a key (the menu sends it as an RFC 4733 telephone-event).
+    fn press(&mut self, key: char) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(key.to_string().as_bytes()).expect("key");
+        stdin.flush().expect("flush");
+    }
+
+    /// What the phone heard: the decoded audio of its first call.
+    fn heard(&self) -> Vec<i16> {
+        let mut dumps: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .collect();
+        dumps.sort();
+        let first = dumps.first().expect("baresip recorded the call");
+        // The recording may still be open (its header not yet final): take every 16-bit
+        // sample after the `data` chunk header, up to the end of the file.
+        let bytes = std::fs::read(first).expect("recording");
+        let start = bytes.windows(4).position(|w| w == b"data").map_or(44, |i| i + 8);
+        bytes[start.min(bytes.len())..]
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect()
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// RMS per 20 ms frame.
+fn envelope(samples: &[i16]) -> Vec<f64> {
+    samples
+        .chunks(160)
+        .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+        .collect()
+}
+
+/// The best normalised correlation of `needle`'s envelope anywhere in `hay`'s.
+fn best_match(hay: &[f64], needle: &[f64]) -> f64 {
+    let norm = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let centred: Vec<f64> = v.iter().map(|x| x - m).collect();
+        let n = centred.iter().map(|x| x * x).sum::<f64>().sqrt();
+        (centred, n)
+    };
+    let (nd, nn) = norm(needle);
+    (0..hay.len().saturating_sub(needle.len()))
+        .map(|lag| {
+            let (h, hn) = norm(&hay[lag..lag + needle.len()]);
+            if hn == 0.0 || nn == 0.0 {
+                0.0
+            } else {
+                h.iter().zip(&nd).map(|(a, b)| a * b).sum::<f64>() / (hn * nn)
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The energy (RMS) of `samples` from `from` to `to` seconds.
+fn rms(samples: &[i16], from: f64, to: f64) -> f64 {
+    let (a, b) = ((from * 8000.0) as usize, (to * 8000.0) as usize);
+    let part = &samples[a.min(samples.len())..b.min(samples.len())];
+    if part.is_empty() {
+        return 0.0;
+    }
+    (part.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / part.len() as f64).sqrt()
+}
+
+#[tokio::test]
+async fn a_bridged_callback_relays_audio_between_the_legs() {
+    if !have_sipp() || !have_baresip() {
+        return;
+    }
+    // One baresip answers both legs: the patient's number and the staff queue. What it sends
+    // on the staff leg (a 300 Hz tone) must arrive, relayed by callbackd, on the patient's leg.
+    let phone = Phone::start_with(&["+358401234567", "hoitajat"]);
+    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
+        .expect("read")
+        .replace("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1")
+        .replace("method = \"refer\"", "method = \"bridge\"")
+        .replace("confirm = \"dtmf\"", "confirm = \"none\"");
+    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+    let prompts =
+        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
+    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let trunk =
+        Trunk::start(&sip_config(phone.port), None, CancellationToken::new()).await.expect("trunk");
+    let dialer = SipDialer::new(trunk.clone()).with_prompts(prompts.clone());
+    let c = call(service.clone());
+    let hangup = c.hangup.clone();
+    let dialing = tokio::spawn(dialer.dial(c));
+    // Let the bridge run a few seconds, then end the call from our side.
+    let connecting = prompts.get(Lang::Fi, &service.prompts.connecting.name).expect("prompt");
+    let prompt_secs = connecting.samples.len() as f64 / 8000.0;
+    tokio::time::sleep(Duration::from_secs_f64(prompt_secs + 5.0)).await;
+    hangup.cancel();
+    let result =
+        tokio::time::timeout(Duration::from_secs(60), dialing).await.expect("ends").expect("task");
+    assert_eq!(result.outcome, Outcome::Connected, "{}", phone.log.lock().expect("log"));
+    let heard = phone.heard();
+    let relayed = rms(&heard, prompt_secs + 2.0, prompt_secs + 4.0);
+    eprintln!("RMS on the patient's leg while bridged: {relayed:.0}");
+    assert!(relayed > 300.0, "no audio from the staff leg on the patient's leg (RMS {relayed:.0})");
+}
+
+fn sip_config(pbx_port: u16) -> Sip {
+    Sip {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        pbx: format!("127.0.0.1:{pbx_port}"),
+        transport: Transport::Udp,
+        max_calls: 10,
+        calls_per_second: 10,
+        domain: "127.0.0.1".into(),
+        number_format: NumberFormat::E164,
+        dial_prefix: String::new(),
+        user_phone: true,
+        auth: None,
+        hangup_after_answer: Duration::from_secs(1),
+    }
+}
+
+fn call(service: Arc<callbackd::dialplan::Service>) -> Call {
+    Call {
+        request_id: 1,
+        attempt_id: 1,
+        seq: 1,
+        service,
+        number: E164::from_stored("+358401234567".into()),
+        lang: Lang::Fi,
+        hangup: CancellationToken::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_callback_to_baresip_is_heard_confirmed_and_transferred() {
+    if !have_sipp() || !have_baresip() {
+        return;
+    }
+    let mut phone = Phone::start("+358401234567");
+    // The staff queue: sipp answering whatever comes (the transferred patient).
+    let staff_port = free_udp_port();
+    let staff = Sipp::start("uas_answer_all.xml", staff_port, 1);
+    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml")).expect("read").replace(
+        "sip:hoitajat-kallio@pbx.hel.example",
+        &format!("sip:hoitajat@127.0.0.1:{staff_port}"),
+    );
+    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+    let prompts =
+        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
+    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let cfg = Sip {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        pbx: format!("127.0.0.1:{}", phone.port),
+        transport: Transport::Udp,
+        max_calls: 10,
+        calls_per_second: 10,
+        domain: "127.0.0.1".into(),
+        number_format: NumberFormat::E164,
+        dial_prefix: String::new(),
+        user_phone: true,
+        auth: None,
+        hangup_after_answer: Duration::from_secs(1),
+    };
+    let trunk = Trunk::start(&cfg, None, CancellationToken::new()).await.expect("trunk");
+    let dialer = SipDialer::new(trunk).with_prompts(prompts.clone());
+    let call = Call {
+        request_id: 1,
+        attempt_id: 1,
+        seq: 1,
+        service: service.clone(),
+        number: E164::from_stored("+358401234567".into()),
+        lang: Lang::Fi,
+        hangup: CancellationToken::new(),
+    };
+    let dialing = tokio::spawn(dialer.dial(call));
+    // The phone answers; let it hear the greeting, then press 1.
+    let wait = tokio::task::spawn_blocking(move || {
+        phone.wait_for("Call established", Duration::from_secs(20));
+        std::thread::sleep(Duration::from_secs(3));
+        phone.press('1');
+        phone
+    });
+    let phone = wait.await.expect("phone");
+    let result =
+        tokio::time::timeout(Duration::from_secs(60), dialing).await.expect("ends").expect("task");
+    assert_eq!(result.outcome, Outcome::Connected, "{}", phone.log.lock().expect("log"));
+    // The staff queue got the transferred patient (baresip's INVITE after our REFER).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !staff.log("messages.log").contains("INVITE sip:hoitajat@") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no INVITE reached the staff queue:\n{}",
+            phone.log.lock().expect("log")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(staff);
+    // The greeting really arrived: its loudness contour is found in what the phone heard.
+    let greeting = prompts.get(Lang::Fi, &service.prompts.greeting.name).expect("greeting");
+    let heard = phone.heard();
+    let score = best_match(&envelope(&heard), &envelope(&greeting.samples));
+    eprintln!("greeting correlation in the recording: {score:.3}");
+    assert!(
+        score > 0.8,
+        "the greeting was not heard (correlation {score:.2}, {} samples)",
+        heard.len()
+    );
+}

@@ -250,6 +250,41 @@ async fn a_bridged_callback_relays_audio_between_the_legs() {
     assert!(relayed > 300.0, "no audio from the staff leg on the patient's leg (RMS {relayed:.0})");
 }
 
+#[tokio::test]
+async fn agent_first_calls_the_nurse_whispers_then_bridges_the_patient() {
+    if !have_sipp() || !have_baresip() {
+        return;
+    }
+    // One baresip answers both: the staff queue (first) and the patient (second).
+    let phone = Phone::start_with(&["hoitajat", "+358401234567"]);
+    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
+        .expect("read")
+        .replace("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1")
+        .replace("method = \"refer\"", "method = \"bridge\"")
+        .replace("mode = \"patient-first\"", "mode = \"agent-first\"");
+    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+    let prompts = Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
+    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let trunk = Trunk::start(&sip_config(phone.port), None, CancellationToken::new()).await.expect("trunk");
+    let dialer = SipDialer::new(trunk).with_prompts(prompts.clone());
+    let c = call(service.clone());
+    let hangup = c.hangup.clone();
+    let dialing = tokio::spawn(dialer.dial(c));
+    let whisper = prompts.get(Lang::Fi, &service.prompts.whisper.name).expect("whisper");
+    let whisper_secs = whisper.samples.len() as f64 / 8000.0;
+    tokio::time::sleep(Duration::from_secs_f64(whisper_secs + 5.0)).await;
+    hangup.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(60), dialing).await.expect("ends").expect("task");
+    assert_eq!(result.outcome, Outcome::Connected, "{}", phone.log.lock().expect("log"));
+    // The nurse's leg (the first call) heard the whisper, then the patient's tone.
+    let heard = phone.heard();
+    let score = best_match(&envelope(&heard), &envelope(&whisper.samples));
+    eprintln!("whisper correlation on the nurse's leg: {score:.3}");
+    assert!(score > 0.8, "the nurse did not hear the whisper ({score:.2})");
+    let bridged = rms(&heard, whisper_secs + 2.5, whisper_secs + 4.0);
+    assert!(bridged > 300.0, "no audio from the patient on the nurse's leg (RMS {bridged:.0})");
+}
+
 fn sip_config(pbx_port: u16) -> Sip {
     Sip {
         bind: "127.0.0.1:0".parse().expect("addr"),

@@ -15,6 +15,9 @@
 //!   operator exceptions, conversion of local hours to UTC instants (DST-safe, via `jiff`).
 //! - [`policy`]: when a request is due, its same-day deadline, expiry, retries, ETA;
 //!   [`policy::number`]: which phone numbers may be called, masking for logs.
+//! - [`call`]: SIP final responses → attempt outcomes; [`call::machine`], the answered-call
+//!   state machine (greet, press 1, hand over, apologise).
+//! - [`intake`]: a patient's request validated into what the store keeps.
 //! - [`dialplan`]: the per-service TOML files operators edit, parsed and validated with
 //!   every problem reported as `file:line:col: message`.
 //! - [`config`]: the daemon configuration file.
@@ -22,10 +25,20 @@
 //!   play prompts, read DTMF and relay two calls (the tokio edge).
 //! - [`diag`]: located diagnostics shared by the two parsers.
 //!
-//! Edges:
-//! - [`dialplan::load_dir`], [`config::Config::load`]: read files.
+//! Edges, and the tasks `callbackd serve` runs ([`daemon::run`] owns the shutdown token and
+//! waits for them all):
+//! - [`store`]: the queue in SQLite or PostgreSQL (sqlx); every state change is written, with
+//!   its audit row and any SMS, before the action it announces.
+//! - [`scheduler`]: one task; sleeps until the next due request, deadline or expiry, claims
+//!   within capacity and call rate, owns the calls (a `JoinSet`) and records their outcomes.
+//! - [`sip`]: the only user of `rsipstack`; the trunk's tasks (transport, incoming requests,
+//!   dialog-state routing) and the [`sip::SipDialer`] the scheduler calls through.
+//! - [`http`]: intake API, status, `/metrics`, health (axum).
 //! - [`sms`]: the SMS outbox's sender task and HTTP gateway (templates and the dialplan's
 //!   `[sms]` section are pure).
+//! - [`reload`]: SIGHUP and directory-watch dialplan reload (owns the `watch` sender of the
+//!   services; the scheduler and the handlers read).
+//! - [`metrics`]: metric names and the Prometheus recorder; [`clock`]: the one wall clock.
 //! - `src/main.rs`: the `callbackd` command line; maps errors to exit codes
 //!   (64 = bad configuration or dialplan).
 

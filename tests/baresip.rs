@@ -263,9 +263,11 @@ async fn agent_first_calls_the_nurse_whispers_then_bridges_the_patient() {
         .replace("method = \"refer\"", "method = \"bridge\"")
         .replace("mode = \"patient-first\"", "mode = \"agent-first\"");
     let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
-    let prompts = Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
+    let prompts =
+        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
     let service = Arc::new(services.get("kallio").expect("kallio").clone());
-    let trunk = Trunk::start(&sip_config(phone.port), None, CancellationToken::new()).await.expect("trunk");
+    let trunk =
+        Trunk::start(&sip_config(phone.port), None, CancellationToken::new()).await.expect("trunk");
     let dialer = SipDialer::new(trunk).with_prompts(prompts.clone());
     let c = call(service.clone());
     let hangup = c.hangup.clone();
@@ -274,7 +276,8 @@ async fn agent_first_calls_the_nurse_whispers_then_bridges_the_patient() {
     let whisper_secs = whisper.samples.len() as f64 / 8000.0;
     tokio::time::sleep(Duration::from_secs_f64(whisper_secs + 5.0)).await;
     hangup.cancel();
-    let result = tokio::time::timeout(Duration::from_secs(60), dialing).await.expect("ends").expect("task");
+    let result =
+        tokio::time::timeout(Duration::from_secs(60), dialing).await.expect("ends").expect("task");
     assert_eq!(result.outcome, Outcome::Connected, "{}", phone.log.lock().expect("log"));
     // The nurse's leg (the first call) heard the whisper, then the patient's tone.
     let heard = phone.heard();

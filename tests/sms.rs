@@ -421,6 +421,32 @@ async fn quiet_hours_hold_messages_until_morning() {
 }
 
 #[tokio::test]
+async fn a_slipped_window_gets_a_new_notice() {
+    // Kallio's notice_slip is 30 minutes. No dialer runs: the request keeps waiting.
+    let rig = Rig::new(hel("2026-11-23T10:00"), &[], "none").await;
+    let sender = rig.sender();
+    let req = rig.enqueue("040 123 4567", "fi", false).await;
+    rig.turn(&sender).await;
+    assert_eq!(rig.gateway.delivered().len(), 1, "the first notice");
+    // Still inside the promised window (plus the slip): nothing new.
+    rig.clock.set(hel("2026-11-23T10:45"));
+    rig.turn(&sender).await;
+    assert_eq!(rig.gateway.delivered().len(), 1);
+    // Long after the window: a new notice with the window of now.
+    rig.clock.set(hel("2026-11-23T13:00"));
+    rig.turn(&sender).await;
+    rig.turn(&sender).await;
+    let delivered = rig.gateway.delivered();
+    assert_eq!(delivered.len(), 2, "one new notice: {delivered:?}");
+    let notices = rig.rows(req.id).await.into_iter().filter(|r| r.kind == Kind::Notice).count();
+    assert_eq!(notices, 2);
+    // And not again while the new window holds.
+    rig.clock.set(hel("2026-11-23T13:20"));
+    rig.turn(&sender).await;
+    assert_eq!(rig.gateway.delivered().len(), 2);
+}
+
+#[tokio::test]
 async fn fixed_lines_are_skipped_with_a_reason_and_refusals_fail_at_once() {
     let rig = Rig::new(hel("2026-11-23T10:00"), &[Answer::Refuse], "none").await;
     let sender = rig.sender();

@@ -51,7 +51,14 @@ pub struct Sender {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     /// Send this text now.
-    Send { sender: String, text: String },
+    Send {
+        /// Sender ID.
+        sender: String,
+        /// The rendered message.
+        text: String,
+        /// For a notice: the end of the window it tells.
+        told_to: Option<Timestamp>,
+    },
     /// Not now: quiet hours until then.
     Later(Timestamp),
     /// Never: skipped with this reason.
@@ -101,6 +108,20 @@ impl Sender {
     /// Handles every due row once; returns when the next row is due.
     pub async fn turn(&self) -> Result<Option<Timestamp>, StoreError> {
         let now = self.clock.now();
+        // A notice whose window passed more than `notice_slip` ago while the patient still
+        // waits is followed by a new one with the new window.
+        let services = self.services.borrow().clone();
+        for svc in services.values() {
+            let Some(sms) = &svc.sms else { continue };
+            if !sms.enabled(Kind::Notice) {
+                continue;
+            }
+            let Ok(promised_by) = now.checked_sub(sms.notice_slip) else { continue };
+            let n = self.store.sms_queue_slipped(&svc.id, promised_by, now).await?;
+            if n > 0 {
+                info!(service = %svc.id, requests = n, "callback window slipped: new notices queued");
+            }
+        }
         for row in self.store.sms_due(now, BATCH).await? {
             if self.shutdown.is_cancelled() {
                 break;
@@ -172,13 +193,18 @@ impl Sender {
             sms.link.as_deref(),
             window,
         );
-        Ok(Step::Send { sender: sms.sender.as_str().to_owned(), text: template.render(&vals) })
+        let told_to = window.map(|(_, to)| to);
+        Ok(Step::Send {
+            sender: sms.sender.as_str().to_owned(),
+            text: template.render(&vals),
+            told_to,
+        })
     }
 
     async fn deliver(&self, row: &OutboxRow, now: Timestamp) -> Result<(), StoreError> {
         let kind = row.kind.as_str();
-        let (sender, text) = match self.step(row, now).await? {
-            Step::Send { sender, text } => (sender, text),
+        let (sender, text, told_to) = match self.step(row, now).await? {
+            Step::Send { sender, text, told_to } => (sender, text, told_to),
             Step::Later(t) => {
                 self.store.sms_later(row.id, t, Some("quiet hours")).await?;
                 return Ok(());
@@ -219,6 +245,9 @@ impl Sender {
         match result {
             Ok(()) => {
                 self.store.sms_sent(row.id, now).await?;
+                if let Some(to) = told_to {
+                    self.store.sms_told(row.id, to).await?;
+                }
                 metrics::sms(kind, "sent");
                 info!(outbox = row.id, request = row.request_id, kind, number = %masked, tries, "SMS sent");
             }

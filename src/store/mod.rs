@@ -314,7 +314,7 @@ pub struct Depth {
 
 const WAITING: &str = "('pending','retry_wait')";
 const LIVE: &str = "('pending','dialing','retry_wait')";
-const REQUEST_COLUMNS: &str = "id, service, number, state, channel, lang, window_start, \
+pub(crate) const REQUEST_COLUMNS: &str = "id, service, number, state, channel, lang, window_start, \
     window_end, sms_consent, created_at, due_at, deadline_at, expires_at, attempts_counted, \
     deadline_missed, cancel_requested, final_at, end_reason";
 const ATTEMPT_COLUMNS: &str = "id, request_id, seq, started_at, ended_at, outcome, sip_code";
@@ -333,7 +333,7 @@ fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
     ms.map(ts).transpose()
 }
 
-fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
+pub(crate) fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
     let state: String = row.try_get("state")?;
     let lang: String = row.try_get("lang")?;
     let ws: Option<i64> = row.try_get("window_start")?;

@@ -151,6 +151,61 @@ pub(super) async fn queue_feedback(
 }
 
 impl Store {
+    /// Records the end of the window a sent notice told the patient.
+    pub async fn sms_told(&self, id: i64, told_to: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET told_to = $2 WHERE id = $1")
+            .bind(id)
+            .bind(ms(told_to))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// For every waiting request of `service` whose last notice promised a window that ended
+    /// at or before `promised_by` (now minus the service's `notice_slip`), queues a new notice
+    /// (with the window of that moment) in one transaction with forgetting the old promise.
+    /// Returns how many were queued.
+    pub async fn sms_queue_slipped(
+        &self,
+        service: &str,
+        promised_by: Timestamp,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT o.id AS outbox_id, o.request_id AS request_id FROM outbox o \
+             JOIN requests r ON r.id = o.request_id \
+             WHERE o.told_to IS NOT NULL AND o.told_to <= $1 AND o.kind = 'notice' \
+             AND r.service = $2 AND r.state IN ('pending','retry_wait') LIMIT 100",
+        )
+        .bind(ms(promised_by))
+        .bind(service)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut queued = 0;
+        for row in &rows {
+            let outbox_id: i64 = row.try_get("outbox_id")?;
+            let request_id: i64 = row.try_get("request_id")?;
+            let r = sqlx::query(&format!(
+                "SELECT {} FROM requests WHERE id = $1",
+                super::REQUEST_COLUMNS
+            ))
+            .bind(request_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let req = super::request_from(&r)?;
+            queue(&mut tx, &req, Kind::Notice, &format!("notice-after-{outbox_id}"), now, now)
+                .await?;
+            sqlx::query("UPDATE outbox SET told_to = NULL WHERE id = $1")
+                .bind(outbox_id)
+                .execute(&mut *tx)
+                .await?;
+            queued += 1;
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+
     /// Queued messages due at `now`, oldest due first.
     pub async fn sms_due(&self, now: Timestamp, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(&format!(

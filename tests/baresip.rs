@@ -324,7 +324,7 @@ async fn a_callback_to_baresip_is_heard_confirmed_and_transferred() {
     let mut phone = Phone::start("+358401234567");
     // The staff queue: sipp answering whatever comes (the transferred patient).
     let staff_port = free_udp_port();
-    let staff = Sipp::start("uas_answer_all.xml", staff_port, 1);
+    let staff = Sipp::start("uas_staff_answer.xml", staff_port, 1);
     let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml")).expect("read").replace(
         "sip:hoitajat-kallio@pbx.hel.example",
         &format!("sip:hoitajat@127.0.0.1:{staff_port}"),

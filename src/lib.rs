@@ -28,7 +28,8 @@
 //! Edges, and the tasks `callbackd serve` runs ([`daemon::run`] owns the shutdown token and
 //! waits for them all):
 //! - [`store`]: the queue in SQLite or PostgreSQL (sqlx); every state change is written, with
-//!   its audit row and any SMS, before the action it announces.
+//!   its audit row and any SMS, before the action it announces. On PostgreSQL, claims take a
+//!   lease with a fencing token (`store/lease.rs`) so several servers share one queue.
 //! - [`scheduler`]: one task; sleeps until the next due request, deadline or expiry, claims
 //!   within capacity and call rate, owns the calls (a `JoinSet`) and records their outcomes.
 //! - [`sip`]: the only user of `rsipstack`; the trunk's tasks (transport, incoming requests,

@@ -767,3 +767,29 @@ async fn three_servers_one_pbx_survive_kill_9_and_a_postgres_restart() {
         assert!(status.success(), "{status}:\n{logs}");
     }
 }
+
+/// `sslmode=require` in the database URL gives an encrypted connection (rustls).
+#[tokio::test]
+async fn the_store_connects_over_tls_when_the_url_asks_for_it() {
+    let Some(db) = TestDb::create().await else { return };
+    let mut conn = db.conn().await;
+    let ssl: Option<String> =
+        sqlx::query_scalar("SHOW ssl").fetch_optional(&mut conn).await.ok().flatten();
+    let _ = conn.close().await;
+    if ssl.as_deref() != Some("on") {
+        eprintln!("SKIPPED (part): this PostgreSQL server has ssl = off");
+        return;
+    }
+    let url = format!("{}?sslmode=require", db.url);
+    let store = callbackd::store::Store::open(&url).await.expect("open over TLS");
+    assert!(store.ping().await);
+    store.close().await;
+    let mut tls = sqlx::PgConnection::connect(&url).await.expect("TLS connection");
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut tls)
+            .await
+            .expect("pg_stat_ssl");
+    assert!(encrypted, "the connection is encrypted");
+    let _ = tls.close().await;
+}

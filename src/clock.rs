@@ -1,7 +1,7 @@
 //! The one place that reads the wall clock. Decision code takes `now` as an argument; the
-//! edges ask a [`Clock`]. Tests use [`TestClock`], which follows tokio's (pausable) clock.
+//! edges ask a [`Clock`]. Tests use [`ManualClock`], which they set by hand.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use std::fmt::Debug;
 
 /// A source of the current instant.
@@ -20,26 +20,26 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that starts at a chosen instant and advances with tokio's clock, so a test with
-/// a paused runtime (`start_paused = true`) moves through days in milliseconds.
-#[derive(Debug, Clone, Copy)]
-pub struct TestClock {
-    base: Timestamp,
-    start: tokio::time::Instant,
-}
+/// A clock that reads what it was last set to: for tests that move through days of the
+/// calendar (and the scheduler's decisions) without waiting. Clones share one reading.
+#[derive(Debug, Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::Mutex<Timestamp>>);
 
-impl TestClock {
-    /// A clock reading `base` now.
-    pub fn starting_at(base: Timestamp) -> Self {
-        TestClock { base, start: tokio::time::Instant::now() }
+impl ManualClock {
+    /// A clock reading `t`.
+    pub fn new(t: Timestamp) -> Self {
+        ManualClock(std::sync::Arc::new(std::sync::Mutex::new(t)))
+    }
+
+    /// Moves the clock (forwards or back) to `t`.
+    pub fn set(&self, t: Timestamp) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = t;
     }
 }
 
-impl Clock for TestClock {
+impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        let elapsed = tokio::time::Instant::now().duration_since(self.start);
-        let elapsed = SignedDuration::try_from(elapsed).unwrap_or(SignedDuration::MAX);
-        self.base.saturating_add(elapsed).unwrap_or(self.base)
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

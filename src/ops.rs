@@ -42,24 +42,27 @@ pub fn on_signal(shutdown: CancellationToken) -> std::io::Result<tokio::task::Jo
     }))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+/// Loads the configuration and dialplans, opens the store, runs `f` on them, and closes the
+/// store; or explains (and gives the exit code) why it could not.
+fn with_store<T>(
+    config: &std::path::Path,
+    f: impl AsyncFnOnce(&Services, &Store) -> T,
+) -> Result<(Services, T), ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
         eprintln!("cannot start the runtime: {e}");
         ExitCode::FAILURE
-    })
-}
-
-/// Loads config and dialplans and opens the store, or explains why not.
-fn open(
-    config: &std::path::Path,
-    rt: &tokio::runtime::Runtime,
-) -> Result<(Services, Store), ExitCode> {
-    let (cfg, services) = load(config).map_err(|d| print_diags(&d))?;
-    let store = rt.block_on(Store::open(&cfg.database)).map_err(|e| {
-        eprintln!("cannot open the store {}: {e}", callbackd::daemon::redact(&cfg.database));
-        ExitCode::FAILURE
     })?;
-    Ok((services, store))
+    let (cfg, services) = load(config).map_err(|d| print_diags(&d))?;
+    let out = rt.block_on(async {
+        let store = Store::open(&cfg.database).await.map_err(|e| {
+            eprintln!("cannot open the store {}: {e}", callbackd::daemon::redact(&cfg.database));
+            ExitCode::FAILURE
+        })?;
+        let out = f(&services, &store).await;
+        store.close().await;
+        Ok::<T, ExitCode>(out)
+    })?;
+    Ok((services, out))
 }
 
 fn local(services: &Services, service: &str, t: Timestamp) -> String {
@@ -99,23 +102,18 @@ fn describe(services: &Services, r: &Request) -> String {
 
 /// `callbackd enqueue`.
 pub fn enqueue(config: PathBuf, raw: RawRequest) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(c) => return c,
-    };
-    let (services, store) = match open(&config, &rt) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
-    let accepted = match intake::validate(&services, &raw, "cli", Timestamp::now()) {
-        Ok(a) => a,
-        Err(e) => {
+    let done = with_store(&config, async |services, store| {
+        let accepted = intake::validate(services, &raw, "cli", Timestamp::now())?;
+        Ok::<_, intake::IntakeError>(store.enqueue(&accepted.request, &accepted.plan).await)
+    });
+    let (services, result) = match done {
+        Ok((services, Ok(result))) => (services, result),
+        Ok((_, Err(e))) => {
             eprintln!("refused ({}): {e}", e.field());
             return ExitCode::from(EXIT_BAD_INPUT);
         }
+        Err(code) => return code,
     };
-    let result = rt.block_on(store.enqueue(&accepted.request, &accepted.plan));
-    rt.block_on(store.close());
     match result {
         Ok(stored) => {
             if stored.duplicate {
@@ -133,16 +131,10 @@ pub fn enqueue(config: PathBuf, raw: RawRequest) -> ExitCode {
 
 /// `callbackd list`.
 pub fn list(config: PathBuf, filter: ListFilter) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(c) => return c,
-    };
-    let (services, store) = match open(&config, &rt) {
+    let (services, rows) = match with_store(&config, async |_, store| store.list(&filter).await) {
         Ok(x) => x,
-        Err(c) => return c,
+        Err(code) => return code,
     };
-    let rows = rt.block_on(store.list(&filter));
-    rt.block_on(store.close());
     match rows {
         Ok(rows) => {
             println!(
@@ -174,22 +166,17 @@ pub fn list(config: PathBuf, filter: ListFilter) -> ExitCode {
 
 /// `callbackd show`.
 pub fn show(config: PathBuf, id: i64) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(c) => return c,
-    };
-    let (services, store) = match open(&config, &rt) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
-    let result = rt.block_on(async {
+    let done = with_store(&config, async |_, store| {
         let Some(r) = store.request(id).await? else { return Ok(None) };
         let attempts = store.attempts(id).await?;
         let trail = store.audit_trail(id).await?;
         let outbox = store.outbox(Some(id)).await?;
         Ok::<_, callbackd::store::StoreError>(Some((r, attempts, trail, outbox)))
     });
-    rt.block_on(store.close());
+    let (services, result) = match done {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     match result {
         Ok(Some((r, attempts, trail, outbox))) => {
             print!("{}", describe(&services, &r));
@@ -229,16 +216,12 @@ pub fn show(config: PathBuf, id: i64) -> ExitCode {
 
 /// `callbackd cancel`.
 pub fn cancel(config: PathBuf, id: i64) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(c) => return c,
+    let done =
+        with_store(&config, async |_, store| store.cancel(id, "cli", Timestamp::now()).await);
+    let result = match done {
+        Ok((_, result)) => result,
+        Err(code) => return code,
     };
-    let (_, store) = match open(&config, &rt) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
-    let result = rt.block_on(store.cancel(id, "cli", Timestamp::now()));
-    rt.block_on(store.close());
     match result {
         Ok(Cancelled::Now) => {
             println!("request {id} cancelled");

@@ -11,11 +11,10 @@ use callbackd::dialplan;
 use callbackd::lang::Lang;
 use callbackd::media::Prompts;
 use callbackd::policy::Outcome;
-use callbackd::policy::number::E164;
-use callbackd::scheduler::{Call, Dialer};
+use callbackd::scheduler::Dialer;
 use callbackd::sip::{SipDialer, Trunk};
 use common::repo;
-use common::sipp::{Sipp, free_udp_port, have_sipp};
+use common::sipp::{Sipp, free_udp_port, have_sipp, patient_call, trunk_config};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -230,10 +229,11 @@ async fn a_bridged_callback_relays_audio_between_the_legs() {
     let prompts =
         Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
     let service = Arc::new(services.get("kallio").expect("kallio").clone());
-    let trunk =
-        Trunk::start(&sip_config(phone.port), None, CancellationToken::new()).await.expect("trunk");
+    let trunk = Trunk::start(&trunk_config(phone.port), None, CancellationToken::new())
+        .await
+        .expect("trunk");
     let dialer = SipDialer::new(trunk.clone()).with_prompts(prompts.clone());
-    let c = call(service.clone());
+    let c = patient_call(service.clone());
     let hangup = c.hangup.clone();
     let dialing = tokio::spawn(dialer.dial(c));
     // Let the bridge run a few seconds, then end the call from our side.
@@ -266,10 +266,11 @@ async fn agent_first_calls_the_nurse_whispers_then_bridges_the_patient() {
     let prompts =
         Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
     let service = Arc::new(services.get("kallio").expect("kallio").clone());
-    let trunk =
-        Trunk::start(&sip_config(phone.port), None, CancellationToken::new()).await.expect("trunk");
+    let trunk = Trunk::start(&trunk_config(phone.port), None, CancellationToken::new())
+        .await
+        .expect("trunk");
     let dialer = SipDialer::new(trunk).with_prompts(prompts.clone());
-    let c = call(service.clone());
+    let c = patient_call(service.clone());
     let hangup = c.hangup.clone();
     let dialing = tokio::spawn(dialer.dial(c));
     let whisper = prompts.get(Lang::Fi, &service.prompts.whisper.name).expect("whisper");
@@ -286,34 +287,6 @@ async fn agent_first_calls_the_nurse_whispers_then_bridges_the_patient() {
     assert!(score > 0.8, "the nurse did not hear the whisper ({score:.2})");
     let bridged = rms(&heard, whisper_secs + 2.5, whisper_secs + 4.0);
     assert!(bridged > 300.0, "no audio from the patient on the nurse's leg (RMS {bridged:.0})");
-}
-
-fn sip_config(pbx_port: u16) -> Sip {
-    Sip {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        pbx: format!("127.0.0.1:{pbx_port}"),
-        transport: Transport::Udp,
-        max_calls: 10,
-        calls_per_second: 10,
-        domain: "127.0.0.1".into(),
-        number_format: NumberFormat::E164,
-        dial_prefix: String::new(),
-        user_phone: true,
-        auth: None,
-        hangup_after_answer: Duration::from_secs(1),
-    }
-}
-
-fn call(service: Arc<callbackd::dialplan::Service>) -> Call {
-    Call {
-        request_id: 1,
-        attempt_id: 1,
-        seq: 1,
-        service,
-        number: E164::from_stored("+358401234567".into()),
-        lang: Lang::Fi,
-        hangup: CancellationToken::new(),
-    }
 }
 
 #[tokio::test]
@@ -348,15 +321,7 @@ async fn a_callback_to_baresip_is_heard_confirmed_and_transferred() {
     };
     let trunk = Trunk::start(&cfg, None, CancellationToken::new()).await.expect("trunk");
     let dialer = SipDialer::new(trunk).with_prompts(prompts.clone());
-    let call = Call {
-        request_id: 1,
-        attempt_id: 1,
-        seq: 1,
-        service: service.clone(),
-        number: E164::from_stored("+358401234567".into()),
-        lang: Lang::Fi,
-        hangup: CancellationToken::new(),
-    };
+    let call = patient_call(service.clone());
     let dialing = tokio::spawn(dialer.dial(call));
     // The phone answers; let it hear the greeting, then press 1.
     let wait = tokio::task::spawn_blocking(move || {

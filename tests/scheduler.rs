@@ -2,7 +2,7 @@
 //! retries after the pause, unreachable with the SMS queued, network failures not counted,
 //! capacity, crash recovery, expiry, cancellation during a call, deadline supervision.
 
-use callbackd::clock::Clock;
+use callbackd::clock::{Clock, ManualClock};
 use callbackd::dialplan::{self, Services};
 use callbackd::intake::{self, RawRequest};
 use callbackd::policy::Outcome;
@@ -19,22 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-
-/// A clock the test sets by hand.
-#[derive(Debug, Clone)]
-struct ManualClock(Arc<Mutex<Timestamp>>);
-
-impl ManualClock {
-    fn set(&self, t: Timestamp) {
-        *self.0.lock().expect("clock") = t;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().expect("clock")
-    }
-}
 
 /// One placed call, as the dialer saw it.
 #[derive(Debug, Clone)]
@@ -134,7 +118,7 @@ impl Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite:{}", dir.path().join("queue.db").display());
         let store = Store::open(&url).await.expect("store");
-        let clock = ManualClock(Arc::new(Mutex::new(start)));
+        let clock = ManualClock::new(start);
         let dialer = Arc::new(Scripted { clock: Some(clock.clone()), ..dialer });
         let mut rig = Rig {
             _dir: dir,

@@ -5,13 +5,11 @@
 //! sipp is the Debian package `sip-tester`. Without it these tests say SKIPPED, except
 //! under `CI=true`, where a missing sipp fails them.
 
-use callbackd::config::{NumberFormat, Sip, Transport};
+use callbackd::config::{Sip, Transport};
 use callbackd::dialplan::{self, Service};
-use callbackd::lang::Lang;
 use callbackd::media::Prompts;
 use callbackd::policy::Outcome;
-use callbackd::policy::number::E164;
-use callbackd::scheduler::{Call, CallResult, Dialer};
+use callbackd::scheduler::{CallResult, Dialer};
 use callbackd::sip::{SipDialer, Trunk};
 use rsipstack::dialog::authenticate::Credential;
 use std::path::{Path, PathBuf};
@@ -23,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 mod common;
 
 use common::repo;
-use common::sipp::{Sipp, free_udp_port, have_sipp};
+use common::sipp::{Sipp, free_udp_port, have_sipp, patient_call, trunk_config};
 
 fn kallio(ring_timeout: &str) -> Arc<Service> {
     let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
@@ -31,22 +29,6 @@ fn kallio(ring_timeout: &str) -> Arc<Service> {
         .replace("ring_timeout = \"30s\"", &format!("ring_timeout = \"{ring_timeout}\""));
     let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
     Arc::new(services.get("kallio").expect("kallio").clone())
-}
-
-fn sip_config(pbx_port: u16) -> Sip {
-    Sip {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        pbx: format!("127.0.0.1:{pbx_port}"),
-        transport: Transport::Udp,
-        max_calls: 10,
-        calls_per_second: 10,
-        domain: "127.0.0.1".into(),
-        number_format: NumberFormat::E164,
-        dial_prefix: String::new(),
-        user_phone: true,
-        auth: None,
-        hangup_after_answer: Duration::from_millis(300),
-    }
 }
 
 async fn dial(
@@ -61,17 +43,9 @@ async fn dial(
     let sipp = Sipp::start(scenario, port, 1);
     let cancel = CancellationToken::new();
     let trunk =
-        Trunk::start(&sip_config(sipp.port), credential, cancel.clone()).await.expect("trunk");
+        Trunk::start(&trunk_config(sipp.port), credential, cancel.clone()).await.expect("trunk");
     let dialer = SipDialer::new(trunk.clone());
-    let call = Call {
-        request_id: 1,
-        attempt_id: 1,
-        seq: 1,
-        service: kallio(ring),
-        number: E164::from_stored("+358401234567".into()),
-        lang: Lang::Fi,
-        hangup: CancellationToken::new(),
-    };
+    let call = patient_call(kallio(ring));
     let result = tokio::time::timeout(Duration::from_secs(60), dialer.dial(call))
         .await
         .expect("the call ends");
@@ -85,17 +59,9 @@ async fn tcp_transport_places_the_call_over_a_tcp_connection() {
     }
     let port = free_udp_port();
     let mut sipp = Sipp::start_tcp("uas_answer.xml", port, 1);
-    let cfg = Sip { transport: Transport::Tcp, ..sip_config(sipp.port) };
+    let cfg = Sip { transport: Transport::Tcp, ..trunk_config(sipp.port) };
     let trunk = Trunk::start(&cfg, None, CancellationToken::new()).await.expect("trunk");
-    let call = Call {
-        request_id: 1,
-        attempt_id: 1,
-        seq: 1,
-        service: kallio("30s"),
-        number: E164::from_stored("+358401234567".into()),
-        lang: Lang::Fi,
-        hangup: CancellationToken::new(),
-    };
+    let call = patient_call(kallio("30s"));
     let r = tokio::time::timeout(Duration::from_secs(60), SipDialer::new(trunk.clone()).dial(call))
         .await
         .expect("the call ends");
@@ -127,19 +93,12 @@ async fn converse(
     }
     let port = free_udp_port();
     let sipp = Sipp::start(scenario, port, 1);
-    let trunk =
-        Trunk::start(&sip_config(sipp.port), None, CancellationToken::new()).await.expect("trunk");
+    let trunk = Trunk::start(&trunk_config(sipp.port), None, CancellationToken::new())
+        .await
+        .expect("trunk");
     let (service, prompts) = kallio_with(edits);
     let dialer = SipDialer::new(trunk.clone()).with_prompts(prompts);
-    let call = Call {
-        request_id: 1,
-        attempt_id: 1,
-        seq: 1,
-        service,
-        number: E164::from_stored("+358401234567".into()),
-        lang: Lang::Fi,
-        hangup: CancellationToken::new(),
-    };
+    let call = patient_call(service);
     let r = tokio::time::timeout(Duration::from_secs(90), dialer.dial(call))
         .await
         .expect("the call ends");
@@ -319,16 +278,8 @@ async fn nobody_at_the_pbx_address_is_a_network_failure() {
     }
     let port = free_udp_port();
     let cancel = CancellationToken::new();
-    let trunk = Trunk::start(&sip_config(port), None, cancel).await.expect("trunk");
-    let call = Call {
-        request_id: 1,
-        attempt_id: 1,
-        seq: 1,
-        service: kallio("30s"),
-        number: E164::from_stored("+358401234567".into()),
-        lang: Lang::Fi,
-        hangup: CancellationToken::new(),
-    };
+    let trunk = Trunk::start(&trunk_config(port), None, cancel).await.expect("trunk");
+    let call = patient_call(kallio("30s"));
     let r = tokio::time::timeout(Duration::from_secs(60), SipDialer::new(trunk).dial(call))
         .await
         .expect("ends");

@@ -8,7 +8,7 @@ mod common;
 use axum::Router;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode};
-use callbackd::clock::Clock;
+use callbackd::clock::{Clock, ManualClock};
 use callbackd::config::Config;
 use callbackd::dialplan::{self, Services};
 use callbackd::intake::{self, RawRequest};
@@ -30,22 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-
-/// A clock the test sets by hand.
-#[derive(Debug, Clone)]
-struct ManualClock(Arc<Mutex<Timestamp>>);
-
-impl ManualClock {
-    fn set(&self, t: Timestamp) {
-        *self.0.lock().expect("clock") = t;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().expect("clock")
-    }
-}
 
 fn hel(s: &str) -> Timestamp {
     let tz = TimeZone::get("Europe/Helsinki").expect("tz");
@@ -202,7 +186,7 @@ impl Rig {
         let src = format!("[sip]\npbx = \"127.0.0.1:5060\"\n{}", sms_toml(&url, &secret, quiet));
         let cfg =
             Config::from_toml(&dir.path().join("c.toml"), &src).expect("config").sms.expect("sms");
-        let clock = ManualClock(Arc::new(Mutex::new(start)));
+        let clock = ManualClock::new(start);
         Rig { _dir: dir, store, clock, services: repo_services(), cfg, gateway }
     }
 

@@ -115,3 +115,35 @@ impl Drop for Sipp {
         }
     }
 }
+
+/// A trunk to a PBX (sipp, or baresip playing the phone) at `127.0.0.1:pbx_port`, UDP.
+pub fn trunk_config(pbx_port: u16) -> callbackd::config::Sip {
+    callbackd::config::Sip {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        pbx: format!("127.0.0.1:{pbx_port}"),
+        transport: callbackd::config::Transport::Udp,
+        max_calls: 10,
+        calls_per_second: 10,
+        domain: "127.0.0.1".into(),
+        number_format: callbackd::config::NumberFormat::E164,
+        dial_prefix: String::new(),
+        user_phone: true,
+        auth: None,
+        hangup_after_answer: Duration::from_millis(300),
+    }
+}
+
+/// The first attempt of a request to call +358 40 123 4567 for `service`.
+pub fn patient_call(
+    service: std::sync::Arc<callbackd::dialplan::Service>,
+) -> callbackd::scheduler::Call {
+    callbackd::scheduler::Call {
+        request_id: 1,
+        attempt_id: 1,
+        seq: 1,
+        service,
+        number: callbackd::policy::number::E164::from_stored("+358401234567".into()),
+        lang: callbackd::lang::Lang::Fi,
+        hangup: tokio_util::sync::CancellationToken::new(),
+    }
+}

@@ -24,6 +24,11 @@
 //!
 //! Every child (sipp, callbackd) is killed when its guard drops; every wait is bounded.
 //!
+//! The bench relies on `hangup_after_answer` (answer, hold, BYE), which `serve` honoured
+//! until the answered-call flow (greeting, press 1, REFER/bridge) landed in it. With that
+//! flow, sipp's built-in UAS does not accept the REFER, and the report shows the outcomes
+//! it got (e.g. `handover_failed/200`) instead of `connected`: see BENCHMARKS.md.
+//!
 //! Knobs (environment): `SIP_BENCH_CALLS` (N, default 2000), `SIP_BENCH_HOLD` (K, 400),
 //! `SIP_BENCH_SIPP_RATE` (2000), `SIP_BENCH_SIPP_LIMIT` (200), `SIP_BENCH_PACE` (500),
 //! `SIP_BENCH_CAPACITY` (the dialplan's `capacity` in phases 2 and 3, 1000),
@@ -245,7 +250,7 @@ fn sipp_stat(file: &Path) -> HashMap<String, String> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let Some(head) = lines.next() else { return HashMap::new() };
-    let Some(last) = lines.last() else { return HashMap::new() };
+    let Some(last) = lines.next_back() else { return HashMap::new() };
     head.split(';').map(str::to_owned).zip(last.split(';').map(str::to_owned)).collect()
 }
 

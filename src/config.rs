@@ -61,6 +61,9 @@ pub struct Sip {
     /// Until prompts and the hand-over to staff are configured, an answered call is held
     /// this long and then ended with BYE.
     pub hangup_after_answer: std::time::Duration,
+    /// REGISTER with the PBX (with `auth`) for this long, renewed at half-time; `None`: no
+    /// registration (the PBX knows callbackd by its address).
+    pub register: Option<std::time::Duration>,
 }
 
 /// How the patient's number appears in the Request-URI.
@@ -136,6 +139,8 @@ struct RawSip {
     password_file: Option<String>,
     realm: Option<String>,
     hangup_after_answer: Option<Spanned<String>>,
+    register: Option<Spanned<bool>>,
+    register_expires: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,7 +320,7 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
         }
     };
     let max_calls = int(raw.max_calls, "sip.max_calls", 30, 10_000);
-    let cps = int(raw.calls_per_second, "sip.calls_per_second", 5, 1000);
+    let cps = int(raw.calls_per_second, "sip.calls_per_second", 5, 10_000);
     let host = pbx.rsplit_once(':').map_or(pbx, |(h, _)| h).trim_matches(['[', ']']);
     let domain = match &raw.domain {
         None => Some(host.to_owned()),
@@ -368,6 +373,35 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
             }
         },
     };
+    let register = match (&raw.register, &raw.register_expires) {
+        (None, None) | (Some(_), None) | (None, Some(_))
+            if !raw.register.as_ref().is_some_and(|r| *r.get_ref()) =>
+        {
+            Some(None)
+        }
+        (_, expires) => {
+            let default = std::time::Duration::from_secs(600);
+            let expires = match expires {
+                None => Some(default),
+                Some(e) => match e.get_ref().parse::<jiff::SignedDuration>() {
+                    Ok(d) if d.as_secs() >= 60 && d.as_secs() <= 86_400 => {
+                        std::time::Duration::try_from(d).ok()
+                    }
+                    _ => {
+                        doc.error(Some(e.span()), "sip.register_expires must be from 1m to 24h");
+                        None
+                    }
+                },
+            };
+            if auth.as_ref().is_some_and(Option::is_none) {
+                let span = raw.register.as_ref().map(Spanned::span);
+                doc.error(span, "sip.register needs sip.username and sip.password_file");
+                None
+            } else {
+                expires.map(Some)
+            }
+        }
+    };
     Some(Sip {
         bind: bind?,
         pbx: pbx_ok.then(|| pbx.to_owned())?,
@@ -380,6 +414,7 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
         user_phone: raw.user_phone.unwrap_or(true),
         auth: auth?,
         hangup_after_answer: hold?,
+        register: register?,
     })
 }
 

@@ -36,6 +36,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
+/// Due requests read per service and turn.
+const CLAIM_BATCH: usize = 16;
+
 /// The longest the scheduler sleeps without looking at the store.
 pub const IDLE: Duration = Duration::from_secs(5);
 
@@ -273,6 +276,13 @@ impl Scheduler {
                     match done {
                         Ok(done) => self.record(done).await,
                         Err(e) => warn!(error = %e, "call task failed"),
+                    }
+                    // Record every other call that has ended too before the next turn.
+                    while let Some(done) = calls.try_join_next() {
+                        match done {
+                            Ok(done) => self.record(done).await,
+                            Err(e) => warn!(error = %e, "call task failed"),
+                        }
                     }
                 }
             }
@@ -585,7 +595,10 @@ impl Scheduler {
                 }
                 continue;
             }
-            for req in self.store.due(&svc.id, now, free as i64).await? {
+            // A few at a time: the call rate lets only some start now, and the rest are
+            // looked at again on the next turn anyway.
+            let batch = free.min(CLAIM_BATCH) as i64;
+            for req in self.store.due(&svc.id, now, batch).await? {
                 let plan = Plan {
                     due: req.due_at.unwrap_or(now),
                     deadline: req.deadline_at,

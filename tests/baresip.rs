@@ -6,7 +6,6 @@
 
 mod common;
 
-use callbackd::config::{NumberFormat, Sip, Transport};
 use callbackd::dialplan;
 use callbackd::lang::Lang;
 use callbackd::media::Prompts;
@@ -306,20 +305,9 @@ async fn a_callback_to_baresip_is_heard_confirmed_and_transferred() {
     let prompts =
         Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
     let service = Arc::new(services.get("kallio").expect("kallio").clone());
-    let cfg = Sip {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        pbx: format!("127.0.0.1:{}", phone.port),
-        transport: Transport::Udp,
-        max_calls: 10,
-        calls_per_second: 10,
-        domain: "127.0.0.1".into(),
-        number_format: NumberFormat::E164,
-        dial_prefix: String::new(),
-        user_phone: true,
-        auth: None,
-        hangup_after_answer: Duration::from_secs(1),
-    };
-    let trunk = Trunk::start(&cfg, None, CancellationToken::new()).await.expect("trunk");
+    let trunk = Trunk::start(&trunk_config(phone.port), None, CancellationToken::new())
+        .await
+        .expect("trunk");
     let dialer = SipDialer::new(trunk).with_prompts(prompts.clone());
     let call = patient_call(service.clone());
     let dialing = tokio::spawn(dialer.dial(call));

@@ -286,3 +286,19 @@ async fn nobody_at_the_pbx_address_is_a_network_failure() {
     assert_eq!(r.outcome, Outcome::NetworkFailure);
     let _ = Path::new(".");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_the_pbx_answering_the_digest_challenge() {
+    if !have_sipp() {
+        return;
+    }
+    let port = free_udp_port();
+    let mut sipp = Sipp::start("uas_register.xml", port, 1);
+    let cfg = Sip { register: Some(Duration::from_secs(120)), ..trunk_config(sipp.port) };
+    let _trunk =
+        Trunk::start(&cfg, Some(credential()), CancellationToken::new()).await.expect("trunk");
+    assert!(sipp.passed(), "REGISTER challenged, retried with a valid digest, granted");
+    let log = sipp.log("messages.log");
+    assert!(log.contains("REGISTER sip:127.0.0.1 SIP/2.0"), "{log}");
+    assert!(log.contains("SIP/2.0 200 OK"), "the registrar granted it:\n{log}");
+}

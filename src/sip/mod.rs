@@ -140,6 +140,16 @@ impl Trunk {
             .build();
         let incoming = endpoint.incoming_transactions()?;
         let layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        if let (Some(expires), Some(cred)) = (cfg.register, credential.clone()) {
+            let registrar = Trunk::uri(&format!("sip:{}", cfg.domain))?;
+            tokio::spawn(register(
+                endpoint.inner.clone(),
+                registrar,
+                cred,
+                expires,
+                cancel.clone(),
+            ));
+        }
         let (state_tx, mut state_rx) = layer.new_dialog_state_channel();
         let routes: Routes = Arc::new(Mutex::new(HashMap::new()));
 
@@ -218,6 +228,44 @@ impl Trunk {
     /// The local IP to put in Contact and SDP.
     fn local_ip(&self) -> IpAddr {
         self.local.ip()
+    }
+}
+
+/// Keeps callbackd registered with the PBX: REGISTER (answering the digest challenge) for
+/// `expires`, renewed at half the granted time; failures are retried with backoff.
+async fn register(
+    endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
+    registrar: sip::Uri,
+    credential: Credential,
+    expires: Duration,
+    cancel: CancellationToken,
+) {
+    let mut reg = rsipstack::dialog::registration::Registration::new(endpoint, Some(credential));
+    let asked = u32::try_from(expires.as_secs()).unwrap_or(u32::MAX);
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let wait = match reg.register(registrar.clone(), Some(asked)).await {
+            Ok(resp) if resp.status_code.kind() == StatusCodeKind::Successful => {
+                let granted = reg.expires().max(20);
+                info!(registrar = %registrar, expires = granted, "registered with the PBX");
+                backoff = Duration::from_secs(2);
+                Duration::from_secs(u64::from(granted) / 2)
+            }
+            Ok(resp) => {
+                warn!(registrar = %registrar, sip = resp.status_code.code(), "registration refused");
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+                backoff
+            }
+            Err(e) => {
+                warn!(registrar = %registrar, error = %e, "registration failed");
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }
 

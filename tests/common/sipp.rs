@@ -130,6 +130,7 @@ pub fn trunk_config(pbx_port: u16) -> callbackd::config::Sip {
         user_phone: true,
         auth: None,
         hangup_after_answer: Duration::from_millis(300),
+        register: None,
     }
 }
 

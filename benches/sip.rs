@@ -5,32 +5,33 @@
 //! in one run, one after the other on the same machine:
 //!
 //! 1. **sipp → sipp.** `sipp -sn uas` and `sipp -sn uac -r RATE -l LIMIT -m N` against it:
-//!    the reference rate for this machine.
+//!    the reference rate for this machine (a plain INVITE/ACK/BYE call).
 //! 2. **callbackd burst.** N requests bulk-inserted with SQL into a fresh store (migrations
 //!    via `Store::open`), all due at one instant T0 a few seconds ahead; the real daemon
-//!    (`target/release/callbackd serve`) with a 24/7 dialplan (`capacity` 1000),
-//!    `max_calls` 1000, `calls_per_second` 1000 (both the config's maximum) and
-//!    `hangup_after_answer = "0s"` dials a fresh `sipp -sn uas -m N`. Timed from T0 until
-//!    every request is `connected` in the store. Loss/duplication from the store (attempts
-//!    per request) and from sipp's message trace (INVITE transactions, Call-IDs).
+//!    (`target/release/callbackd serve`) with a 24/7 dialplan (`capacity` 1000,
+//!    `confirm = "none"`), `max_calls` 1000 and `calls_per_second` `SIP_BENCH_CPS` (10000,
+//!    the config's maximum) dials a fresh sipp UAS running `tests/sipp/uas_answer_all.xml`
+//!    (answer, accept the REFER with 202, NOTIFY sipfrag 200, expect BYE). Every call is
+//!    the whole answered-call flow: the "connecting" prompt (about 1.8 s), the blind
+//!    transfer with REFER to the staff queue, BYE. Timed from T0 until every request is
+//!    `connected` in the store. Loss/duplication from the store (attempts per request) and
+//!    from sipp's message trace (INVITE transactions, Call-IDs).
 //! 3. **callbackd paced.** The same with the N due times spread at `SIP_BENCH_PACE`
 //!    requests/s: time from each request's due time to sipp sending 200 OK, at a load the
-//!    daemon can sustain.
-//! 4. **Memory per active call.** K requests in two halves (due at T0 and T0 + 4 s), held
-//!    with `hangup_after_answer = "120s"`: VmRSS idle (queue loaded, before T0), with K/2
-//!    and with K answered calls; per call = (RSS − idle)/K and the marginal
+//!    daemon can sustain; then, after `SIP_BENCH_LINGER_SECS`, a second batch of N.
+//! 4. **Memory per active call.** K requests in two halves (due at T0 and T0 + 4 s) against
+//!    `bench/uas_answer_refer_hold.xml`, which accepts the REFER but never sends the NOTIFY:
+//!    each call stays up in the daemon's transfer wait (45 s). VmRSS idle (queue loaded,
+//!    before T0), with K/2 and with K calls in that state (counted by the daemon's
+//!    `REFER accepted` log lines); per call = (RSS − idle)/K and the marginal
 //!    (RSS(K) − RSS(K/2))/(K/2). Then SIGTERM with `shutdown_grace = "0s"`: every call is
 //!    hung up with BYE and sipp must see K complete calls.
 //!
 //! Every child (sipp, callbackd) is killed when its guard drops; every wait is bounded.
 //!
-//! The bench relies on `hangup_after_answer` (answer, hold, BYE), which `serve` honoured
-//! until the answered-call flow (greeting, press 1, REFER/bridge) landed in it. With that
-//! flow, sipp's built-in UAS does not accept the REFER, and the report shows the outcomes
-//! it got (e.g. `handover_failed/200`) instead of `connected`: see BENCHMARKS.md.
-//!
 //! Knobs (environment): `SIP_BENCH_CALLS` (N, default 2000), `SIP_BENCH_HOLD` (K, 400),
 //! `SIP_BENCH_SIPP_RATE` (2000), `SIP_BENCH_SIPP_LIMIT` (200), `SIP_BENCH_PACE` (500),
+//! `SIP_BENCH_CPS` (the daemon's `calls_per_second`, 10000),
 //! `SIP_BENCH_CAPACITY` (the dialplan's `capacity` in phases 2 and 3, 1000),
 //! `SIP_BENCH_LINGER_SECS` (RSS again this long after the paced run's last call, 40; 0 = no),
 //! `SIP_BENCH_OUT` (also write the markdown report to this file). `SIP_BENCH_HOLD=0` skips
@@ -105,6 +106,7 @@ struct Knobs {
     sipp_limit: u32,
     pace: u32,
     capacity: u32,
+    cps: u32,
     linger: u64,
 }
 
@@ -214,34 +216,41 @@ fn sipp(args: &[String], port: Option<u16>) -> Proc {
     Proc { child }
 }
 
-/// `sipp -sn uas` on `port` for `calls` calls, tracing every message (one line each).
-fn sipp_uas(dir: &Path, port: u16, calls: u32) -> Proc {
+/// A sipp UAS on `port` for `calls` calls, tracing every message (one line each):
+/// `scenario` = `None` is sipp's built-in `-sn uas`, else `-sf` that file (as
+/// tests/postgres.rs starts its PBX).
+fn sipp_uas(dir: &Path, port: u16, calls: u32, scenario: Option<&Path>) -> Proc {
     let p = |f: &str| dir.join(f).display().to_string();
-    let args: Vec<String> = [
-        "-sn",
-        "uas",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-m",
-        &calls.to_string(),
-        "-nostdin",
-        "-trace_shortmsg",
-        "-shortmessage_file",
-        &p("uas_msgs.log"),
-        "-trace_stat",
-        "-stf",
-        &p("uas_stat.csv"),
-        "-fd",
-        "1",
-        "-trace_err",
-        "-error_file",
-        &p("uas_err.log"),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let mut args: Vec<String> = match scenario {
+        None => vec!["-sn".into(), "uas".into()],
+        Some(file) => {
+            vec!["-sf".into(), file.display().to_string(), "-mi".into(), "127.0.0.1".into()]
+        }
+    };
+    args.extend(
+        [
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-nostdin",
+            "-trace_shortmsg",
+            "-shortmessage_file",
+            &p("uas_msgs.log"),
+            "-trace_stat",
+            "-stf",
+            &p("uas_stat.csv"),
+            "-fd",
+            "1",
+            "-trace_err",
+            "-error_file",
+            &p("uas_err.log"),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned()),
+    );
     sipp(&args, Some(port))
 }
 
@@ -428,6 +437,7 @@ fn main() {
         sipp_limit: env_or("SIP_BENCH_SIPP_LIMIT", 200),
         pace: env_or("SIP_BENCH_PACE", 500),
         capacity: env_or("SIP_BENCH_CAPACITY", 1000),
+        cps: env_or("SIP_BENCH_CPS", 10_000),
         linger: env_or("SIP_BENCH_LINGER_SECS", 40),
     };
     let found = Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -465,7 +475,7 @@ fn sipp_reference(knobs: &Knobs) -> SippRun {
     let dir = tempfile::tempdir().expect("temporary directory");
     let uas_port = free_udp_port();
     let mut r = SippRun { load_before: loadavg(), ..SippRun::default() };
-    let mut uas = sipp_uas(dir.path(), uas_port, knobs.calls);
+    let mut uas = sipp_uas(dir.path(), uas_port, knobs.calls, None);
     let uac_port = free_udp_port();
     let stat = dir.path().join("uac_stat.csv");
     let args: Vec<String> = vec![
@@ -514,7 +524,7 @@ fn sipp_reference(knobs: &Knobs) -> SippRun {
 }
 
 /// A fresh directory with the bench dialplan and a configuration pointing at `pbx_port`.
-fn setup(dir: &Path, pbx_port: u16, hold: &str, capacity: u32) -> PathBuf {
+fn setup(dir: &Path, pbx_port: u16, capacity: u32, cps: u32) -> PathBuf {
     let plans = dir.join("dialplans");
     std::fs::create_dir_all(&plans).expect("mkdir dialplans");
     let plan = DIALPLAN.replace("capacity = 1000", &format!("capacity = {capacity}"));
@@ -529,7 +539,7 @@ fn setup(dir: &Path, pbx_port: u16, hold: &str, capacity: u32) -> PathBuf {
              log_format = \"text\"\n\
              shutdown_grace = \"0s\"\n\n\
              [sip]\nbind = \"127.0.0.1:0\"\npbx = \"127.0.0.1:{pbx_port}\"\n\
-             max_calls = 1000\ncalls_per_second = 1000\nhangup_after_answer = \"{hold}\"\n\n\
+             max_calls = 1000\ncalls_per_second = {cps}\n\n\
              [http]\nbind = \"127.0.0.1:0\"\n",
             sounds = repo().join("sounds").display().to_string(),
         ),
@@ -676,14 +686,15 @@ async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
     let n = knobs.calls;
     let dir = tempfile::tempdir().expect("temporary directory");
     let port = free_udp_port();
-    let config = setup(dir.path(), port, "0s", knobs.capacity);
+    let config = setup(dir.path(), port, knobs.capacity, knobs.cps);
     // The due instant is set well ahead and moved nowhere: the daemon must be ready first.
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let spacing_us = pace.map_or(0, |r| 1_000_000 / i64::from(r.max(1)));
     let mut due = fill(dir.path(), n, t0, spacing_us).await;
     // The paced run dials a second batch after the linger (is memory reused or lost?).
     let second = pace.is_some() && knobs.linger > 0;
-    let mut uas = sipp_uas(dir.path(), port, if second { 2 * n } else { n });
+    let scenario = repo().join("tests/sipp/uas_answer_all.xml");
+    let mut uas = sipp_uas(dir.path(), port, if second { 2 * n } else { n }, Some(&scenario));
     let mut r = DaemonRun { n, load_before: loadavg(), ..DaemonRun::default() };
     let mut daemon = Daemon::start(bin, dir.path(), &config).await;
     assert!(Timestamp::now() < t0, "daemon ready after the due instant; raise LEAD");
@@ -854,14 +865,15 @@ async fn fill_more(
 async fn hold_run(bin: &Path, k: u32) -> HoldRun {
     let dir = tempfile::tempdir().expect("temporary directory");
     let port = free_udp_port();
-    let config = setup(dir.path(), port, "120s", 1000);
+    let config = setup(dir.path(), port, 1000, 10_000);
     let half = k / 2;
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let t1 = t0 + SignedDuration::from_secs(4);
     // The first half due at t0, the second at t1 (other numbers, same plan).
     let _ = fill(dir.path(), half, t0, 0).await;
     let _ = fill_more(&dir.path().join("queue.db"), k - half, "+35841", t1, 0).await;
-    let mut uas = sipp_uas(dir.path(), port, k);
+    let scenario = repo().join("bench/uas_answer_refer_hold.xml");
+    let mut uas = sipp_uas(dir.path(), port, k, Some(&scenario));
     let mut r = HoldRun { k, load: loadavg(), ..HoldRun::default() };
     let mut daemon = Daemon::start(bin, dir.path(), &config).await;
     assert!(Timestamp::now() < t0, "daemon ready after the due instant; raise LEAD");
@@ -874,11 +886,11 @@ async fn hold_run(bin: &Path, k: u32) -> HoldRun {
         async move {
             let start = Instant::now();
             loop {
-                let got = d.log_count(" answered");
+                let got = d.log_count("REFER accepted");
                 if got >= want || start.elapsed() > Duration::from_secs(20) {
                     // Let the last ACKs and allocations settle.
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    return d.log_count(" answered");
+                    return d.log_count("REFER accepted");
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -923,8 +935,8 @@ fn report(
     let _ = writeln!(o, "|---|---:|---:|");
     let _ = writeln!(
         o,
-        "| setting | `-r {} -l {}` | `max_calls` 1000, `calls_per_second` 1000, `capacity` {}, hold 0 s |",
-        knobs.sipp_rate, knobs.sipp_limit, knobs.capacity
+        "| setting | `-sn uac -r {} -l {}` vs `-sn uas` | `max_calls` 1000, `calls_per_second` {}, `capacity` {}; UAS `uas_answer_all.xml`; each call: answer, \"connecting\" prompt, REFER (202, NOTIFY 200), BYE |",
+        knobs.sipp_rate, knobs.sipp_limit, knobs.cps, knobs.capacity
     );
     let _ = writeln!(
         o,
@@ -1046,14 +1058,14 @@ fn report(
     let _ = writeln!(o, "| VmRSS idle (queue of K loaded, trunk up) | {} |", kib(hold.idle));
     let _ = writeln!(
         o,
-        "| VmRSS with K/2 = {} answered calls ({} answered) | {} |",
+        "| VmRSS with K/2 = {} calls in the transfer wait ({} `REFER accepted`) | {} |",
         hold.k / 2,
         hold.answered_half,
         kib(hold.half)
     );
     let _ = writeln!(
         o,
-        "| VmRSS with K = {} answered calls ({} answered) / VmHWM | {} / {} |",
+        "| VmRSS with K = {} calls in the transfer wait ({} `REFER accepted`) / VmHWM | {} / {} |",
         hold.k,
         hold.answered_full,
         kib(hold.full),

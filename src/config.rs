@@ -93,6 +93,9 @@ pub struct SipAuth {
 pub struct Http {
     /// Local address of the HTTP API.
     pub bind: SocketAddr,
+    /// File holding the API token (a systemd credential); when set, every `/v1/` request
+    /// must carry `Authorization: Bearer TOKEN`. Health and `/metrics` stay open.
+    pub token_file: Option<PathBuf>,
 }
 
 /// The daemon's configuration.
@@ -147,6 +150,7 @@ struct RawSip {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     bind: Option<Spanned<String>>,
+    token_file: Option<String>,
 }
 
 impl Config {
@@ -206,9 +210,10 @@ impl Config {
                 }
             },
         };
-        let http_bind = http.and_then(|h| h.bind);
-        let http =
-            addr(&mut doc, http_bind, "http.bind", "127.0.0.1:8080").map(|bind| Http { bind });
+        let (http_bind, token_file) = http.map_or((None, None), |h| (h.bind, h.token_file));
+        let token_file = token_file.map(|f| resolve(&f));
+        let http = addr(&mut doc, http_bind, "http.bind", "127.0.0.1:8080")
+            .map(|bind| Http { bind, token_file });
         let sms = sms.map(|s| crate::sms::config::check(&mut doc, s, base));
         let diags = doc.finish();
         match (database, retention_days, shutdown_grace, sip, http, lease) {

@@ -46,6 +46,14 @@ pub enum DaemonError {
     /// Metrics could not be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The API token file could not be read.
+    #[error("cannot read the API token file {path}: {source}")]
+    Token {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The SIP trunk could not start.
     #[error(transparent)]
     Sip(#[from] crate::sip::SipError),
@@ -92,6 +100,18 @@ pub async fn run(
     info!(%http_addr, "HTTP API listening");
 
     let credential = cfg.sip.auth.as_ref().map(crate::sip::read_credential).transpose()?;
+    let token: Option<Arc<str>> = match &cfg.http.token_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| DaemonError::Token { path: path.clone(), source })?;
+            if text.trim().is_empty() {
+                let source = std::io::Error::other("the file is empty");
+                return Err(DaemonError::Token { path: path.clone(), source });
+            }
+            Some(Arc::from(text.trim()))
+        }
+    };
     let sip_cancel = CancellationToken::new();
     let trunk = Trunk::start(&cfg.sip, credential, sip_cancel.clone()).await?;
     println!("listening: sip://{}", trunk.local_addr());
@@ -149,6 +169,7 @@ pub async fn run(
         clock: clock.clone(),
         metrics: handle,
         recovered,
+        token,
         depth: Arc::default(),
     };
     let http_shutdown = shutdown.clone();

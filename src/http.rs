@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// True once the scheduler has recovered interrupted attempts.
     pub recovered: Arc<std::sync::atomic::AtomicBool>,
+    /// The API token `/v1/` requests must present (`Authorization: Bearer …`); `None`: open.
+    pub token: Option<Arc<str>>,
     /// Queue depth for intake's ETA, recomputed at most every [`DEPTH_TTL`].
     pub depth: Arc<tokio::sync::Mutex<Option<DepthSnapshot>>>,
 }
@@ -68,18 +70,44 @@ impl AppState {
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/callbacks", axum::routing::post(create))
         .route("/v1/callbacks/{id}", get(show).delete(cancel))
         .route("/v1/services", get(services))
+        .merge(crate::sms::api::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
-        .merge(crate::sms::api::routes())
         .fallback(|| async {
             problem(StatusCode::NOT_FOUND, "not_found", None, "no such endpoint")
         })
         .with_state(state)
+}
+
+/// Lets a `/v1/` request through only with the configured bearer token (if any).
+async fn require_token(
+    AxState(st): AxState<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = st.token.as_deref() else { return next.run(req).await };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compare in time independent of where the strings differ.
+    let same = given.len() == token.len()
+        && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        next.run(req).await
+    } else {
+        problem(StatusCode::UNAUTHORIZED, "unauthorized", None, "a valid API token is required")
+    }
 }
 
 fn problem(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {

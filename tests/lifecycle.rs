@@ -157,3 +157,37 @@ async fn sigterm_mid_call_hangs_up_after_the_grace_period_and_loses_nothing() {
     assert!(text.contains("attempts:  0 counted"), "{text}");
     assert!(!text.contains(", live"), "no attempt left live:\n{text}");
 }
+
+#[tokio::test]
+async fn the_api_token_guards_the_v1_endpoints_but_not_health() {
+    let setup = Setup::new();
+    std::fs::write(setup.dir.path().join("api-token"), "s3cret-token\n").expect("token");
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    std::fs::write(&setup.config, format!("{config}token_file = \"api-token\"\n")).expect("write");
+    let d = Daemon::start(&setup).await;
+    let body = json!({"service": "kotka-neuvonta", "number": "040 555 0101"});
+    let (status, v) = d.post(&body).await;
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(s(&v, "error"), "unauthorized");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(d.url("/v1/callbacks"))
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http
+        .post(d.url("/v1/callbacks"))
+        .bearer_auth("s3cret-token")
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 201);
+    let (status, _) = d.get_text("/healthz").await;
+    assert_eq!(status, 200);
+    let (status, _) = d.get_text("/metrics").await;
+    assert_eq!(status, 200);
+}

@@ -658,12 +658,13 @@ impl Daemon {
         self.proc.pid()
     }
 
-    /// SIGTERM, bounded wait.
-    fn stop(&mut self) -> String {
+    /// SIGTERM, wait bounded by `limit`; the exit status and how long the exit took.
+    fn stop(&mut self, limit: Duration) -> String {
+        let start = Instant::now();
         self.proc.signal("-TERM");
-        match self.proc.wait_exit(Duration::from_secs(20)) {
-            Some(s) => s.to_string(),
-            None => "did not exit within 20 s of SIGTERM (killed)".to_owned(),
+        match self.proc.wait_exit(limit) {
+            Some(s) => format!("{s} after {:.1} s", start.elapsed().as_secs_f64()),
+            None => format!("did not exit within {} s of SIGTERM (killed)", limit.as_secs()),
         }
     }
 
@@ -747,7 +748,7 @@ async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
         }
     };
     r.load_after = loadavg();
-    daemon.stop();
+    daemon.stop(Duration::from_secs(20));
     r.uas_errors = std::fs::read_to_string(dir.path().join("uas_err.log"))
         .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
         .unwrap_or(0);
@@ -903,8 +904,9 @@ async fn hold_run(bin: &Path, k: u32) -> HoldRun {
     let (full, hwm) = rss(daemon.pid());
     r.full = full;
     r.hwm = hwm;
-    // Shutdown with a 0 s grace: every held call is hung up with BYE.
-    r.daemon_exit = daemon.stop();
+    // Shutdown with a 0 s grace: every held call should be hung up with BYE. Waits past
+    // the daemon's transfer limit (45 s), to see whether it exits at all.
+    r.daemon_exit = daemon.stop(Duration::from_secs(60));
     r.sipp_exit = match uas.wait_exit(Duration::from_secs(15)) {
         Some(s) => s.to_string(),
         None => {

@@ -80,6 +80,26 @@ pub async fn reload_once(
     }
 }
 
+/// What the directory holds: each `*.toml` file's name, size and modification time. Reading
+/// the dialplans (a reload, an operator's `grep`) makes the watcher report events too; only a
+/// changed fingerprint is a change.
+fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((e.path(), m.len(), m.modified().ok()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// Reloads on SIGHUP and on changes in `dir` until `shutdown`.
 pub async fn run(
     dir: PathBuf,
@@ -104,16 +124,23 @@ pub async fn run(
     if let Err(e) = debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive) {
         warn!(error = %e, dir = %dir.display(), "cannot watch the dialplan directory; reload with SIGHUP");
     }
+    let mut seen = fingerprint(&dir);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = hup.recv() => {
+                seen = fingerprint(&dir);
                 info!("SIGHUP: reloading dialplans");
                 reload_once(&dir, &sounds, &tx, &store).await;
             }
             Some(()) = changed.recv() => {
                 // Coalesce a burst of notifications into one reload.
                 while changed.try_recv().is_ok() {}
+                let now = fingerprint(&dir);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
                 info!("dialplan directory changed: reloading");
                 reload_once(&dir, &sounds, &tx, &store).await;
             }

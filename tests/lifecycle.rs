@@ -97,6 +97,20 @@ async fn sighup_and_file_changes_reload_and_a_broken_dialplan_keeps_the_old_set(
         d.logs()
     );
 
+    // Reading the dialplans (as a reload or an operator's grep does) is no change: no reload.
+    let (_, scrape) = d.get_text("/metrics").await;
+    let before = reloads(&scrape, "ok") + reloads(&scrape, "error");
+    for f in ["kallio.toml", "kotka-neuvonta.toml", "vuosaari.toml"] {
+        let _ = std::fs::read_to_string(dir.join(f)).expect("read");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, scrape) = d.get_text("/metrics").await;
+    assert_eq!(
+        reloads(&scrape, "ok") + reloads(&scrape, "error"),
+        before,
+        "reading is not a change"
+    );
+
     // Fixed by editing (no signal): the directory watch reloads, and a removed service's
     // request is kept.
     std::fs::remove_file(dir.join("broken.toml")).expect("rm");
@@ -190,4 +204,31 @@ async fn the_api_token_guards_the_v1_endpoints_but_not_health() {
     assert_eq!(status, 200);
     let (status, _) = d.get_text("/metrics").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn sigterm_during_a_transfer_ends_the_call_within_the_grace_period() {
+    if !have_sipp() {
+        return;
+    }
+    let setup = Setup::new();
+    let dir = dialplans(setup.dir.path());
+    let port = free_udp_port();
+    setup.point_at(&format!("127.0.0.1:{port}"), &dir, "");
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    std::fs::write(&setup.config, format!("shutdown_grace = \"1s\"\n{config}")).expect("write");
+    // The PBX accepts the REFER but never reports the transfer's progress.
+    let _sipp = Sipp::start("uas_refer_no_notify.xml", port, 1);
+    let d = Daemon::start(&setup).await;
+    let (status, v) = d.post(&json!({"service": "kotka-neuvonta", "number": "040 333 5555"})).await;
+    assert_eq!(status, 201, "{v}");
+    let deadline = Instant::now() + WAIT;
+    while !d.logs().contains("REFER accepted") {
+        assert!(Instant::now() < deadline, "the REFER never went out:\n{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let (status, logs) = d.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(started.elapsed() < Duration::from_secs(8), "exit took {:?}", started.elapsed());
 }

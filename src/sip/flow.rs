@@ -137,8 +137,14 @@ async fn hand_over(
     let target = call.service.connect.target.clone();
     match call.service.connect.method {
         ConnectMethod::Refer => {
-            match handover::transfer(&patient.dialog, &target, &mut patient.states, TRANSFER_LIMIT)
-                .await
+            match handover::transfer(
+                &patient.dialog,
+                &target,
+                &mut patient.states,
+                TRANSFER_LIMIT,
+                &call.hangup,
+            )
+            .await
             {
                 Ok(()) => (Event::HandoverSucceeded, false),
                 Err(HandoverError::Hangup) => (Event::RemoteHangup, true),

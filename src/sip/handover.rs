@@ -27,6 +27,9 @@ pub enum HandoverError {
     /// The patient hung up meanwhile.
     #[error("the patient hung up")]
     Hangup,
+    /// The daemon is shutting down and its grace period is over.
+    #[error("shutting down")]
+    Shutdown,
     /// The staff leg could not be called.
     #[error("staff leg failed: {0}")]
     StaffLeg(String),
@@ -62,9 +65,13 @@ pub async fn transfer(
     target: &str,
     states: &mut mpsc::UnboundedReceiver<DialogState>,
     limit: Duration,
+    hangup: &tokio_util::sync::CancellationToken,
 ) -> Result<(), HandoverError> {
     let refer_to = sip::headers::ReferTo::from(format!("<{target}>"));
-    let resp = dialog.refer(refer_to, None, None).await;
+    let resp = tokio::select! {
+        r = dialog.refer(refer_to, None, None) => r,
+        () = hangup.cancelled() => return Err(HandoverError::Shutdown),
+    };
     match resp {
         Ok(Some(r)) if r.status_code.kind() == StatusCodeKind::Successful => {
             info!(sip = r.status_code.code(), "REFER accepted");
@@ -77,6 +84,7 @@ pub async fn transfer(
     loop {
         let state = tokio::select! {
             _ = &mut deadline => return Err(HandoverError::Timeout),
+            () = hangup.cancelled() => return Err(HandoverError::Shutdown),
             s = states.recv() => s,
         };
         match state {

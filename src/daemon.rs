@@ -170,6 +170,7 @@ pub async fn run(
         metrics: handle,
         recovered,
         token,
+        rates: Arc::default(),
         depth: Arc::default(),
     };
     let http_shutdown = shutdown.clone();

@@ -43,9 +43,14 @@ pub struct AppState {
     pub recovered: Arc<std::sync::atomic::AtomicBool>,
     /// The API token `/v1/` requests must present (`Authorization: Bearer …`); `None`: open.
     pub token: Option<Arc<str>>,
+    /// Each service's recent rate for intake's ETA, recomputed at most every [`DEPTH_TTL`].
+    pub rates: Arc<tokio::sync::Mutex<std::collections::HashMap<String, RateSnapshot>>>,
     /// Queue depth for intake's ETA, recomputed at most every [`DEPTH_TTL`].
     pub depth: Arc<tokio::sync::Mutex<Option<DepthSnapshot>>>,
 }
+
+/// A service rate (calls per hour) and when it was read.
+pub type RateSnapshot = (tokio::time::Instant, f64);
 
 /// A queue depth and when it was read.
 pub type DepthSnapshot = (tokio::time::Instant, Vec<Depth>);
@@ -54,6 +59,19 @@ pub type DepthSnapshot = (tokio::time::Instant, Vec<Depth>);
 pub const DEPTH_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppState {
+    /// The service's recent rate, from a cache at most [`DEPTH_TTL`] old (intake only).
+    async fn rate(&self, service: &Service, now: Timestamp) -> Result<f64, StoreError> {
+        let mut cache = self.rates.lock().await;
+        if let Some((at, r)) = cache.get(&service.id) {
+            if at.elapsed() < DEPTH_TTL {
+                return Ok(*r);
+            }
+        }
+        let r = rate(&self.store, service, now).await?;
+        cache.insert(service.id.clone(), (tokio::time::Instant::now(), r));
+        Ok(r)
+    }
+
     /// Live requests per service and state, from a cache at most [`DEPTH_TTL`] old.
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         let mut cache = self.depth.lock().await;
@@ -163,9 +181,21 @@ pub(crate) async fn eta_of(
     if ahead >= AHEAD_CAP {
         return Ok(None);
     }
-    let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
     let rate = rate(store, service, now).await?;
-    Ok(policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, ahead, rate))
+    Ok(eta_at_rate(service, req, &plan, ahead, rate, now))
+}
+
+/// The ETA with a known service rate (calls per hour).
+fn eta_at_rate(
+    service: &Service,
+    req: &Request,
+    plan: &Plan,
+    ahead: i64,
+    rate: f64,
+    now: Timestamp,
+) -> Option<Eta> {
+    let ahead = u32::try_from(ahead).ok().filter(|a| i64::from(*a) < AHEAD_CAP)?;
+    policy::eta(&service.calendar, &service.attempts, req.window, plan, now, ahead, rate)
 }
 
 fn eta_json(service: Option<&Service>, eta: Option<Eta>) -> Value {
@@ -258,8 +288,16 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
             .sum(),
         Err(e) => return internal(&e),
     };
-    let eta = match eta_of(&st.store, service, &stored.request, ahead, now).await {
-        Ok(e) => e,
+    let eta = match st.rate(service, now).await {
+        Ok(rate) => stored.request.due_at.and_then(|due| {
+            let plan = Plan {
+                due,
+                deadline: stored.request.deadline_at,
+                expires: stored.request.expires_at,
+                counted: u8::try_from(stored.request.attempts_counted).unwrap_or(u8::MAX),
+            };
+            eta_at_rate(service, &stored.request, &plan, ahead, rate, now)
+        }),
         Err(e) => return internal(&e),
     };
     let mut body = request_json(Some(service), &stored.request);

@@ -507,10 +507,9 @@ impl Store {
     /// Stores a new request with its plan, or returns the live request of the same number
     /// and service (a duplicate). Nothing is stored for a duplicate.
     pub async fn enqueue(&self, new: &NewRequest, plan: &Plan) -> Result<Enqueued, StoreError> {
+        // Insert first: the unique index on live (service, number) says whether it is a
+        // duplicate, so a new request costs no extra lookup.
         for _ in 0..3 {
-            if let Some(existing) = self.live_for(&new.service, &new.number).await? {
-                return Ok(Enqueued { request: existing, duplicate: true });
-            }
             let mut tx = self.write_tx().await?;
             let inserted = sqlx::query(&format!(
                 "INSERT INTO requests (service, number, state, channel, lang, window_start, \
@@ -559,9 +558,13 @@ impl Store {
                     tx.commit().await?;
                     return Ok(Enqueued { request, duplicate: false });
                 }
-                // Another intake won the race: return its request.
+                // The number already has a live request in this service (perhaps another
+                // intake won the race): return that one.
                 Err(e) if is_unique_violation(&e) => {
                     tx.rollback().await?;
+                    if let Some(existing) = self.live_for(&new.service, &new.number).await? {
+                        return Ok(Enqueued { request: existing, duplicate: true });
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -462,22 +462,9 @@ impl Scheduler {
             match policy::at(&svc.calendar, &svc.attempts, req.window, &plan, now) {
                 // Held back by the call rate: claimed at a later turn.
                 Now::Start => {}
-                Now::Wait(t) => {
-                    let next = Next::Retry(Plan { due: t, ..plan });
-                    self.store.replan(&req, &next, "scheduler", now).await?;
-                }
+                Now::Wait(t) => self.wait_until(&req, plan, t, now).await?,
                 Now::Expire => {
-                    let end =
-                        if req.attempts_counted > 0 { End::Unreachable } else { End::Expired };
-                    let next = Next::Final {
-                        end,
-                        reason: "no opening left before the expiry".to_owned(),
-                        sms_unreachable: true,
-                        sms_feedback: None,
-                    };
-                    if self.store.replan(&req, &next, "scheduler", now).await? {
-                        metrics::ended(&req.service, end.as_str());
-                    }
+                    self.end_unserved(&req, "no opening left before the expiry", now).await?
                 }
             }
         }
@@ -558,16 +545,7 @@ impl Scheduler {
                 break;
             }
             for req in expired {
-                let end = if req.attempts_counted > 0 { End::Unreachable } else { End::Expired };
-                let next = Next::Final {
-                    end,
-                    reason: "expired before it could be served".to_owned(),
-                    sms_unreachable: true,
-                    sms_feedback: None,
-                };
-                if self.store.replan(&req, &next, "scheduler", now).await? {
-                    metrics::ended(&req.service, end.as_str());
-                }
+                self.end_unserved(&req, "expired before it could be served", now).await?;
             }
         }
         let mut wake_at: Vec<Option<Timestamp>> =
@@ -621,28 +599,48 @@ impl Scheduler {
                         let Some(attempt) = self.store.claim(&req, now).await? else { continue };
                         self.start(calls, &dialer, Arc::new(svc.clone()), req, attempt, hangup);
                     }
-                    Now::Wait(t) => {
-                        let next = Next::Retry(Plan { due: t, ..plan });
-                        self.store.replan(&req, &next, "scheduler", now).await?;
-                    }
+                    Now::Wait(t) => self.wait_until(&req, plan, t, now).await?,
                     Now::Expire => {
-                        let end =
-                            if req.attempts_counted > 0 { End::Unreachable } else { End::Expired };
-                        let next = Next::Final {
-                            end,
-                            reason: "no opening left before the expiry".to_owned(),
-                            sms_unreachable: true,
-                            sms_feedback: None,
-                        };
-                        if self.store.replan(&req, &next, "scheduler", now).await? {
-                            metrics::ended(&req.service, end.as_str());
-                        }
+                        self.end_unserved(&req, "no opening left before the expiry", now).await?
                     }
                 }
             }
         }
         wake_at.push(self.store.next_due(&claimable).await?);
         Ok(earliest(&wake_at))
+    }
+
+    /// Moves a waiting request's due time to `t` (the hours or window moved it).
+    async fn wait_until(
+        &self,
+        req: &Request,
+        plan: Plan,
+        t: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.store.replan(req, &Next::Retry(Plan { due: t, ..plan }), "scheduler", now).await?;
+        Ok(())
+    }
+
+    /// Ends a request that can no longer be served: unreachable if it was tried, expired if
+    /// not; the "could not reach you" SMS is queued with it.
+    async fn end_unserved(
+        &self,
+        req: &Request,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let end = if req.attempts_counted > 0 { End::Unreachable } else { End::Expired };
+        let next = Next::Final {
+            end,
+            reason: reason.to_owned(),
+            sms_unreachable: true,
+            sms_feedback: None,
+        };
+        if self.store.replan(req, &next, "scheduler", now).await? {
+            metrics::ended(&req.service, end.as_str());
+        }
+        Ok(())
     }
 
     fn start(

@@ -116,6 +116,13 @@ async fn press_1_during_the_greeting_then_refer_is_connected() {
 }
 
 #[tokio::test]
+async fn press_1_as_sip_info_then_refer_is_connected() {
+    let Some((r, mut sipp, _)) = converse("uas_info_refer_ok.xml", &[]).await else { return };
+    assert!(sipp.passed(), "INFO answered 200, then REFER, NOTIFY, BYE");
+    assert_eq!(r.outcome, Outcome::Connected);
+}
+
+#[tokio::test]
 async fn confirm_none_transfers_at_once() {
     let Some((r, mut sipp, _)) = converse("uas_refer_ok.xml", &[CONFIRM_NONE]).await else {
         return;

@@ -42,26 +42,9 @@ impl Setup {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let pbx = FakePbx::start();
         let config = dir.path().join("callbackd.toml");
-        let toml = format!(
-            "dialplans = {dialplans:?}\n\
-             database = \"sqlite:queue.db\"\n\
-             sounds = {sounds:?}\n\
-             log_format = \"text\"\n\
-             \n\
-             [sip]\n\
-             bind = \"127.0.0.1:0\"\n\
-             pbx = \"{pbx}\"\n\
-             max_calls = 100\n\
-             calls_per_second = 1000\n\
-             \n\
-             [http]\n\
-             bind = \"127.0.0.1:0\"\n",
-            dialplans = repo().join("dialplans").display().to_string(),
-            sounds = repo().join("sounds").display().to_string(),
-            pbx = pbx.addr,
-        );
-        std::fs::write(&config, toml).expect("write callbackd.toml");
-        Setup { dir, config, pbx }
+        let setup = Setup { dir, config, pbx };
+        setup.point_at(&setup.pbx.addr, &repo().join("dialplans"), "");
+        setup
     }
 
     /// Rewrites the configuration to use another PBX address (e.g. sipp's) and dialplan

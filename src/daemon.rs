@@ -13,12 +13,13 @@
 //! - `run` owns the shutdown token: it cancels it on a signal, then waits for the tasks
 //!   (the scheduler gives active calls their grace period) and closes the store.
 
+use crate::call::attempt::Dialer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dialplan::Services;
 use crate::http::{self, AppState};
 use crate::reload;
-use crate::scheduler::{Dialer, Limits, Scheduler};
+use crate::scheduler::{Limits, Scheduler};
 use crate::sip::{SipDialer, Trunk};
 use crate::store::{Store, StoreError};
 use jiff::SignedDuration;

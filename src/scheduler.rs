@@ -17,18 +17,15 @@
 //! leases can hold), backs off and retries; outcomes that could not be written are kept
 //! and written when the store is back.
 
+use crate::call::attempt::{Call, CallResult, Dialer, NoEvents};
 use crate::clock::{Clock, until};
 use crate::dialplan::{Service, Services};
-use crate::lang::Lang;
 use crate::metrics;
-use crate::policy::number::E164;
 use crate::policy::{self, AttemptRecord, Decision, End, Now, Outcome, Plan, RequestFacts};
 use crate::store::lease::ClaimLimits;
 use crate::store::{Attempt, Next, Request, State, Store, StoreError};
 use jiff::Timestamp;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -41,41 +38,6 @@ const CLAIM_BATCH: usize = 16;
 
 /// The longest the scheduler sleeps without looking at the store.
 pub const IDLE: Duration = Duration::from_secs(5);
-
-/// One outbound call to place.
-#[derive(Debug, Clone)]
-pub struct Call {
-    /// The request.
-    pub request_id: i64,
-    /// The attempt (already stored as live).
-    pub attempt_id: i64,
-    /// 1 for the request's first attempt.
-    pub seq: i64,
-    /// The service as it was when the attempt started (a reload does not change it).
-    pub service: Arc<Service>,
-    /// Whom to call.
-    pub number: E164,
-    /// The patient's language.
-    pub lang: Lang,
-    /// Cancelled when the daemon must hang up (shutdown grace period over).
-    pub hangup: CancellationToken,
-}
-
-/// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallResult {
-    /// The outcome.
-    pub outcome: Outcome,
-    /// The final SIP status code, if any.
-    pub sip_code: Option<u16>,
-}
-
-/// Places calls. The SIP dialer implements it; tests use doubles.
-pub trait Dialer: Send + Sync + std::fmt::Debug + 'static {
-    /// Places one call and returns how it ended. Must return promptly after
-    /// `call.hangup` is cancelled.
-    fn dial(&self, call: Call) -> Pin<Box<dyn Future<Output = CallResult> + Send + 'static>>;
-}
 
 /// Limits across all services.
 #[derive(Debug, Clone, Copy)]
@@ -666,6 +628,7 @@ impl Scheduler {
             number,
             lang: request.lang,
             hangup: token,
+            events: Arc::new(NoEvents),
         };
         let span = info_span!(
             "attempt",

@@ -6,11 +6,11 @@
 
 mod common;
 
+use callbackd::call::attempt::Dialer;
 use callbackd::dialplan;
 use callbackd::lang::Lang;
 use callbackd::media::Prompts;
 use callbackd::policy::Outcome;
-use callbackd::scheduler::Dialer;
 use callbackd::sip::{SipDialer, Trunk};
 use common::repo;
 use common::sipp::{Sipp, free_udp_port, have_sipp, patient_call, trunk_config};

@@ -2,11 +2,12 @@
 //! retries after the pause, unreachable with the SMS queued, network failures not counted,
 //! capacity, crash recovery, expiry, cancellation during a call, deadline supervision.
 
+use callbackd::call::attempt::{Call, CallResult, Dialer};
 use callbackd::clock::{Clock, ManualClock};
 use callbackd::dialplan::{self, Services};
 use callbackd::intake::{self, RawRequest};
 use callbackd::policy::Outcome;
-use callbackd::scheduler::{Call, CallResult, Dialer, Limits, Scheduler};
+use callbackd::scheduler::{Limits, Scheduler};
 use callbackd::store::{Request, State, Store};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;

@@ -5,11 +5,11 @@
 //! sipp is the Debian package `sip-tester`. Without it these tests say SKIPPED, except
 //! under `CI=true`, where a missing sipp fails them.
 
+use callbackd::call::attempt::{CallResult, Dialer};
 use callbackd::config::{Sip, Transport};
 use callbackd::dialplan::{self, Service};
 use callbackd::media::Prompts;
 use callbackd::policy::Outcome;
-use callbackd::scheduler::{CallResult, Dialer};
 use callbackd::sip::{SipDialer, Trunk};
 use rsipstack::dialog::authenticate::Credential;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Call decisions that do not depend on the SIP library: how a final SIP response maps to
 //! an attempt [`Outcome`], and what happens after an answer ([`machine`]). Pure.
 
+pub mod attempt;
 pub mod machine;
 
 use crate::policy::Outcome;

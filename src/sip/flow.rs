@@ -5,12 +5,12 @@
 
 use super::handover::{self, HandoverError, info_digit};
 use super::{Answered, LegEnd, LegSpec, Trunk, dial_leg, patient_leg};
+use crate::call::attempt::{Call, CallResult};
 use crate::call::machine::{self, Action, Event, Phase, PromptKind};
 use crate::dialplan::{ConnectMethod, Service};
 use crate::lang::Lang;
 use crate::media::{Prompt, Prompts, RtpLeg, parse_answer, relay};
 use crate::policy::Outcome;
-use crate::scheduler::{Call, CallResult};
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::StatusCode;

@@ -12,13 +12,13 @@ mod flow;
 pub mod handover;
 pub mod sdp;
 
+use crate::call::attempt::{Call, CallResult, Dialer};
 use crate::call::{Ending, outcome_of};
 use crate::config::{self, NumberFormat, SipAuth};
 use crate::dialplan::ConnectMode;
 use crate::media::Prompts;
 use crate::policy::Outcome;
 use crate::policy::number::E164;
-use crate::scheduler::{Call, CallResult, Dialer};
 use rsipstack::dialog::DialogId;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateSender};

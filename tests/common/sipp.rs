@@ -137,8 +137,8 @@ pub fn trunk_config(pbx_port: u16) -> callbackd::config::Sip {
 /// The first attempt of a request to call +358 40 123 4567 for `service`.
 pub fn patient_call(
     service: std::sync::Arc<callbackd::dialplan::Service>,
-) -> callbackd::scheduler::Call {
-    callbackd::scheduler::Call {
+) -> callbackd::call::attempt::Call {
+    callbackd::call::attempt::Call {
         request_id: 1,
         attempt_id: 1,
         seq: 1,
@@ -146,5 +146,6 @@ pub fn patient_call(
         number: callbackd::policy::number::E164::from_stored("+358401234567".into()),
         lang: callbackd::lang::Lang::Fi,
         hangup: tokio_util::sync::CancellationToken::new(),
+        events: std::sync::Arc::new(callbackd::call::attempt::NoEvents),
     }
 }

@@ -24,6 +24,7 @@
 //! - [`media`]: G.711, the far end's SDP answer, prompt files (pure parts); RTP legs that
 //!   play prompts, read DTMF and relay two calls (the tokio edge).
 //! - [`diag`]: located diagnostics shared by the two parsers.
+//! - [`explain`]: `callbackd next-attempt`, the policy's view of one request in words.
 //!
 //! Edges, and the tasks `callbackd serve` runs ([`daemon::run`] owns the shutdown token and
 //! waits for them all):
@@ -40,8 +41,9 @@
 //! - [`reload`]: SIGHUP and directory-watch dialplan reload (owns the `watch` sender of the
 //!   services; the scheduler and the handlers read).
 //! - [`metrics`]: metric names and the Prometheus recorder; [`clock`]: the one wall clock.
-//! - `src/main.rs`: the `callbackd` command line; maps errors to exit codes
-//!   (64 = bad configuration or dialplan).
+//! - `src/main.rs`: the `callbackd` command line (argument parsing only); `src/cli/`: one
+//!   function per command, which chooses the exit code (64 = bad configuration or
+//!   dialplan, 2 = bad input, 1 = runtime failure).
 
 pub mod calendar;
 pub mod call;
@@ -50,6 +52,7 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod dialplan;
+pub mod explain;
 pub mod http;
 pub mod intake;
 pub mod lang;

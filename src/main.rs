@@ -1,24 +1,19 @@
 //! The `callbackd` command: the daemon and the operator tools around it.
+//!
+//! This file only parses the arguments; each command is a function in [`cli`], which also
+//! chooses the exit codes (64 = bad configuration or dialplan, 2 = bad input, 1 = runtime
+//! failure).
 
 use callbackd::calendar::DayRange;
-use callbackd::config::{self, Config};
-use callbackd::diag::Diagnostic;
-use callbackd::dialplan::{self, Service, Services};
+use callbackd::config;
 use callbackd::intake::RawRequest;
-use callbackd::policy::{self, AttemptRecord, Decision, Now, Outcome, RequestFacts};
 use callbackd::store::{ListFilter, State};
 use clap::{Parser, Subcommand};
-
-mod ops;
-use jiff::civil::{Date, DateTime};
-use jiff::{Timestamp, Zoned};
+use jiff::civil::Date;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit code for a bad configuration or dialplan (EX_USAGE).
-const EXIT_BAD_CONFIG: u8 = 64;
-/// Exit code for bad command-line input that clap cannot catch.
-const EXIT_BAD_INPUT: u8 = 2;
+mod cli;
 
 /// callbackd calls patients back for health-care call centres.
 ///
@@ -162,11 +157,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, log_format } => serve(config, log_format),
-        Command::Check { config, paths } => check(config, paths),
-        Command::Hours { service, from, to, config } => hours(config, &service, from, to),
+        Command::Serve { config, log_format } => cli::serve::serve(config, log_format),
+        Command::Check { config, paths } => cli::check::check(config, paths),
+        Command::Hours { service, from, to, config } => {
+            cli::query::hours(config, &service, from, to)
+        }
         Command::NextAttempt { service, created, window, attempts, now, config } => {
-            next_attempt(config, &service, &created, window, &attempts, now.as_deref())
+            cli::query::next_attempt(config, &service, &created, window, &attempts, now.as_deref())
         }
         Command::Enqueue { service, number, window, lang, sms_consent, config } => {
             let raw = RawRequest {
@@ -177,291 +174,12 @@ fn main() -> ExitCode {
                 sms_consent: Some(sms_consent),
                 channel: Some("cli".to_owned()),
             };
-            ops::enqueue(config, raw)
+            cli::store::enqueue(config, raw)
         }
         Command::List { service, state, limit, config } => {
-            ops::list(config, ListFilter { service, state, limit })
+            cli::store::list(config, ListFilter { service, state, limit })
         }
-        Command::Show { id, config } => ops::show(config, id),
-        Command::Cancel { id, config } => ops::cancel(config, id),
+        Command::Show { id, config } => cli::store::show(config, id),
+        Command::Cancel { id, config } => cli::store::cancel(config, id),
     }
-}
-
-fn print_diags(diags: &[Diagnostic]) -> ExitCode {
-    for d in diags {
-        eprintln!("{d}");
-    }
-    eprintln!("{} error{} found", diags.len(), if diags.len() == 1 { "" } else { "s" });
-    ExitCode::from(EXIT_BAD_CONFIG)
-}
-
-/// Loads the configuration and its dialplans, or every problem of both.
-fn load(config: &std::path::Path) -> Result<(Config, Services), Vec<Diagnostic>> {
-    let cfg = Config::load(config)?;
-    let services = dialplan::load_dir(&cfg.dialplans)?;
-    Ok((cfg, services))
-}
-
-fn check(config: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
-    let mut diags = Vec::new();
-    let cfg = Config::load(&config).map_err(|d| diags.extend(d)).ok();
-    let services = if paths.is_empty() {
-        cfg.as_ref().map(|c| dialplan::load_dir(&c.dialplans))
-    } else {
-        let mut files = Vec::new();
-        for p in &paths {
-            if p.is_dir() {
-                match std::fs::read_dir(p) {
-                    Ok(entries) => {
-                        let mut found: Vec<PathBuf> = entries
-                            .filter_map(Result::ok)
-                            .map(|e| e.path())
-                            .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
-                            .collect();
-                        found.sort();
-                        files.extend(found);
-                    }
-                    Err(e) => diags.push(Diagnostic::whole_file(p, format!("cannot read: {e}"))),
-                }
-            } else {
-                files.push(p.clone());
-            }
-        }
-        Some(dialplan::load_files(&files))
-    };
-    let count = match services {
-        Some(Ok(s)) => {
-            // Every named prompt, for every offered language, must be a playable WAV.
-            if let Some(cfg) = &cfg {
-                diags.extend(callbackd::media::check_prompts(&cfg.sounds, &s));
-            }
-            s.len()
-        }
-        Some(Err(d)) => {
-            diags.extend(d);
-            0
-        }
-        None => 0,
-    };
-    if !diags.is_empty() {
-        return print_diags(&diags);
-    }
-    if count == 0 {
-        eprintln!("no dialplans found: at least one service is needed");
-        return ExitCode::from(EXIT_BAD_CONFIG);
-    }
-    println!("ok: {count} service{}", if count == 1 { "" } else { "s" });
-    ExitCode::SUCCESS
-}
-
-fn service<'a>(services: &'a Services, id: &str) -> Result<&'a Service, ExitCode> {
-    services.get(id).ok_or_else(|| {
-        let known: Vec<&str> = services.keys().map(String::as_str).collect();
-        eprintln!("unknown service {id:?}; configured services: {}", known.join(", "));
-        ExitCode::from(EXIT_BAD_INPUT)
-    })
-}
-
-fn hours(config: PathBuf, id: &str, from: Option<Date>, to: Option<Date>) -> ExitCode {
-    let (_, services) = match load(&config) {
-        Ok(loaded) => loaded,
-        Err(d) => return print_diags(&d),
-    };
-    let svc = match service(&services, id) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let from =
-        from.unwrap_or_else(|| Zoned::now().with_time_zone(svc.calendar.tz().clone()).date());
-    let Some(to) = to.or_else(|| from.checked_add(jiff::ToSpan::days(13)).ok()) else {
-        eprintln!("--from {from} is too close to the end of the calendar");
-        return ExitCode::from(EXIT_BAD_INPUT);
-    };
-    if to < from {
-        eprintln!("--to {to} is before --from {from}");
-        return ExitCode::from(EXIT_BAD_INPUT);
-    }
-    let mut out = String::new();
-    let mut date = from;
-    loop {
-        out.push_str(&svc.calendar.day(date).csv_line());
-        out.push('\n');
-        match date.tomorrow() {
-            Ok(next) if next <= to => date = next,
-            Ok(_) | Err(_) => break,
-        }
-    }
-    print!("{out}");
-    ExitCode::SUCCESS
-}
-
-/// Parses a local civil time in the service's zone, or an RFC 3339 instant.
-fn instant(svc: &Service, s: &str, what: &str) -> Result<Timestamp, ExitCode> {
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    s.parse::<DateTime>()
-        .ok()
-        .and_then(|dt| dt.to_zoned(svc.calendar.tz().clone()).ok())
-        .map(|z| z.timestamp())
-        .ok_or_else(|| {
-            eprintln!("{what}: {s:?} is not a time like 2026-11-23T15:55 or 2026-11-23T13:55:00Z");
-            ExitCode::from(EXIT_BAD_INPUT)
-        })
-}
-
-fn next_attempt(
-    config: PathBuf,
-    id: &str,
-    created: &str,
-    window: Option<DayRange>,
-    attempts: &[String],
-    now: Option<&str>,
-) -> ExitCode {
-    let (_, services) = match load(&config) {
-        Ok(loaded) => loaded,
-        Err(d) => return print_diags(&d),
-    };
-    let svc = match service(&services, id) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    match explain(svc, created, window, attempts, now) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
-    }
-}
-
-fn explain(
-    svc: &Service,
-    created: &str,
-    window: Option<DayRange>,
-    attempts: &[String],
-    now: Option<&str>,
-) -> Result<String, ExitCode> {
-    let bad = |msg: String| {
-        eprintln!("{msg}");
-        ExitCode::from(EXIT_BAD_INPUT)
-    };
-    if let Some(w) = window {
-        if !svc.windows.contains(&w) {
-            let offered: Vec<String> = svc.windows.iter().map(ToString::to_string).collect();
-            return Err(bad(format!(
-                "--window {w} is not offered by {}; offered: {}",
-                svc.id,
-                if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
-            )));
-        }
-    }
-    let created_at = instant(svc, created, "--created")?;
-    let mut records = Vec::new();
-    for a in attempts {
-        let Some((t, o)) = a.rsplit_once('=') else {
-            return Err(bad(format!("--attempt {a:?}: expected TIME=OUTCOME")));
-        };
-        let outcome: Outcome = o.parse().map_err(|e| bad(format!("--attempt {a:?}: {e}")))?;
-        records.push(AttemptRecord { ended_at: instant(svc, t, "--attempt")?, outcome });
-    }
-    let now = match now {
-        Some(n) => instant(svc, n, "--now")?,
-        None => Timestamp::now(),
-    };
-    let tz = svc.calendar.tz().clone();
-    let local = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M (%a)").to_string();
-    let facts = RequestFacts { created_at, window, attempts: &records };
-    let (cal, rules) = (&svc.calendar, &svc.attempts);
-    let mut out = format!(
-        "service:  {} ({}), {}\ncreated:  {}\nwindow:   {}\n",
-        svc.id,
-        svc.name,
-        tz.iana_name().unwrap_or("custom zone"),
-        local(created_at),
-        window.map_or_else(|| "none".to_owned(), |w| w.to_string()),
-    );
-    if let Some((_, deadline)) = policy::deadline(cal, window, created_at) {
-        out.push_str(&format!("deadline: {} (same-day contact)\n", local(deadline)));
-    }
-    if let Some(expires) = policy::expiry(cal, rules, window, created_at) {
-        out.push_str(&format!("expires:  {}\n", local(expires)));
-    }
-    match policy::decide(cal, rules, &facts) {
-        Decision::End { end, reason } => {
-            out.push_str(&format!("decision: ends as {} because {reason}\n", end.as_str()));
-        }
-        Decision::Dial(plan) => {
-            out.push_str(&format!(
-                "attempts: {} of {} used\ndue:      {}\n",
-                plan.counted,
-                rules.max,
-                local(plan.due)
-            ));
-            let verdict = match policy::at(cal, rules, window, &plan, now) {
-                Now::Start => "may start an attempt now".to_owned(),
-                Now::Wait(t) => format!("waits until {}", local(t)),
-                Now::Expire => "expires: no attempt can start before the expiry".to_owned(),
-            };
-            let missed = policy::deadline_missed(cal, rules, window, &plan, now);
-            out.push_str(&format!(
-                "at now:   {}: {verdict}{}\n",
-                local(now),
-                if missed { "; the same-day deadline is missed" } else { "" }
-            ));
-        }
-    }
-    Ok(out)
-}
-
-fn serve(config: PathBuf, log_format: Option<config::LogFormat>) -> ExitCode {
-    let (cfg, services) = match load(&config) {
-        Ok(loaded) => loaded,
-        Err(d) => return print_diags(&d),
-    };
-    // Refuse to start with a prompt missing or unplayable (as `check` reports it).
-    let prompt_problems = callbackd::media::check_prompts(&cfg.sounds, &services);
-    if !prompt_problems.is_empty() {
-        return print_diags(&prompt_problems);
-    }
-    ops::init_logging(log_format.unwrap_or(cfg.log_format));
-    // Every prompt is loaded once, before anything starts: a missing or unplayable file is
-    // a configuration error.
-    let prompts = match callbackd::media::Prompts::for_services(&cfg.sounds, &services) {
-        Ok(p) => std::sync::Arc::new(p),
-        Err(d) => return print_diags(&d),
-    };
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        services = services.len(),
-        dialplans = %cfg.dialplans.display(),
-        "starting"
-    );
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let signals = match ops::on_signal(shutdown.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("cannot install signal handlers: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let result = callbackd::daemon::run(cfg, services, prompts, shutdown).await;
-        signals.abort();
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "callbackd failed");
-                eprintln!("callbackd: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
 }

@@ -1,46 +1,12 @@
-//! Operator commands that work against the store (`enqueue`, `list`, `show`, `cancel`),
-//! logging set-up and signal handling for `serve`.
+//! Operator commands that work against the store: `enqueue`, `list`, `show`, `cancel`.
 
-use crate::{EXIT_BAD_INPUT, load, print_diags};
-use callbackd::config::LogFormat;
+use super::{EXIT_BAD_INPUT, load, print_diags};
 use callbackd::dialplan::Services;
 use callbackd::intake::{self, RawRequest};
 use callbackd::store::{Cancelled, ListFilter, Request, Store};
 use jiff::Timestamp;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
-
-/// The default log filter. The SIP library logs whole SIP messages (and so the patients'
-/// full numbers) at `info`; it is kept at `warn` unless `RUST_LOG` asks otherwise.
-pub const DEFAULT_LOG_FILTER: &str = "info,rsipstack=warn";
-
-/// Sets up `tracing` for the chosen format; `RUST_LOG` overrides [`DEFAULT_LOG_FILTER`].
-pub fn init_logging(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Journald => builder.without_time().with_ansi(false).try_init(),
-    };
-}
-
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-pub fn on_signal(shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-        shutdown.cancel();
-    }))
-}
 
 /// Loads the configuration and dialplans, opens the store, runs `f` on them, and closes the
 /// store; or explains (and gives the exit code) why it could not.

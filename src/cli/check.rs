@@ -1,0 +1,61 @@
+//! `callbackd check`: the configuration, every dialplan and every prompt they name.
+
+use super::{EXIT_BAD_CONFIG, print_diags};
+use callbackd::config::Config;
+use callbackd::diag::Diagnostic;
+use callbackd::dialplan;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Prints `ok: N services` or every problem found.
+pub fn check(config: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
+    let mut diags = Vec::new();
+    let cfg = Config::load(&config).map_err(|d| diags.extend(d)).ok();
+    let services = if paths.is_empty() {
+        cfg.as_ref().map(|c| dialplan::load_dir(&c.dialplans))
+    } else {
+        let mut files = Vec::new();
+        for p in &paths {
+            if p.is_dir() {
+                match std::fs::read_dir(p) {
+                    Ok(entries) => {
+                        let mut found: Vec<PathBuf> = entries
+                            .filter_map(Result::ok)
+                            .map(|e| e.path())
+                            .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                            .collect();
+                        found.sort();
+                        files.extend(found);
+                    }
+                    Err(e) => diags.push(Diagnostic::whole_file(p, format!("cannot read: {e}"))),
+                }
+            } else {
+                files.push(p.clone());
+            }
+        }
+        Some(dialplan::load_files(&files))
+    };
+    let count = match services {
+        Some(Ok(s)) => {
+            // Every named prompt, for every offered language, must be a playable WAV.
+            if let Some(cfg) = &cfg {
+                diags.extend(callbackd::media::check_prompts(&cfg.sounds, &s));
+            }
+            s.len()
+        }
+        Some(Err(d)) => {
+            diags.extend(d);
+            0
+        }
+        None => 0,
+    };
+    if !diags.is_empty() {
+        return print_diags(&diags);
+    }
+    if count == 0 {
+        eprintln!("no dialplans found: at least one service is needed");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    println!("ok: {count} service{}", if count == 1 { "" } else { "s" });
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,87 @@
+//! `callbackd hours` and `callbackd next-attempt`: what the calendar and the policy say.
+
+use super::{EXIT_BAD_INPUT, load, print_diags, service};
+use callbackd::calendar::DayRange;
+use callbackd::explain::{self, ExplainError, Query};
+use jiff::civil::Date;
+use jiff::{Timestamp, Zoned};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Prints one line per date of the service's opening hours.
+pub fn hours(config: PathBuf, id: &str, from: Option<Date>, to: Option<Date>) -> ExitCode {
+    let (_, services) = match load(&config) {
+        Ok(loaded) => loaded,
+        Err(d) => return print_diags(&d),
+    };
+    let svc = match service(&services, id) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let from =
+        from.unwrap_or_else(|| Zoned::now().with_time_zone(svc.calendar.tz().clone()).date());
+    let Some(to) = to.or_else(|| from.checked_add(jiff::ToSpan::days(13)).ok()) else {
+        eprintln!("--from {from} is too close to the end of the calendar");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    if to < from {
+        eprintln!("--to {to} is before --from {from}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let mut out = String::new();
+    let mut date = from;
+    loop {
+        out.push_str(&svc.calendar.day(date).csv_line());
+        out.push('\n');
+        match date.tomorrow() {
+            Ok(next) if next <= to => date = next,
+            Ok(_) | Err(_) => break,
+        }
+    }
+    print!("{out}");
+    ExitCode::SUCCESS
+}
+
+/// Prints what the policy says about one request (see [`callbackd::explain`]).
+pub fn next_attempt(
+    config: PathBuf,
+    id: &str,
+    created: &str,
+    window: Option<DayRange>,
+    attempts: &[String],
+    now: Option<&str>,
+) -> ExitCode {
+    let (_, services) = match load(&config) {
+        Ok(loaded) => loaded,
+        Err(d) => return print_diags(&d),
+    };
+    let svc = match service(&services, id) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let query = || -> Result<String, ExplainError> {
+        let q = Query {
+            created_at: explain::parse_instant(svc, created, "--created")?,
+            window,
+            attempts: attempts
+                .iter()
+                .map(|a| explain::parse_attempt(svc, a))
+                .collect::<Result<_, _>>()?,
+            now: match now {
+                Some(n) => explain::parse_instant(svc, n, "--now")?,
+                None => Timestamp::now(),
+            },
+        };
+        explain::explain(svc, &q)
+    };
+    match query() {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}

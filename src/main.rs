@@ -1,6 +1,10 @@
 //! The `callbackd` command: the daemon and the operator tools around it.
 
+// clippy.toml's clock and blocking rules hold for the shipped code (not for its tests).
+#![cfg_attr(not(test), warn(clippy::disallowed_methods, clippy::disallowed_types))]
+
 use callbackd::calendar::DayRange;
+use callbackd::clock::{Clock, SystemClock};
 use callbackd::config::{self, Config};
 use callbackd::diag::Diagnostic;
 use callbackd::dialplan::{self, Service, Services};
@@ -10,8 +14,8 @@ use callbackd::store::{ListFilter, State};
 use clap::{Parser, Subcommand};
 
 mod ops;
+use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
-use jiff::{Timestamp, Zoned};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -271,8 +275,7 @@ fn hours(config: PathBuf, id: &str, from: Option<Date>, to: Option<Date>) -> Exi
         Ok(s) => s,
         Err(code) => return code,
     };
-    let from =
-        from.unwrap_or_else(|| Zoned::now().with_time_zone(svc.calendar.tz().clone()).date());
+    let from = from.unwrap_or_else(|| SystemClock.now().to_zoned(svc.calendar.tz().clone()).date());
     let Some(to) = to.or_else(|| from.checked_add(jiff::ToSpan::days(13)).ok()) else {
         eprintln!("--from {from} is too close to the end of the calendar");
         return ExitCode::from(EXIT_BAD_INPUT);
@@ -367,7 +370,7 @@ fn explain(
     }
     let now = match now {
         Some(n) => instant(svc, n, "--now")?,
-        None => Timestamp::now(),
+        None => SystemClock.now(),
     };
     let tz = svc.calendar.tz().clone();
     let local = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M (%a)").to_string();

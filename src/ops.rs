@@ -2,6 +2,7 @@
 //! logging set-up and signal handling for `serve`.
 
 use crate::{EXIT_BAD_INPUT, load, print_diags};
+use callbackd::clock::{Clock, SystemClock};
 use callbackd::config::LogFormat;
 use callbackd::dialplan::Services;
 use callbackd::intake::{self, RawRequest};
@@ -103,7 +104,7 @@ fn describe(services: &Services, r: &Request) -> String {
 /// `callbackd enqueue`.
 pub fn enqueue(config: PathBuf, raw: RawRequest) -> ExitCode {
     let done = with_store(&config, async |services, store| {
-        let accepted = intake::validate(services, &raw, "cli", Timestamp::now())?;
+        let accepted = intake::validate(services, &raw, "cli", SystemClock.now())?;
         Ok::<_, intake::IntakeError>(store.enqueue(&accepted.request, &accepted.plan).await)
     });
     let (services, result) = match done {
@@ -217,7 +218,7 @@ pub fn show(config: PathBuf, id: i64) -> ExitCode {
 /// `callbackd cancel`.
 pub fn cancel(config: PathBuf, id: i64) -> ExitCode {
     let done =
-        with_store(&config, async |_, store| store.cancel(id, "cli", Timestamp::now()).await);
+        with_store(&config, async |_, store| store.cancel(id, "cli", SystemClock.now()).await);
     let result = match done {
         Ok((_, result)) => result,
         Err(code) => return code,

@@ -1,9 +1,19 @@
-//! Helpers for black-box tests of `callbackd serve`: a per-test configuration in a temporary
+//! The support module of the tests and the benches: a per-test configuration in a temporary
 //! directory, a [`Daemon`] guard that runs the real binary and kills it on drop, a small
-//! JSON-over-HTTP client and the log checks.
+//! JSON-over-HTTP client, the log checks, the peers a test starts ([`tool`], [`skip`]),
+//! sipp as the PBX ([`sipp`]) and a PostgreSQL database of a test's own ([`pg`]).
+//!
+//! Tests use it as `mod common;`; benches as
+//! `#[path = "../tests/common/mod.rs"] mod common;`.
+//!
+//! A missing peer (a program, or the PostgreSQL server) never changes what is tested: the
+//! test says `SKIPPED: <why>` and passes on a developer's machine, and fails under `CI=true`,
+//! where `.ci/run` has installed every peer.
 
+// Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod sipp;
 
 use serde_json::Value;
@@ -540,4 +550,34 @@ pub fn path_of(id: i64) -> String {
 /// True when running under CI (`CI=true`).
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Says why a test does not run: `SKIPPED: <why>` on a developer's machine (the caller then
+/// returns, and the test passes); under `CI=true` a panic, so CI never passes a test that
+/// did not run.
+pub fn skip(why: &str) {
+    assert!(!in_ci(), "{why}, and CI=true: every peer must be installed (see .ci/run)");
+    eprintln!("SKIPPED: {why}");
+}
+
+/// The path of `program` on `PATH`; `None` after [`skip`] (`<program> not installed
+/// (apt-get install <package>)`) when it is missing, which fails the test under `CI=true`.
+/// Every program a test or bench starts is looked up here, and `.ci/run` installs its
+/// `package`.
+pub fn tool(program: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.is_file());
+    if found.is_none() {
+        skip(&format!("{program} not installed (apt-get install {package})"));
+    }
+    found
+}
+
+/// [`tool`] for each `(program, package)`; true when all are installed. Every missing one
+/// is named before the result (a panic under `CI=true` at the first).
+pub fn tools(needed: &[(&str, &str)]) -> bool {
+    needed.iter().fold(true, |all, (program, package)| tool(program, package).is_some() && all)
 }

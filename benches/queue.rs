@@ -25,9 +25,9 @@
 mod common;
 
 use callbackd::dialplan::{self, Services};
-use callbackd::policy::{self, Decision, Outcome, Plan, RequestFacts};
 use callbackd::lang::Lang;
 use callbackd::policy::number::E164;
+use callbackd::policy::{self, Decision, Outcome, Plan, RequestFacts};
 use callbackd::store::{NewRequest, Next, Request, Store};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Row;
@@ -164,7 +164,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let services = dialplan::load_dir(&common::repo().join("dialplans")).expect("repository dialplans");
+    let services =
+        dialplan::load_dir(&common::repo().join("dialplans")).expect("repository dialplans");
     let bin = env!("CARGO_BIN_EXE_callbackd");
     eprintln!("queue bench: sizes {:?}, daemon {bin}", knobs.sizes);
     let mut reports = Vec::new();

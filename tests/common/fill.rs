@@ -27,7 +27,11 @@ where
                 }
                 let (new, plan) = row(i);
                 let stored = store.enqueue(&new, &plan).await.expect("enqueue");
-                assert!(!stored.duplicate, "row {i} is a duplicate of request {}", stored.request.id);
+                assert!(
+                    !stored.duplicate,
+                    "row {i} is a duplicate of request {}",
+                    stored.request.id
+                );
                 done.push((i, stored.request.id));
             }
         });

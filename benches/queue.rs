@@ -555,7 +555,7 @@ fn table(reports: &[Report], knobs: &Knobs) -> String {
         let cells: Vec<String> = reports.iter().map(f).collect();
         let _ = writeln!(s, "| {name} | {} |", cells.join(" | "));
     };
-    row("fill (SQL, not measured against a goal)", &|r| {
+    row("fill (`Store::enqueue`, not measured against a goal)", &|r| {
         format!("{} ({:.0} MB)", secs(r.fill), r.db_mb)
     });
     row("start-up: spawn → `listening:`", &|r| secs(r.start_listening));

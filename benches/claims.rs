@@ -4,8 +4,9 @@
 //! Run with `cargo bench --bench claims` (see BENCHMARKS.md, "PostgreSQL claims"). It
 //!
 //! 1. creates a database `cb_bench_<random>` next to `CALLBACKD_TEST_DATABASE` (default
-//!    `postgres://postgres@127.0.0.1:5432/test`), runs the migrations through
-//!    `Store::open` and fills it with SQL: `CLAIMS_BENCH_ROWS` (1,000,000) pending
+//!    `postgres://postgres@127.0.0.1:5432/test`; `common::pg::TestDb`), runs the
+//!    migrations through `Store::open` and fills it through `Store::enqueue`
+//!    (`CLAIMS_BENCH_FILL_TASKS`, 16, at a time): `CLAIMS_BENCH_ROWS` (1,000,000) pending
 //!    requests, all due, spread over three services;
 //! 2. for 1, 2 and 3 servers runs that many claimers for `CLAIMS_BENCH_SECS` (10 s) each,
 //!    every claimer with a `Store` (connection pool) and an instance id of its own, like a
@@ -19,10 +20,15 @@
 //! The call rate is not limited (interval 0) and capacities are large: the benchmark
 //! measures the claim path itself.
 
-use callbackd::policy::{End, Outcome};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use callbackd::lang::Lang;
+use callbackd::policy::number::E164;
+use callbackd::policy::{End, Outcome, Plan};
 use callbackd::store::lease::ClaimLimits;
-use callbackd::store::{Attempt, Next, Store};
-use jiff::Timestamp;
+use callbackd::store::{Attempt, NewRequest, Next, Store};
+use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -31,11 +37,6 @@ const SERVICES: [&str; 3] = ["kallio", "vuosaari", "kotka-neuvonta"];
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-}
-
-fn base_url() -> String {
-    std::env::var("CALLBACKD_TEST_DATABASE")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 #[derive(Debug, Default)]
@@ -107,42 +108,39 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
+    if !common::bench_requested("claims") {
+        return;
+    }
     let rows: u64 = env_or("CLAIMS_BENCH_ROWS", 1_000_000);
     let secs: u64 = env_or("CLAIMS_BENCH_SECS", 10);
     let live: usize = env_or("CLAIMS_BENCH_LIVE", 10);
-    let base = base_url();
-    let mut admin = match sqlx::PgConnection::connect(&base).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("SKIPPED: PostgreSQL not reachable at {base} ({e})");
-            return;
-        }
-    };
-    let name = format!("cb_bench_{:016x}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create db");
-    let prefix = base.rsplit_once('/').map_or(base.as_str(), |(p, _)| p);
-    let url = format!("{prefix}/{name}");
+    let fill_tasks: usize = env_or("CLAIMS_BENCH_FILL_TASKS", 16);
+    let Some(db) = common::pg::TestDb::create().await else { return };
+    let url = db.url.clone();
     let store = Store::open(&url).await.expect("open, migrate");
-    store.close().await;
 
     let fill = Instant::now();
+    let now = Timestamp::now();
+    let day = SignedDuration::from_hours(24);
+    common::fill::fill(&store, rows, fill_tasks, move |i| {
+        // All due, the oldest first; deadlines spread over 1,000 s.
+        let created_at = now - SignedDuration::from_millis(1_000_000 - i as i64);
+        let new = NewRequest {
+            service: SERVICES[(i % 3) as usize].to_owned(),
+            number: E164::from_stored(format!("+35840{i:07}")),
+            channel: "api".to_owned(),
+            lang: Lang::Fi,
+            window: None,
+            sms_consent: false,
+            sms_notice: false,
+            created_at,
+        };
+        let deadline = now + day + SignedDuration::from_secs((i % 1000) as i64);
+        (new, Plan { due: created_at, deadline, expires: now + day * 2, counted: 0 })
+    })
+    .await;
+    store.close().await;
     let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-    let now = Timestamp::now().as_millisecond();
-    let day = 86_400_000i64;
-    sqlx::query(
-        "INSERT INTO requests (service, number, state, channel, lang, sms_consent, created_at, \
-         due_at, deadline_at, expires_at) \
-         SELECT (ARRAY['kallio','vuosaari','kotka-neuvonta'])[1 + i % 3], \
-         '+35840' || lpad(i::text, 7, '0'), 'pending', 'api', 'fi', 0, \
-         $1 - 1000000 + i, $1 - 1000000 + i, $1 + $2 + (i % 1000) * 1000, $1 + 2 * $2 \
-         FROM generate_series(1, $3) AS s(i)",
-    )
-    .bind(now)
-    .bind(day)
-    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-    .execute(&mut conn)
-    .await
-    .expect("fill");
     // Measure claims, not the fill's aftermath: vacuum, analyze and checkpoint first.
     for sql in ["VACUUM ANALYZE requests", "CHECKPOINT"] {
         sqlx::query(sql).execute(&mut conn).await.expect(sql);
@@ -176,6 +174,5 @@ async fn main() {
             all.claims
         );
     }
-    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    sqlx::query(&drop).execute(&mut admin).await.expect("drop db");
+    drop(db);
 }

@@ -10,10 +10,12 @@
 //! wake-up on the same 2 cores (an upper bound on the sender's own jitter). Jitter is the
 //! arrival time of packet *n* of a leg against `t0 + n × 20 ms`, t0 being its first packet.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use callbackd::media::{Codec, Prompt, RtpLeg, relay, wav};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -252,6 +254,9 @@ async fn relaying(pairs: usize, secs: u64) -> String {
 }
 
 fn main() {
+    if !common::bench_requested("media") {
+        return;
+    }
     let legs: Vec<usize> = std::env::var("MEDIA_BENCH_LEGS")
         .unwrap_or_else(|_| "100,1000".to_owned())
         .split(',')
@@ -259,7 +264,7 @@ fn main() {
         .collect();
     let pairs: usize = env_or("MEDIA_BENCH_PAIRS", 500);
     let secs: u64 = env_or("MEDIA_BENCH_SECS", 5);
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sounds/fi/press-1.wav");
+    let path = common::repo().join("sounds/fi/press-1.wav");
     let prompt = wav::load(&path).expect("the shipped prompt");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let mut out = format!(

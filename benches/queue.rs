@@ -2,8 +2,8 @@
 //!
 //! Run with `cargo bench --bench queue` (see BENCHMARKS.md). For every size it
 //!
-//! 1. fills a fresh SQLite queue directly with SQL (migrations via `Store::open`), rows
-//!    spread over the three services of `dialplans/`, all due now;
+//! 1. fills a fresh SQLite queue through `Store::enqueue` (as intake does), rows spread
+//!    over the three services of `dialplans/`, all due now;
 //! 2. starts the real daemon (`target/release/callbackd serve`) on it and times start-up
 //!    (spawn → `listening:` → `/readyz` = 200);
 //! 3. drives API intake over HTTP (`POST /v1/callbacks`, distinct numbers, many
@@ -21,24 +21,25 @@
 //! `QUEUE_BENCH_CONNS` (48), `QUEUE_BENCH_CLAIMS` (3000), `QUEUE_BENCH_LIVE` (1000),
 //! `QUEUE_BENCH_OUT` (also write the markdown report to this file).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use callbackd::dialplan::{self, Services};
+use callbackd::lang::Lang;
+use callbackd::policy::number::E164;
 use callbackd::policy::{self, Decision, Outcome, Plan, RequestFacts};
-use callbackd::store::{Next, Request, Store};
+use callbackd::store::{NewRequest, Next, Request, Store};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Rows per fill transaction.
-const FILL_CHUNK: u64 = 100_000;
 /// Warm-up before the measured intake window (not counted).
 const WARMUP: Duration = Duration::from_secs(2);
 /// Bound on every wait for the daemon.
@@ -46,10 +47,6 @@ const WAIT: Duration = Duration::from_secs(120);
 
 fn env_or<T: FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Knobs of one run.
@@ -158,18 +155,22 @@ struct Intake {
 }
 
 fn main() {
+    if !common::bench_requested("queue") {
+        return;
+    }
     let knobs = Knobs::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let services = dialplan::load_dir(&repo().join("dialplans")).expect("repository dialplans");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_callbackd"));
-    eprintln!("queue bench: sizes {:?}, daemon {}", knobs.sizes, bin.display());
+    let services =
+        dialplan::load_dir(&common::repo().join("dialplans")).expect("repository dialplans");
+    let bin = env!("CARGO_BIN_EXE_callbackd");
+    eprintln!("queue bench: sizes {:?}, daemon {bin}", knobs.sizes);
     let mut reports = Vec::new();
     for &size in &knobs.sizes {
-        let report = rt.block_on(bench_size(&bin, &services, &knobs, size));
+        let report = rt.block_on(bench_size(&services, &knobs, size));
         eprintln!("{}", table(std::slice::from_ref(&report), &knobs));
         reports.push(report);
     }
@@ -181,25 +182,14 @@ fn main() {
     }
 }
 
-async fn bench_size(bin: &Path, services: &Services, knobs: &Knobs, size: u64) -> Report {
+async fn bench_size(services: &Services, knobs: &Knobs, size: u64) -> Report {
     let mut r = Report { size, ..Report::default() };
     let dir = tempfile::tempdir().expect("temporary directory");
     let db = dir.path().join("queue.db");
     let config = dir.path().join("callbackd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "dialplans = {dialplans:?}\n\
-             database = \"sqlite:queue.db\"\n\
-             sounds = {sounds:?}\n\
-             log_format = \"text\"\n\n\
-             [sip]\nbind = \"127.0.0.1:0\"\npbx = \"127.0.0.1:5070\"\n\n\
-             [http]\nbind = \"127.0.0.1:0\"\n",
-            dialplans = repo().join("dialplans").display().to_string(),
-            sounds = repo().join("sounds").display().to_string(),
-        ),
-    )
-    .expect("write callbackd.toml");
+    // A PBX address nobody listens on: the daemon's calls fail fast, as in production
+    // with the PBX down; the bench measures the queue, not calls.
+    common::ConfigFile::new("127.0.0.1:5070", &common::repo().join("dialplans")).write(&config);
 
     eprintln!("[{size}] filling {}", db.display());
     let t = Instant::now();
@@ -214,12 +204,12 @@ async fn bench_size(bin: &Path, services: &Services, knobs: &Knobs, size: u64) -
         .timeout(Duration::from_secs(30))
         .build()
         .expect("HTTP client");
-    let mut daemon = Daemon::start(bin, &config, dir.path(), &http, "run1").await;
+    let mut daemon = start_daemon(dir.path(), &config, "run1").await;
     r.start_listening = daemon.listening;
     r.start_ready = daemon.ready;
     eprintln!("[{size}] daemon ready in {:?} (listening {:?})", daemon.ready, daemon.listening);
     r.intake = intake(&http, &daemon.base, knobs).await;
-    r.rss_after_intake = rss(daemon.pid());
+    r.rss_after_intake = common::rss_kib(daemon.pid());
     eprintln!(
         "[{size}] intake {:.0}/s, {} created, others {:?}, errors {}",
         r.intake.created as f64 / r.intake.secs,
@@ -229,8 +219,8 @@ async fn bench_size(bin: &Path, services: &Services, knobs: &Knobs, size: u64) -
     );
     r.metrics_scrape = timed_get(&http, &format!("{}/metrics", daemon.base)).await;
     r.services_get = timed_get(&http, &format!("{}/v1/services", daemon.base)).await;
-    r.rss_after_scrape = rss(daemon.pid());
-    daemon.stop();
+    r.rss_after_scrape = common::rss_kib(daemon.pid());
+    daemon.stop(Duration::from_secs(40));
 
     // The store API directly, on the filled database, daemon stopped.
     let store = Store::open(&format!("sqlite:{}", db.display())).await.expect("open store");
@@ -239,90 +229,60 @@ async fn bench_size(bin: &Path, services: &Services, knobs: &Knobs, size: u64) -
 
     // Start-up with live attempts left by a "crash": recovery has work.
     r.live = knobs.live;
-    let mut daemon = Daemon::start(bin, &config, dir.path(), &http, "run2").await;
+    let mut daemon = start_daemon(dir.path(), &config, "run2").await;
     r.live_listening = daemon.listening;
     r.live_ready = daemon.ready;
     r.live_recovered = wait_recovered(&db, daemon.spawned).await;
-    r.rss_after_recovery = rss(daemon.pid());
+    r.rss_after_recovery = common::rss_kib(daemon.pid());
     eprintln!(
         "[{size}] restart with {} live attempts: ready {:?}, recovered {:?}",
         knobs.live, daemon.ready, r.live_recovered
     );
-    daemon.stop();
+    daemon.stop(Duration::from_secs(40));
     r
 }
 
-/// Fills the queue: `size` pending requests over the services, all due now, each with the
-/// deadline and expiry the policy gives a request made now, plus their audit rows.
+/// Fills the queue through `Store::enqueue`: `size` pending requests over the services,
+/// all due now, each with the deadline and expiry the policy gives a request made now,
+/// created in the past in row order, one number per row (`+35850` and the row: unique
+/// across services), with their audit rows.
 async fn fill(db: &Path, services: &Services, size: u64) {
-    // Migrations through the store, as the daemon would run them.
     let store = Store::open(&format!("sqlite:{}", db.display())).await.expect("open store");
-    store.close().await;
-
-    let opts = SqliteConnectOptions::new()
-        .filename(db)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-    let pool =
-        SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("fill pool");
     let now = Timestamp::now();
     let due = now - SignedDuration::from_mins(1);
-    let plans: Vec<(&str, Plan)> = services
+    let plans: Vec<(String, Plan)> = services
         .values()
         .map(|svc| {
             let facts = RequestFacts { created_at: now, window: None, attempts: &[] };
             match policy::decide(&svc.calendar, &svc.attempts, &facts) {
-                Decision::Dial(plan) => (svc.id.as_str(), plan),
+                Decision::Dial(plan) => (svc.id.clone(), Plan { due, ..plan }),
                 Decision::End { .. } => panic!("service {} cannot take a request now", svc.id),
             }
         })
         .collect();
     let k = plans.len() as u64;
-    let mut next = 0u64;
-    while next < size {
-        let end = (next + FILL_CHUNK).min(size);
-        let mut tx = pool.begin().await.expect("begin fill");
-        for (j, (service, plan)) in plans.iter().enumerate() {
-            // Rows i in [next, end) with i % k == j; created in the past in index order,
-            // one number per row (`+35850` and the index: unique across services).
-            let j = j as u64;
-            let first = next + (j + k - next % k) % k;
-            if first >= end {
-                continue;
-            }
-            sqlx::query(
-                "WITH RECURSIVE seq(i) AS \
-                 (SELECT ?1 UNION ALL SELECT i + ?2 FROM seq WHERE i + ?2 < ?3) \
-                 INSERT INTO requests (service, number, state, channel, lang, sms_consent, \
-                 created_at, due_at, deadline_at, expires_at) \
-                 SELECT ?4, '+35850' || printf('%07d', i), 'pending', 'api', 'fi', 0, \
-                 ?5 - (?9 - i) * 3, ?6, ?7, ?8 FROM seq",
-            )
-            .bind(first as i64)
-            .bind(k as i64)
-            .bind(end as i64)
-            .bind(*service)
-            .bind(now.as_millisecond())
-            .bind(due.as_millisecond())
-            .bind(plan.deadline.as_millisecond())
-            .bind(plan.expires.as_millisecond())
-            .bind(size as i64)
-            .execute(&mut *tx)
-            .await
-            .expect("fill requests");
-        }
-        tx.commit().await.expect("commit fill");
-        next = end;
-    }
-    let mut tx = pool.begin().await.expect("begin audit fill");
-    sqlx::query(
-        "INSERT INTO audit (request_id, at, from_state, to_state, actor, detail) \
-         SELECT id, created_at, NULL, 'pending', 'api', '' FROM requests",
-    )
-    .execute(&mut *tx)
-    .await
-    .expect("fill audit");
-    tx.commit().await.expect("commit audit fill");
+    // SQLite has one writer: a few tasks keep it busy, more only wait for its lock.
+    common::fill::fill(&store, size, 4, move |i| {
+        let (service, plan) = &plans[(i % k) as usize];
+        let created_at = now - SignedDuration::from_millis(3 * (size - i) as i64);
+        let new = NewRequest {
+            service: service.clone(),
+            number: E164::from_stored(format!("+35850{i:07}")),
+            channel: "api".to_owned(),
+            lang: Lang::Fi,
+            window: None,
+            sms_consent: false,
+            sms_notice: false,
+            created_at,
+        };
+        (new, *plan)
+    })
+    .await;
+    store.close().await;
+
+    let opts = SqliteConnectOptions::new().filename(db);
+    let pool =
+        SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("fill pool");
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await.expect("checkpoint");
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE state = 'pending'")
         .fetch_one(&pool)
@@ -341,115 +301,14 @@ fn db_bytes(db: &Path) -> u64 {
         .sum()
 }
 
-/// A running `callbackd serve`; killed when dropped.
-#[derive(Debug)]
-struct Daemon {
-    child: Child,
-    base: String,
-    spawned: Instant,
-    listening: Duration,
-    ready: Duration,
-}
-
-impl Daemon {
-    async fn start(
-        bin: &Path,
-        config: &Path,
-        dir: &Path,
-        http: &reqwest::Client,
-        tag: &str,
-    ) -> Daemon {
-        let log = std::fs::File::create(dir.join(format!("daemon-{tag}.log"))).expect("log file");
-        let spawned = Instant::now();
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .current_dir(dir)
-            .env_remove("CALLBACKD_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn callbackd serve");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening: ") {
-                    let _ = tx.send((addr.trim().to_owned(), spawned.elapsed()));
-                }
-            }
-        });
-        let (base, listening) = loop {
-            match rx.try_recv() {
-                Ok(got) => break got,
-                Err(std::sync::mpsc::TryRecvError::Empty) => {}
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    let status = child.wait().expect("wait for callbackd");
-                    panic!("callbackd exited before listening: {status}; see its log in {dir:?}");
-                }
-            }
-            assert!(spawned.elapsed() < WAIT, "callbackd did not print `listening:` in time");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
-        let ready = loop {
-            let ok = http
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
-            if ok {
-                break spawned.elapsed();
-            }
-            assert!(spawned.elapsed() < WAIT, "callbackd did not become ready in time");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
-        Daemon { child, base, spawned, listening, ready }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then a bounded wait; SIGKILL if it does not stop.
-    fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(40) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// (VmRSS, VmHWM) in kB.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+/// `callbackd serve` on the bench's configuration, its log in `daemon-TAG.log`.
+async fn start_daemon(dir: &Path, config: &Path, tag: &str) -> common::Daemon {
+    let options = common::Options {
+        log_file: Some(dir.join(format!("daemon-{tag}.log"))),
+        wait: WAIT,
+        ..common::Options::default()
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    common::Daemon::spawn(dir, config, &options).await
 }
 
 async fn timed_get(http: &reqwest::Client, url: &str) -> Duration {
@@ -696,7 +555,7 @@ fn table(reports: &[Report], knobs: &Knobs) -> String {
         let cells: Vec<String> = reports.iter().map(f).collect();
         let _ = writeln!(s, "| {name} | {} |", cells.join(" | "));
     };
-    row("fill (SQL, not measured against a goal)", &|r| {
+    row("fill (`Store::enqueue`, not measured against a goal)", &|r| {
         format!("{} ({:.0} MB)", secs(r.fill), r.db_mb)
     });
     row("start-up: spawn → `listening:`", &|r| secs(r.start_listening));

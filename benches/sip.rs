@@ -6,8 +6,8 @@
 //!
 //! 1. **sipp → sipp.** `sipp -sn uas` and `sipp -sn uac -r RATE -l LIMIT -m N` against it:
 //!    the reference rate for this machine (a plain INVITE/ACK/BYE call).
-//! 2. **callbackd burst.** N requests bulk-inserted with SQL into a fresh store (migrations
-//!    via `Store::open`), all due at one instant T0 a few seconds ahead; the real daemon
+//! 2. **callbackd burst.** N requests enqueued through `Store::enqueue` into a fresh store,
+//!    all due at one instant T0 a few seconds ahead; the real daemon
 //!    (`target/release/callbackd serve`) with a 24/7 dialplan (`capacity` 1000,
 //!    `confirm = "none"`), `max_calls` 1000 and `calls_per_second` `SIP_BENCH_CPS` (10000,
 //!    the config's maximum) dials a fresh sipp UAS running `tests/sipp/uas_answer_all.xml`
@@ -37,19 +37,22 @@
 //! `SIP_BENCH_OUT` (also write the markdown report to this file). `SIP_BENCH_HOLD=0` skips
 //! phase 4.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use callbackd::dialplan::{self, Services};
-use callbackd::policy::{self, Decision, RequestFacts};
-use callbackd::store::Store;
+use callbackd::lang::Lang;
+use callbackd::policy::number::E164;
+use callbackd::policy::{self, Decision, Plan, RequestFacts};
+use callbackd::store::{NewRequest, Store};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bound on every wait (the run is cut short if calls do not complete: then the report
@@ -94,10 +97,6 @@ fn env_or<T: FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Knobs {
     calls: u32,
@@ -121,20 +120,6 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// `(VmRSS, VmHWM)` in KiB.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// CPU time (user + system) of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -152,11 +137,6 @@ fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
-}
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped.
@@ -430,6 +410,9 @@ struct HoldRun {
 }
 
 fn main() {
+    if !common::bench_requested("sip") {
+        return;
+    }
     let knobs = Knobs {
         calls: env_or("SIP_BENCH_CALLS", 2000),
         hold: env_or("SIP_BENCH_HOLD", 400),
@@ -440,9 +423,7 @@ fn main() {
         cps: env_or("SIP_BENCH_CPS", 10_000),
         linger: env_or("SIP_BENCH_LINGER_SECS", 40),
     };
-    let found = Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    if found.is_err() {
-        eprintln!("SKIPPED: sipp is not installed (apt-get install sip-tester)");
+    if !common::sipp::have_sipp() {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -450,17 +431,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_callbackd"));
-    eprintln!("sip bench: {knobs:?}, daemon {}", bin.display());
+    let bin = env!("CARGO_BIN_EXE_callbackd");
+    eprintln!("sip bench: {knobs:?}, daemon {bin}");
 
     let reference = sipp_reference(&knobs);
     eprintln!("sipp → sipp: {reference:?}");
-    let burst = rt.block_on(daemon_run(&bin, &knobs, None));
+    let burst = rt.block_on(daemon_run(&knobs, None));
     eprintln!("callbackd burst: {burst:?}");
-    let paced = rt.block_on(daemon_run(&bin, &knobs, Some(knobs.pace)));
+    let paced = rt.block_on(daemon_run(&knobs, Some(knobs.pace)));
     eprintln!("callbackd paced: {paced:?}");
-    let hold =
-        if knobs.hold > 0 { rt.block_on(hold_run(&bin, knobs.hold)) } else { HoldRun::default() };
+    let hold = if knobs.hold > 0 { rt.block_on(hold_run(knobs.hold)) } else { HoldRun::default() };
     eprintln!("hold: {hold:?}");
 
     let md = report(&knobs, &reference, &burst, &paced, &hold);
@@ -473,10 +453,10 @@ fn main() {
 
 fn sipp_reference(knobs: &Knobs) -> SippRun {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let uas_port = free_udp_port();
+    let uas_port = common::sipp::free_udp_port();
     let mut r = SippRun { load_before: loadavg(), ..SippRun::default() };
     let mut uas = sipp_uas(dir.path(), uas_port, knobs.calls, None);
-    let uac_port = free_udp_port();
+    let uac_port = common::sipp::free_udp_port();
     let stat = dir.path().join("uac_stat.csv");
     let args: Vec<String> = vec![
         "-sn".into(),
@@ -530,30 +510,28 @@ fn setup(dir: &Path, pbx_port: u16, capacity: u32, cps: u32) -> PathBuf {
     let plan = DIALPLAN.replace("capacity = 1000", &format!("capacity = {capacity}"));
     std::fs::write(plans.join("bench.toml"), plan).expect("write dialplan");
     let config = dir.join("callbackd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "dialplans = \"dialplans\"\n\
-             database = \"sqlite:queue.db\"\n\
-             sounds = {sounds:?}\n\
-             log_format = \"text\"\n\
-             shutdown_grace = \"0s\"\n\n\
-             [sip]\nbind = \"127.0.0.1:0\"\npbx = \"127.0.0.1:{pbx_port}\"\n\
-             max_calls = 1000\ncalls_per_second = {cps}\n\n\
-             [http]\nbind = \"127.0.0.1:0\"\n",
-            sounds = repo().join("sounds").display().to_string(),
-        ),
-    )
-    .expect("write callbackd.toml");
+    common::ConfigFile {
+        max_calls: Some(1000),
+        calls_per_second: Some(cps),
+        extra_top: "shutdown_grace = \"0s\"".to_owned(),
+        ..common::ConfigFile::new(&format!("127.0.0.1:{pbx_port}"), &plans)
+    }
+    .write(&config);
     config
 }
 
-/// Inserts `n` pending requests of `bench`, the i-th due at `t0 + i * spacing` (ms), with
-/// the deadline and expiry the policy gives a request made now. Returns id → due (ms).
-async fn fill(dir: &Path, n: u32, t0: Timestamp, spacing_us: i64) -> HashMap<i64, i64> {
+/// Enqueues `n` pending requests of `bench` through the `Store` (numbers `prefix` and 7
+/// digits), the i-th due at `t0 + i * spacing`, with the deadline and expiry the policy
+/// gives a request made now. Returns id → due (ms). Works beside a running daemon.
+async fn fill(
+    dir: &Path,
+    n: u32,
+    prefix: &str,
+    t0: Timestamp,
+    spacing_us: i64,
+) -> HashMap<i64, i64> {
     let db = dir.join("queue.db");
     let store = Store::open(&format!("sqlite:{}", db.display())).await.expect("open store");
-    store.close().await;
     let services: Services = dialplan::load_dir(&dir.join("dialplans")).expect("bench dialplan");
     let svc = services.get("bench").expect("bench service");
     let now = Timestamp::now();
@@ -561,27 +539,24 @@ async fn fill(dir: &Path, n: u32, t0: Timestamp, spacing_us: i64) -> HashMap<i64
     let Decision::Dial(plan) = policy::decide(&svc.calendar, &svc.attempts, &facts) else {
         panic!("the 24/7 bench service cannot take a request now")
     };
-    let pool = pool(&db, false).await;
-    sqlx::query(
-        "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) \
-         INSERT INTO requests (service, number, state, channel, lang, sms_consent, \
-         created_at, due_at, deadline_at, expires_at) \
-         SELECT 'bench', '+35850' || printf('%07d', i), 'pending', 'api', 'fi', 0, \
-         ?2 - (?1 - i), ?3 + (i * ?4) / 1000, ?5, ?6 FROM seq",
-    )
-    .bind(i64::from(n))
-    .bind(now.as_millisecond())
-    .bind(t0.as_millisecond())
-    .bind(spacing_us)
-    .bind(plan.deadline.as_millisecond())
-    .bind(plan.expires.as_millisecond())
-    .execute(&pool)
-    .await
-    .expect("fill requests");
-    let rows =
-        sqlx::query("SELECT id, due_at FROM requests").fetch_all(&pool).await.expect("read back");
-    pool.close().await;
-    rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))).collect()
+    let due = move |i: u64| t0 + SignedDuration::from_millis(i as i64 * spacing_us / 1000);
+    let prefix = prefix.to_owned();
+    let ids = common::fill::fill(&store, u64::from(n), 4, move |i| {
+        let new = NewRequest {
+            service: "bench".to_owned(),
+            number: E164::from_stored(format!("{prefix}{i:07}")),
+            channel: "api".to_owned(),
+            lang: Lang::Fi,
+            window: None,
+            sms_consent: false,
+            sms_notice: false,
+            created_at: now - SignedDuration::from_millis(i64::from(n) - i as i64),
+        };
+        (new, Plan { due: due(i), ..plan })
+    })
+    .await;
+    store.close().await;
+    ids.into_iter().enumerate().map(|(i, id)| (id, due(i as u64).as_millisecond())).collect()
 }
 
 async fn pool(db: &Path, read_only: bool) -> SqlitePool {
@@ -596,82 +571,21 @@ async fn count(pool: &SqlitePool, sql: &str) -> i64 {
     sqlx::query(sql).fetch_one(pool).await.map(|r| r.get::<i64, _>(0)).unwrap_or(-1)
 }
 
-/// The running daemon.
-#[derive(Debug)]
-struct Daemon {
-    proc: Proc,
-    log: PathBuf,
+/// `callbackd serve` on the bench's configuration, its log in `daemon.log`.
+async fn start_daemon(dir: &Path, config: &Path) -> common::Daemon {
+    let options = common::Options {
+        log_file: Some(dir.join("daemon.log")),
+        wait: WAIT,
+        ..common::Options::default()
+    };
+    common::Daemon::spawn(dir, config, &options).await
 }
 
-impl Daemon {
-    async fn start(bin: &Path, dir: &Path, config: &Path) -> Daemon {
-        let log = dir.join("daemon.log");
-        let mut child = Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(config)
-            .current_dir(dir)
-            .env_remove("CALLBACKD_CONFIG")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
-            .spawn()
-            .expect("spawn callbackd serve");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let proc = Proc { child };
-        let base = Arc::new(Mutex::new(None::<String>));
-        let sink = base.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening: http://") {
-                    *sink.lock().expect("base") = Some(format!("http://{}", addr.trim()));
-                }
-            }
-        });
-        let http = reqwest::Client::new();
-        let start = Instant::now();
-        let base = loop {
-            if let Some(b) = base.lock().expect("base").clone() {
-                break b;
-            }
-            assert!(start.elapsed() < WAIT, "callbackd printed no `listening:`; see {log:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        loop {
-            let ok = http
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
-            if ok {
-                break;
-            }
-            assert!(start.elapsed() < WAIT, "callbackd not ready; see {log:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Daemon { proc, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    /// SIGTERM, wait bounded by `limit`; the exit status and how long the exit took.
-    fn stop(&mut self, limit: Duration) -> String {
-        let start = Instant::now();
-        self.proc.signal("-TERM");
-        match self.proc.wait_exit(limit) {
-            Some(s) => format!("{s} after {:.1} s", start.elapsed().as_secs_f64()),
-            None => format!("did not exit within {} s of SIGTERM (killed)", limit.as_secs()),
-        }
-    }
-
-    fn log_count(&self, needle: &str) -> usize {
-        std::fs::read_to_string(&self.log)
-            .map(|t| t.lines().filter(|l| l.contains(needle)).count())
-            .unwrap_or(0)
+/// SIGTERM, wait bounded by `limit`: the exit status and how long the exit took.
+fn stop(daemon: &mut common::Daemon, limit: Duration) -> String {
+    match daemon.stop(limit) {
+        (Some(s), took) => format!("{s} after {:.1} s", took.as_secs_f64()),
+        (None, _) => format!("did not exit within {} s of SIGTERM (killed)", limit.as_secs()),
     }
 }
 
@@ -683,23 +597,23 @@ async fn sleep_until_epoch(t: Timestamp) {
 }
 
 /// `pace`: `None` = all due at one instant; `Some(r)` = due times spread at r/s.
-async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
+async fn daemon_run(knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
     let n = knobs.calls;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let port = free_udp_port();
+    let port = common::sipp::free_udp_port();
     let config = setup(dir.path(), port, knobs.capacity, knobs.cps);
     // The due instant is set well ahead and moved nowhere: the daemon must be ready first.
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let spacing_us = pace.map_or(0, |r| 1_000_000 / i64::from(r.max(1)));
-    let mut due = fill(dir.path(), n, t0, spacing_us).await;
+    let mut due = fill(dir.path(), n, "+35850", t0, spacing_us).await;
     // The paced run dials a second batch after the linger (is memory reused or lost?).
     let second = pace.is_some() && knobs.linger > 0;
-    let scenario = repo().join("tests/sipp/uas_answer_all.xml");
+    let scenario = common::repo().join("tests/sipp/uas_answer_all.xml");
     let mut uas = sipp_uas(dir.path(), port, if second { 2 * n } else { n }, Some(&scenario));
     let mut r = DaemonRun { n, load_before: loadavg(), ..DaemonRun::default() };
-    let mut daemon = Daemon::start(bin, dir.path(), &config).await;
+    let mut daemon = start_daemon(dir.path(), &config).await;
     assert!(Timestamp::now() < t0, "daemon ready after the due instant; raise LEAD");
-    r.rss_idle = rss(daemon.pid());
+    r.rss_idle = common::rss_kib(daemon.pid());
     let db = dir.path().join("queue.db");
     let ro = pool(&db, true).await;
     sleep_until_epoch(t0).await;
@@ -716,18 +630,18 @@ async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
     // From the due instant, not from when this loop started.
     r.to_all_connected = epoch_now() - t0.as_microsecond() as f64 / 1e6;
     r.cpu_daemon = (cpu_ticks(daemon.pid()) - cpu0) as f64 / clock_ticks();
-    r.rss_end = rss(daemon.pid());
+    r.rss_end = common::rss_kib(daemon.pid());
     if connected < i64::from(n) {
         eprintln!("only {connected} of {n} connected within {WAIT:?}");
     }
     if second {
         // Calls are over: does the memory come back once the stack's timers have run?
         tokio::time::sleep(Duration::from_secs(knobs.linger)).await;
-        r.rss_linger = Some(rss(daemon.pid()).0);
+        r.rss_linger = Some(common::rss_kib(daemon.pid()).0);
         // A second batch of N, written while the daemon runs (as the CLI would), due a
         // little after its next look at the store (≤ 5 s).
         let t2 = Timestamp::now() + SignedDuration::from_secs(6);
-        due.extend(fill_more(&db, n, "+35842", t2, spacing_us).await);
+        due.extend(fill(dir.path(), n, "+35842", t2, spacing_us).await);
         let start = Instant::now();
         while start.elapsed() < WAIT {
             connected = count(&ro, "SELECT COUNT(*) FROM requests WHERE state = 'connected'").await;
@@ -736,7 +650,7 @@ async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        r.rss_second = Some(rss(daemon.pid()).0);
+        r.rss_second = Some(common::rss_kib(daemon.pid()).0);
         r.n = 2 * n;
     }
     r.sipp_exit = match uas.wait_exit(Duration::from_secs(10)) {
@@ -748,7 +662,7 @@ async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
         }
     };
     r.load_after = loadavg();
-    daemon.stop(Duration::from_secs(20));
+    stop(&mut daemon, Duration::from_secs(20));
     r.uas_errors = std::fs::read_to_string(dir.path().join("uas_err.log"))
         .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
         .unwrap_or(0);
@@ -827,60 +741,25 @@ async fn daemon_run(bin: &Path, knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
     r
 }
 
-/// Inserts `n` more pending requests (numbers `prefix` + 7 digits) into a filled store, with
-/// the plan of its newest row, the i-th due at `t0 + i * spacing`. Returns id → due (ms).
-async fn fill_more(
-    db: &Path,
-    n: u32,
-    prefix: &str,
-    t0: Timestamp,
-    spacing_us: i64,
-) -> HashMap<i64, i64> {
-    let pool = pool(db, false).await;
-    let before = count(&pool, "SELECT COALESCE(MAX(id), 0) FROM requests").await;
-    sqlx::query(
-        "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) \
-         INSERT INTO requests (service, number, state, channel, lang, sms_consent, \
-         created_at, due_at, deadline_at, expires_at) \
-         SELECT 'bench', ?4 || printf('%07d', i), 'pending', 'api', 'fi', 0, \
-         created_at + 1 + i, ?2 + (i * ?3) / 1000, deadline_at, expires_at FROM seq, \
-         (SELECT created_at, deadline_at, expires_at FROM requests ORDER BY id DESC LIMIT 1)",
-    )
-    .bind(i64::from(n))
-    .bind(t0.as_millisecond())
-    .bind(spacing_us)
-    .bind(prefix)
-    .execute(&pool)
-    .await
-    .expect("fill more");
-    let rows = sqlx::query("SELECT id, due_at FROM requests WHERE id > ?1")
-        .bind(before)
-        .fetch_all(&pool)
-        .await
-        .expect("read back");
-    pool.close().await;
-    rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))).collect()
-}
-
 /// Holds `k` answered calls: RSS idle, at k/2 and at k.
-async fn hold_run(bin: &Path, k: u32) -> HoldRun {
+async fn hold_run(k: u32) -> HoldRun {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let port = free_udp_port();
+    let port = common::sipp::free_udp_port();
     let config = setup(dir.path(), port, 1000, 10_000);
     let half = k / 2;
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let t1 = t0 + SignedDuration::from_secs(4);
     // The first half due at t0, the second at t1 (other numbers, same plan).
-    let _ = fill(dir.path(), half, t0, 0).await;
-    let _ = fill_more(&dir.path().join("queue.db"), k - half, "+35841", t1, 0).await;
-    let scenario = repo().join("bench/uas_answer_refer_hold.xml");
+    let _ = fill(dir.path(), half, "+35850", t0, 0).await;
+    let _ = fill(dir.path(), k - half, "+35841", t1, 0).await;
+    let scenario = common::repo().join("bench/uas_answer_refer_hold.xml");
     let mut uas = sipp_uas(dir.path(), port, k, Some(&scenario));
     let mut r = HoldRun { k, load: loadavg(), ..HoldRun::default() };
-    let mut daemon = Daemon::start(bin, dir.path(), &config).await;
+    let mut daemon = start_daemon(dir.path(), &config).await;
     assert!(Timestamp::now() < t0, "daemon ready after the due instant; raise LEAD");
     // Idle: queue loaded, trunk up, nothing dialled yet.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    r.idle = rss(daemon.pid()).0;
+    r.idle = common::rss_kib(daemon.pid()).0;
     sleep_until_epoch(t0).await;
     let answered = |want: usize| {
         let d = &daemon;
@@ -898,15 +777,15 @@ async fn hold_run(bin: &Path, k: u32) -> HoldRun {
         }
     };
     r.answered_half = answered(half as usize).await;
-    r.half = rss(daemon.pid()).0;
+    r.half = common::rss_kib(daemon.pid()).0;
     sleep_until_epoch(t1).await;
     r.answered_full = answered(k as usize).await;
-    let (full, hwm) = rss(daemon.pid());
+    let (full, hwm) = common::rss_kib(daemon.pid());
     r.full = full;
     r.hwm = hwm;
     // Shutdown with a 0 s grace: every held call should be hung up with BYE. Waits past
     // the daemon's transfer limit (45 s), to see whether it exits at all.
-    r.daemon_exit = daemon.stop(Duration::from_secs(60));
+    r.daemon_exit = stop(&mut daemon, Duration::from_secs(60));
     r.sipp_exit = match uas.wait_exit(Duration::from_secs(15)) {
         Some(s) => s.to_string(),
         None => {

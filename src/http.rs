@@ -63,7 +63,12 @@ impl AppState {
     async fn rate(&self, service: &Service, now: Timestamp) -> Result<f64, StoreError> {
         let mut cache = self.rates.lock().await;
         if let Some((at, r)) = cache.get(&service.id) {
-            if at.elapsed() < DEPTH_TTL {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "a cache entry's age; it decides nothing"
+            )]
+            let age = at.elapsed();
+            if age < DEPTH_TTL {
                 return Ok(*r);
             }
         }
@@ -76,7 +81,12 @@ impl AppState {
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         let mut cache = self.depth.lock().await;
         if let Some((at, d)) = cache.as_ref() {
-            if at.elapsed() < DEPTH_TTL {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "a cache entry's age; it decides nothing"
+            )]
+            let age = at.elapsed();
+            if age < DEPTH_TTL {
                 return Ok(d.clone());
             }
         }

@@ -4,6 +4,9 @@
 //! chooses the exit codes (64 = bad configuration or dialplan, 2 = bad input, 1 = runtime
 //! failure).
 
+// clippy.toml's clock and blocking rules hold for the shipped code (not for its tests).
+#![cfg_attr(not(test), warn(clippy::disallowed_methods, clippy::disallowed_types))]
+
 use callbackd::calendar::DayRange;
 use callbackd::config;
 use callbackd::intake::RawRequest;

@@ -2,7 +2,8 @@
 //! auto-answers, hears the greeting (recorded by its sndfile module), presses 1 (RFC 4733),
 //! and is transferred by REFER to the staff queue (sipp), which it then calls.
 //!
-//! Without baresip the test says SKIPPED, except under `CI=true`, where it fails.
+//! Without baresip, `script` or sox the test says SKIPPED, except under `CI=true`, where it
+//! fails (`common::tools`); the tone is always sox's, never a stand-in.
 
 mod common;
 
@@ -21,16 +22,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// baresip, `script` (its pseudo-terminal) and sox (its tone); see [`common::tools`].
 fn have_baresip() -> bool {
-    let ok = |cmd: &str, arg: &str| {
-        Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-    };
-    let found = ok("baresip", "-h") && ok("script", "--version");
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "baresip (and script) missing in CI");
-        eprintln!("SKIPPED: baresip is not installed (apt-get install baresip)");
-    }
-    found
+    common::tools(&[("baresip", "baresip"), ("script", "bsdutils"), ("sox", "sox")])
 }
 
 /// baresip as the patient's phone, on a pseudo-terminal (its key input needs one), killed
@@ -59,21 +53,9 @@ impl Phone {
             .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
             .arg(d.join("source.wav"))
             .args(["synth", "60", "sine", "300", "vol", "0.05"])
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            // sox is missing: generate silence with hound instead.
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: 8000,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            let mut w = hound::WavWriter::create(d.join("source.wav"), spec).expect("wav");
-            for _ in 0..(8000 * 60) {
-                w.write_sample(0i16).expect("sample");
-            }
-            w.finalize().expect("finalize");
-        }
+            .status()
+            .expect("run sox");
+        assert!(status.success(), "sox could not write the phone's tone: {status}");
         let config = format!(
             "sip_listen 127.0.0.1:{port}\n\
              module_path /usr/lib/baresip/modules\n\

@@ -11,8 +11,8 @@
 mod common;
 
 use common::{
-    Daemon, Setup, WAIT, assert_logs_masked, assert_no_unmasked_numbers, i, in_ci, path_of,
-    post_json, s, t, wait_for_exit,
+    Daemon, Setup, WAIT, assert_logs_masked, assert_no_unmasked_numbers, i, path_of, post_json, s,
+    t, wait_for_exit,
 };
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -471,21 +471,14 @@ async fn metrics_count_requests_and_pass_promtool() {
     assert_no_unmasked_numbers("/metrics", &scrape);
 
     // The exposition format as Prometheus itself reads it.
-    let promtool = Command::new("promtool")
+    let Some(promtool) = common::tool("promtool", "prometheus") else { return };
+    let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match promtool {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(!in_ci(), "promtool missing in CI (install the Debian package `prometheus`)");
-            eprintln!("SKIPPED: promtool not installed; /metrics was not checked by promtool");
-            return;
-        }
-        Err(e) => panic!("cannot run promtool: {e}"),
-    };
+        .spawn()
+        .expect("run promtool");
     {
         // Dropping stdin at the end of this block closes it: promtool reads to EOF.
         let mut stdin = child.stdin.take().expect("promtool stdin");

@@ -1,8 +1,12 @@
 //! Operations artefacts: the systemd unit, the Prometheus rules and the Grafana dashboard.
 //!
 //! Tests that need a tool (`systemd-analyze`, `promtool`) print "SKIPPED: … not installed"
-//! when it is missing, and fail instead when `CI=true`. Every tool run is bounded in time.
+//! when it is missing, and fail instead when `CI=true` (`common::tool`). Every tool run is
+//! bounded in time.
 
+mod common;
+
+use common::tool;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -22,21 +26,6 @@ fn repo() -> PathBuf {
 fn read(rel: &str) -> String {
     let path = repo().join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// The tool's path, or `None` (after saying so) when it is missing outside CI.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "{name} not installed (Debian package `{package}`), and CI=true");
-        println!("SKIPPED: {name} not installed (Debian package `{package}`)");
-    }
-    found
 }
 
 /// Output of a finished tool run.

@@ -14,8 +14,9 @@ use callbackd::intake::{self, RawRequest};
 use callbackd::policy::{Outcome, Plan};
 use callbackd::store::lease::ClaimLimits;
 use callbackd::store::{Cancelled, ListFilter, Next, State, Store};
+use common::pg::TestDb;
 use common::sipp::{free_udp_port, have_sipp};
-use common::{Daemon, Setup, in_ci, repo};
+use common::{Daemon, Setup, repo};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use sqlx::{Connection, Row};
@@ -27,70 +28,6 @@ use std::time::{Duration, Instant};
 /// The end-to-end test restarts PostgreSQL: it runs alone (write), the others together
 /// (read).
 static PG: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-fn base_url() -> String {
-    std::env::var("CALLBACKD_TEST_DATABASE")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A database of its own for one test, dropped (with its connections) at the end.
-#[derive(Debug)]
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    /// `None` (after saying SKIPPED) when PostgreSQL is not reachable outside CI.
-    async fn create() -> Option<TestDb> {
-        let base = base_url();
-        let conn =
-            tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&base)).await;
-        let mut conn = match conn {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return skipped(&base, &e.to_string()),
-            Err(_) => return skipped(&base, "connect timed out"),
-        };
-        let name = format!("cb_test_{:016x}", rand::random::<u64>());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("CREATE DATABASE");
-        let _ = conn.close().await;
-        let prefix = base.rsplit_once('/').map_or(base.as_str(), |(p, _)| p);
-        let url = format!("{prefix}/{name}");
-        Some(TestDb { name, url })
-    }
-
-    async fn conn(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url).await.expect("connect to the test database")
-    }
-}
-
-fn skipped(base: &str, why: &str) -> Option<TestDb> {
-    assert!(!in_ci(), "PostgreSQL not reachable at {base} in CI: {why}");
-    eprintln!("SKIPPED: PostgreSQL not reachable at {base} ({why})");
-    None
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: drop the database from a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&base_url()).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(&sql).execute(&mut c).await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// A 24/7 service; `capacity` concurrent calls.
 fn dialplan_dir(dir: &Path, capacity: u32) -> PathBuf {
@@ -694,7 +631,7 @@ async fn three_servers_one_pbx_survive_kill_9_and_a_postgres_restart() {
             d.wait_ready().await;
         }
     } else {
-        eprintln!("SKIPPED (part): cannot restart PostgreSQL here (pg_ctlcluster)");
+        common::skip("(part) cannot restart PostgreSQL here (pg_ctlcluster, package postgresql)");
     }
 
     // Everything ends, nothing lost.
@@ -777,7 +714,7 @@ async fn the_store_connects_over_tls_when_the_url_asks_for_it() {
         sqlx::query_scalar("SHOW ssl").fetch_optional(&mut conn).await.ok().flatten();
     let _ = conn.close().await;
     if ssl.as_deref() != Some("on") {
-        eprintln!("SKIPPED (part): this PostgreSQL server has ssl = off");
+        common::skip("(part) this PostgreSQL server has ssl = off");
         return;
     }
     let url = format!("{}?sslmode=require", db.url);

@@ -2,9 +2,10 @@
 
 use super::{EXIT_BAD_INPUT, load, print_diags, service};
 use callbackd::calendar::DayRange;
+use callbackd::clock::{Clock, SystemClock};
 use callbackd::explain::{self, ExplainError, Query};
 use jiff::civil::Date;
-use jiff::{Timestamp, Zoned};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,8 +19,7 @@ pub fn hours(config: PathBuf, id: &str, from: Option<Date>, to: Option<Date>) ->
         Ok(s) => s,
         Err(code) => return code,
     };
-    let from =
-        from.unwrap_or_else(|| Zoned::now().with_time_zone(svc.calendar.tz().clone()).date());
+    let from = from.unwrap_or_else(|| SystemClock.now().to_zoned(svc.calendar.tz().clone()).date());
     let Some(to) = to.or_else(|| from.checked_add(jiff::ToSpan::days(13)).ok()) else {
         eprintln!("--from {from} is too close to the end of the calendar");
         return ExitCode::from(EXIT_BAD_INPUT);
@@ -69,7 +69,7 @@ pub fn next_attempt(
                 .collect::<Result<_, _>>()?,
             now: match now {
                 Some(n) => explain::parse_instant(svc, n, "--now")?,
-                None => Timestamp::now(),
+                None => SystemClock.now(),
             },
         };
         explain::explain(svc, &q)

@@ -1,6 +1,7 @@
 //! Operator commands that work against the store: `enqueue`, `list`, `show`, `cancel`.
 
 use super::{EXIT_BAD_INPUT, load, print_diags};
+use callbackd::clock::{Clock, SystemClock};
 use callbackd::dialplan::Services;
 use callbackd::intake::{self, RawRequest};
 use callbackd::store::{Cancelled, ListFilter, Request, Store};
@@ -69,7 +70,7 @@ fn describe(services: &Services, r: &Request) -> String {
 /// `callbackd enqueue`.
 pub fn enqueue(config: PathBuf, raw: RawRequest) -> ExitCode {
     let done = with_store(&config, async |services, store| {
-        let accepted = intake::validate(services, &raw, "cli", Timestamp::now())?;
+        let accepted = intake::validate(services, &raw, "cli", SystemClock.now())?;
         Ok::<_, intake::IntakeError>(store.enqueue(&accepted.request, &accepted.plan).await)
     });
     let (services, result) = match done {
@@ -183,7 +184,7 @@ pub fn show(config: PathBuf, id: i64) -> ExitCode {
 /// `callbackd cancel`.
 pub fn cancel(config: PathBuf, id: i64) -> ExitCode {
     let done =
-        with_store(&config, async |_, store| store.cancel(id, "cli", Timestamp::now()).await);
+        with_store(&config, async |_, store| store.cancel(id, "cli", SystemClock.now()).await);
     let result = match done {
         Ok((_, result)) => result,
         Err(code) => return code,

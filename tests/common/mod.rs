@@ -1,9 +1,20 @@
-//! Helpers for black-box tests of `callbackd serve`: a per-test configuration in a temporary
+//! The support module of the tests and the benches: a per-test configuration in a temporary
 //! directory, a [`Daemon`] guard that runs the real binary and kills it on drop, a small
-//! JSON-over-HTTP client and the log checks.
+//! JSON-over-HTTP client, the log checks, the peers a test starts ([`tool`], [`skip`]),
+//! sipp as the PBX ([`sipp`]) and a PostgreSQL database of a test's own ([`pg`]).
+//!
+//! Tests use it as `mod common;`; benches as
+//! `#[path = "../tests/common/mod.rs"] mod common;`.
+//!
+//! A missing peer (a program, or the PostgreSQL server) never changes what is tested: the
+//! test says `SKIPPED: <why>` and passes on a developer's machine, and fails under `CI=true`,
+//! where `.ci/run` has installed every peer.
 
+// Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod fill;
+pub mod pg;
 pub mod sipp;
 
 use serde_json::Value;
@@ -15,8 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-/// Every wait in these tests is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(10);
+/// Every wait in these tests is bounded by this. A bound, not a timing goal (those are in
+/// the benches): generous, so a loaded machine (a CI runner, parallel builds) does not fail
+/// a test that would pass.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -50,25 +63,13 @@ impl Setup {
     /// Rewrites the configuration to use another PBX address (e.g. sipp's) and dialplan
     /// directory; `extra_sip` is appended to the `[sip]` table.
     pub fn point_at(&self, pbx: &str, dialplans: &std::path::Path, extra_sip: &str) {
-        let toml = format!(
-            "dialplans = {dialplans:?}\n\
-             database = \"sqlite:queue.db\"\n\
-             sounds = {sounds:?}\n\
-             log_format = \"text\"\n\
-             \n\
-             [sip]\n\
-             bind = \"127.0.0.1:0\"\n\
-             pbx = \"{pbx}\"\n\
-             max_calls = 100\n\
-             calls_per_second = 1000\n\
-             {extra_sip}\n\
-             \n\
-             [http]\n\
-             bind = \"127.0.0.1:0\"\n",
-            dialplans = dialplans.display().to_string(),
-            sounds = repo().join("sounds").display().to_string(),
-        );
-        std::fs::write(&self.config, toml).expect("write callbackd.toml");
+        let config = ConfigFile {
+            max_calls: Some(100),
+            calls_per_second: Some(1000),
+            extra_sip: extra_sip.to_owned(),
+            ..ConfigFile::new(pbx, dialplans)
+        };
+        config.write(&self.config);
     }
 
     /// The configuration path as a string argument.
@@ -119,6 +120,76 @@ impl Setup {
     }
 }
 
+/// A `callbackd.toml` for tests and benches: HTTP and SIP on ephemeral loopback ports, the
+/// repository's sounds, text logs.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// The dialplan directory.
+    pub dialplans: PathBuf,
+    /// `database`; default `sqlite:queue.db`, next to the configuration file.
+    pub database: String,
+    /// `[sip] pbx`.
+    pub pbx: String,
+    /// `[sip] max_calls`; `None` leaves the daemon's default.
+    pub max_calls: Option<u32>,
+    /// `[sip] calls_per_second`; `None` leaves the daemon's default.
+    pub calls_per_second: Option<u32>,
+    /// More top-level lines (e.g. `shutdown_grace = "0s"`).
+    pub extra_top: String,
+    /// More lines of the `[sip]` table.
+    pub extra_sip: String,
+}
+
+impl ConfigFile {
+    /// The defaults above, with this PBX and dialplan directory.
+    pub fn new(pbx: &str, dialplans: &std::path::Path) -> ConfigFile {
+        ConfigFile {
+            dialplans: dialplans.to_owned(),
+            database: "sqlite:queue.db".to_owned(),
+            pbx: pbx.to_owned(),
+            max_calls: None,
+            calls_per_second: None,
+            extra_top: String::new(),
+            extra_sip: String::new(),
+        }
+    }
+
+    /// The TOML text.
+    pub fn render(&self) -> String {
+        let opt =
+            |key: &str, v: Option<u32>| v.map(|v| format!("{key} = {v}\n")).unwrap_or_default();
+        format!(
+            "dialplans = {dialplans:?}\n\
+             database = {database:?}\n\
+             sounds = {sounds:?}\n\
+             log_format = \"text\"\n\
+             {extra_top}\n\
+             \n\
+             [sip]\n\
+             bind = \"127.0.0.1:0\"\n\
+             pbx = \"{pbx}\"\n\
+             {max_calls}{cps}{extra_sip}\n\
+             \n\
+             [http]\n\
+             bind = \"127.0.0.1:0\"\n",
+            dialplans = self.dialplans.display().to_string(),
+            database = self.database,
+            sounds = repo().join("sounds").display().to_string(),
+            extra_top = self.extra_top,
+            pbx = self.pbx,
+            max_calls = opt("max_calls", self.max_calls),
+            cps = opt("calls_per_second", self.calls_per_second),
+            extra_sip = self.extra_sip,
+        )
+    }
+
+    /// Writes [`ConfigFile::render`] to `path`.
+    pub fn write(&self, path: &std::path::Path) {
+        std::fs::write(path, self.render())
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+}
+
 /// Polls `child` until it exits or `limit` passes.
 pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let start = Instant::now();
@@ -139,12 +210,36 @@ pub struct Daemon {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// When the process was spawned.
+    pub spawned: Instant,
+    /// From spawn to the `listening: http://` line.
+    pub listening: Duration,
+    /// From spawn to the first `/readyz` 200.
+    pub ready: Duration,
     /// The SIP address once printed.
     sip: Arc<Mutex<Option<String>>>,
-    /// Everything the daemon wrote to stderr so far (its logs).
+    /// Everything the daemon wrote to stderr so far (its logs), unless they go to `log_file`.
     logs: Arc<Mutex<String>>,
+    log_file: Option<PathBuf>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
     http: reqwest::Client,
+}
+
+/// How [`Daemon::spawn`] starts the daemon.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `RUST_LOG` (`None`: the daemon's default).
+    pub rust_log: Option<String>,
+    /// Write stderr to this file instead of keeping it in memory (long bench runs).
+    pub log_file: Option<PathBuf>,
+    /// Bound on start-up (up to `/readyz` 200).
+    pub wait: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { rust_log: None, log_file: None, wait: WAIT }
+    }
 }
 
 impl Daemon {
@@ -156,32 +251,55 @@ impl Daemon {
 
     /// [`Daemon::start`] with `RUST_LOG` set to `level` (`None`: the daemon's default).
     pub async fn start_logging(setup: &Setup, level: Option<&str>) -> Daemon {
+        let options = Options { rust_log: level.map(str::to_owned), ..Options::default() };
+        Daemon::spawn(setup.dir.path(), &setup.config, &options).await
+    }
+
+    /// `callbackd serve --config CONFIG` in `dir` (relative paths of the configuration are
+    /// relative to it); waits (bounded by `options.wait`) until it prints
+    /// `listening: http://ADDR` and `/readyz` answers 200, and records how long each took.
+    pub async fn spawn(
+        dir: &std::path::Path,
+        config: &std::path::Path,
+        options: &Options,
+    ) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbackd"));
         cmd.env_remove("RUST_LOG");
-        if let Some(level) = level {
+        if let Some(level) = &options.rust_log {
             cmd.env("RUST_LOG", level);
         }
+        let stderr = match &options.log_file {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .unwrap_or_else(|e| panic!("create {}: {e}", path.display())),
+            ),
+            None => Stdio::piped(),
+        };
+        let spawned = Instant::now();
         let mut child = cmd
-            .args(["serve", "--config", setup.config_arg()])
-            .current_dir(setup.dir.path())
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .current_dir(dir)
             .env_remove("CALLBACKD_CONFIG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("start callbackd serve");
 
         let logs = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let sink = logs.clone();
-        let stderr_reader = std::thread::spawn(move || {
-            let mut lines = BufReader::new(stderr);
-            let mut line = Vec::new();
-            while lines.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
-                sink.lock().expect("log buffer").push_str(&String::from_utf8_lossy(&line));
-                line.clear();
-            }
+        let stderr_reader = child.stderr.take().map(|stderr| {
+            let sink = logs.clone();
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stderr);
+                let mut line = Vec::new();
+                while lines.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+                    sink.lock().expect("log buffer").push_str(&String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            })
         });
 
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -192,7 +310,7 @@ impl Daemon {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("listening: http://") {
-                    let _ = tx.send(format!("http://{}", addr.trim()));
+                    let _ = tx.send((format!("http://{}", addr.trim()), spawned.elapsed()));
                 }
                 if let Some(addr) = line.strip_prefix("listening: sip://") {
                     *sip_sink.lock().expect("sip address") = Some(addr.trim().to_owned());
@@ -204,22 +322,28 @@ impl Daemon {
         let mut daemon = Daemon {
             child,
             base: String::new(),
+            spawned,
+            listening: Duration::ZERO,
+            ready: Duration::ZERO,
             sip,
             logs,
-            stderr_reader: Some(stderr_reader),
+            log_file: options.log_file.clone(),
+            stderr_reader,
             http,
         };
-        let deadline = Instant::now() + WAIT;
+        let wait = options.wait;
+        let deadline = spawned + wait;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(base) => {
+                Ok((base, listening)) => {
                     daemon.base = base;
+                    daemon.listening = listening;
                     break;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     // stdout closed without the line: the daemon died; give its logs.
-                    let _ = wait_for_exit(&mut daemon.child, WAIT);
+                    let _ = wait_for_exit(&mut daemon.child, wait);
                     panic!(
                         "callbackd exited before listening ({:?}); stderr:\n{}",
                         daemon.child.try_wait(),
@@ -229,13 +353,14 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "callbackd printed no `listening:` line within {WAIT:?}; stderr:\n{}",
+                    "callbackd printed no `listening:` line within {wait:?}; stderr:\n{}",
                     daemon.logs()
                 );
             }
         }
         assert!(daemon.base.starts_with("http://127.0.0.1:"), "listening on {}", daemon.base);
-        daemon.wait_ready().await;
+        daemon.wait_ready_within(deadline).await;
+        daemon.ready = spawned.elapsed();
         daemon
     }
 
@@ -253,15 +378,18 @@ impl Daemon {
 
     /// Polls `/readyz` until 200, bounded by [`WAIT`].
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + WAIT;
+        self.wait_ready_within(Instant::now() + WAIT).await;
+    }
+
+    async fn wait_ready_within(&self, deadline: Instant) {
         loop {
             if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
                 if r.status() == 200 {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "/readyz not 200 within {WAIT:?}:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(Instant::now() < deadline, "/readyz not 200 in time:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -282,7 +410,28 @@ impl Daemon {
 
     /// The daemon's stderr so far.
     pub fn logs(&self) -> String {
-        self.logs.lock().expect("log buffer").clone()
+        match &self.log_file {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+            None => self.logs.lock().expect("log buffer").clone(),
+        }
+    }
+
+    /// How many lines of the logs so far contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.logs().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// SIGTERM, then a wait bounded by `limit`; SIGKILL when it did not exit. The exit
+    /// status (`None`: killed) and how long the exit took.
+    pub fn stop(&mut self, limit: Duration) -> (Option<ExitStatus>, Duration) {
+        let start = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let status = wait_for_exit(&mut self.child, limit);
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        (status, start.elapsed())
     }
 
     /// GET `path`: status and body as JSON (`Value::Null` if the body is not JSON).
@@ -540,4 +689,59 @@ pub fn path_of(id: i64) -> String {
 /// True when running under CI (`CI=true`).
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Says why a test does not run: `SKIPPED: <why>` on a developer's machine (the caller then
+/// returns, and the test passes); under `CI=true` a panic, so CI never passes a test that
+/// did not run.
+pub fn skip(why: &str) {
+    assert!(!in_ci(), "{why}, and CI=true: every peer must be installed (see .ci/run)");
+    eprintln!("SKIPPED: {why}");
+}
+
+/// The path of `program` on `PATH`; `None` after [`skip`] (`<program> not installed
+/// (apt-get install <package>)`) when it is missing, which fails the test under `CI=true`.
+/// Every program a test or bench starts is looked up here, and `.ci/run` installs its
+/// `package`.
+pub fn tool(program: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.is_file());
+    if found.is_none() {
+        skip(&format!("{program} not installed (apt-get install {package})"));
+    }
+    found
+}
+
+/// True when a bench runs as one: `cargo bench` passes `--bench`. `cargo test` builds and
+/// starts every bench too (`test = true` in Cargo.toml), so none can rot unnoticed; then it
+/// has no `--bench`, this says so and returns false, and the bench exits at once.
+pub fn bench_requested(name: &str) -> bool {
+    let requested = std::env::args().any(|a| a == "--bench");
+    if !requested {
+        println!("bench {name}: built and started; measure with `cargo bench --bench {name}`");
+    }
+    requested
+}
+
+/// `(VmRSS, VmHWM)` of a process, in KiB (0 when unknown).
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// [`tool`] for each `(program, package)`; true when all are installed. Every missing one
+/// is named before the result (a panic under `CI=true` at the first).
+pub fn tools(needed: &[(&str, &str)]) -> bool {
+    needed.iter().fold(true, |all, (program, package)| tool(program, package).is_some() && all)
 }

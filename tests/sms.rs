@@ -13,10 +13,10 @@ use callbackd::clock::{Clock, ManualClock};
 use callbackd::config::Config;
 use callbackd::dialplan::{self, Services};
 use callbackd::intake::{self, RawRequest};
+use callbackd::notifier::gateway::{HttpSmsGateway, SmsGateway};
+use callbackd::notifier::sender::Sender;
 use callbackd::policy::{End, Outcome};
 use callbackd::scheduler::{Limits, Scheduler};
-use callbackd::sms::gateway::{HttpSmsGateway, SmsGateway};
-use callbackd::sms::sender::Sender;
 use callbackd::sms::template::Kind;
 use callbackd::store::{Next, OutboxRow, Request, State, Store};
 use jiff::civil::DateTime;
@@ -171,7 +171,7 @@ struct Rig {
     store: Store,
     clock: ManualClock,
     services: Services,
-    cfg: callbackd::sms::config::SmsConfig,
+    cfg: callbackd::notifier::config::SmsConfig,
     gateway: Arc<GatewayState>,
 }
 

@@ -156,7 +156,20 @@ impl Daemon {
 
     /// [`Daemon::start`] with `RUST_LOG` set to `level` (`None`: the daemon's default).
     pub async fn start_logging(setup: &Setup, level: Option<&str>) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+        Daemon::start_under(setup, &[], level).await
+    }
+
+    /// [`Daemon::start_logging`] run through `wrapper`, a program that execs the daemon
+    /// (e.g. `["prlimit", "--nofile=512:512"]` for a low file limit); empty: directly.
+    pub async fn start_under(setup: &Setup, wrapper: &[&str], level: Option<&str>) -> Daemon {
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(env!("CARGO_BIN_EXE_callbackd")),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_callbackd"));
+                c
+            }
+        };
         cmd.env_remove("RUST_LOG");
         if let Some(level) = level {
             cmd.env("RUST_LOG", level);

@@ -131,7 +131,7 @@ pub struct Config {
     /// HTTP API.
     pub http: Http,
     /// The SMS gateway (`[sms]`); `None`: no SMS is sent (the outbox keeps its rows).
-    pub sms: Option<crate::notifier::config::SmsConfig>,
+    pub sms: Option<crate::sms::config::SmsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,7 +179,7 @@ impl Config {
         let lease: Option<Spanned<String>> = doc.optional("lease");
         let sip: Option<RawSip> = doc.required("sip");
         let http: Option<RawHttp> = doc.optional("http");
-        let sms: Option<crate::notifier::config::RawSms> = doc.optional("sms");
+        let sms: Option<crate::sms::config::RawSms> = doc.optional("sms");
 
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
@@ -223,7 +223,7 @@ impl Config {
             },
         };
         let http = check_http(&mut doc, http, &resolve);
-        let sms = sms.map(|s| crate::notifier::config::check(&mut doc, s, base));
+        let sms = sms.map(|s| crate::sms::config::check(&mut doc, s, base));
         let diags = doc.finish();
         match (database, retention_days, shutdown_grace, sip, http, lease) {
             (

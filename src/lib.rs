@@ -20,7 +20,8 @@
 //! - [`intake`]: a patient's request validated into what the store keeps; the fixed set of
 //!   intake channels.
 //! - [`sms`]: the SMS rules: sender IDs, templates and their length, who can receive an
-//!   SMS, quiet hours, retry waits, the dialplan's `[sms]` section.
+//!   SMS, quiet hours, retry waits, the dialplan's `[sms]` section and the daemon's `[sms]`
+//!   gateway settings.
 //! - [`dialplan`]: the per-service TOML files operators edit, parsed and validated with
 //!   every problem reported as `file:line:col: message`.
 //! - [`config`]: the daemon configuration file.

@@ -171,7 +171,7 @@ struct Rig {
     store: Store,
     clock: ManualClock,
     services: Services,
-    cfg: callbackd::notifier::config::SmsConfig,
+    cfg: callbackd::sms::config::SmsConfig,
     gateway: Arc<GatewayState>,
 }
 

@@ -1,5 +1,5 @@
-//! SMS delivery, the edge: the outbox [`sender`] task and the [`gateway`] client, with the
-//! daemon's `[sms]` gateway settings ([`config`], a pure parse).
+//! SMS delivery, the edge: the outbox [`sender`] task and the [`gateway`] client (its
+//! settings are the daemon's `[sms]` section, parsed in [`crate::sms::config`]).
 //!
 //! Delivery is a transactional outbox. The store writes an `outbox` row in the same
 //! transaction as the state change that causes it (a request accepted, a request ended);
@@ -9,7 +9,6 @@
 //! What to send and whether is decided by the rules in [`crate::sms`]; the ETA a notice
 //! tells comes from [`crate::eta`], as the API's does.
 
-pub mod config;
 pub mod gateway;
 pub mod sender;
 

@@ -12,11 +12,11 @@
 //! It sleeps until the next row is due (at most [`IDLE`]) and stops when the shutdown
 //! token is cancelled (between messages; a send is bounded by the gateway timeout).
 
-use super::config::SmsConfig;
 use super::gateway::{GatewayError, HttpSmsGateway, Outgoing, SmsGateway, read_secret};
 use crate::clock::{Clock, until};
 use crate::dialplan::Services;
 use crate::metrics;
+use crate::sms::config::SmsConfig;
 use crate::sms::template::Kind;
 use crate::sms::{backoff, quiet_until, values};
 use crate::store::{OutboxRow, State, Store, StoreError};

@@ -2,13 +2,14 @@
 //! you" *unreachable* message and the consented *feedback* survey.
 //!
 //! [`template`] (placeholders, GSM-7/UCS-2 length), [`dialplan`] (the `[sms]` section of a
-//! dialplan), sender IDs ([`SenderId`]), who can receive one ([`recipient`]), quiet hours
+//! dialplan), [`config`] (the daemon's `[sms]` gateway section), sender IDs ([`SenderId`]), who can receive one ([`recipient`]), quiet hours
 //! ([`quiet_until`]), retry waits ([`backoff`]) and the placeholder values ([`values`]).
 //!
 //! Delivery is the edge's: the store writes an `outbox` row in the same transaction as
 //! the state change that causes it, and [`crate::notifier`] delivers it to the gateway;
 //! the opt-out endpoint is [`crate::http::sms`]. This module imports neither.
 
+pub mod config;
 pub mod dialplan;
 pub mod template;
 

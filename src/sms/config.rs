@@ -1,8 +1,8 @@
 //! The daemon configuration's `[sms]` section: the HTTP gateway, quiet hours, retries
 //! (pure parse). See README.md, "SMS", and `examples/sms/`.
 
+use super::QuietHours;
 use crate::diag::TomlDoc;
-use crate::sms::QuietHours;
 use jiff::SignedDuration;
 use serde::Deserialize;
 use std::collections::BTreeMap;

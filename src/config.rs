@@ -521,4 +521,33 @@ mod tests {
         assert!(joined.contains("c.toml:8:8: http.bind"), "{joined}");
         assert_eq!(errs.len(), 6, "{joined}");
     }
+
+    #[test]
+    fn http_limits_have_defaults_and_ranges() {
+        let sip = "[sip]\npbx = \"pbx:5060\"\n";
+        let c = Config::from_toml(Path::new("c.toml"), sip).expect("valid");
+        assert_eq!(c.http.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.http.body_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.http.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(c.http.max_connections, 512);
+        let src = format!(
+            "{sip}[http]\nheader_timeout = \"2s\"\nbody_timeout = \"500ms\"\n\
+             idle_timeout = \"5m\"\nmax_connections = 64\n"
+        );
+        let c = Config::from_toml(Path::new("c.toml"), &src).expect("valid");
+        assert_eq!(c.http.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.http.body_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(c.http.idle_timeout, std::time::Duration::from_secs(300));
+        assert_eq!(c.http.max_connections, 64);
+        let src = format!(
+            "{sip}[http]\nheader_timeout = \"0s\"\nbody_timeout = \"x\"\n\
+             idle_timeout = \"1h\"\nmax_connections = 0\n"
+        );
+        let errs = Config::from_toml(Path::new("c.toml"), &src).expect_err("invalid");
+        let joined: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        let joined = joined.join("\n");
+        assert_eq!(errs.len(), 4, "{joined}");
+        assert!(joined.contains("c.toml:4:18: http.header_timeout"), "{joined}");
+        assert!(joined.contains("http.max_connections must be between 1 and 100000"), "{joined}");
+    }
 }

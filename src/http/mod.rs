@@ -9,7 +9,7 @@
 //! - [`sms`]: the survey opt-out list;
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`errors`]: the one error shape `{"error": code, "field": …, "message": …}`;
-//! - [`serve`]: the accept loop with its connection limit and header, body and idle
+//! - [`serve`](mod@serve): the accept loop with its connection limit and header, body and idle
 //!   timeouts.
 
 pub mod api;

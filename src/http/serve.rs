@@ -8,8 +8,8 @@
 //! - **idle timeout**: a kept-alive connection with no request started is closed this
 //!   long after its last byte (also one whose client stopped reading its answer).
 //!
-//! The deadlines are decided by the pure [`close_at`] from what the connection's stream
-//! and service record ([`Activity`]).
+//! The deadlines are decided by the pure `close_at` from what the connection's stream
+//! and service record (`Activity`).
 //!
 //! The limit is taken *before* `accept`: beyond it new connections wait in the kernel's
 //! backlog and hold no file descriptor of ours, so the SIP trunk, RTP, the store and

@@ -96,6 +96,14 @@ pub struct Http {
     /// File holding the API token (a systemd credential); when set, every `/v1/` request
     /// must carry `Authorization: Bearer TOKEN`. Health and `/metrics` stay open.
     pub token_file: Option<PathBuf>,
+    /// A request head must arrive within this (also closes idle kept-alive connections).
+    pub header_timeout: std::time::Duration,
+    /// A request body must arrive within this.
+    pub body_timeout: std::time::Duration,
+    /// A connection with no traffic and no request in progress is closed after this.
+    pub idle_timeout: std::time::Duration,
+    /// Connections held at once (lowered at start to stay below the file limit).
+    pub max_connections: usize,
 }
 
 /// The daemon's configuration.
@@ -151,6 +159,10 @@ struct RawSip {
 struct RawHttp {
     bind: Option<Spanned<String>>,
     token_file: Option<String>,
+    header_timeout: Option<Spanned<String>>,
+    body_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 impl Config {
@@ -210,10 +222,7 @@ impl Config {
                 }
             },
         };
-        let (http_bind, token_file) = http.map_or((None, None), |h| (h.bind, h.token_file));
-        let token_file = token_file.map(|f| resolve(&f));
-        let http = addr(&mut doc, http_bind, "http.bind", "127.0.0.1:8080")
-            .map(|bind| Http { bind, token_file });
+        let http = check_http(&mut doc, http, &resolve);
         let sms = sms.map(|s| crate::sms::config::check(&mut doc, s, base));
         let diags = doc.finish();
         match (database, retention_days, shutdown_grace, sip, http, lease) {
@@ -250,6 +259,58 @@ impl Config {
             }
         }
     }
+}
+
+/// `[http]`: the bind address, the token file and the server's limits.
+fn check_http(
+    doc: &mut TomlDoc<'_>,
+    raw: Option<RawHttp>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<Http> {
+    let raw = raw.unwrap_or(RawHttp {
+        bind: None,
+        token_file: None,
+        header_timeout: None,
+        body_timeout: None,
+        idle_timeout: None,
+        max_connections: None,
+    });
+    let mut timeout = |v: Option<Spanned<String>>, key: &str, default: u64| match v {
+        None => Some(std::time::Duration::from_secs(default)),
+        Some(v) => match v.get_ref().parse::<jiff::SignedDuration>() {
+            Ok(d) if d.as_millis() >= 100 && d.as_secs() <= 600 => {
+                std::time::Duration::try_from(d).ok()
+            }
+            _ => {
+                doc.error(
+                    Some(v.span()),
+                    format!("http.{key} must be a duration from 100ms to 10m"),
+                );
+                None
+            }
+        },
+    };
+    let header_timeout = timeout(raw.header_timeout, "header_timeout", 10);
+    let body_timeout = timeout(raw.body_timeout, "body_timeout", 10);
+    let idle_timeout = timeout(raw.idle_timeout, "idle_timeout", 60);
+    let max_connections = match raw.max_connections {
+        None => Some(512),
+        Some(m) if (1..=100_000).contains(m.get_ref()) => usize::try_from(*m.get_ref()).ok(),
+        Some(m) => {
+            doc.error(Some(m.span()), "http.max_connections must be between 1 and 100000");
+            None
+        }
+    };
+    let token_file = raw.token_file.map(|f| resolve(&f));
+    let bind = addr(doc, raw.bind, "http.bind", "127.0.0.1:8080");
+    Some(Http {
+        bind: bind?,
+        token_file,
+        header_timeout: header_timeout?,
+        body_timeout: body_timeout?,
+        idle_timeout: idle_timeout?,
+        max_connections: max_connections?,
+    })
 }
 
 fn resolve_database(doc: &mut TomlDoc<'_>, db: Spanned<String>, base: &Path) -> Option<String> {
@@ -459,5 +520,34 @@ mod tests {
         assert!(joined.contains("c.toml:6:8: sip.bind"), "{joined}");
         assert!(joined.contains("c.toml:8:8: http.bind"), "{joined}");
         assert_eq!(errs.len(), 6, "{joined}");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_ranges() {
+        let sip = "[sip]\npbx = \"pbx:5060\"\n";
+        let c = Config::from_toml(Path::new("c.toml"), sip).expect("valid");
+        assert_eq!(c.http.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.http.body_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.http.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(c.http.max_connections, 512);
+        let src = format!(
+            "{sip}[http]\nheader_timeout = \"2s\"\nbody_timeout = \"500ms\"\n\
+             idle_timeout = \"5m\"\nmax_connections = 64\n"
+        );
+        let c = Config::from_toml(Path::new("c.toml"), &src).expect("valid");
+        assert_eq!(c.http.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.http.body_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(c.http.idle_timeout, std::time::Duration::from_secs(300));
+        assert_eq!(c.http.max_connections, 64);
+        let src = format!(
+            "{sip}[http]\nheader_timeout = \"0s\"\nbody_timeout = \"x\"\n\
+             idle_timeout = \"1h\"\nmax_connections = 0\n"
+        );
+        let errs = Config::from_toml(Path::new("c.toml"), &src).expect_err("invalid");
+        let joined: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        let joined = joined.join("\n");
+        assert_eq!(errs.len(), 4, "{joined}");
+        assert!(joined.contains("c.toml:4:18: http.header_timeout"), "{joined}");
+        assert!(joined.contains("http.max_connections must be between 1 and 100000"), "{joined}");
     }
 }

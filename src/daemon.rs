@@ -60,7 +60,7 @@ pub enum DaemonError {
     Sip(#[from] crate::sip::SipError),
     /// The SMS gateway could not be set up (e.g. its secret is unreadable).
     #[error(transparent)]
-    Sms(#[from] crate::sms::gateway::GatewayError),
+    Sms(#[from] crate::notifier::gateway::GatewayError),
     /// A signal handler could not be installed, or a task failed.
     #[error("runtime failure: {0}")]
     Io(#[from] std::io::Error),
@@ -156,7 +156,7 @@ pub async fn run(
     ));
 
     // The SMS sender (when `[sms]` configures a gateway) stops on the shutdown token.
-    let sms = crate::sms::sender::start(
+    let sms = crate::notifier::start(
         cfg.sms.as_ref(),
         store.clone(),
         services_rx.clone(),
@@ -175,11 +175,8 @@ pub async fn run(
         depth: Arc::default(),
     };
     let http_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await
-    });
+    let limits = http::Limits::for_process(&cfg.http, cfg.sip.max_calls);
+    let server = tokio::spawn(http::serve(listener, http::router(state), limits, http_shutdown));
 
     let retention =
         tokio::spawn(retention(store.clone(), clock, cfg.retention_days, shutdown.clone()));

@@ -13,9 +13,56 @@ use crate::store::NewRequest;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-/// The intake channels a request may name (also the `channel` label of metrics, so the
-/// set is fixed).
-pub const CHANNELS: [&str; 7] = ["api", "cli", "ivr", "web", "chat", "app", "phone"];
+/// Where a request came from: one of a fixed set (it is also the `channel` label of
+/// metrics, so a client cannot add series).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// The HTTP API (the API's default).
+    Api,
+    /// `callbackd request` (the CLI's default).
+    Cli,
+    /// The PBX's IVR ("press 1 for a callback").
+    Ivr,
+    /// A web form.
+    Web,
+    /// A chat service.
+    Chat,
+    /// A mobile app.
+    App,
+    /// Staff taking the request by phone.
+    Phone,
+}
+
+impl Channel {
+    /// Every channel, in the README's order.
+    pub const ALL: [Channel; 7] = [
+        Channel::Api,
+        Channel::Cli,
+        Channel::Ivr,
+        Channel::Web,
+        Channel::Chat,
+        Channel::App,
+        Channel::Phone,
+    ];
+
+    /// As written in requests, stored and used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Api => "api",
+            Channel::Cli => "cli",
+            Channel::Ivr => "ivr",
+            Channel::Web => "web",
+            Channel::Chat => "chat",
+            Channel::App => "app",
+            Channel::Phone => "phone",
+        }
+    }
+
+    /// The channel named exactly `s`, if any.
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
 
 /// A callback request as a patient or the PBX sends it.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,7 +89,7 @@ pub struct RawRequest {
 /// Why a request was refused; names the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntakeError {
-    /// No such service.
+    /// No such service (the name as given, cut to a few characters).
     #[error("unknown service {0:?}")]
     UnknownService(String),
     /// The number is refused by the service's number policy.
@@ -59,7 +106,7 @@ pub enum IntakeError {
     /// The language is unknown or not offered.
     #[error("lang {0:?} is not offered by this service")]
     Lang(String),
-    /// The channel is not one of [`CHANNELS`].
+    /// The channel is not one of [`Channel::ALL`].
     #[error("channel must be one of api, cli, ivr, web, chat, app, phone")]
     Channel,
     /// The service cannot serve the request (never open in its window before expiry).
@@ -105,6 +152,19 @@ pub struct Accepted<'a> {
     pub plan: Plan,
     /// Its service.
     pub service: &'a Service,
+    /// Where it came from.
+    pub channel: Channel,
+}
+
+/// The most characters of a client's value an error message repeats.
+pub const CUT: usize = 40;
+
+/// `s` cut to [`CUT`] characters, with `…` when something was cut: error messages never
+/// echo a long value back.
+pub fn cut(s: &str) -> String {
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(CUT).collect();
+    if chars.next().is_some() { format!("{head}…") } else { head }
 }
 
 /// Validates a request against the services' dialplans at `now`.
@@ -116,7 +176,7 @@ pub fn validate<'a>(
 ) -> Result<Accepted<'a>, IntakeError> {
     let service = services
         .get(raw.service.trim())
-        .ok_or_else(|| IntakeError::UnknownService(raw.service.clone()))?;
+        .ok_or_else(|| IntakeError::UnknownService(cut(&raw.service)))?;
     let number = service.numbers.check(&raw.number)?;
     let window = match raw.window.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
         None => None,
@@ -128,10 +188,11 @@ pub fn validate<'a>(
                     service.windows.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                 }
             };
-            let range =
-                w.parse::<DayRange>().ok().filter(|r| service.windows.contains(r)).ok_or_else(
-                    || IntakeError::Window { given: w.to_owned(), offered: offered() },
-                )?;
+            let range = w
+                .parse::<DayRange>()
+                .ok()
+                .filter(|r| service.windows.contains(r))
+                .ok_or_else(|| IntakeError::Window { given: cut(w), offered: offered() })?;
             Some(range)
         }
     };
@@ -141,17 +202,10 @@ pub fn validate<'a>(
             .parse::<Lang>()
             .ok()
             .filter(|l| service.language.offered.contains(l))
-            .ok_or_else(|| IntakeError::Lang(l.to_owned()))?,
+            .ok_or_else(|| IntakeError::Lang(cut(l)))?,
     };
-    let channel = raw.channel.clone().unwrap_or_else(|| default_channel.to_owned());
-    let channel_ok = !channel.is_empty()
-        && channel.len() <= 20
-        && channel
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !channel_ok {
-        return Err(IntakeError::Channel);
-    }
+    let channel = Channel::parse(raw.channel.as_deref().unwrap_or(default_channel))
+        .ok_or(IntakeError::Channel)?;
     let facts = RequestFacts { created_at: now, window, attempts: &[] };
     let plan = match policy::decide(&service.calendar, &service.attempts, &facts) {
         Decision::Dial(plan) => plan,
@@ -161,7 +215,7 @@ pub fn validate<'a>(
         request: NewRequest {
             service: service.id.clone(),
             number,
-            channel,
+            channel: channel.as_str().to_owned(),
             lang,
             window,
             sms_consent: raw.sms_consent.unwrap_or(false),
@@ -170,5 +224,6 @@ pub fn validate<'a>(
         },
         plan,
         service,
+        channel,
     })
 }

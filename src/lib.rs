@@ -17,7 +17,11 @@
 //!   [`policy::number`]: which phone numbers may be called, masking for logs.
 //! - [`call`]: SIP final responses → attempt outcomes; [`call::machine`], the answered-call
 //!   state machine (greet, press 1, hand over, apologise).
-//! - [`intake`]: a patient's request validated into what the store keeps.
+//! - [`intake`]: a patient's request validated into what the store keeps; the fixed set of
+//!   intake channels.
+//! - [`sms`]: the SMS rules: sender IDs, templates and their length, who can receive an
+//!   SMS, quiet hours, retry waits, the dialplan's `[sms]` section and the daemon's `[sms]`
+//!   gateway settings.
 //! - [`dialplan`]: the per-service TOML files operators edit, parsed and validated with
 //!   every problem reported as `file:line:col: message`.
 //! - [`config`]: the daemon configuration file.
@@ -35,9 +39,13 @@
 //!   within capacity and call rate, owns the calls (a `JoinSet`) and records their outcomes.
 //! - [`sip`]: the only user of `rsipstack`; the trunk's tasks (transport, incoming requests,
 //!   dialog-state routing) and the [`sip::SipDialer`] the scheduler calls through.
-//! - [`http`]: intake API, status, `/metrics`, health (axum).
-//! - [`sms`]: the SMS outbox's sender task and HTTP gateway (templates and the dialplan's
-//!   `[sms]` section are pure).
+//! - [`http`]: the top layer, every route: intake, status, cancellation, services, the
+//!   SMS opt-out list, health and `/metrics` (axum), one JSON error shape, and the server's
+//!   accept loop with its connection limit and header, body and idle timeouts. Nothing
+//!   else imports it.
+//! - [`eta`]: the ETA's store reads (place in the queue, recent rate) for the API and the
+//!   SMS notice alike.
+//! - [`notifier`]: the SMS outbox's sender task and HTTP gateway client.
 //! - [`reload`]: SIGHUP and directory-watch dialplan reload (owns the `watch` sender of the
 //!   services; the scheduler and the handlers read).
 //! - [`metrics`]: metric names and the Prometheus recorder; [`clock`]: the one wall clock.
@@ -55,12 +63,14 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod dialplan;
+pub mod eta;
 pub mod explain;
 pub mod http;
 pub mod intake;
 pub mod lang;
 pub mod media;
 pub mod metrics;
+pub mod notifier;
 pub mod policy;
 pub mod reload;
 pub mod scheduler;

@@ -1,8 +1,10 @@
 //! Metric names, descriptions and the Prometheus recorder, in one place.
 //!
 //! Every metric is `callbackd_`-prefixed and follows Prometheus conventions (base units,
-//! `_total` for counters). Labels: `service` (dialplan id), `channel` (intake channel),
-//! `result`, `outcome`, `state`.
+//! `_total` for counters). Label values come only from fixed sets, never from a client's
+//! text: `service` (a loaded dialplan's id, or `unknown`), `channel`
+//! ([`crate::intake::Channel`], or `invalid`), and `&'static str` constants for `result`,
+//! `outcome`, `state`, `kind` and `version`.
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -31,6 +33,12 @@ pub const SMS_BACKLOG: &str = "callbackd_sms_outbox_backlog";
 pub const BUILD_INFO: &str = "callbackd_build_info";
 /// Dialplan reloads: `result` is `ok` or `error`.
 pub const DIALPLAN_RELOADS: &str = "callbackd_dialplan_reloads_total";
+/// HTTP connections open now.
+pub const HTTP_CONNECTIONS: &str = "callbackd_http_connections";
+/// HTTP connections or requests ended by a timeout: `kind` is `header`, `body` or `idle`.
+pub const HTTP_TIMEOUTS: &str = "callbackd_http_timeouts_total";
+/// Failed `accept` calls (e.g. the file limit reached).
+pub const HTTP_ACCEPT_ERRORS: &str = "callbackd_http_accept_errors_total";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -78,11 +86,14 @@ fn describe() {
     describe_gauge!(SMS_BACKLOG, "SMS outbox messages queued and not yet sent.");
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
     describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
+    describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
+    describe_counter!(HTTP_TIMEOUTS, "HTTP connections or requests ended by a timeout, by kind.");
+    describe_counter!(HTTP_ACCEPT_ERRORS, "Failed accepts of HTTP connections.");
 }
 
-/// A request arrived.
-pub fn request(service: &str, channel: &str, result: &'static str) {
-    counter!(REQUESTS, "service" => service.to_owned(), "channel" => channel.to_owned(), "result" => result)
+/// A request arrived; `service` is a loaded dialplan's id or `unknown`.
+pub fn request(service: &str, channel: &'static str, result: &'static str) {
+    counter!(REQUESTS, "service" => service.to_owned(), "channel" => channel, "result" => result)
         .increment(1);
 }
 
@@ -129,4 +140,19 @@ pub fn sms_backlog(n: i64) {
 /// A dialplan reload finished.
 pub fn dialplan_reload(result: &'static str) {
     counter!(DIALPLAN_RELOADS, "result" => result).increment(1);
+}
+
+/// HTTP connections opened (+1) or closed (-1).
+pub fn http_connections(delta: i8) {
+    gauge!(HTTP_CONNECTIONS).increment(f64::from(delta));
+}
+
+/// An HTTP timeout closed a connection or ended a request (`kind`: header, body, idle).
+pub fn http_timeout(kind: &'static str) {
+    counter!(HTTP_TIMEOUTS, "kind" => kind).increment(1);
+}
+
+/// An `accept` failed.
+pub fn http_accept_error() {
+    counter!(HTTP_ACCEPT_ERRORS).increment(1);
 }

@@ -116,9 +116,9 @@ async fn enqueue(store: &Store, services: &Services, number: &str, now: Timestam
         window: None,
         lang: None,
         sms_consent: Some(true),
-        channel: Some("test".into()),
+        channel: Some("api".into()),
     };
-    let a = intake::validate(services, &raw, "test", now).expect("valid request");
+    let a = intake::validate(services, &raw, "api", now).expect("valid request");
     store.enqueue(&a.request, &a.plan).await.expect("enqueue").request.id
 }
 

@@ -167,9 +167,9 @@ impl Rig {
             window: window.map(Into::into),
             lang: None,
             sms_consent: Some(true),
-            channel: Some("test".into()),
+            channel: Some("api".into()),
         };
-        let a = intake::validate(&self.services, &raw, "test", self.clock.now()).expect("valid");
+        let a = intake::validate(&self.services, &raw, "api", self.clock.now()).expect("valid");
         let r = self.store.enqueue(&a.request, &a.plan).await.expect("enqueue").request;
         self.wake.notify_one();
         r

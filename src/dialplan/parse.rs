@@ -48,8 +48,8 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let sms = doc.section("sms", false).and_then(|s| {
         let cx = crate::sms::dialplan::Context {
             name: name.as_deref(),
-            caller_id: caller_id.as_ref(),
-            language: language.as_ref(),
+            caller: caller_id.as_ref().map(|c| &c.number),
+            offered: language.as_ref().map(|l| l.offered.as_slice()),
         };
         crate::sms::dialplan::check(&mut doc, s, cx)
     });

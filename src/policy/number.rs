@@ -57,9 +57,17 @@ pub enum NumberError {
     KindNotAllowed(&'static str),
 }
 
-/// A patient's number that passed the policy, in E.164 (`+358401234567`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A patient's number that passed the policy, in E.164 (`+358401234567`). Both `Display`
+/// and `Debug` show it masked; [`E164::as_str`] is the only way to the full number.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct E164(String);
+
+impl fmt::Debug for E164 {
+    /// Masked, like `Display`: a `{:?}` of a struct holding a number must not leak it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("E164").field(&format_args!("{}", self.masked())).finish()
+    }
+}
 
 impl E164 {
     /// The E.164 string with a leading `+`.
@@ -86,9 +94,15 @@ impl fmt::Display for E164 {
     }
 }
 
-/// A masked phone number for logs, e.g. `+35840*****67`.
-#[derive(Debug, Clone, Copy)]
+/// A masked phone number for logs, e.g. `+35840*****67` (`Debug` masks too).
+#[derive(Clone, Copy)]
 pub struct Masked<'a>(&'a str);
+
+impl fmt::Debug for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mask(self.0))
+    }
+}
 
 impl fmt::Display for Masked<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,11 +129,19 @@ pub fn mask(s: &str) -> String {
     out
 }
 
+/// The characters a written number may hold: digits and the separators people type.
+/// Letters are refused here, before the number library, which would read them as keypad
+/// digits (`040 l23 4571` would become another person's `040 523 4571`).
+pub fn allowed_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.' | '/')
+}
+
 /// Parses a number as a Finnish caller would write it: `040 123 4567`, `+358401234567`,
-/// `00358401234567`, `(09) 310 5015`.
+/// `00358401234567`, `(09) 310 5015`. Only digits, spaces, `+`, `-`, `(`, `)`, `.` and
+/// `/` are accepted ([`allowed_char`]).
 pub fn parse(raw: &str) -> Result<PhoneNumber, NumberError> {
     let trimmed = raw.trim();
-    if trimmed.is_empty() || trimmed.len() > 32 {
+    if trimmed.is_empty() || trimmed.len() > 32 || !trimmed.chars().all(allowed_char) {
         return Err(NumberError::Invalid);
     }
     phonenumber::parse(Some(country::Id::FI), trimmed).map_err(|_| NumberError::Invalid)
@@ -281,6 +303,28 @@ mod tests {
             Err(CallerIdError::NotPublic { .. })
         ));
         assert!(check_caller_id("+358 100 100").is_ok(), "national service numbers are public");
+    }
+
+    #[test]
+    fn letters_are_refused_not_read_as_keypad_digits() {
+        for raw in ["040 l23 4571", "040 CALL ME1", "040 123 456O", "0401234567x", "+358 40 ABC"] {
+            assert_eq!(fi().check(raw), Err(NumberError::Invalid), "{raw}");
+            assert!(parse(raw).is_err(), "{raw}");
+        }
+        for raw in ["(040) 123-4567", "040.123.4567", "040/1234567", "+358-40-123 4567"] {
+            assert_eq!(fi().check(raw).map(|n| n.0), Ok("+358401234567".into()), "{raw}");
+        }
+        for raw in ["040\t1234567", "040_1234567", "040１２３", "tel:+358401234567"] {
+            assert_eq!(fi().check(raw), Err(NumberError::Invalid), "{raw}");
+        }
+    }
+
+    #[test]
+    fn debug_is_masked_like_display() {
+        let n = E164("+358401234567".into());
+        assert_eq!(format!("{n:?}"), "E164(+35840*****67)");
+        assert_eq!(format!("{:?}", Some(&n)), "Some(E164(+35840*****67))");
+        assert!(!format!("{n:#?}").contains("1234567"));
     }
 
     #[test]

@@ -22,8 +22,8 @@
 use super::template::{Kind, Template, parts};
 use super::{FeedbackRule, SenderId, SmsSettings, values};
 use crate::diag::{Section, TomlDoc};
-use crate::dialplan::{CallerId, Languages};
 use crate::lang::Lang;
+use crate::policy::number::E164;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use toml::Spanned;
@@ -54,10 +54,10 @@ struct RawTexts {
 pub struct Context<'x> {
     /// The service's name (`{service}`).
     pub name: Option<&'x str>,
-    /// The caller ID (`{number}`).
-    pub caller_id: Option<&'x CallerId>,
-    /// The service's languages.
-    pub language: Option<&'x Languages>,
+    /// The caller ID's number (`{number}`).
+    pub caller: Option<&'x E164>,
+    /// The languages the service offers.
+    pub offered: Option<&'x [Lang]>,
 }
 
 fn duration(
@@ -218,11 +218,11 @@ pub fn check<'a>(
             }
         }
     }
-    if let (Some(name), Some(caller), Some(max)) = (cx.name, cx.caller_id, max_parts) {
+    if let (Some(name), Some(caller), Some(max)) = (cx.name, cx.caller, max_parts) {
         // The longest date and times: 30.12., 23:45 (Helsinki).
         let t = "2026-12-30T21:45:00Z".parse::<Timestamp>().ok();
         let tz = jiff::tz::TimeZone::get("Europe/Helsinki").unwrap_or(jiff::tz::TimeZone::UTC);
-        let vals = values(name, &caller.number, &tz, link.as_deref(), t.map(|t| (t, t)));
+        let vals = values(name, caller, &tz, link.as_deref(), t.map(|t| (t, t)));
         for (key, t) in &templates {
             let text = t.render(&vals);
             let n = parts(&text);
@@ -239,7 +239,7 @@ pub fn check<'a>(
         }
     }
     // Every offered language needs a template for every enabled kind.
-    let offered = cx.language.map_or_else(|| Lang::ALL.to_vec(), |l| l.offered.clone());
+    let offered = cx.offered.map_or_else(|| Lang::ALL.to_vec(), <[Lang]>::to_vec);
     for lang in &offered {
         for kind in Kind::ALL {
             if enabled(kind) && !written.contains(&(*lang, kind)) {

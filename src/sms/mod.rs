@@ -1,22 +1,16 @@
-//! SMS to patients: the expected-time *notice*, the "could not reach you" *unreachable*
-//! message and the consented *feedback* survey.
+//! SMS to patients, the rules (pure): the expected-time *notice*, the "could not reach
+//! you" *unreachable* message and the consented *feedback* survey.
 //!
-//! Delivery is a transactional outbox. The store writes an `outbox` row in the same
-//! transaction as the state change that causes it (a request accepted, a request ended);
-//! the [`sender`] task delivers due rows to the SMS gateway behind the [`gateway::SmsGateway`]
-//! trait, with the outbox row's reference as the gateway's idempotency key, retries with
-//! exponential backoff, and never sends during quiet hours.
+//! [`template`] (placeholders, GSM-7/UCS-2 length), [`dialplan`] (the `[sms]` section of a
+//! dialplan), [`config`] (the daemon's `[sms]` gateway section), sender IDs ([`SenderId`]), who can receive one ([`recipient`]), quiet hours
+//! ([`quiet_until`]), retry waits ([`backoff`]) and the placeholder values ([`values`]).
 //!
-//! Pure parts: [`template`] (placeholders, GSM-7/UCS-2 length), [`dialplan`] (the `[sms]`
-//! section of a dialplan), [`config`] (the daemon's `[sms]` gateway section), and the
-//! decisions in this module ([`recipient`], [`quiet_until`], [`backoff`]).
-//! Edges: [`gateway`] (HTTP), [`sender`] (the task), [`api`] (the opt-out endpoint).
+//! Delivery is the edge's: the store writes an `outbox` row in the same transaction as
+//! the state change that causes it, and [`crate::notifier`] delivers it to the gateway;
+//! the opt-out endpoint is [`crate::http::sms`]. This module imports neither.
 
-pub mod api;
 pub mod config;
 pub mod dialplan;
-pub mod gateway;
-pub mod sender;
 pub mod template;
 
 use crate::lang::Lang;

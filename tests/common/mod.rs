@@ -234,11 +234,13 @@ pub struct Options {
     pub log_file: Option<PathBuf>,
     /// Bound on start-up (up to `/readyz` 200).
     pub wait: Duration,
+    /// A program (and its arguments) that execs the daemon, e.g. `prlimit`; empty: none.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { rust_log: None, log_file: None, wait: WAIT }
+        Options { rust_log: None, log_file: None, wait: WAIT, wrapper: Vec::new() }
     }
 }
 
@@ -255,6 +257,17 @@ impl Daemon {
         Daemon::spawn(setup.dir.path(), &setup.config, &options).await
     }
 
+    /// [`Daemon::start_logging`] run through `wrapper`, a program that execs the daemon
+    /// (e.g. `["prlimit", "--nofile=512:512"]` for a low file limit); empty: directly.
+    pub async fn start_under(setup: &Setup, wrapper: &[&str], level: Option<&str>) -> Daemon {
+        let options = Options {
+            rust_log: level.map(str::to_owned),
+            wrapper: wrapper.iter().map(|w| (*w).to_owned()).collect(),
+            ..Options::default()
+        };
+        Daemon::spawn(setup.dir.path(), &setup.config, &options).await
+    }
+
     /// `callbackd serve --config CONFIG` in `dir` (relative paths of the configuration are
     /// relative to it); waits (bounded by `options.wait`) until it prints
     /// `listening: http://ADDR` and `/readyz` answers 200, and records how long each took.
@@ -263,7 +276,14 @@ impl Daemon {
         config: &std::path::Path,
         options: &Options,
     ) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+        let mut cmd = match options.wrapper.split_first() {
+            None => Command::new(env!("CARGO_BIN_EXE_callbackd")),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_callbackd"));
+                c
+            }
+        };
         cmd.env_remove("RUST_LOG");
         if let Some(level) = &options.rust_log {
             cmd.env("RUST_LOG", level);

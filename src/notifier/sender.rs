@@ -12,13 +12,13 @@
 //! It sleeps until the next row is due (at most [`IDLE`]) and stops when the shutdown
 //! token is cancelled (between messages; a send is bounded by the gateway timeout).
 
-use super::config::SmsConfig;
 use super::gateway::{GatewayError, HttpSmsGateway, Outgoing, SmsGateway, read_secret};
-use super::template::Kind;
-use super::{backoff, quiet_until, values};
 use crate::clock::{Clock, until};
 use crate::dialplan::Services;
 use crate::metrics;
+use crate::sms::config::SmsConfig;
+use crate::sms::template::Kind;
+use crate::sms::{backoff, quiet_until, values};
 use crate::store::{OutboxRow, State, Store, StoreError};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
@@ -158,8 +158,7 @@ impl Sender {
                 if !matches!(req.state, State::Pending | State::RetryWait) {
                     return Ok(Step::Skip("request no longer waiting"));
                 }
-                let ahead = self.store.ahead_of(&req, 5000).await?;
-                let eta = crate::http::eta_of(&self.store, svc, &req, ahead, now).await?;
+                let (_place, eta) = crate::eta::of_waiting(&self.store, svc, &req, now).await?;
                 window = Some(match (eta, req.due_at) {
                     (Some(e), _) => (e.from, e.to),
                     (None, Some(d)) => (d, req.deadline_at),

@@ -7,8 +7,8 @@
 //! Errors carry the HTTP status only: never the number, the text or the gateway's answer
 //! (which may echo them).
 
-use super::config::{Auth, BodyFormat, HttpGateway, Method, RecipientFormat};
 use crate::policy::number::E164;
+use crate::sms::config::{Auth, BodyFormat, HttpGateway, Method, RecipientFormat};
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;

@@ -3,7 +3,9 @@
 //! removes it (200, or 404). Surveys queued for the number are skipped when their turn
 //! comes; no new ones are queued.
 
-use crate::http::AppState;
+use super::AppState;
+use super::api::invalid_body;
+use super::errors::{problem, store_unavailable};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State as AxState;
@@ -11,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tracing::{error, info};
+use tracing::info;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,7 +21,7 @@ struct OptOut {
     number: String,
 }
 
-/// The opt-out routes, merged into the API's router.
+/// The opt-out routes (behind the token check).
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/sms/optout", axum::routing::post(optout).delete(optin))
 }
@@ -29,26 +31,16 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 fn parse(body: &Bytes) -> Result<crate::policy::number::E164, Box<Response>> {
-    let raw: OptOut = serde_json::from_slice(body).map_err(|e| {
-        Box::new(answer(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "invalid_body", "message": format!("expected {{\"number\": …}}: {e}")}),
-        ))
-    })?;
+    let raw: OptOut = serde_json::from_slice(body)
+        .map_err(|e| Box::new(invalid_body("expected {\"number\": …}", &e)))?;
     crate::sms::normalize(&raw.number).ok_or_else(|| {
-        Box::new(answer(
+        Box::new(problem(
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": "invalid_number", "field": "number", "message": "not a valid phone number"}),
+            "invalid_number",
+            Some("number"),
+            "not a valid phone number",
         ))
     })
-}
-
-fn unavailable(e: &crate::store::StoreError) -> Response {
-    error!(error = %e, "store failure");
-    answer(
-        StatusCode::SERVICE_UNAVAILABLE,
-        json!({"error": "store_unavailable", "message": "the queue store is unavailable"}),
-    )
 }
 
 async fn optout(AxState(st): AxState<AppState>, body: Bytes) -> Response {
@@ -62,7 +54,7 @@ async fn optout(AxState(st): AxState<AppState>, body: Bytes) -> Response {
             let status = if added { StatusCode::CREATED } else { StatusCode::OK };
             answer(status, json!({"number": number.masked().to_string(), "opted_out": true}))
         }
-        Err(e) => unavailable(&e),
+        Err(e) => store_unavailable(&e),
     }
 }
 
@@ -76,10 +68,12 @@ async fn optin(AxState(st): AxState<AppState>, body: Bytes) -> Response {
             StatusCode::OK,
             json!({"number": number.masked().to_string(), "opted_out": false}),
         ),
-        Ok(false) => answer(
+        Ok(false) => problem(
             StatusCode::NOT_FOUND,
-            json!({"error": "not_found", "field": "number", "message": "the number is not on the opt-out list"}),
+            "not_found",
+            Some("number"),
+            "the number is not on the opt-out list",
         ),
-        Err(e) => unavailable(&e),
+        Err(e) => store_unavailable(&e),
     }
 }

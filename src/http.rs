@@ -137,7 +137,10 @@ fn problem(status: StatusCode, code: &str, field: Option<&str>, message: &str) -
 }
 
 fn internal(e: &StoreError) -> Response {
-    error!(error = %e, "store failure");
+    // A refusal was logged once, when the store stopped taking writes.
+    if !matches!(e, StoreError::Refusing(_)) {
+        error!(error = %e, "store failure");
+    }
     problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",
@@ -266,8 +269,12 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
         }
     };
     let service = accepted.service;
+    // Acknowledged only if the write landed in the file the next start reads.
     let stored = match st.store.enqueue(&accepted.request, &accepted.plan).await {
-        Ok(s) => s,
+        Ok(s) => match st.store.confirm() {
+            Ok(()) => s,
+            Err(e) => return internal(&e),
+        },
         Err(e) => return internal(&e),
     };
     let result = if stored.duplicate { "duplicate" } else { "accepted" };

@@ -31,6 +31,8 @@ pub const SMS_BACKLOG: &str = "callbackd_sms_outbox_backlog";
 pub const BUILD_INFO: &str = "callbackd_build_info";
 /// Dialplan reloads: `result` is `ok` or `error`.
 pub const DIALPLAN_RELOADS: &str = "callbackd_dialplan_reloads_total";
+/// Gauge: 1 while the store takes writes, 0 while it refuses them (`/readyz` is 503).
+pub const STORE_WRITABLE: &str = "callbackd_store_writable";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -77,6 +79,10 @@ fn describe() {
     describe_counter!(SMS, "SMS handled by the sender, by kind and result.");
     describe_gauge!(SMS_BACKLOG, "SMS outbox messages queued and not yet sent.");
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
+    describe_gauge!(
+        STORE_WRITABLE,
+        "1 while the queue store takes writes, 0 while it refuses them."
+    );
     describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
 }
 
@@ -129,4 +135,9 @@ pub fn sms_backlog(n: i64) {
 /// A dialplan reload finished.
 pub fn dialplan_reload(result: &'static str) {
     counter!(DIALPLAN_RELOADS, "result" => result).increment(1);
+}
+
+/// Whether the store takes writes.
+pub fn store_writable(yes: bool) {
+    gauge!(STORE_WRITABLE).set(if yes { 1.0 } else { 0.0 });
 }

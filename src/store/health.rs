@@ -343,12 +343,14 @@ impl Store {
             }
         }
         let probe = self.probe().await;
-        if let Probe::Failed(_) = probe {
+        let from = self.health.status();
+        let to = next(from, Seen::Same, Some(probe));
+        if matches!(probe, Probe::Failed(_)) || (to == Status::Writable && from != to) {
             // Reopen connections: a file made writable again, or a server back, is only
-            // seen by a new connection.
+            // seen by a new connection; one opened during the fault may still be stuck in
+            // it (e.g. opened read-only).
             self.health.recycle();
         }
-        let to = next(self.health.status(), Seen::Same, Some(probe));
         self.health.set(to);
         to
     }

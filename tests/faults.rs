@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 /// rescued file holds the write lock for the busy timeout, and the machine is shared.
 const LIMIT: Duration = Duration::from_secs(40);
 
+/// The tests each drive intake from 8 clients through a fault: one at a time, so a shared
+/// machine keeps every daemon's start-up within the helpers' bounds.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -193,6 +197,7 @@ fn fill(path: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_refuses_requests_and_recovers_when_space_returns() {
+    let _serial = SERIAL.lock().await;
     if !is_root() {
         return skip("needs root to mount a tmpfs");
     }
@@ -253,6 +258,7 @@ async fn a_full_disk_refuses_requests_and_recovers_when_space_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_removed_database_is_written_back_and_never_silently_recreated() {
+    let _serial = SERIAL.lock().await;
     let setup = Setup::new();
     let dir = setup.dir.path().join("var");
     let db = dir.join("queue.db");
@@ -419,6 +425,7 @@ fn chmod(path: &Path, mode: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_read_only_database_is_not_ready_and_recovers_when_writable() {
+    let _serial = SERIAL.lock().await;
     // Root writes whatever the permissions say: run the daemon as nobody then.
     let as_nobody = is_root();
     let setup = Setup::new();
@@ -481,5 +488,136 @@ async fn a_read_only_database_is_not_ready_and_recovers_when_writable() {
         "read-only: 1 change while running, 1 start read-only, {} requests acknowledged, \
          0 acknowledged requests lost",
         acked.len()
+    );
+}
+
+/// A private PostgreSQL cluster in a temporary directory on a free port, run as the
+/// `postgres` user when the tests run as root (initdb refuses root). Stopped when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    /// `None` when no PostgreSQL server binaries are installed.
+    fn init() -> Option<Cluster> {
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop()?;
+        let dir = tempfile::tempdir().expect("cluster directory");
+        if is_root() {
+            let ok = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status();
+            assert!(ok.is_ok_and(|s| s.success()), "chown the cluster directory to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Cluster { dir, bin, port };
+        let data = cluster.data();
+        cluster.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        cluster.start();
+        Some(cluster)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// A PostgreSQL tool, as the `postgres` user when root.
+    fn tool(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self.tool(tool).args(args).stdin(Stdio::null()).output().expect("run a tool");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"]);
+    }
+
+    fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self.tool("pg_ctl").args(["-D", &data, "-m", "immediate", "stop"]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_postgresql_refuses_requests_and_recovers_when_started() {
+    let _serial = SERIAL.lock().await;
+    let Some(cluster) = Cluster::init() else {
+        return skip("no PostgreSQL server binaries under /usr/lib/postgresql");
+    };
+    let setup = Setup::new();
+    use_database(&setup, &cluster.url());
+    let daemon = Daemon::start(&setup).await;
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    const STOPS: usize = 2;
+    for _ in 0..STOPS {
+        let intake = Intake::start(&daemon.base, 8);
+        let deadline = Instant::now() + LIMIT;
+        while intake.acked() < 20 {
+            assert!(Instant::now() < deadline, "intake is not taking requests:\n{}", daemon.logs());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cluster.stop();
+        ready_becomes(&daemon.base, 503, || daemon.logs()).await;
+        assert_eq!(writable_gauge(&daemon.base).await, Some(0.0), "the gauge says not writable");
+        cluster.start();
+        ready_becomes(&daemon.base, 200, || daemon.logs()).await;
+        let before = intake.acked();
+        let deadline = Instant::now() + LIMIT;
+        while intake.acked() == before {
+            assert!(Instant::now() < deadline, "intake did not recover:\n{}", daemon.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let tally = intake.finish().await;
+        refused += tally.refused;
+        acked.extend(tally.acked);
+    }
+    let checked = all_present(&daemon, &acked).await;
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "clean shutdown");
+    let daemon = Daemon::start(&setup).await;
+    all_present(&daemon, &acked).await;
+    println!(
+        "PostgreSQL stopped: {STOPS} stops, {checked} requests acknowledged, {refused} refused \
+         with 503, 0 acknowledged requests lost"
     );
 }

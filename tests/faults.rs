@@ -461,6 +461,9 @@ async fn a_read_only_database_is_not_ready_and_recovers_when_writable() {
     let mut acked = intake.finish().await.acked;
     acked.push(first_id);
     drop(first);
+    // Without a `-shm` file (it holds no data, and no process has it open now), SQLite
+    // creates it with the read-only file's permissions: the case an operator meets.
+    let _ = std::fs::remove_file(format!("{}-shm", db.display()));
 
     // Read-only at start: never ready, intake refused, and ready once writable again.
     let started = Started::spawn(&setup, as_nobody);

@@ -345,11 +345,19 @@ impl Store {
         let probe = self.probe().await;
         let from = self.health.status();
         let to = next(from, Seen::Same, Some(probe));
+        if let (Probe::Failed(Fault::ReadOnly), Some(file)) = (probe, &self.health.file) {
+            align_side_files(&file.path);
+        }
         if matches!(probe, Probe::Failed(_)) || (to == Status::Writable && from != to) {
             // Reopen connections: a file made writable again, or a server back, is only
             // seen by a new connection; one opened during the fault may still be stuck in
-            // it (e.g. opened read-only).
+            // it (e.g. opened read-only). SQLite shares one `-shm` mapping among all the
+            // connections of a process: it is opened anew only once they are all closed.
             self.health.recycle();
+            for _ in 0..8 {
+                let Some(idle) = self.pool.try_acquire() else { break };
+                let _ = idle.detach().close().await;
+            }
         }
         self.health.set(to);
         to
@@ -449,6 +457,24 @@ impl Store {
             "database file was removed while open; written back to its path from the open file"
         );
         Ok(())
+    }
+}
+
+/// SQLite creates `-wal` and `-shm` with the database file's permissions, and never
+/// changes them: a database made writable again would stay read-only through them. Gives
+/// them the database file's permissions (best effort: only the owner may).
+fn align_side_files(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(db) = std::fs::metadata(path) else { return };
+    let mode = db.permissions().mode() & 0o777;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        if let Ok(m) = std::fs::metadata(&side) {
+            if m.permissions().mode() & 0o777 != mode {
+                let _ = std::fs::set_permissions(&side, std::fs::Permissions::from_mode(mode));
+            }
+        }
     }
 }
 

@@ -512,6 +512,7 @@ impl Store {
             };
             let file = std::path::PathBuf::from(&path);
             let url = match mode.as_deref() {
+                _ if path == ":memory:" => with("memory"),
                 None | Some("rwc") => {
                     if !file.exists() {
                         let marker = marker_of(&file);
@@ -589,9 +590,12 @@ impl Store {
             .after_release(move |conn, meta| {
                 let health = on_release.clone();
                 Box::pin(async move {
-                    // A dropped transaction's ROLLBACK is queued on the connection: a round
-                    // trip lets it finish before the depth is read.
-                    conn.ping().await?;
+                    // SQLite runs a dropped transaction's ROLLBACK on the connection's worker
+                    // thread: a round trip lets it finish before the depth is read.
+                    // (PostgreSQL counts the depth down when the ROLLBACK is queued.)
+                    if backend == Backend::Sqlite {
+                        conn.ping().await?;
+                    }
                     Ok(reusable(conn, &health, meta.age))
                 })
             })

@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// How often the watcher looks.
 pub const EVERY: Duration = Duration::from_secs(1);
@@ -166,7 +166,6 @@ pub fn classify(e: &sqlx::Error) -> Option<Fault> {
                 Some(5 | 6) => None,
                 Some(8) => Some(Fault::ReadOnly),
                 Some(13) => Some(Fault::Full),
-                Some(14) => Some(Fault::Vanished),
                 Some(_) => Some(Fault::WriteFailed),
                 None => match code.as_ref() {
                     "53100" => Some(Fault::Full),
@@ -334,7 +333,8 @@ impl Store {
                 match self.rescue().await {
                     Ok(()) => {}
                     Err(e) => {
-                        warn!(error = %e, "database file not restored yet; retrying");
+                        // The refusal was logged once; this repeats every second.
+                        tracing::debug!(error = %e, "database file not written back yet");
                         return to;
                     }
                 }
@@ -418,7 +418,13 @@ impl Store {
         };
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *locker).await?;
         let copied = async {
-            std::fs::create_dir_all(&dir).map_err(sqlx::Error::Io)?;
+            // A recreated directory is private, like systemd's StateDirectoryMode=0700.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(&dir)
+            .map_err(sqlx::Error::Io)?;
             let tmp = dir.join(format!(
                 ".{}.rescue",
                 path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()

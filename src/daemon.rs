@@ -87,6 +87,9 @@ pub async fn run(
         warn!(services = ?orphaned, "live requests of services without a dialplan are kept, not dialled");
     }
     info!(database = %redact(&cfg.database), live_requests = live, services = services.len(), "store open");
+    // Readiness and intake follow the store's health until the store is closed.
+    let store_watch = CancellationToken::new();
+    let watcher = tokio::spawn(store.clone().watch(store_watch.clone()));
     // The reloader (SIGHUP, a later addition) is the sender; handlers and the scheduler read.
     // The reloader owns the sender; handlers and the scheduler read.
     let (services_tx, services_rx) = watch::channel(Arc::new(services));
@@ -196,6 +199,8 @@ pub async fn run(
     if let Some(sms) = sms {
         let _ = sms.await;
     }
+    store_watch.cancel();
+    let _ = watcher.await;
     store.close().await;
     match scheduled {
         Ok(Ok(())) => {}

@@ -39,6 +39,8 @@ pub const HTTP_CONNECTIONS: &str = "callbackd_http_connections";
 pub const HTTP_TIMEOUTS: &str = "callbackd_http_timeouts_total";
 /// Failed `accept` calls (e.g. the file limit reached).
 pub const HTTP_ACCEPT_ERRORS: &str = "callbackd_http_accept_errors_total";
+/// Gauge: 1 while the store takes writes, 0 while it refuses them (`/readyz` is 503).
+pub const STORE_WRITABLE: &str = "callbackd_store_writable";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -85,6 +87,10 @@ fn describe() {
     describe_counter!(SMS, "SMS handled by the sender, by kind and result.");
     describe_gauge!(SMS_BACKLOG, "SMS outbox messages queued and not yet sent.");
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
+    describe_gauge!(
+        STORE_WRITABLE,
+        "1 while the queue store takes writes, 0 while it refuses them."
+    );
     describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_TIMEOUTS, "HTTP connections or requests ended by a timeout, by kind.");
@@ -155,4 +161,9 @@ pub fn http_timeout(kind: &'static str) {
 /// An `accept` failed.
 pub fn http_accept_error() {
     counter!(HTTP_ACCEPT_ERRORS).increment(1);
+}
+
+/// Whether the store takes writes.
+pub fn store_writable(yes: bool) {
+    gauge!(STORE_WRITABLE).set(if yes { 1.0 } else { 0.0 });
 }

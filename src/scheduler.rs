@@ -220,12 +220,16 @@ impl Scheduler {
                 }
                 Err(e) => {
                     let wait = backoff.next();
-                    warn!(
-                        error = %e,
-                        retry_in = ?wait,
-                        active = calls.len(),
-                        "store unavailable: not claiming; calls in progress go on"
-                    );
+                    // One line per outage (and one when it ends), not one per retry.
+                    if backoff.failures == 1 {
+                        warn!(
+                            error = %e,
+                            active = calls.len(),
+                            "store unavailable: not claiming; calls in progress go on"
+                        );
+                    } else {
+                        tracing::debug!(error = %e, retry_in = ?wait, "store still unavailable");
+                    }
                     wait
                 }
             };

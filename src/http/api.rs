@@ -109,8 +109,12 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
         }
     };
     let service = accepted.service;
+    // Acknowledged only if the write landed in the file the next start reads.
     let stored = match st.store.enqueue(&accepted.request, &accepted.plan).await {
-        Ok(s) => s,
+        Ok(s) => match st.store.confirm() {
+            Ok(()) => s,
+            Err(e) => return store_unavailable(&e),
+        },
         Err(e) => return store_unavailable(&e),
     };
     let result = if stored.duplicate { "duplicate" } else { "accepted" };

@@ -22,7 +22,10 @@ pub fn problem(status: StatusCode, code: &str, field: Option<&str>, message: &st
 
 /// The answer when the store fails (logged here, once).
 pub fn store_unavailable(e: &crate::store::StoreError) -> Response {
-    error!(error = %e, "store failure");
+    // A refusal was logged once, when the store stopped taking writes.
+    if !matches!(e, crate::store::StoreError::Refusing(_)) {
+        error!(error = %e, "store failure");
+    }
     problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",

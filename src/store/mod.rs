@@ -20,6 +20,7 @@ use sqlx::{AnyPool, Row};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod health;
 pub mod lease;
 mod sms;
 pub use sms::OutboxRow;
@@ -44,6 +45,21 @@ pub enum StoreError {
     /// The database URL names no supported backend.
     #[error("unsupported database URL {0:?}: use sqlite:PATH or postgres://…")]
     Url(String),
+    /// The store cannot keep a write now (see [`health`]); nothing was written.
+    #[error("the store refuses writes: {0}")]
+    Refusing(health::Fault),
+    /// The SQLite file is missing although a queue was created at that path before.
+    #[error(
+        "database {path} is missing, but {marker} says a queue was created there: refusing \
+         to start on a new empty queue. Restore the file from a backup, or remove {marker} \
+         (or add ?mode=rwc to the database URL) to start with an empty queue"
+    )]
+    Missing {
+        /// The database file.
+        path: String,
+        /// The marker file written when the queue was created.
+        marker: String,
+    },
 }
 
 /// Which database is behind the store.
@@ -398,9 +414,57 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    health: std::sync::Arc<health::Health>,
+}
+
+/// SQLite's wait for another connection's write lock.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The marker written next to a SQLite queue when it is created: while it exists, a missing
+/// database file is an error, never a reason to create a new empty queue.
+pub fn marker_of(path: &std::path::Path) -> std::path::PathBuf {
+    let mut m = path.as_os_str().to_owned();
+    m.push(".created");
+    std::path::PathBuf::from(m)
+}
+
+/// Writes the marker if it is missing (best effort: a read-only directory keeps none).
+pub(crate) fn write_marker(path: &std::path::Path) {
+    let marker = marker_of(path);
+    if !marker.exists() {
+        let text = "A callbackd queue was created next to this file. While this file exists, \
+                    callbackd refuses to start when the database is missing.\n";
+        let _ = std::fs::write(&marker, text);
+    }
+}
+
+/// A SQLite URL split into its path and its query parameters other than `mode`.
+fn sqlite_url(rest: &str) -> (String, Vec<String>, Option<String>) {
+    let path = rest.trim_start_matches("//");
+    let (path, query) = path.split_once('?').map_or((path, ""), |(p, q)| (p, q));
+    let mut mode = None;
+    let mut params = Vec::new();
+    for p in query.split('&').filter(|p| !p.is_empty()) {
+        match p.strip_prefix("mode=") {
+            Some(m) => mode = Some(m.to_owned()),
+            None => params.push(p.to_owned()),
+        }
+    }
+    (path.to_owned(), params, mode)
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// Whether a pooled connection may be used again: outside any transaction, and opened
+/// after the last fault (see [`health::Health::recycle`]).
+fn reusable(conn: &sqlx::AnyConnection, health: &health::Health, age: std::time::Duration) -> bool {
+    use sqlx::Connection;
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+        return false;
+    }
+    !health.is_stale(age)
+}
 
 async fn audit(
     tx: &mut Tx<'_>,
@@ -427,40 +491,86 @@ async fn audit(
 }
 
 impl Store {
-    /// Connects (creating a SQLite file if needed) and runs the embedded migrations.
+    /// Connects and runs the embedded migrations, then probes whether writes commit (see
+    /// [`health`]).
+    ///
+    /// SQLite: the file is created on the first start only. A `PATH.created` marker is
+    /// written beside it; while the marker exists a missing file is an error
+    /// ([`StoreError::Missing`]) rather than a new empty queue, unless the URL says
+    /// `?mode=rwc`. Pooled connections never create the file (`mode=rw`), so a file removed
+    /// while running is noticed, not silently recreated. Every commit is `synchronous =
+    /// FULL`: acknowledged means on disk, even after a power cut.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        use sqlx::Connection;
         sqlx::any::install_default_drivers();
-        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let (path, query) = path.split_once('?').map_or((path, ""), |(p, q)| (p, q));
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        let (backend, url, file) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let (path, params, mode) = sqlite_url(rest);
+            let with = |mode: &str| {
+                let mut q = params.clone();
+                q.push(format!("mode={mode}"));
+                format!("sqlite://{path}?{}", q.join("&"))
+            };
+            let file = std::path::PathBuf::from(&path);
+            let url = match mode.as_deref() {
+                _ if path == ":memory:" => with("memory"),
+                None | Some("rwc") => {
+                    if !file.exists() {
+                        let marker = marker_of(&file);
+                        if mode.is_none() && marker.exists() {
+                            return Err(StoreError::Missing {
+                                path: file.display().to_string(),
+                                marker: marker.display().to_string(),
+                            });
+                        }
+                        let dir = health::dir_of(&file);
+                        std::fs::create_dir_all(&dir)
+                            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+                        let mut first = sqlx::AnyConnection::connect(&with("rwc")).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut first).await?;
+                        first.close().await?;
+                    }
+                    write_marker(&file);
+                    with("rw")
                 }
-            }
-            let query = if query.is_empty() { "mode=rwc".to_owned() } else { query.to_owned() };
-            (Backend::Sqlite, format!("sqlite://{path}?{query}"))
+                Some(other) => with(other),
+            };
+            let watched = match health::SqliteFile::identity(&file) {
+                (Some(f), Some(d)) => Some(health::SqliteFile {
+                    path: file,
+                    opened: std::sync::Mutex::new(health::Identity { file: f, dir: d }),
+                }),
+                _ => None,
+            };
+            (Backend::Sqlite, url, watched)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_owned())
+            (Backend::Postgres, url.to_owned(), None)
         } else {
             return Err(StoreError::Url(url.to_owned()));
         };
+        let health = std::sync::Arc::new(health::Health::new(file));
         let max = match backend {
             Backend::Sqlite => 4,
             Backend::Postgres => 16,
         };
+        let (on_acquire, on_release) = (health.clone(), health.clone());
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            // SQLite: two open connections at all times, so a removed file can be rescued
+            // from them (see `health`).
+            .min_connections(match backend {
+                Backend::Sqlite => 2,
+                Backend::Postgres => 0,
+            })
             .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL: readers never block the writer; NORMAL sync is durable
-                        // against a process crash (kill -9), the failure we guard against.
+                        // WAL: readers never block the writer. FULL: a commit is on disk
+                        // before it returns, so an acknowledged write survives a power cut.
                         for pragma in [
                             "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA synchronous = FULL",
+                            &format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()),
                             "PRAGMA foreign_keys = ON",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
@@ -469,23 +579,55 @@ impl Store {
                     Ok(())
                 })
             })
+            // A connection whose COMMIT or ROLLBACK failed (SQLite rolls back by itself on
+            // a full disk, so the driver's own ROLLBACK then fails too) keeps a non-zero
+            // transaction depth in sqlx, and every later BEGIN on it fails. Such a
+            // connection, or one opened before a fault, is closed, never reused.
+            .before_acquire(move |conn, meta| {
+                let health = on_acquire.clone();
+                Box::pin(async move { Ok(reusable(conn, &health, meta.age)) })
+            })
+            .after_release(move |conn, meta| {
+                let health = on_release.clone();
+                Box::pin(async move {
+                    // SQLite runs a dropped transaction's ROLLBACK on the connection's worker
+                    // thread: a round trip lets it finish before the depth is read.
+                    // (PostgreSQL counts the depth down when the ROLLBACK is queued.)
+                    if backend == Backend::Sqlite {
+                        conn.ping().await?;
+                    }
+                    Ok(reusable(conn, &health, meta.age))
+                })
+            })
             .connect(&url)
             .await?;
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        if backend == Backend::Postgres {
+            // Best effort: a read-only server is reported by the probe below.
+            let _ = sqlx::query(health::PROBE_TABLE).execute(&pool).await;
+        }
+        let store = Store { pool, backend, health };
+        store.look().await;
+        Ok(store)
     }
 
-    /// A write transaction. SQLite takes the write lock at BEGIN (IMMEDIATE), so a
-    /// read-then-write transaction waits for the busy timeout instead of failing when
-    /// another connection wrote in between.
+    /// A write transaction, refused at once while the store cannot keep writes. SQLite
+    /// takes the write lock at BEGIN (IMMEDIATE), so a read-then-write transaction waits
+    /// for the busy timeout instead of failing when another connection wrote in between.
     async fn write_tx(&self) -> Result<Tx<'static>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        self.health.check()?;
+        Ok(self.begin().await?)
+    }
+
+    /// A write transaction without the health check (the probe's).
+    pub(crate) async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Which backend this is.
@@ -498,8 +640,11 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// True when the database answers.
+    /// True when the store takes writes (see [`health`]) and the database answers.
     pub async fn ping(&self) -> bool {
+        if self.health.check().is_err() {
+            return false;
+        }
         let ping = sqlx::query("SELECT 1").fetch_one(&self.pool);
         matches!(tokio::time::timeout(std::time::Duration::from_secs(2), ping).await, Ok(Ok(_)))
     }

@@ -19,9 +19,10 @@
 //! The call rate is not limited (interval 0) and capacities are large: the benchmark
 //! measures the claim path itself.
 
-use callbackd::policy::{End, Outcome};
+use callbackd::policy::Outcome;
+use callbackd::policy::lifecycle::{Event, step};
 use callbackd::store::lease::ClaimLimits;
-use callbackd::store::{Attempt, Next, Store};
+use callbackd::store::{Attempt, Fence, Store};
 use jiff::Timestamp;
 use sqlx::Connection;
 use std::collections::VecDeque;
@@ -55,11 +56,17 @@ async fn claimer(url: String, id: usize, secs: u64, live: usize) -> Run {
         trunk: "bench-pbx:5060",
         interval: Duration::ZERO,
     };
-    let done = Next::Final {
-        end: End::Connected,
-        reason: "bench".to_owned(),
-        sms_unreachable: false,
-        sms_feedback: None,
+    let finish = |a: Attempt, now: Timestamp| {
+        let event = Event::Ended { seq: a.seq, outcome: Outcome::Connected };
+        let store = store.clone();
+        async move {
+            store
+                .finish(&a, Some(200), None, Fence::Own, now, |req, records| {
+                    step(None, &req.facts(records), event, now)
+                })
+                .await
+                .expect("finish")
+        }
     };
     let mut run = Run::default();
     let mut held: VecDeque<Attempt> = VecDeque::new();
@@ -79,15 +86,12 @@ async fn claimer(url: String, id: usize, secs: u64, live: usize) -> Run {
         while held.len() > live {
             let Some(a) = held.pop_front() else { break };
             let now = Timestamp::now();
-            store
-                .finish(&a, Outcome::Connected, Some(200), &done, "bench", now)
-                .await
-                .expect("finish");
+            finish(a, now).await;
         }
     }
     for a in held {
         let now = Timestamp::now();
-        store.finish(&a, Outcome::Connected, Some(200), &done, "bench", now).await.expect("finish");
+        finish(a, now).await;
     }
     store.close().await;
     run

@@ -528,9 +528,13 @@ async fn scheduler_outcomes_queue_unreachable_and_the_consented_survey_after_its
         )
         .run(),
     );
-    for id in [consent.id, no_consent.id, opted_out.id] {
+    // The call rate runs on the scheduler's clock: one millisecond between starts.
+    let t0 = hel("2026-11-23T10:00");
+    for (ms, id) in [consent.id, no_consent.id, opted_out.id].into_iter().enumerate() {
+        rig.clock.set(t0 + SignedDuration::from_millis(ms as i64));
         assert_eq!(until_final(&rig.store, id, &wake).await.state, State::Connected);
     }
+    rig.clock.set(t0 + SignedDuration::from_millis(3));
     // Two unanswered attempts, 30 minutes apart, make the request unreachable.
     tokio::time::sleep(Duration::from_millis(100)).await;
     rig.clock.set(hel("2026-11-23T10:31"));

@@ -9,7 +9,7 @@
 //! Every change of a request is decided by [`crate::policy::lifecycle::step`]; the scheduler
 //! turns what happens into its events and the store writes the transitions.
 //!
-//! On start it recovers ([`recovery`]): an attempt left live by a crash is recorded as
+//! On start it recovers (`recovery.rs`): an attempt left live by a crash is recorded as
 //! `interrupted` and its request re-planned per policy (interrupted attempts do not count),
 //! unless the far end had answered: an answered attempt is never dialled again. The answer
 //! is written by [`StoreEvents`] before the call goes on.

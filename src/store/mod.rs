@@ -602,7 +602,7 @@ impl Store {
     }
 
     /// Requests of the same service served before this one (waiting, earlier in the
-    /// serving order: a lexicographic "less than" on [`SERVING_ORDER`]),
+    /// serving order: a lexicographic "less than" on deadline, age and id),
     /// counted up to `cap`: the cost stays bounded however long the queue is, and a queue
     /// longer than `cap` is beyond any useful estimate anyway.
     pub async fn ahead_of(&self, req: &Request, cap: i64) -> Result<i64, StoreError> {

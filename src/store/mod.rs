@@ -5,6 +5,11 @@
 //! indexes), instants are Unix milliseconds, flags are 0/1 integers. Migrations are
 //! embedded, one directory per backend, kept in step.
 //!
+//! The store decides nothing: a request's changes are decided by
+//! [`crate::policy::lifecycle::step`] on the facts the store reads inside its write
+//! transaction, and written as they come back (`requests.rs`); SMS rows follow
+//! [`crate::policy::lifecycle::sms_fate`] (`sms.rs`).
+//!
 //! Every state change writes its audit row in the same transaction, and is written before
 //! the action it announces (a claim is committed before the call is placed). The database
 //! itself enforces one live request per number and service and one live attempt per

@@ -24,10 +24,11 @@
 mod common;
 
 use callbackd::lang::Lang;
+use callbackd::policy::lifecycle::{Event, step};
 use callbackd::policy::number::E164;
-use callbackd::policy::{End, Outcome, Plan};
+use callbackd::policy::{Outcome, Plan};
 use callbackd::store::lease::ClaimLimits;
-use callbackd::store::{Attempt, NewRequest, Next, Store};
+use callbackd::store::{Attempt, Fence, NewRequest, Store};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
 use std::collections::VecDeque;
@@ -56,11 +57,17 @@ async fn claimer(url: String, id: usize, secs: u64, live: usize) -> Run {
         trunk: "bench-pbx:5060",
         interval: Duration::ZERO,
     };
-    let done = Next::Final {
-        end: End::Connected,
-        reason: "bench".to_owned(),
-        sms_unreachable: false,
-        sms_feedback: None,
+    let finish = |a: Attempt, now: Timestamp| {
+        let event = Event::Ended { seq: a.seq, outcome: Outcome::Connected };
+        let store = store.clone();
+        async move {
+            store
+                .finish(&a, Some(200), None, Fence::Own, now, |req, records| {
+                    step(None, &req.facts(records), event, now)
+                })
+                .await
+                .expect("finish")
+        }
     };
     let mut run = Run::default();
     let mut held: VecDeque<Attempt> = VecDeque::new();
@@ -80,15 +87,12 @@ async fn claimer(url: String, id: usize, secs: u64, live: usize) -> Run {
         while held.len() > live {
             let Some(a) = held.pop_front() else { break };
             let now = Timestamp::now();
-            store
-                .finish(&a, Outcome::Connected, Some(200), &done, "bench", now)
-                .await
-                .expect("finish");
+            finish(a, now).await;
         }
     }
     for a in held {
         let now = Timestamp::now();
-        store.finish(&a, Outcome::Connected, Some(200), &done, "bench", now).await.expect("finish");
+        finish(a, now).await;
     }
     store.close().await;
     run

@@ -26,9 +26,10 @@ mod common;
 
 use callbackd::dialplan::{self, Services};
 use callbackd::lang::Lang;
+use callbackd::policy::lifecycle::{Event, step};
 use callbackd::policy::number::E164;
 use callbackd::policy::{self, Decision, Outcome, Plan, RequestFacts};
-use callbackd::store::{NewRequest, Next, Request, Store};
+use callbackd::store::{Applied, Fence, NewRequest, Request, Store};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -402,17 +403,15 @@ async fn store_bench(store: &Store, services: &Services, knobs: &Knobs, r: &mut 
         let Some(req) = req else { panic!("nothing due in {service}") };
         let attempt = store.claim(&req, now).await.expect("claim").expect("claimed");
         claim.push(t.elapsed());
-        let plan = Plan {
-            due: now + SignedDuration::from_mins(30),
-            deadline: req.deadline_at,
-            expires: req.expires_at,
-            counted: 1,
-        };
         let t = Instant::now();
+        let event = Event::Ended { seq: attempt.seq, outcome: Outcome::Busy };
         let ok = store
-            .finish(&attempt, Outcome::Busy, Some(486), &Next::Retry(plan), "bench", now)
+            .finish(&attempt, Some(486), None, Fence::Own, now, |req, records| {
+                step(None, &req.facts(records), event, now)
+            })
             .await
             .expect("finish");
+        let ok = matches!(ok, Applied::Written(_));
         assert!(ok, "attempt finished");
         finish.push(t.elapsed());
     }

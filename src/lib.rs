@@ -14,7 +14,10 @@
 //! - [`calendar`]: weekly hours, the Finnish holiday calendar (`fi`), holiday eves,
 //!   operator exceptions, conversion of local hours to UTC instants (DST-safe, via `jiff`).
 //! - [`policy`]: when a request is due, its same-day deadline, expiry, retries, ETA;
-//!   [`policy::number`]: which phone numbers may be called, masking for logs.
+//!   [`policy::lifecycle`]: every change of a request's state, `step(facts, event, now)`
+//!   → a `Transition` the store writes (state, due time, outcome, audit row, SMS), the
+//!   serving order and SMS eligibility; [`policy::admit`]: capacity and call rate on the
+//!   domain clock; [`policy::number`]: which phone numbers may be called, masking for logs.
 //! - [`call`]: SIP final responses → attempt outcomes; [`call::machine`], the answered-call
 //!   state machine (greet, press 1, hand over, apologise).
 //! - [`intake`]: a patient's request validated into what the store keeps; the fixed set of
@@ -32,11 +35,15 @@
 //!
 //! Edges, and the tasks `callbackd serve` runs ([`daemon::run`] owns the shutdown token and
 //! waits for them all):
-//! - [`store`]: the queue in SQLite or PostgreSQL (sqlx); every state change is written, with
-//!   its audit row and any SMS, before the action it announces. On PostgreSQL, claims take a
-//!   lease with a fencing token (`store/lease.rs`) so several servers share one queue.
+//! - [`store`]: the queue in SQLite or PostgreSQL (sqlx); writes the lifecycle's transitions
+//!   (`store/requests.rs`), each with its audit row and any SMS, before the action it
+//!   announces, and decides nothing. On PostgreSQL, claims take a lease with a fencing token
+//!   (`store/lease.rs`) so several servers share one queue.
 //! - [`scheduler`]: one task; sleeps until the next due request, deadline or expiry, claims
-//!   within capacity and call rate, owns the calls (a `JoinSet`) and records their outcomes.
+//!   within capacity and call rate, owns the calls (a `JoinSet`) and records their outcomes
+//!   (`scheduler/mod.rs`); crash recovery and lease take-over (`recovery.rs`); lease renewal
+//!   and shared claims (`cluster.rs`); [`scheduler::StoreEvents`] writes a call's answer
+//!   before the call goes on (`answer.rs`).
 //! - [`sip`]: the only user of `rsipstack`; the trunk's tasks (transport, incoming requests,
 //!   dialog-state routing) and the [`sip::SipDialer`] the scheduler calls through.
 //! - [`http`]: the top layer, every route: intake, status, cancellation, services, the

@@ -11,9 +11,10 @@ mod common;
 
 use callbackd::dialplan::{self, Services};
 use callbackd::intake::{self, RawRequest};
-use callbackd::policy::{Outcome, Plan};
+use callbackd::policy::Outcome;
+use callbackd::policy::lifecycle::{Event, Orphan, step};
 use callbackd::store::lease::ClaimLimits;
-use callbackd::store::{Cancelled, ListFilter, Next, State, Store};
+use callbackd::store::{Applied, Attempt, Cancelled, Fence, ListFilter, State, Store};
 use common::pg::TestDb;
 use common::sipp::{free_udp_port, have_sipp};
 use common::{Daemon, Setup, repo};
@@ -28,6 +29,31 @@ use std::time::{Duration, Instant};
 /// The end-to-end test restarts PostgreSQL: it runs alone (write), the others together
 /// (read).
 static PG: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Writes an attempt's outcome as the scheduler does (without a dialplan: a retry is due at
+/// once); a take-over (`Fence::Expired`) records it as orphaned. True when written.
+async fn finish(
+    store: &Store,
+    attempt: &Attempt,
+    outcome: Outcome,
+    sip: Option<u16>,
+    fence: Fence,
+    now: Timestamp,
+) -> bool {
+    let event = match fence {
+        Fence::Own => Event::Ended { seq: attempt.seq, outcome },
+        Fence::Expired => {
+            Event::Orphaned { seq: attempt.seq, answered: false, why: Orphan::LeaseExpired }
+        }
+    };
+    let applied = store
+        .finish(attempt, sip, None, fence, now, |req, records| {
+            step(None, &req.facts(records), event, now)
+        })
+        .await
+        .expect("finish");
+    matches!(applied, Applied::Written(_))
+}
 
 /// A 24/7 service; `capacity` concurrent calls.
 fn dialplan_dir(dir: &Path, capacity: u32) -> PathBuf {
@@ -174,24 +200,10 @@ async fn every_store_query_works_on_postgres() {
     let attempt = store.claim(&due[0], later).await.expect("claim").expect("claimed");
     assert!(store.claim(&due[0], later).await.expect("claim again").is_none());
     assert_eq!(store.live_attempts().await.expect("live").len(), 1);
-    let plan = Plan {
-        due: later + SignedDuration::from_mins(60),
-        deadline: due[0].deadline_at,
-        expires: due[0].expires_at,
-        counted: 1,
-    };
-    let next = Next::Retry(plan);
+    assert!(finish(&store, &attempt, Outcome::Busy, Some(486), Fence::Own, later).await);
     assert!(
-        store
-            .finish(&attempt, Outcome::Busy, Some(486), &next, "dialer", later)
-            .await
-            .expect("finish")
-    );
-    assert!(
-        !store
-            .finish(&attempt, Outcome::Busy, Some(486), &next, "dialer", later)
-            .await
-            .expect("finish again")
+        !finish(&store, &attempt, Outcome::Busy, Some(486), Fence::Own, later).await,
+        "finish again"
     );
     let attempts = store.attempts(due[0].id).await.expect("attempts");
     assert_eq!(attempts.len(), 1);
@@ -206,13 +218,7 @@ async fn every_store_query_works_on_postgres() {
         store.cancel(other.id, "test", later).await.expect("cancel"),
         Cancelled::AfterLiveAttempt
     );
-    let retry = Next::Retry(Plan { due: later, ..plan });
-    assert!(
-        store
-            .finish(&live, Outcome::NoAnswer, Some(487), &retry, "dialer", later)
-            .await
-            .expect("finish")
-    );
+    assert!(finish(&store, &live, Outcome::NoAnswer, Some(487), Fence::Own, later).await);
     assert_eq!(store.request(other.id).await.expect("r").expect("r").state, State::Cancelled);
     assert_eq!(store.cancel(due[0].id, "test", later).await.expect("cancel"), Cancelled::Now);
     assert_eq!(store.cancel(404_404, "test", later).await.expect("cancel"), Cancelled::NotFound);
@@ -285,27 +291,13 @@ async fn leases_fence_capacity_and_rate_hold_across_servers() {
     let expired = loser.expired_attempts(late, 10).await.expect("expired");
     assert_eq!(expired.len(), 2);
     assert!(expired.iter().all(|(_, o)| o.as_deref() == Some(winner)));
-    let req = a.request(held[0].request_id).await.expect("r").expect("r");
-    let retry = Next::Retry(Plan {
-        due: late,
-        deadline: req.deadline_at,
-        expires: req.expires_at,
-        counted: 0,
-    });
     for (attempt, _) in &expired {
-        assert!(
-            loser
-                .finish_expired(attempt, Outcome::Interrupted, &retry, "recovery", late)
-                .await
-                .expect("take over")
-        );
+        assert!(finish(loser, attempt, Outcome::Interrupted, None, Fence::Expired, late).await);
     }
     // The paused server wakes: its outcome is fenced off, its renewal finds nothing.
     assert!(
-        !store
-            .finish(&held[0], Outcome::Connected, Some(200), &retry, "dialer", late)
-            .await
-            .expect("fenced finish")
+        !finish(store, &held[0], Outcome::Connected, Some(200), Fence::Own, late).await,
+        "fenced finish"
     );
     assert!(store.renew_leases(winner, late).await.expect("renew").is_empty());
     let attempts = a.attempts(held[0].request_id).await.expect("attempts");
@@ -319,9 +311,8 @@ async fn leases_fence_capacity_and_rate_hold_across_servers() {
     assert_eq!(stale.len(), 1);
     a.renew_leases("a", later + SignedDuration::from_secs(3)).await.expect("renew");
     assert!(
-        !b.finish_expired(fresh, Outcome::Interrupted, &retry, "recovery", later)
-            .await
-            .expect("take-over after renewal")
+        !finish(&b, fresh, Outcome::Interrupted, None, Fence::Expired, later).await,
+        "take-over after renewal"
     );
 
     // The shared call rate: one start per interval, whichever server asks.

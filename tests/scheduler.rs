@@ -1,12 +1,15 @@
 //! The scheduler against a real SQLite file, with a scripted dialer and a manual clock:
 //! retries after the pause, unreachable with the SMS queued, network failures not counted,
-//! capacity, crash recovery, expiry, cancellation during a call, deadline supervision.
+//! capacity, crash recovery, expiry, cancellation during a call, deadline supervision; the
+//! serving order of the SQL against the lifecycle's; answered calls never dialled twice,
+//! through a crash and through failed writes.
 
 use callbackd::call::attempt::{Call, CallResult, Dialer};
 use callbackd::clock::{Clock, ManualClock};
 use callbackd::dialplan::{self, Services};
 use callbackd::intake::{self, RawRequest};
 use callbackd::policy::Outcome;
+use callbackd::policy::lifecycle::ServingKey;
 use callbackd::scheduler::{Limits, Scheduler};
 use callbackd::store::{Request, State, Store};
 use jiff::civil::DateTime;
@@ -38,6 +41,8 @@ struct Scripted {
     outcomes: Mutex<HashMap<String, VecDeque<Outcome>>>,
     placed: Mutex<Vec<Placed>>,
     hold: bool,
+    /// Report the answer (as the SIP dialer does after the 2xx) before the outcome.
+    answer: bool,
     held: Mutex<Vec<oneshot::Sender<Outcome>>>,
     in_flight: Arc<Mutex<(usize, usize)>>,
 }
@@ -79,7 +84,11 @@ impl Dialer for Scripted {
         } else {
             None
         };
+        let answer = self.answer;
         Box::pin(async move {
+            if answer {
+                call.events.answered().await;
+            }
             let outcome = match rx {
                 Some(rx) => tokio::select! {
                     o = rx => o.unwrap_or(Outcome::Interrupted),
@@ -329,8 +338,13 @@ async fn capacity_holds_and_requests_go_in_deadline_order() {
         rig.clock.set(hel("2026-11-23T07:00") + SignedDuration::from_mins(i as i64));
         ids.push(rig.enqueue("kallio", n, None).await.id);
     }
-    rig.at(hel("2026-11-23T08:00"));
+    // The call rate (1000/s) runs on the scheduler's clock: each start is a millisecond on.
+    let ms = |n: i64| hel("2026-11-23T08:00") + SignedDuration::from_millis(n);
+    rig.at(ms(0));
+    rig.placed_count(1).await;
+    rig.at(ms(1));
     rig.placed_count(2).await;
+    rig.at(ms(2));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(rig.dialer.placed().len(), 2, "capacity 2");
     let first: Vec<i64> = rig.dialer.placed().iter().map(|p| p.request_id).collect();
@@ -339,6 +353,7 @@ async fn capacity_holds_and_requests_go_in_deadline_order() {
     for expected in 3..=5 {
         let tx = rig.dialer.held.lock().expect("lock").remove(0);
         tx.send(Outcome::Connected).expect("release");
+        rig.at(ms(expected as i64));
         rig.placed_count(expected).await;
     }
     for tx in rig.dialer.held.lock().expect("lock").drain(..) {
@@ -453,5 +468,230 @@ async fn requests_of_a_removed_service_are_kept_not_dialled() {
     let again = rig.store.request(r.id).await.expect("read").expect("kept");
     assert_eq!(again.state, State::Pending);
     assert!(rig.dialer.placed().is_empty());
+    rig.stop().await;
+}
+
+/// Runs SQL on the test's database file beside the store (faults, query plans).
+async fn sql(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let path = url.trim_start_matches("sqlite:");
+    sqlx::AnyConnection::connect(&format!("sqlite://{path}")).await.expect("connect")
+}
+
+#[tokio::test]
+async fn the_stores_serving_order_is_the_lifecycles() {
+    use sqlx::{Executor, Row};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("queue.db").display());
+    let store = Store::open(&url).await.expect("store");
+    let services = repo_services();
+    // 300 requests over three days, made at 40 distinct instants: many share a deadline,
+    // many share both the deadline and the instant (the id decides).
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let base = hel("2026-11-23T06:00");
+    for i in 0..300 {
+        let at = base + SignedDuration::from_mins(i64::try_from(next(40)).expect("small") * 97);
+        let raw = RawRequest {
+            service: "kallio".into(),
+            number: format!("040 3{:02} {:04}", i / 100, i % 100 + next(50) * 100),
+            window: None,
+            lang: None,
+            sms_consent: Some(false),
+            channel: Some("test".into()),
+        };
+        let Ok(a) = intake::validate(&services, &raw, "test", at) else { continue };
+        store.enqueue(&a.request, &a.plan).await.expect("enqueue");
+    }
+    let now = hel("2026-12-10T12:00");
+    let stored = store.due("kallio", now, 10_000).await.expect("due");
+    assert!(stored.len() > 200, "{} requests", stored.len());
+    let key = |r: &Request| r.facts(&[]).serving_key();
+    let mut pure = stored.clone();
+    pure.sort_by_key(key);
+    let ids = |v: &[Request]| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&stored), ids(&pure), "ORDER BY is the lifecycle's ServingKey");
+    let distinct: std::collections::BTreeSet<ServingKey> = stored.iter().map(key).collect();
+    assert_eq!(distinct.len(), stored.len(), "a total order: no two requests tie");
+    // "Requests ahead" counts the same order.
+    for i in [0, 1, 17, 100, stored.len() - 1] {
+        let ahead = store.ahead_of(&pure[i], 100_000).await.expect("ahead");
+        assert_eq!(ahead, i64::try_from(i).expect("small"), "ahead of position {i}");
+    }
+    // The serving-order index delivers the order: no sort step in the plan.
+    let mut conn = sql(&url).await;
+    let plan = conn
+        .fetch_all(
+            "EXPLAIN QUERY PLAN SELECT id FROM requests WHERE service = 'kallio' \
+             AND state IN ('pending','retry_wait') AND due_at + 0 <= 0 \
+             ORDER BY deadline_at, created_at, id LIMIT 16",
+        )
+        .await
+        .expect("explain");
+    let plan: Vec<String> =
+        plan.iter().map(|r| r.try_get::<String, _>("detail").expect("detail")).collect();
+    assert!(plan.iter().any(|d| d.contains("requests_waiting_order")), "{plan:?}");
+    assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
+}
+
+/// A dialer whose calls report the answer and then never end (until hung up).
+#[derive(Debug, Default)]
+struct AnswersThenHangs {
+    answered: Arc<Notify>,
+}
+
+impl Dialer for AnswersThenHangs {
+    fn dial(&self, call: Call) -> Pin<Box<dyn Future<Output = CallResult> + Send + 'static>> {
+        let answered = self.answered.clone();
+        Box::pin(async move {
+            call.events.answered().await;
+            answered.notify_one();
+            call.hangup.cancelled().await;
+            CallResult { outcome: Outcome::Interrupted, sip_code: None }
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_answered_call_is_never_dialled_again_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("queue.db").display());
+    let services = repo_services();
+    let clock = ManualClock::new(hel("2026-11-23T10:00"));
+    let limits = Limits { max_calls: 10, calls_per_second: 100, grace: Duration::from_secs(5) };
+    let request = {
+        let store = Store::open(&url).await.expect("store");
+        let raw = RawRequest {
+            service: "kallio".into(),
+            number: "040 123 4567".into(),
+            window: None,
+            lang: None,
+            sms_consent: Some(true),
+            channel: Some("test".into()),
+        };
+        let a = intake::validate(&services, &raw, "test", clock.now()).expect("valid");
+        let r = store.enqueue(&a.request, &a.plan).await.expect("enqueue").request;
+        let dialer = Arc::new(AnswersThenHangs::default());
+        let answered = dialer.answered.clone();
+        let (_tx, rx) = watch::channel(Arc::new(services.clone()));
+        let s = Scheduler::new(
+            store.clone(),
+            rx,
+            Some(dialer),
+            Arc::new(clock.clone()),
+            Arc::new(Notify::new()),
+            limits,
+            CancellationToken::new(),
+        );
+        let task = tokio::spawn(s.run());
+        tokio::time::timeout(Duration::from_secs(10), answered.notified())
+            .await
+            .expect("the call was answered");
+        // The process dies right after the answer: nothing else is written.
+        task.abort();
+        let _ = task.await;
+        let attempts = store.attempts(r.id).await.expect("attempts");
+        assert_eq!(attempts.len(), 1);
+        assert!(attempts[0].answered_at.is_some(), "the answer was durable first");
+        assert_eq!(attempts[0].outcome, None);
+        r
+    };
+    // The next start: recovery, then hours of the scheduler's time.
+    let store = Store::open(&url).await.expect("reopen");
+    let dialer = Arc::new(Scripted { clock: Some(clock.clone()), ..Scripted::default() });
+    clock.set(hel("2026-11-23T10:05"));
+    let (_tx, rx) = watch::channel(Arc::new(services.clone()));
+    let wake = Arc::new(Notify::new());
+    let shutdown = CancellationToken::new();
+    let dyn_dialer: Arc<dyn Dialer> = dialer.clone();
+    let s = Scheduler::new(
+        store.clone(),
+        rx,
+        Some(dyn_dialer),
+        Arc::new(clock.clone()),
+        wake.clone(),
+        limits,
+        shutdown.clone(),
+    );
+    let recovered = s.recovered_flag();
+    let task = tokio::spawn(s.run());
+    for _ in 0..500 {
+        if recovered.load(std::sync::atomic::Ordering::Acquire) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(recovered.load(std::sync::atomic::Ordering::Acquire), "recovery finished");
+    for t in ["2026-11-23T10:07", "2026-11-23T11:00", "2026-11-24T09:00"] {
+        clock.set(hel(t));
+        wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dialer.placed().is_empty(), "dialled again: {:?}", dialer.placed());
+    let r = store.request(request.id).await.expect("read").expect("kept");
+    assert_eq!(r.state, State::Connected, "{r:?}");
+    assert_eq!(r.due_at, None, "not due again");
+    let attempts = store.attempts(r.id).await.expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, Some(Outcome::Connected));
+    let trail = store.audit_trail(r.id).await.expect("audit");
+    assert!(
+        trail.iter().any(|(_, _, to, actor, detail)| to == "connected"
+            && actor == "recovery"
+            && detail.contains("answered, outcome unknown")),
+        "{trail:?}"
+    );
+    shutdown.cancel();
+    task.await.expect("join").expect("scheduler");
+}
+
+#[tokio::test]
+async fn outcomes_and_answers_that_cannot_be_written_are_kept_and_written_later() {
+    use sqlx::Executor;
+    let dialer = Scripted { hold: true, answer: true, ..Scripted::default() };
+    let mut rig = Rig::new(hel("2026-11-23T10:00"), repo_services(), dialer).await;
+    let url = format!("sqlite:{}", rig._dir.path().join("queue.db").display());
+    let mut conn = sql(&url).await;
+    // The database refuses every write on attempts (as a full disk would) from now on.
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON attempts \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
+    )
+    .await
+    .expect("trigger");
+    let r = rig.enqueue("kallio", "040 123 4567", None).await;
+    rig.placed_count(1).await;
+    // The answer could not be written; the call goes on and connects.
+    for _ in 0..500 {
+        if !rig.dialer.held.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let tx = rig.dialer.held.lock().expect("lock").remove(0);
+    tx.send(Outcome::Connected).expect("release");
+    // Hours pass while the outcome is kept in memory: the request is still dialling and is
+    // never dialled again.
+    for t in ["2026-11-23T10:05", "2026-11-23T11:00"] {
+        rig.at(hel(t));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let live = rig.store.request(r.id).await.expect("read").expect("kept");
+    assert_eq!(live.state, State::Dialing, "nothing written yet");
+    assert_eq!(rig.dialer.placed().len(), 1, "not dialled again");
+    // The disk has room again: the kept answer and outcome are written.
+    conn.execute("DROP TRIGGER refuse").await.expect("drop trigger");
+    let r = rig.until(r.id, "connected", |r| r.state == State::Connected).await;
+    let attempts = rig.store.attempts(r.id).await.expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, Some(Outcome::Connected));
+    assert!(attempts[0].answered_at.is_some(), "the kept answer was written");
+    assert_eq!(rig.dialer.placed().len(), 1);
     rig.stop().await;
 }

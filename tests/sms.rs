@@ -15,10 +15,11 @@ use callbackd::dialplan::{self, Services};
 use callbackd::intake::{self, RawRequest};
 use callbackd::notifier::gateway::{HttpSmsGateway, SmsGateway};
 use callbackd::notifier::sender::Sender;
-use callbackd::policy::{End, Outcome};
+use callbackd::policy::Outcome;
+use callbackd::policy::lifecycle::{Audit, Event, Rules, SmsIntent, Survey, Transition, step};
 use callbackd::scheduler::{Limits, Scheduler};
 use callbackd::sms::template::Kind;
-use callbackd::store::{Next, OutboxRow, Request, State, Store};
+use callbackd::store::{Applied, Fence, OutboxRow, Request, State, Store};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -222,13 +223,31 @@ impl Rig {
 
     /// Ends a waiting request as unreachable, as the scheduler does at expiry.
     async fn unreachable(&self, req: &Request) {
-        let next = Next::Final {
-            end: End::Unreachable,
-            reason: "test".into(),
-            sms_unreachable: true,
-            sms_feedback: None,
-        };
-        assert!(self.store.replan(req, &next, "test", self.clock.now()).await.expect("replan"));
+        let now = self.clock.now();
+        let applied = self
+            .store
+            .apply(req.id, now, |r, _| {
+                Ok(Transition {
+                    from: r.state,
+                    to: State::Unreachable,
+                    due: None,
+                    counted: 0,
+                    attempt: None,
+                    end_reason: Some("test".into()),
+                    cancel_requested: false,
+                    deadline_missed: false,
+                    audit: Some(Audit { actor: "test".into(), detail: "test".into() }),
+                    sms: vec![SmsIntent {
+                        kind: Kind::Unreachable,
+                        key: "unreachable".into(),
+                        not_before: now,
+                        once_per: None,
+                    }],
+                })
+            })
+            .await
+            .expect("apply");
+        assert!(matches!(applied, Applied::Written(_)), "{applied:?}");
     }
 
     async fn rows(&self, request: i64) -> Vec<OutboxRow> {
@@ -509,9 +528,13 @@ async fn scheduler_outcomes_queue_unreachable_and_the_consented_survey_after_its
         )
         .run(),
     );
-    for id in [consent.id, no_consent.id, opted_out.id] {
+    // The call rate runs on the scheduler's clock: one millisecond between starts.
+    let t0 = hel("2026-11-23T10:00");
+    for (ms, id) in [consent.id, no_consent.id, opted_out.id].into_iter().enumerate() {
+        rig.clock.set(t0 + SignedDuration::from_millis(ms as i64));
         assert_eq!(until_final(&rig.store, id, &wake).await.state, State::Connected);
     }
+    rig.clock.set(t0 + SignedDuration::from_millis(3));
     // Two unanswered attempts, 30 minutes apart, make the request unreachable.
     tokio::time::sleep(Duration::from_millis(100)).await;
     rig.clock.set(hel("2026-11-23T10:31"));
@@ -553,15 +576,19 @@ async fn scheduler_outcomes_queue_unreachable_and_the_consented_survey_after_its
     // number two days later gets none.
     let again = rig.enqueue("040 111 1111", "fi", true).await;
     let attempt = rig.store.claim(&again, rig.clock.now()).await.expect("claim").expect("claimed");
-    let rule = rig.services["kallio"].sms.as_ref().and_then(|s| s.feedback);
-    let next = Next::Final {
-        end: End::Connected,
-        reason: "connected".into(),
-        sms_unreachable: false,
-        sms_feedback: rule,
+    let svc = &rig.services["kallio"];
+    let rule = svc.sms.as_ref().and_then(|s| s.feedback);
+    let rules = Rules {
+        calendar: &svc.calendar,
+        attempts: &svc.attempts,
+        survey: rule.map(|f| Survey { delay: f.delay, period: f.period }),
     };
+    let now = rig.clock.now();
+    let event = Event::Ended { seq: attempt.seq, outcome: Outcome::Connected };
     rig.store
-        .finish(&attempt, Outcome::Connected, None, &next, "test", rig.clock.now())
+        .finish(&attempt, None, None, Fence::Own, now, |req, records| {
+            step(Some(&rules), &req.facts(records), event, now)
+        })
         .await
         .expect("finish");
     assert!(!kinds(rig.rows(again.id).await).iter().any(|(k, _)| *k == Kind::Feedback));

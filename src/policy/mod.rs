@@ -15,8 +15,12 @@
 //! - The request *expires* at the end of the last slot of the `expire_after_open_days`-th
 //!   open day after the deadline day.
 //!
-//! Due requests are served in order of [`Plan::order_key`]: deadline first, then age.
+//! Due requests are served in the order of [`lifecycle::ServingKey`]: deadline first, then
+//! age. [`lifecycle`] owns every change of a request's state; [`admit`] the trunk's
+//! capacity and call rate.
 
+pub mod admit;
+pub mod lifecycle;
 pub mod number;
 
 use crate::calendar::{Calendar, DayRange, Interval};
@@ -226,13 +230,6 @@ pub struct Plan {
     pub expires: Timestamp,
     /// Attempts so far that count against the patient.
     pub counted: u8,
-}
-
-impl Plan {
-    /// Sort key for due requests: earliest deadline first, then the oldest request.
-    pub fn order_key(&self, created_at: Timestamp) -> (Timestamp, Timestamp) {
-        (self.deadline, created_at)
-    }
 }
 
 /// What to do with a request.

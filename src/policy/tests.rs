@@ -54,6 +54,11 @@ fn always_open() -> Calendar {
     )
 }
 
+/// A planned request's place in the serving order.
+fn key(p: &Plan, created_at: Timestamp, id: i64) -> lifecycle::ServingKey {
+    lifecycle::ServingKey { deadline: p.deadline, created_at, id }
+}
+
 /// A local Helsinki time.
 fn hel(s: &str) -> Timestamp {
     s.parse::<DateTime>().expect("datetime").to_zoned(tz()).expect("zoned").timestamp()
@@ -111,13 +116,13 @@ fn request_just_before_closing_misses_its_deadline_and_goes_first_tomorrow() {
     assert!(deadline_missed(&cal, &rules(), None, &late, hel("2026-11-23T15:55")));
     let tomorrow = plan(&cal, &fresh(hel("2026-11-24T07:30")));
     assert!(
-        late.order_key(hel("2026-11-23T15:55")) < tomorrow.order_key(hel("2026-11-24T07:30")),
+        key(&late, hel("2026-11-23T15:55"), 2) < key(&tomorrow, hel("2026-11-24T07:30"), 1),
         "a missed request is served first at the next opening"
     );
     // A request made early the same day goes before a later one.
     let a = plan(&cal, &fresh(hel("2026-11-24T08:10")));
     let b = plan(&cal, &fresh(hel("2026-11-24T09:10")));
-    assert!(a.order_key(hel("2026-11-24T08:10")) < b.order_key(hel("2026-11-24T09:10")));
+    assert!(key(&a, hel("2026-11-24T08:10"), 2) < key(&b, hel("2026-11-24T09:10"), 1));
 }
 
 #[test]

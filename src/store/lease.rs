@@ -21,8 +21,8 @@
 //! skew well below the lease is harmless.
 
 use super::{
-    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, State, Store, StoreError, WAITING,
-    attempt_from, audit, ms, request_from, ts,
+    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, SERVING_ORDER, State, Store,
+    StoreError, WAITING, attempt_from, audit, ms, request_from, ts,
 };
 use jiff::Timestamp;
 use sqlx::Row;
@@ -92,7 +92,7 @@ impl Store {
             batch.full = true;
             return Ok(batch);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let gate = "SELECT next_start FROM claim_gate WHERE trunk = $1 FOR UPDATE";
         let row = sqlx::query(gate).bind(limits.trunk).fetch_optional(&mut *tx).await?;
         let row = match row {
@@ -132,7 +132,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM requests \
              WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 \
-             ORDER BY deadline_at, created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED"
+             ORDER BY {SERVING_ORDER} LIMIT $3 FOR UPDATE SKIP LOCKED"
         ))
         .bind(service)
         .bind(ms(now))
@@ -238,18 +238,5 @@ impl Store {
         let owner: Option<String> = row.try_get("owner")?;
         let until: Option<i64> = row.try_get("lease_until")?;
         owner.zip(until).map(|(o, u)| ts(u).map(|u| (o, u))).transpose()
-    }
-
-    /// [`Store::finish`] for another server's attempt whose lease expired: recorded only
-    /// if the lease is still expired at `now` and the fencing token still matches.
-    pub async fn finish_expired(
-        &self,
-        attempt: &Attempt,
-        outcome: crate::policy::Outcome,
-        next: &super::Next,
-        actor: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.finish_fenced(attempt, outcome, None, next, actor, now, true).await
     }
 }

@@ -5,6 +5,11 @@
 //! indexes), instants are Unix milliseconds, flags are 0/1 integers. Migrations are
 //! embedded, one directory per backend, kept in step.
 //!
+//! The store decides nothing: a request's changes are decided by
+//! [`crate::policy::lifecycle::step`] on the facts the store reads inside its write
+//! transaction, and written as they come back (`requests.rs`); SMS rows follow
+//! [`crate::policy::lifecycle::sms_fate`] (`sms.rs`).
+//!
 //! Every state change writes its audit row in the same transaction, and is written before
 //! the action it announces (a claim is committed before the call is placed). The database
 //! itself enforces one live request per number and service and one live attempt per
@@ -12,17 +17,18 @@
 
 use crate::calendar::DayRange;
 use crate::lang::Lang;
+use crate::policy::lifecycle::SmsIntent;
 use crate::policy::number::E164;
-use crate::policy::{AttemptRecord, End, Outcome, Plan};
+use crate::policy::{AttemptRecord, Outcome, Plan};
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use std::fmt;
-use std::str::FromStr;
 
 pub mod health;
 pub mod lease;
+mod requests;
 mod sms;
+pub use requests::{Applied, Fence};
 pub use sms::OutboxRow;
 
 /// Store failures.
@@ -71,97 +77,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// A request's state.
-///
-/// ```text
-///  pending ──claim──► dialing ──outcome──► retry_wait ──claim──► dialing …
-///     │                  │                     │
-///     │                  └──► connected | unreachable | cancelled
-///     └──────────────────────────┴──► expired | unreachable | cancelled
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Waiting for its first attempt.
-    Pending,
-    /// An attempt is live.
-    Dialing,
-    /// Waiting for its next attempt.
-    RetryWait,
-    /// Final: reached and connected.
-    Connected,
-    /// Final: could not be reached.
-    Unreachable,
-    /// Final: not served before it expired.
-    Expired,
-    /// Final: cancelled by the patient or an operator.
-    Cancelled,
-}
-
-impl State {
-    /// Every state.
-    pub const ALL: [State; 7] = [
-        State::Pending,
-        State::Dialing,
-        State::RetryWait,
-        State::Connected,
-        State::Unreachable,
-        State::Expired,
-        State::Cancelled,
-    ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Dialing => "dialing",
-            State::RetryWait => "retry_wait",
-            State::Connected => "connected",
-            State::Unreachable => "unreachable",
-            State::Expired => "expired",
-            State::Cancelled => "cancelled",
-        }
-    }
-
-    /// True for states a request never leaves.
-    pub fn is_final(self) -> bool {
-        match self {
-            State::Pending | State::Dialing | State::RetryWait => false,
-            State::Connected | State::Unreachable | State::Expired | State::Cancelled => true,
-        }
-    }
-}
-
-impl From<End> for State {
-    fn from(end: End) -> State {
-        match end {
-            End::Connected => State::Connected,
-            End::Unreachable => State::Unreachable,
-            End::Expired => State::Expired,
-            End::Cancelled => State::Cancelled,
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A state name that is not one of [`State::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown state {0:?}, expected one of pending, dialing, retry_wait, connected, \
-         unreachable, expired, cancelled"
-)]
-pub struct UnknownState(pub String);
-
-impl FromStr for State {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<State, UnknownState> {
-        State::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownState(s.to_owned()))
-    }
-}
+pub use crate::policy::lifecycle::{Cancelled, State, UnknownState};
 
 /// A new request, validated by intake.
 #[derive(Debug, Clone)]
@@ -240,6 +156,8 @@ pub struct Attempt {
     pub outcome: Option<Outcome>,
     /// The final SIP status code, if any.
     pub sip_code: Option<u16>,
+    /// When the far end answered, once that was written (before any prompt or hand-over).
+    pub answered_at: Option<Timestamp>,
 }
 
 impl Attempt {
@@ -256,37 +174,6 @@ pub struct Enqueued {
     pub request: Request,
     /// True when the same number already had a live request for the service.
     pub duplicate: bool,
-}
-
-/// Result of [`Store::cancel`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cancelled {
-    /// It was waiting and is now cancelled.
-    Now,
-    /// An attempt is live: it is not interrupted, but the request will not be retried.
-    AfterLiveAttempt,
-    /// It had already ended in this state.
-    AlreadyFinal(State),
-    /// No such request.
-    NotFound,
-}
-
-/// What happens to a request after an attempt ends or when it is re-planned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
-    /// Wait for the next attempt.
-    Retry(Plan),
-    /// End in this state.
-    Final {
-        /// The final state.
-        end: End,
-        /// Why, for operators.
-        reason: String,
-        /// Queue the "could not reach you" SMS.
-        sms_unreachable: bool,
-        /// Queue the survey (connected callbacks with SMS consent only).
-        sms_feedback: Option<crate::sms::FeedbackRule>,
-    },
 }
 
 /// Filter for [`Store::list`].
@@ -329,11 +216,15 @@ pub struct Depth {
 }
 
 const WAITING: &str = "('pending','retry_wait')";
+/// The serving order in SQL: [`crate::policy::lifecycle::ServingKey`]'s fields in its order,
+/// matching the `requests_waiting_order` index (tested in `tests/scheduler.rs`).
+pub(crate) const SERVING_ORDER: &str = "deadline_at, created_at, id";
 const LIVE: &str = "('pending','dialing','retry_wait')";
 pub(crate) const REQUEST_COLUMNS: &str = "id, service, number, state, channel, lang, window_start, \
     window_end, sms_consent, created_at, due_at, deadline_at, expires_at, attempts_counted, \
     deadline_missed, cancel_requested, final_at, end_reason";
-const ATTEMPT_COLUMNS: &str = "id, request_id, seq, started_at, ended_at, outcome, sip_code";
+const ATTEMPT_COLUMNS: &str =
+    "id, request_id, seq, started_at, ended_at, outcome, sip_code, answered_at";
 
 /// Unix milliseconds of an instant.
 pub fn ms(t: Timestamp) -> i64 {
@@ -402,6 +293,7 @@ fn attempt_from(row: &AnyRow) -> Result<Attempt, StoreError> {
         ended_at: opt_ts(row.try_get("ended_at")?)?,
         outcome,
         sip_code: sip.and_then(|c| u16::try_from(c).ok()),
+        answered_at: opt_ts(row.try_get("answered_at")?)?,
     })
 }
 
@@ -617,7 +509,7 @@ impl Store {
     /// A write transaction, refused at once while the store cannot keep writes. SQLite
     /// takes the write lock at BEGIN (IMMEDIATE), so a read-then-write transaction waits
     /// for the busy timeout instead of failing when another connection wrote in between.
-    async fn write_tx(&self) -> Result<Tx<'static>, StoreError> {
+    pub(crate) async fn write_tx(&self) -> Result<Tx<'static>, StoreError> {
         self.health.check()?;
         Ok(self.begin().await?)
     }
@@ -689,16 +581,13 @@ impl Store {
                     )
                     .await?;
                     if new.sms_notice {
-                        let at = new.created_at;
-                        sms::queue(
-                            &mut tx,
-                            &request,
-                            crate::sms::template::Kind::Notice,
-                            "notice",
-                            at,
-                            at,
-                        )
-                        .await?;
+                        let intent = SmsIntent {
+                            kind: crate::sms::template::Kind::Notice,
+                            key: "notice".to_owned(),
+                            not_before: new.created_at,
+                            once_per: None,
+                        };
+                        sms::queue(&mut tx, &request, &intent, new.created_at).await?;
                     }
                     tx.commit().await?;
                     return Ok(Enqueued { request, duplicate: false });
@@ -767,55 +656,6 @@ impl Store {
         rows.iter().map(request_from).collect()
     }
 
-    /// Cancels a request. A live attempt is not interrupted; the request is then not
-    /// retried.
-    pub async fn cancel(
-        &self,
-        id: i64,
-        actor: &str,
-        now: Timestamp,
-    ) -> Result<Cancelled, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let Some(row) =
-            sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Ok(Cancelled::NotFound);
-        };
-        let req = request_from(&row)?;
-        let result = match req.state {
-            State::Pending | State::RetryWait => {
-                sqlx::query(&format!(
-                    "UPDATE requests SET state = 'cancelled', due_at = NULL, final_at = $2, \
-                     end_reason = $3 WHERE id = $1 AND state IN {WAITING}"
-                ))
-                .bind(id)
-                .bind(ms(now))
-                .bind(format!("cancelled by {actor}"))
-                .execute(&mut *tx)
-                .await?;
-                audit(&mut tx, id, now, Some(req.state), State::Cancelled, actor, "").await?;
-                Cancelled::Now
-            }
-            State::Dialing => {
-                sqlx::query("UPDATE requests SET cancel_requested = 1 WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                audit(&mut tx, id, now, Some(req.state), State::Dialing, actor, "cancel requested")
-                    .await?;
-                Cancelled::AfterLiveAttempt
-            }
-            State::Connected | State::Unreachable | State::Expired | State::Cancelled => {
-                Cancelled::AlreadyFinal(req.state)
-            }
-        };
-        tx.commit().await?;
-        Ok(result)
-    }
-
     /// The earliest due time among waiting requests of the given services.
     pub async fn next_due(&self, services: &[String]) -> Result<Option<Timestamp>, StoreError> {
         let mut best: Option<Timestamp> = None;
@@ -854,7 +694,7 @@ impl Store {
             // sorting every due row of a long queue is not.
             "SELECT {REQUEST_COLUMNS} FROM requests \
              WHERE service = $1 AND state IN {WAITING} AND due_at + 0 <= $2 \
-             ORDER BY deadline_at, created_at, id LIMIT $3"
+             ORDER BY {SERVING_ORDER} LIMIT $3"
         ))
         .bind(service)
         .bind(ms(now))
@@ -862,61 +702,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(request_from).collect()
-    }
-
-    /// Claims a waiting request for an attempt: the request becomes `dialing` and a live
-    /// attempt row is written, both before any call is placed. `None` when another claimer
-    /// was first or the request is no longer waiting.
-    pub async fn claim(
-        &self,
-        req: &Request,
-        now: Timestamp,
-    ) -> Result<Option<Attempt>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        // The fencing token (`version`) moves on at every claim; the attempt carries it.
-        let Some(version) = sqlx::query(&format!(
-            "UPDATE requests SET state = 'dialing', version = version + 1 \
-             WHERE id = $1 AND state IN {WAITING} RETURNING version"
-        ))
-        .bind(req.id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let version: i64 = version.try_get("version")?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO attempts (request_id, seq, started_at, fence) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), $2, $3) \
-             RETURNING {ATTEMPT_COLUMNS}"
-        ))
-        .bind(req.id)
-        .bind(ms(now))
-        .bind(version)
-        .fetch_one(&mut *tx)
-        .await;
-        let row = match row {
-            Ok(row) => row,
-            Err(e) if is_unique_violation(&e) => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let attempt = attempt_from(&row)?;
-        audit(
-            &mut tx,
-            req.id,
-            now,
-            Some(req.state),
-            State::Dialing,
-            "scheduler",
-            &format!("attempt {}", attempt.seq),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(attempt))
     }
 
     /// Attempts still live (outcome not recorded), e.g. left by a crash.
@@ -927,166 +712,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(attempt_from).collect()
-    }
-
-    /// Records an attempt's outcome and applies what follows, in one transaction. Returns
-    /// false (and changes nothing) when the attempt was already finished.
-    pub async fn finish(
-        &self,
-        attempt: &Attempt,
-        outcome: Outcome,
-        sip_code: Option<u16>,
-        next: &Next,
-        actor: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.finish_fenced(attempt, outcome, sip_code, next, actor, now, false).await
-    }
-
-    /// [`Store::finish`]; with `expired_only`, only when the attempt's lease has expired
-    /// (another server recovering it). Either way only while the request still carries
-    /// the attempt's fencing token.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn finish_fenced(
-        &self,
-        attempt: &Attempt,
-        outcome: Outcome,
-        sip_code: Option<u16>,
-        next: &Next,
-        actor: &str,
-        now: Timestamp,
-        expired_only: bool,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let counted = i64::from(outcome.effect() == crate::policy::Effect::Counted);
-        let lease =
-            if expired_only { " AND (lease_until IS NULL OR lease_until < $4)" } else { "" };
-        let done = sqlx::query(&format!(
-            "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5 \
-             WHERE id = $1 AND outcome IS NULL AND (fence IS NULL OR fence = \
-             (SELECT version FROM requests WHERE requests.id = attempts.request_id)){lease}"
-        ))
-        .bind(attempt.id)
-        .bind(outcome.as_str())
-        .bind(sip_code.map(i64::from))
-        .bind(ms(now))
-        .bind(counted)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let detail = format!("attempt {} {}", attempt.seq, outcome.as_str());
-        self.apply(&mut tx, attempt.request_id, State::Dialing, next, actor, &detail, now).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Re-plans or ends a waiting request (the scheduler found it cannot start as planned).
-    pub async fn replan(
-        &self,
-        req: &Request,
-        next: &Next,
-        actor: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let ok = self.apply(&mut tx, req.id, req.state, next, actor, "replanned", now).await?;
-        tx.commit().await?;
-        Ok(ok)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn apply(
-        &self,
-        tx: &mut Tx<'_>,
-        id: i64,
-        from: State,
-        next: &Next,
-        actor: &str,
-        detail: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
-        let req = request_from(&row)?;
-        if req.state != from {
-            return Ok(false);
-        }
-        let next = match next {
-            Next::Retry(_) if req.cancel_requested => &Next::Final {
-                end: End::Cancelled,
-                reason: "cancelled during a live attempt".to_owned(),
-                sms_unreachable: false,
-                sms_feedback: None,
-            },
-            other => other,
-        };
-        match next {
-            Next::Retry(plan) => {
-                // After an attempt the request waits for a retry; a re-planned waiting
-                // request keeps its state.
-                let state = if from == State::Dialing { State::RetryWait } else { from };
-                sqlx::query(
-                    "UPDATE requests SET state = $2, due_at = $3, attempts_counted = $4 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(state.as_str())
-                .bind(ms(plan.due))
-                .bind(i64::from(plan.counted))
-                .execute(&mut **tx)
-                .await?;
-                audit(tx, id, now, Some(from), state, actor, detail).await?;
-            }
-            Next::Final { end, reason, sms_unreachable, sms_feedback } => {
-                let state = State::from(*end);
-                sqlx::query(
-                    "UPDATE requests SET state = $2, due_at = NULL, final_at = $3, end_reason = $4, \
-                     attempts_counted = (SELECT COUNT(*) FROM attempts WHERE request_id = $1 AND counted = 1) \
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .bind(state.as_str())
-                .bind(ms(now))
-                .bind(reason)
-                .execute(&mut **tx)
-                .await?;
-                audit(tx, id, now, Some(from), state, actor, &format!("{detail}: {reason}"))
-                    .await?;
-                if *sms_unreachable {
-                    let kind = crate::sms::template::Kind::Unreachable;
-                    sms::queue(tx, &req, kind, "unreachable", now, now).await?;
-                }
-                if let (End::Connected, Some(rule)) = (end, sms_feedback) {
-                    sms::queue_feedback(tx, &req, *rule, now).await?;
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// Flags requests whose same-day deadline passed unserved; returns how many per service.
-    pub async fn mark_missed(&self, now: Timestamp) -> Result<Vec<(String, i64)>, StoreError> {
-        // One indexed UPDATE (requests_open_deadline); the services come back with RETURNING.
-        let rows = sqlx::query(&format!(
-            "UPDATE requests SET deadline_missed = 1 \
-             WHERE deadline_missed = 0 AND state IN {LIVE} AND deadline_at <= $1 RETURNING service"
-        ))
-        .bind(ms(now))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut counts: Vec<(String, i64)> = Vec::new();
-        for row in &rows {
-            let service: String = row.try_get("service")?;
-            match counts.iter_mut().find(|(s, _)| *s == service) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((service, 1)),
-            }
-        }
-        Ok(counts)
     }
 
     /// Waiting requests whose expiry has passed, oldest expiry first.
@@ -1126,7 +751,8 @@ impl Store {
         opt_ts(row.try_get("d")?)
     }
 
-    /// Requests of the same service served before this one (waiting, earlier in order),
+    /// Requests of the same service served before this one (waiting, earlier in the
+    /// serving order: a lexicographic "less than" on deadline, age and id),
     /// counted up to `cap`: the cost stays bounded however long the queue is, and a queue
     /// longer than `cap` is beyond any useful estimate anyway.
     pub async fn ahead_of(&self, req: &Request, cap: i64) -> Result<i64, StoreError> {

@@ -13,8 +13,8 @@
 
 use super::{Request, Store, StoreError, Tx, ms, ts};
 use crate::lang::Lang;
+use crate::policy::lifecycle::{SmsFacts, SmsFate, SmsIntent, sms_fate};
 use crate::policy::number::E164;
-use crate::sms::FeedbackRule;
 use crate::sms::template::Kind;
 use jiff::Timestamp;
 use sqlx::Row;
@@ -66,88 +66,70 @@ fn row_from(r: &AnyRow) -> Result<OutboxRow, StoreError> {
     })
 }
 
-/// Queues one message for `req` inside `tx`, idempotently (one per request, kind and
-/// `key`). A number that cannot receive SMS gets a `skipped` row with the reason, so the
-/// operator sees why no SMS went.
+/// Writes the outbox row of one SMS intent for `req` inside `tx`: reads what the decision
+/// needs (an existing row, the opt-out list, a recent survey) and writes what
+/// [`sms_fate`] decides — a `queued` row, a `skipped` row with the reason, or nothing.
 pub(super) async fn queue(
     tx: &mut Tx<'_>,
     req: &Request,
-    kind: Kind,
-    key: &str,
-    not_before: Timestamp,
+    intent: &SmsIntent,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let dedup = format!("{}:{key}", req.id);
+    let dedup = format!("{}:{}", req.id, intent.key);
     let exists = sqlx::query("SELECT id FROM outbox WHERE dedup_key = $1")
         .bind(&dedup)
         .fetch_optional(&mut **tx)
-        .await?;
-    if exists.is_some() {
-        return Ok(());
-    }
-    let skip: Option<&str> = match &req.number {
-        None => Some("number erased"),
-        Some(n) => match crate::sms::recipient(n) {
-            Ok(()) => None,
-            Err(why) => Some(why.reason()),
-        },
-    };
-    let skip = match (skip, kind, &req.number) {
-        (None, Kind::Feedback, Some(n)) => {
-            let out = sqlx::query("SELECT 1 AS x FROM sms_optout WHERE number = $1")
-                .bind(n.as_str())
-                .fetch_optional(&mut **tx)
-                .await?;
-            out.map(|_| "opted out of surveys")
+        .await?
+        .is_some();
+    let (mut opted_out, mut surveyed_recently) = (false, false);
+    if let (Kind::Feedback, Some(n), false) = (intent.kind, &req.number, exists) {
+        opted_out = sqlx::query("SELECT 1 AS x FROM sms_optout WHERE number = $1")
+            .bind(n.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        if let Some(period) = intent.once_per {
+            let since = intent.not_before.checked_sub(period).unwrap_or(intent.not_before);
+            surveyed_recently = sqlx::query(
+                "SELECT o.id FROM outbox o JOIN requests r ON r.id = o.request_id \
+                 WHERE o.kind = 'feedback' AND o.state IN ('queued', 'sent') AND r.number = $1 \
+                 AND o.not_before > $2 AND r.id <> $3",
+            )
+            .bind(n.as_str())
+            .bind(ms(since))
+            .bind(req.id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
         }
-        (other, _, _) => other,
+    }
+    let facts = SmsFacts {
+        number: req.number.as_ref(),
+        consent: req.sms_consent,
+        exists,
+        opted_out,
+        surveyed_recently,
+    };
+    let (state, reason) = match sms_fate(intent, &facts) {
+        SmsFate::Drop => return Ok(()),
+        SmsFate::Queue => ("queued", None),
+        SmsFate::Skip(why) => ("skipped", Some(why)),
     };
     sqlx::query(
         "INSERT INTO outbox (request_id, kind, dedup_key, lang, created_at, not_before, state, reason) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(req.id)
-    .bind(kind.as_str())
+    .bind(intent.kind.as_str())
     .bind(&dedup)
     .bind(req.lang.code())
     .bind(ms(now))
-    .bind(ms(not_before))
-    .bind(if skip.is_some() { "skipped" } else { "queued" })
-    .bind(skip)
+    .bind(ms(intent.not_before))
+    .bind(state)
+    .bind(reason)
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Queues the survey after a connected callback: only with consent, `rule.delay` later,
-/// and not when the same number already has a survey within `rule.period`.
-pub(super) async fn queue_feedback(
-    tx: &mut Tx<'_>,
-    req: &Request,
-    rule: FeedbackRule,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    if !req.sms_consent {
-        return Ok(());
-    }
-    let at = now.checked_add(rule.delay).unwrap_or(now);
-    if let Some(number) = &req.number {
-        let since = at.checked_sub(rule.period).unwrap_or(at);
-        let recent = sqlx::query(
-            "SELECT o.id FROM outbox o JOIN requests r ON r.id = o.request_id \
-             WHERE o.kind = 'feedback' AND o.state IN ('queued', 'sent') AND r.number = $1 \
-             AND o.not_before > $2 AND r.id <> $3",
-        )
-        .bind(number.as_str())
-        .bind(ms(since))
-        .bind(req.id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if recent.is_some() {
-            return Ok(());
-        }
-    }
-    queue(tx, req, Kind::Feedback, "feedback", at, now).await
 }
 
 impl Store {
@@ -194,8 +176,13 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             let req = super::request_from(&r)?;
-            queue(&mut tx, &req, Kind::Notice, &format!("notice-after-{outbox_id}"), now, now)
-                .await?;
+            let intent = SmsIntent {
+                kind: Kind::Notice,
+                key: format!("notice-after-{outbox_id}"),
+                not_before: now,
+                once_per: None,
+            };
+            queue(&mut tx, &req, &intent, now).await?;
             sqlx::query("UPDATE outbox SET told_to = NULL WHERE id = $1")
                 .bind(outbox_id)
                 .execute(&mut *tx)

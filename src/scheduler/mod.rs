@@ -6,8 +6,17 @@
 //! deadline and the next expiry (each one indexed query, independent of queue length), or
 //! until intake, a cancellation or a finished call wakes it.
 //!
-//! On start it recovers: an attempt left live by a crash is recorded as `interrupted` and
-//! its request re-planned per policy (interrupted attempts do not count).
+//! Every change of a request is decided by [`crate::policy::lifecycle::step`]; the scheduler
+//! turns what happens into its events and the store writes the transitions.
+//!
+//! On start it recovers (`recovery.rs`): an attempt left live by a crash is recorded as
+//! `interrupted` and its request re-planned per policy (interrupted attempts do not count),
+//! unless the far end had answered: an answered attempt is never dialled again. The answer
+//! is written by [`StoreEvents`] before the call goes on.
+//!
+//! Layout: this file is the loop (serve, expire, supervise deadlines, start calls, record
+//! outcomes); `recovery.rs` is crash recovery and lease take-over, one function;
+//! `cluster.rs` is lease renewal and shared claims; `answer.rs` the answer mark.
 //!
 //! With PostgreSQL (several servers, [`Scheduler::with_cluster`]) claims go through
 //! [`Store::claim_due`]: capacity and call rate hold across all servers, each claim is a
@@ -17,13 +26,13 @@
 //! leases can hold), backs off and retries; outcomes that could not be written are kept
 //! and written when the store is back.
 
-use crate::call::attempt::{Call, CallResult, Dialer, NoEvents};
+use crate::call::attempt::{Call, CallResult, Dialer};
 use crate::clock::{Clock, until};
 use crate::dialplan::{Service, Services};
 use crate::metrics;
-use crate::policy::{self, AttemptRecord, Decision, End, Now, Outcome, Plan, RequestFacts};
-use crate::store::lease::ClaimLimits;
-use crate::store::{Attempt, Next, Request, State, Store, StoreError};
+use crate::policy::admit::{self, Admission};
+use crate::policy::lifecycle::{Event, Orphan, Rules, State, Survey, Transition, step};
+use crate::store::{Applied, Attempt, Fence, Request, Store, StoreError};
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +41,13 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
+
+mod answer;
+mod cluster;
+mod recovery;
+
+use answer::AnswerMarks;
+pub use answer::StoreEvents;
 
 /// Due requests read per service and turn.
 const CLAIM_BATCH: usize = 16;
@@ -77,12 +93,17 @@ impl Backoff {
     }
 }
 
-fn plan_of(req: &Request, now: Timestamp) -> Plan {
-    Plan {
-        due: req.due_at.unwrap_or(now),
-        deadline: req.deadline_at,
-        expires: req.expires_at,
-        counted: u8::try_from(req.attempts_counted).unwrap_or(u8::MAX),
+/// The service's rules as the lifecycle needs them: the one place a service becomes
+/// [`Rules`].
+fn rules_of(svc: &Service) -> Rules<'_> {
+    Rules {
+        calendar: &svc.calendar,
+        attempts: &svc.attempts,
+        survey: svc
+            .sms
+            .as_ref()
+            .and_then(|s| s.feedback)
+            .map(|f| Survey { delay: f.delay, period: f.period }),
     }
 }
 
@@ -120,8 +141,10 @@ pub struct Scheduler {
     turns: Arc<std::sync::atomic::AtomicU64>,
     /// Set once start-up recovery is done (read by `/readyz`).
     recovered: Arc<std::sync::atomic::AtomicBool>,
-    /// Earliest moment the next call may start (call rate limit).
-    next_start: tokio::time::Instant,
+    /// The call rate, on the domain clock.
+    admission: Admission,
+    /// Answers the store could not take yet (shared with the calls' [`StoreEvents`]).
+    marks: AnswerMarks,
     /// Set with PostgreSQL: leases, shared limits, periodic take-over.
     cluster: Option<Cluster>,
     /// This server's live calls by attempt id: the token hangs the call up when its lease
@@ -158,7 +181,8 @@ impl Scheduler {
             active: HashMap::new(),
             recovered: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             turns: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-            next_start: tokio::time::Instant::now(),
+            admission: Admission::new(limits.calls_per_second),
+            marks: AnswerMarks::default(),
             cluster: None,
             leases: HashMap::new(),
             unrecorded: Vec::new(),
@@ -187,7 +211,7 @@ impl Scheduler {
     /// failures are logged and retried with back-off, never returned.
     pub async fn run(mut self) -> Result<(), StoreError> {
         let mut backoff = Backoff::default();
-        while let Err(e) = self.recover().await {
+        while let Err(e) = self.recover(Orphan::Restart).await {
             let wait = backoff.next();
             warn!(error = %e, retry_in = ?wait, "store unavailable for start-up recovery");
             tokio::select! {
@@ -290,197 +314,13 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Writes the outcomes kept while the store was unavailable.
+    /// Writes the outcomes kept while the store was unavailable, and the answer marks.
     async fn flush_unrecorded(&mut self) -> Result<(), StoreError> {
+        self.marks.flush(&self.store).await?;
         while let Some(done) = self.unrecorded.pop() {
-            let result = self.record_outcome(
-                &done.request,
-                &done.attempt,
-                &done.service,
-                done.result,
-                false,
-            );
-            if let Err(e) = result.await {
+            if let Err(e) = self.finish(&done, Fence::Own).await {
                 self.unrecorded.push(done);
                 return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Renews this server's leases; hangs up calls whose lease another server took over,
-    /// and all calls once the store has been unreachable for a whole lease (another
-    /// server may be taking them over).
-    async fn renew(&mut self) {
-        let Some(cluster) = self.cluster.clone() else { return };
-        if self.leases.is_empty() && self.unrecorded.is_empty() {
-            self.last_renewed = tokio::time::Instant::now();
-            return;
-        }
-        let until = later(self.clock.now(), cluster.lease);
-        match self.store.renew_leases(&cluster.owner, until).await {
-            Ok(held) => {
-                self.last_renewed = tokio::time::Instant::now();
-                for (attempt, token) in &self.leases {
-                    if !held.contains(attempt) && !token.is_cancelled() {
-                        warn!(
-                            attempt,
-                            "lease lost: another server took the attempt over; hanging up"
-                        );
-                        token.cancel();
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, calls = self.leases.len(), "lease renewal failed");
-                #[expect(
-                    clippy::disallowed_methods,
-                    reason = "lease keeping runs on the tokio clock"
-                )]
-                let unrenewed = self.last_renewed.elapsed();
-                if unrenewed >= cluster.lease {
-                    for (attempt, token) in &self.leases {
-                        if !token.is_cancelled() {
-                            warn!(
-                                attempt,
-                                "lease expired while the store was unreachable; hanging up"
-                            );
-                            token.cancel();
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Records attempts of other servers whose lease expired as interrupted and re-plans
-    /// their requests (the servers died or lost the database).
-    async fn take_over(&mut self) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let own = self.cluster.as_ref().map(|c| c.owner.clone());
-        for (attempt, owner) in self.store.expired_attempts(now, 200).await? {
-            if owner.is_some() && owner == own && self.leases.contains_key(&attempt.id) {
-                continue;
-            }
-            let Some(request) = self.store.request(attempt.request_id).await? else { continue };
-            let services = self.services.borrow().clone();
-            let result = CallResult { outcome: Outcome::Interrupted, sip_code: None };
-            let taken = match services.get(&request.service) {
-                Some(svc) => {
-                    let service = Arc::new(svc.clone());
-                    self.record_outcome(&request, &attempt, &service, result, true).await?
-                }
-                None => {
-                    let plan = Plan { due: now, ..plan_of(&request, now) };
-                    let next = Next::Retry(plan);
-                    let interrupted = Outcome::Interrupted;
-                    self.store.finish_expired(&attempt, interrupted, &next, "recovery", now).await?
-                }
-            };
-            if taken {
-                info!(
-                    request = request.id,
-                    attempt = attempt.seq,
-                    owner = owner.as_deref().unwrap_or("-"),
-                    "took over an attempt whose lease expired: recorded as interrupted"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Claims due requests of `svc` through the database's shared limits (PostgreSQL).
-    /// Returns when the call rate allows the next claim, if it stopped them.
-    #[allow(clippy::too_many_arguments)]
-    async fn claim_shared(
-        &mut self,
-        cluster: &Cluster,
-        svc: &Service,
-        free: usize,
-        now: Timestamp,
-        calls: &mut JoinSet<Done>,
-        dialer: &Arc<dyn Dialer>,
-        hangup: &CancellationToken,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        let limits = ClaimLimits {
-            owner: &cluster.owner,
-            lease: cluster.lease,
-            capacity: i64::from(svc.capacity),
-            max_calls: i64::from(self.limits.max_calls),
-            trunk: &cluster.trunk,
-            interval: Duration::from_secs(1) / self.limits.calls_per_second.max(1),
-        };
-        let want = i64::try_from(free).unwrap_or(i64::MAX);
-        let batch = self
-            .store
-            .claim_due(&svc.id, now, want, &limits, |req| {
-                let plan = plan_of(req, now);
-                matches!(
-                    policy::at(&svc.calendar, &svc.attempts, req.window, &plan, now),
-                    Now::Start
-                )
-            })
-            .await?;
-        if self.leases.is_empty() && !batch.claimed.is_empty() {
-            self.last_renewed = tokio::time::Instant::now();
-        }
-        let service = Arc::new(svc.clone());
-        for (req, attempt) in batch.claimed {
-            self.start(calls, dialer, service.clone(), req, attempt, hangup);
-        }
-        for req in batch.skipped {
-            let plan = plan_of(&req, now);
-            match policy::at(&svc.calendar, &svc.attempts, req.window, &plan, now) {
-                // Held back by the call rate: claimed at a later turn.
-                Now::Start => {}
-                Now::Wait(t) => self.wait_until(&req, plan, t, now).await?,
-                Now::Expire => {
-                    self.end_unserved(&req, "no opening left before the expiry", now).await?
-                }
-            }
-        }
-        Ok(batch.rate_until)
-    }
-
-    /// Records attempts left live by a crash as interrupted and re-plans their requests.
-    async fn recover(&mut self) -> Result<(), StoreError> {
-        if self.cluster.is_some() {
-            // Other servers' live calls hold leases: take over only what expired.
-            return self.take_over().await;
-        }
-        let live = self.store.live_attempts().await?;
-        if !live.is_empty() {
-            info!(attempts = live.len(), "recovering attempts interrupted by a restart");
-        }
-        for attempt in live {
-            let Some(request) = self.store.request(attempt.request_id).await? else { continue };
-            let services = self.services.borrow().clone();
-            let result = CallResult { outcome: Outcome::Interrupted, sip_code: None };
-            match services.get(&request.service) {
-                Some(svc) => {
-                    let service = Arc::new(svc.clone());
-                    self.record_outcome(&request, &attempt, &service, result, false).await?;
-                }
-                None => {
-                    // No dialplan for it now: keep it waiting as it was planned.
-                    let now = self.clock.now();
-                    let plan = Plan {
-                        due: now,
-                        deadline: request.deadline_at,
-                        expires: request.expires_at,
-                        counted: u8::try_from(request.attempts_counted).unwrap_or(u8::MAX),
-                    };
-                    self.store
-                        .finish(
-                            &attempt,
-                            Outcome::Interrupted,
-                            None,
-                            &Next::Retry(plan),
-                            "recovery",
-                            now,
-                        )
-                        .await?;
-                }
             }
         }
         Ok(())
@@ -497,7 +337,7 @@ impl Scheduler {
             let tnow = tokio::time::Instant::now();
             if tnow >= self.next_sweep {
                 self.next_sweep = tnow + (cluster.lease / 3).max(Duration::from_millis(500));
-                self.take_over().await?;
+                self.recover(Orphan::LeaseExpired).await?;
             }
         }
         let now = self.clock.now();
@@ -516,7 +356,8 @@ impl Scheduler {
                 break;
             }
             for req in expired {
-                self.end_unserved(&req, "expired before it could be served", now).await?;
+                let svc = services.get(&req.service);
+                self.apply(svc, &req, Event::Expire, now).await?;
             }
         }
         let mut wake_at: Vec<Option<Timestamp>> =
@@ -526,9 +367,7 @@ impl Scheduler {
         'services: for svc in services.values() {
             let total: usize = self.active.values().sum();
             let mine = self.active.get(&svc.id).copied().unwrap_or(0);
-            let free = (svc.capacity as usize)
-                .saturating_sub(mine)
-                .min((self.limits.max_calls as usize).saturating_sub(total));
+            let free = admit::free(svc.capacity, mine, self.limits.max_calls, total);
             if free == 0 {
                 continue;
             }
@@ -547,33 +386,23 @@ impl Scheduler {
             // A few at a time: the call rate lets only some start now, and the rest are
             // looked at again on the next turn anyway.
             let batch = free.min(CLAIM_BATCH) as i64;
+            let rules = rules_of(svc);
             for req in self.store.due(&svc.id, now, batch).await? {
-                let plan = Plan {
-                    due: req.due_at.unwrap_or(now),
-                    deadline: req.deadline_at,
-                    expires: req.expires_at,
-                    counted: u8::try_from(req.attempts_counted).unwrap_or(u8::MAX),
-                };
-                match policy::at(&svc.calendar, &svc.attempts, req.window, &plan, now) {
-                    Now::Start => {
-                        let tnow = tokio::time::Instant::now();
-                        if tnow < self.next_start {
-                            let wait = self.next_start - tnow;
-                            let at = now.saturating_add(
-                                jiff::SignedDuration::try_from(wait).unwrap_or_default(),
-                            );
-                            wake_at.push(at.ok());
+                match step(Some(&rules), &req.facts(&[]), Event::Serve, now) {
+                    Ok(t) if t.to == State::Dialing => {
+                        if let Err(at) = self.admission.start(now) {
+                            wake_at.push(Some(at));
                             break 'services;
                         }
-                        let per = Duration::from_secs(1) / self.limits.calls_per_second.max(1);
-                        self.next_start = tnow + per;
                         let Some(attempt) = self.store.claim(&req, now).await? else { continue };
                         self.start(calls, &dialer, Arc::new(svc.clone()), req, attempt, hangup);
                     }
-                    Now::Wait(t) => self.wait_until(&req, plan, t, now).await?,
-                    Now::Expire => {
-                        self.end_unserved(&req, "no opening left before the expiry", now).await?
+                    // Not yet (the hours or window moved it), or no opening is left: the
+                    // transition is decided again on the stored facts and written.
+                    Ok(_) => {
+                        self.apply(Some(svc), &req, Event::Serve, now).await?;
                     }
+                    Err(refused) => warn!(request = req.id, %refused, "due request not served"),
                 }
             }
         }
@@ -581,37 +410,28 @@ impl Scheduler {
         Ok(earliest(&wake_at))
     }
 
-    /// Moves a waiting request's due time to `t` (the hours or window moved it).
-    async fn wait_until(
+    /// Decides `event` for a stored request (again, on the facts read in the store's write
+    /// transaction) and writes the transition.
+    async fn apply(
         &self,
+        svc: Option<&Service>,
         req: &Request,
-        plan: Plan,
-        t: Timestamp,
+        event: Event<'_>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.store.replan(req, &Next::Retry(Plan { due: t, ..plan }), "scheduler", now).await?;
-        Ok(())
-    }
-
-    /// Ends a request that can no longer be served: unreachable if it was tried, expired if
-    /// not; the "could not reach you" SMS is queued with it.
-    async fn end_unserved(
-        &self,
-        req: &Request,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let end = if req.attempts_counted > 0 { End::Unreachable } else { End::Expired };
-        let next = Next::Final {
-            end,
-            reason: reason.to_owned(),
-            sms_unreachable: true,
-            sms_feedback: None,
-        };
-        if self.store.replan(req, &next, "scheduler", now).await? {
-            metrics::ended(&req.service, end.as_str());
+    ) -> Result<Applied, StoreError> {
+        let rules = svc.map(rules_of);
+        let applied = self
+            .store
+            .apply(req.id, now, |stored, records| {
+                step(rules.as_ref(), &stored.facts(records), event, now)
+            })
+            .await?;
+        if let Applied::Written(t) = &applied {
+            if t.ends() {
+                metrics::ended(&req.service, t.to.as_str());
+            }
         }
-        Ok(())
+        Ok(applied)
     }
 
     fn start(
@@ -629,6 +449,12 @@ impl Scheduler {
         metrics::active_calls(&service.id, *n);
         let token = hangup.child_token();
         self.leases.insert(attempt.id, token.clone());
+        let events = StoreEvents::new(
+            self.store.clone(),
+            self.clock.clone(),
+            attempt.id,
+            self.marks.clone(),
+        );
         let call = Call {
             request_id: request.id,
             attempt_id: attempt.id,
@@ -637,7 +463,7 @@ impl Scheduler {
             number,
             lang: request.lang,
             hangup: token,
-            events: Arc::new(NoEvents),
+            events: Arc::new(events),
         };
         let span = info_span!(
             "attempt",
@@ -666,69 +492,52 @@ impl Scheduler {
             metrics::active_calls(&done.service.id, *n);
         }
         self.leases.remove(&done.attempt.id);
-        let result =
-            self.record_outcome(&done.request, &done.attempt, &done.service, done.result, false);
-        if let Err(e) = result.await {
+        if let Err(e) = self.finish(&done, Fence::Own).await {
             warn!(error = %e, request = done.request.id, "outcome not recorded yet: store unavailable");
             self.unrecorded.push(done);
         }
     }
 
-    async fn record_outcome(
-        &self,
-        request: &Request,
-        attempt: &Attempt,
-        service: &Service,
-        result: CallResult,
-        expired_only: bool,
-    ) -> Result<bool, StoreError> {
+    /// Writes a call's outcome with the transition the lifecycle decides for it.
+    async fn finish(&self, done: &Done, fence: Fence) -> Result<Applied, StoreError> {
         let now = self.clock.now();
-        let mut records: Vec<AttemptRecord> = self
+        let rules = rules_of(&done.service);
+        let event = Event::Ended { seq: done.attempt.seq, outcome: done.result.outcome };
+        let answered = self.marks.pending(done.attempt.id);
+        let applied = self
             .store
-            .attempts(request.id)
-            .await?
-            .iter()
-            .filter(|a| a.id != attempt.id)
-            .filter_map(Attempt::record)
-            .collect();
-        records.push(AttemptRecord { ended_at: now, outcome: result.outcome });
-        let facts = RequestFacts {
-            created_at: request.created_at,
-            window: request.window,
-            attempts: &records,
-        };
-        let next = match policy::decide(&service.calendar, &service.attempts, &facts) {
-            Decision::Dial(plan) => Next::Retry(plan),
-            Decision::End { end, reason } => Next::Final {
-                end,
-                reason: reason.to_string(),
-                sms_unreachable: matches!(end, End::Unreachable | End::Expired),
-                sms_feedback: service.sms.as_ref().and_then(|s| s.feedback),
-            },
-        };
-        let actor = if result.outcome == Outcome::Interrupted { "recovery" } else { "dialer" };
-        let (outcome, sip) = (result.outcome, result.sip_code);
-        let finished =
-            self.store.finish_fenced(attempt, outcome, sip, &next, actor, now, expired_only);
-        let finished = finished.await?;
-        if !finished && !expired_only && actor == "dialer" {
-            // Fenced: the lease expired and another server recorded this attempt.
-            warn!(request = request.id, attempt = attempt.seq, outcome = %outcome,
-                "outcome dropped: the attempt was taken over by another server");
-        }
-        if finished {
-            metrics::attempt(&request.service, result.outcome.as_str());
-            if let Some(stored) = self.store.request(request.id).await? {
-                if stored.state.is_final() {
-                    metrics::ended(&request.service, stored.state.as_str());
-                }
-                if stored.state == State::Connected {
-                    let secs = now.duration_since(request.created_at).as_secs_f64();
-                    metrics::callback_delay(&request.service, secs);
-                }
+            .finish(&done.attempt, done.result.sip_code, answered, fence, now, |req, records| {
+                step(Some(&rules), &req.facts(records), event, now)
+            })
+            .await?;
+        self.marks.forget(done.attempt.id);
+        match &applied {
+            Applied::Written(t) => self.count(&done.request, t, now),
+            Applied::Gone => {
+                // Fenced: the lease expired and another server recorded this attempt.
+                warn!(request = done.request.id, attempt = done.attempt.seq,
+                    outcome = %done.result.outcome,
+                    "outcome dropped: the attempt was taken over by another server");
+            }
+            Applied::Refused(refused) => {
+                warn!(request = done.request.id, %refused, "outcome not applied");
             }
         }
-        Ok(finished)
+        Ok(applied)
+    }
+
+    /// Metrics of a written attempt transition.
+    fn count(&self, request: &Request, t: &Transition, now: Timestamp) {
+        if let Some(end) = t.attempt {
+            metrics::attempt(&request.service, end.outcome.as_str());
+        }
+        if t.ends() {
+            metrics::ended(&request.service, t.to.as_str());
+        }
+        if t.ends() && t.to == State::Connected {
+            let secs = now.duration_since(request.created_at).as_secs_f64();
+            metrics::callback_delay(&request.service, secs);
+        }
     }
 }
 

@@ -1,0 +1,346 @@
+//! Writing a request's transitions: the store reads the request's facts inside a write
+//! transaction, hands them to the caller's decision (a [`crate::policy::lifecycle::step`]),
+//! and writes the [`Transition`] it returns — request row, attempt outcome, audit row and
+//! SMS — in that same transaction, before the action it announces. Nothing here decides:
+//! every condition in the SQL below only checks that the facts the decision saw still hold
+//! (the state, the live attempt, its fencing token and lease).
+
+use super::{
+    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, Store, StoreError, Tx, WAITING,
+    attempt_from, audit, is_unique_violation, ms, request_from, sms,
+};
+use crate::policy::AttemptRecord;
+use crate::policy::lifecycle::{Facts, Refused, State, Transition, misses_deadline};
+use jiff::Timestamp;
+use sqlx::Row;
+
+/// What became of a transition the store was asked to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Written, in one transaction with its audit row and SMS.
+    Written(Transition),
+    /// The decision refused the event; nothing was written.
+    Refused(Refused),
+    /// No such request, or the attempt was no longer live (already finished, fenced by a
+    /// later claim, or its lease renewed): nothing was written.
+    Gone,
+}
+
+/// Which live attempt an outcome may be written on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// This server's own attempt: only while the request still carries its fencing token.
+    Own,
+    /// Another server's attempt being taken over: also only while its lease is expired.
+    Expired,
+}
+
+impl Request {
+    /// The request's facts for the lifecycle, with its finished attempts.
+    pub fn facts<'a>(&self, attempts: &'a [AttemptRecord]) -> Facts<'a> {
+        Facts {
+            id: self.id,
+            state: self.state,
+            created_at: self.created_at,
+            window: self.window,
+            due: self.due_at,
+            deadline: self.deadline_at,
+            expires: self.expires_at,
+            counted: u8::try_from(self.attempts_counted).unwrap_or(u8::MAX),
+            cancel_requested: self.cancel_requested,
+            deadline_missed: self.deadline_missed,
+            sms_consent: self.sms_consent,
+            attempts,
+        }
+    }
+}
+
+impl Store {
+    /// Row lock for a read that a write in the same transaction depends on (PostgreSQL;
+    /// SQLite's write transaction already holds the database's write lock).
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// The request and its fencing token, locked for the transaction.
+    async fn locked_request(
+        &self,
+        tx: &mut Tx<'_>,
+        id: i64,
+    ) -> Result<Option<(Request, i64)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS}, version FROM requests WHERE id = $1{}",
+            self.for_update()
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.as_ref().map(|r| Ok((request_from(r)?, r.try_get("version")?))).transpose()
+    }
+
+    async fn finished_attempts(
+        &self,
+        tx: &mut Tx<'_>,
+        request_id: i64,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE request_id = $1 AND outcome IS NOT NULL \
+             ORDER BY seq"
+        ))
+        .bind(request_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter().map(|r| Ok(attempt_from(r)?.record())).filter_map(Result::transpose).collect()
+    }
+
+    /// Decides and writes one transition of a waiting or final request (serve, expire,
+    /// cancel): `decide` gets the request as stored, inside the write transaction.
+    pub async fn apply(
+        &self,
+        id: i64,
+        now: Timestamp,
+        decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+    ) -> Result<Applied, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let Some((req, _)) = self.locked_request(&mut tx, id).await? else {
+            tx.rollback().await?;
+            return Ok(Applied::Gone);
+        };
+        let records = self.finished_attempts(&mut tx, id).await?;
+        let t = match decide(&req, &records) {
+            // A claim also writes the live attempt: it goes through `claim`/`claim_due`.
+            Ok(t) if t.to == State::Dialing && t.from != State::Dialing => {
+                Err(Refused { state: req.state, event: "be claimed here" })
+            }
+            other => other,
+        };
+        let t = match t {
+            Ok(t) => t,
+            Err(refused) => {
+                tx.rollback().await?;
+                return Ok(Applied::Refused(refused));
+            }
+        };
+        self.write(&mut tx, &req, &t, now).await?;
+        tx.commit().await?;
+        Ok(Applied::Written(t))
+    }
+
+    /// Decides and writes the end of a live attempt: `decide` gets the request and its
+    /// finished attempts as stored, inside the write transaction; the transition's outcome
+    /// is written on `attempt` (with `sip_code`, and `answered_at` if the far end answered
+    /// and the mark is not stored yet). [`Applied::Gone`] when the attempt is no longer
+    /// live or no longer this claim's (see [`Fence`]).
+    pub async fn finish(
+        &self,
+        attempt: &Attempt,
+        sip_code: Option<u16>,
+        answered_at: Option<Timestamp>,
+        fence: Fence,
+        now: Timestamp,
+        decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+    ) -> Result<Applied, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let Some((req, version)) = self.locked_request(&mut tx, attempt.request_id).await? else {
+            tx.rollback().await?;
+            return Ok(Applied::Gone);
+        };
+        let lease = match fence {
+            Fence::Own => "",
+            Fence::Expired => " AND (lease_until IS NULL OR lease_until < $3)",
+        };
+        let sql = format!(
+            "SELECT id FROM attempts WHERE id = $1 AND outcome IS NULL \
+             AND (fence IS NULL OR fence = $2){lease}{}",
+            self.for_update()
+        );
+        let live = sqlx::query(&sql).bind(attempt.id).bind(version);
+        let live = match fence {
+            Fence::Own => live,
+            Fence::Expired => live.bind(ms(now)),
+        };
+        let live = live.fetch_optional(&mut *tx).await?;
+        if live.is_none() {
+            tx.rollback().await?;
+            return Ok(Applied::Gone);
+        }
+        let records = self.finished_attempts(&mut tx, req.id).await?;
+        let t = match decide(&req, &records) {
+            Ok(t) => t,
+            Err(refused) => {
+                tx.rollback().await?;
+                return Ok(Applied::Refused(refused));
+            }
+        };
+        if let Some(end) = t.attempt {
+            sqlx::query(
+                "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5, \
+                 answered_at = COALESCE(answered_at, $6) WHERE id = $1",
+            )
+            .bind(attempt.id)
+            .bind(end.outcome.as_str())
+            .bind(sip_code.map(i64::from))
+            .bind(ms(now))
+            .bind(i64::from(end.counted))
+            .bind(answered_at.map(ms))
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.write(&mut tx, &req, &t, now).await?;
+        tx.commit().await?;
+        Ok(Applied::Written(t))
+    }
+
+    /// Writes the request side of a transition decided on `req` (read in `tx`).
+    async fn write(
+        &self,
+        tx: &mut Tx<'_>,
+        req: &Request,
+        t: &Transition,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let final_at = (t.to.is_final() && !t.from.is_final()).then_some(ms(now));
+        sqlx::query(
+            "UPDATE requests SET state = $2, due_at = $3, attempts_counted = $4, \
+             final_at = COALESCE($5, final_at), end_reason = COALESCE($6, end_reason), \
+             cancel_requested = CASE WHEN $7 = 1 THEN 1 ELSE cancel_requested END, \
+             deadline_missed = CASE WHEN $8 = 1 THEN 1 ELSE deadline_missed END \
+             WHERE id = $1",
+        )
+        .bind(req.id)
+        .bind(t.to.as_str())
+        .bind(t.due.map(ms))
+        .bind(i64::from(t.counted))
+        .bind(final_at)
+        .bind(t.end_reason.as_deref())
+        .bind(i64::from(t.cancel_requested))
+        .bind(i64::from(t.deadline_missed))
+        .execute(&mut **tx)
+        .await?;
+        if let Some(a) = &t.audit {
+            audit(tx, req.id, now, Some(t.from), t.to, &a.actor, &a.detail).await?;
+        }
+        for intent in &t.sms {
+            sms::queue(tx, req, intent, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Cancels a request through the lifecycle ([`crate::policy::lifecycle::Event::Cancel`]):
+    /// a waiting request ends now; a live attempt is not interrupted, but the request is
+    /// then not retried.
+    pub async fn cancel(
+        &self,
+        id: i64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<crate::policy::lifecycle::Cancelled, StoreError> {
+        use crate::policy::lifecycle::{Cancelled, Event, step};
+        let applied = self
+            .apply(id, now, |req, records| {
+                step(None, &req.facts(records), Event::Cancel { actor }, now)
+            })
+            .await?;
+        Ok(match applied {
+            Applied::Written(t) => Cancelled::of(&Ok(t)),
+            Applied::Refused(r) => Cancelled::of(&Err(r)),
+            Applied::Gone => Cancelled::NotFound,
+        })
+    }
+
+    /// Claims a waiting request for an attempt, the write of a `Serve` transition to
+    /// `dialing`: the request becomes `dialing` and a live attempt row is written, both
+    /// before any call is placed. `None` when another claimer was first or the request is
+    /// no longer waiting.
+    pub async fn claim(
+        &self,
+        req: &Request,
+        now: Timestamp,
+    ) -> Result<Option<Attempt>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        // The fencing token (`version`) moves on at every claim; the attempt carries it.
+        let Some(version) = sqlx::query(&format!(
+            "UPDATE requests SET state = 'dialing', version = version + 1 \
+             WHERE id = $1 AND state IN {WAITING} RETURNING version"
+        ))
+        .bind(req.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let version: i64 = version.try_get("version")?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO attempts (request_id, seq, started_at, fence) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), $2, $3) \
+             RETURNING {ATTEMPT_COLUMNS}"
+        ))
+        .bind(req.id)
+        .bind(ms(now))
+        .bind(version)
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let attempt = attempt_from(&row)?;
+        audit(
+            &mut tx,
+            req.id,
+            now,
+            Some(req.state),
+            State::Dialing,
+            "scheduler",
+            &format!("attempt {}", attempt.seq),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(attempt))
+    }
+
+    /// Writes the answer mark of a live attempt (the far end answered at `at`), before the
+    /// call goes on; a mark already there is kept. False when the attempt is not live.
+    pub async fn mark_answered(&self, attempt_id: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE attempts SET answered_at = COALESCE(answered_at, $2) WHERE id = $1",
+        )
+        .bind(attempt_id)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Flags requests whose same-day deadline passed unserved; returns how many per service.
+    /// The `DeadlinePassed` transition of every live request at once, in one indexed UPDATE
+    /// (`requests_open_deadline`): its WHERE is [`misses_deadline`] in SQL.
+    pub async fn mark_missed(&self, now: Timestamp) -> Result<Vec<(String, i64)>, StoreError> {
+        const _: fn(State, Timestamp, bool, Timestamp) -> bool = misses_deadline;
+        let rows = sqlx::query(&format!(
+            "UPDATE requests SET deadline_missed = 1 \
+             WHERE deadline_missed = 0 AND state IN {} AND deadline_at <= $1 RETURNING service",
+            super::LIVE
+        ))
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts: Vec<(String, i64)> = Vec::new();
+        for row in &rows {
+            let service: String = row.try_get("service")?;
+            match counts.iter_mut().find(|(s, _)| *s == service) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((service, 1)),
+            }
+        }
+        Ok(counts)
+    }
+}

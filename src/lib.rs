@@ -15,8 +15,11 @@
 //!   operator exceptions, conversion of local hours to UTC instants (DST-safe, via `jiff`).
 //! - [`policy`]: when a request is due, its same-day deadline, expiry, retries, ETA;
 //!   [`policy::number`]: which phone numbers may be called, masking for logs.
-//! - [`call`]: SIP final responses → attempt outcomes; [`call::machine`], the answered-call
-//!   state machine (greet, press 1, hand over, apologise).
+//! - [`call`]: an attempt's types ([`call::attempt`]), how an INVITE's ending maps to an
+//!   outcome ([`call::outcome_of`]), the answered-call state machines ([`call::machine`]:
+//!   greet, press 1, hand over, apologise; [`call::machine::agent`]: nurse first, whisper,
+//!   patient, bridge) and [`call::runner`], which runs one attempt by driving them over the
+//!   `Legs` port (dial, play, next key, refer, bridge, hang up) that `sip` implements.
 //! - [`intake`]: a patient's request validated into what the store keeps.
 //! - [`dialplan`]: the per-service TOML files operators edit, parsed and validated with
 //!   every problem reported as `file:line:col: message`.
@@ -32,8 +35,11 @@
 //!   lease with a fencing token (`store/lease.rs`) so several servers share one queue.
 //! - [`scheduler`]: one task; sleeps until the next due request, deadline or expiry, claims
 //!   within capacity and call rate, owns the calls (a `JoinSet`) and records their outcomes.
-//! - [`sip`]: the only user of `rsipstack`; the trunk's tasks (transport, incoming requests,
-//!   dialog-state routing) and the [`sip::SipDialer`] the scheduler calls through.
+//! - [`sip`]: the only user of `rsipstack`, an adapter that decides nothing about attempts:
+//!   the trunk's tasks under one `TaskTracker` (transport, incoming requests, dialog-state
+//!   routing, registration; [`sip::Trunk::stopped`] waits for them), the `Legs` port over
+//!   SIP and RTP ([`sip::legs`]), the pure answers to unasked messages ([`sip::inbound`]),
+//!   and the [`sip::SipDialer`] the scheduler calls through.
 //! - [`http`]: intake API, status, `/metrics`, health (axum).
 //! - [`sms`]: the SMS outbox's sender task and HTTP gateway (templates and the dialplan's
 //!   `[sms]` section are pure).

@@ -31,6 +31,8 @@ pub const SMS_BACKLOG: &str = "callbackd_sms_outbox_backlog";
 pub const BUILD_INFO: &str = "callbackd_build_info";
 /// Dialplan reloads: `result` is `ok` or `error`.
 pub const DIALPLAN_RELOADS: &str = "callbackd_dialplan_reloads_total";
+/// SIP datagrams dropped unread: `reason` is `unreadable`, `start_line` or `headers`.
+pub const SIP_MALFORMED: &str = "callbackd_sip_malformed_total";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -77,6 +79,10 @@ fn describe() {
     describe_counter!(SMS, "SMS handled by the sender, by kind and result.");
     describe_gauge!(SMS_BACKLOG, "SMS outbox messages queued and not yet sent.");
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
+    describe_counter!(
+        SIP_MALFORMED,
+        "SIP datagrams dropped because the SIP stack could not read them, by reason."
+    );
     describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
 }
 

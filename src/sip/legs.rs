@@ -33,8 +33,9 @@ pub const CANCEL_WAIT: Duration = Duration::from_secs(32);
 /// Once the call must stop (shutdown grace over, lease lost), how long a CANCELled INVITE
 /// may still wait for its final response.
 pub const STOP_WAIT: Duration = Duration::from_secs(1);
-/// How long a BYE may wait for its response.
-const BYE_WAIT: Duration = Duration::from_secs(5);
+/// How long a BYE may wait for its response (the leg is ended on our side either way; a
+/// shutdown must not wait on the PBX).
+const BYE_WAIT: Duration = Duration::from_secs(2);
 
 /// Who a leg is from and to.
 #[derive(Debug, Clone)]

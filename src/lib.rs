@@ -18,8 +18,11 @@
 //!   → a `Transition` the store writes (state, due time, outcome, audit row, SMS), the
 //!   serving order and SMS eligibility; [`policy::admit`]: capacity and call rate on the
 //!   domain clock; [`policy::number`]: which phone numbers may be called, masking for logs.
-//! - [`call`]: SIP final responses → attempt outcomes; [`call::machine`], the answered-call
-//!   state machine (greet, press 1, hand over, apologise).
+//! - [`call`]: an attempt's types ([`call::attempt`]), how an INVITE's ending maps to an
+//!   outcome ([`call::outcome_of`]), the answered-call state machines ([`call::machine`]:
+//!   greet, press 1, hand over, apologise; [`call::machine::agent`]: nurse first, whisper,
+//!   patient, bridge) and [`call::runner`], which runs one attempt by driving them over the
+//!   `Legs` port (dial, play, next key, refer, bridge, hang up) that `sip` implements.
 //! - [`intake`]: a patient's request validated into what the store keeps; the fixed set of
 //!   intake channels.
 //! - [`sms`]: the SMS rules: sender IDs, templates and their length, who can receive an
@@ -44,8 +47,11 @@
 //!   (`scheduler/mod.rs`); crash recovery and lease take-over (`recovery.rs`); lease renewal
 //!   and shared claims (`cluster.rs`); [`scheduler::StoreEvents`] writes a call's answer
 //!   before the call goes on (`answer.rs`).
-//! - [`sip`]: the only user of `rsipstack`; the trunk's tasks (transport, incoming requests,
-//!   dialog-state routing) and the [`sip::SipDialer`] the scheduler calls through.
+//! - [`sip`]: the only user of `rsipstack`, an adapter that decides nothing about attempts:
+//!   the trunk's tasks under one `TaskTracker` (transport, incoming requests, dialog-state
+//!   routing, registration; [`sip::Trunk::stopped`] waits for them), the `Legs` port over
+//!   SIP and RTP ([`sip::legs`]), the pure answers to unasked messages ([`sip::inbound`]),
+//!   and the [`sip::SipDialer`] the scheduler calls through.
 //! - [`http`]: the top layer, every route: intake, status, cancellation, services, the
 //!   SMS opt-out list, health and `/metrics` (axum), one JSON error shape, and the server's
 //!   accept loop with its connection limit and header, body and idle timeouts. Nothing

@@ -41,6 +41,8 @@ pub const HTTP_TIMEOUTS: &str = "callbackd_http_timeouts_total";
 pub const HTTP_ACCEPT_ERRORS: &str = "callbackd_http_accept_errors_total";
 /// Gauge: 1 while the store takes writes, 0 while it refuses them (`/readyz` is 503).
 pub const STORE_WRITABLE: &str = "callbackd_store_writable";
+/// SIP datagrams dropped unread: `reason` is `unreadable`, `start_line` or `headers`.
+pub const SIP_MALFORMED: &str = "callbackd_sip_malformed_total";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -90,6 +92,10 @@ fn describe() {
     describe_gauge!(
         STORE_WRITABLE,
         "1 while the queue store takes writes, 0 while it refuses them."
+    );
+    describe_counter!(
+        SIP_MALFORMED,
+        "SIP datagrams dropped because the SIP stack could not read them, by reason."
     );
     describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");

@@ -309,3 +309,188 @@ async fn registers_with_the_pbx_answering_the_digest_challenge() {
     assert!(log.contains("REGISTER sip:127.0.0.1 SIP/2.0"), "{log}");
     assert!(log.contains("SIP/2.0 200 OK"), "the registrar granted it:\n{log}");
 }
+
+#[tokio::test]
+async fn a_cancel_whose_487_never_comes_ends_as_no_answer_64_t1_later() {
+    // Takes 5 s of ringing and 32 s (64×T1) of waiting for the lost 487.
+    let Some((r, mut sipp, trunk)) = dial("uas_cancel_no_487.xml", "5s", None).await else {
+        return;
+    };
+    assert_eq!(r, CallResult { outcome: Outcome::NoAnswer, sip_code: None });
+    assert!(sipp.passed(), "the CANCEL arrived and was answered 200");
+    no_dialogs_left(&trunk).await;
+}
+
+/// Places a call to sipp running `scenario` and cancels the call's hang-up token after
+/// `stop_after`; returns how it ended, or panics when it does not end within `bound`.
+async fn dial_then_stop(
+    scenario: &str,
+    stop_after: Duration,
+    bound: Duration,
+) -> Option<CallResult> {
+    if !have_sipp() {
+        return None;
+    }
+    let port = free_udp_port();
+    let _sipp = Sipp::start(scenario, port, 1);
+    let trunk =
+        Trunk::start(&trunk_config(port), None, CancellationToken::new()).await.expect("trunk");
+    let call = patient_call(kallio("5s"));
+    let hangup = call.hangup.clone();
+    let dialing = tokio::spawn(SipDialer::new(trunk.clone()).dial(call));
+    tokio::time::sleep(stop_after).await;
+    hangup.cancel();
+    let r = tokio::time::timeout(bound, dialing)
+        .await
+        .expect("the call ends soon after it is told to stop, whatever the PBX does")
+        .expect("the call task");
+    no_dialogs_left(&trunk).await;
+    Some(r)
+}
+
+#[tokio::test]
+async fn stopping_an_invite_nobody_answers_does_not_wait_for_timer_b() {
+    // Timer B would end the INVITE after 32 s; the stop must win long before.
+    let Some(r) =
+        dial_then_stop("uas_silent.xml", Duration::from_millis(500), Duration::from_secs(10)).await
+    else {
+        return;
+    };
+    assert_eq!(r, CallResult { outcome: Outcome::Interrupted, sip_code: None });
+}
+
+#[tokio::test]
+async fn stopping_after_a_cancel_without_487_does_not_wait_64_t1() {
+    // The ring timeout's CANCEL goes at 5 s; 64×T1 would end the wait at 37 s.
+    let Some(r) =
+        dial_then_stop("uas_cancel_no_487.xml", Duration::from_secs(7), Duration::from_secs(15))
+            .await
+    else {
+        return;
+    };
+    assert_eq!(r, CallResult { outcome: Outcome::NoAnswer, sip_code: None });
+}
+
+/// A trunk with no PBX behind it (nothing is dialled), and a UDP socket to talk to it.
+async fn bare_trunk() -> (Arc<Trunk>, CancellationToken, tokio::net::UdpSocket) {
+    let cancel = CancellationToken::new();
+    let trunk =
+        Trunk::start(&trunk_config(free_udp_port()), None, cancel.clone()).await.expect("trunk");
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    socket.connect(trunk.local_addr()).await.expect("connect");
+    (trunk, cancel, socket)
+}
+
+/// A request from `socket`'s address with the given start line and From.
+fn raw_request(socket: &tokio::net::UdpSocket, start: &str, from: &str, n: u32) -> Vec<u8> {
+    let me = socket.local_addr().expect("addr");
+    let method = start.split(' ').next().unwrap_or_default();
+    format!(
+        "{start}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-raw{n}\r\nMax-Forwards: 70\r\n\
+         From: {from}\r\nTo: <sip:callbackd@127.0.0.1>\r\nCall-ID: raw{n}@test\r\n\
+         CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+async fn answer_to(socket: &tokio::net::UdpSocket, datagram: &[u8]) -> String {
+    socket.send(datagram).await.expect("send");
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf))
+        .await
+        .expect("an answer")
+        .expect("recv");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+const A_FROM: &str = "<sip:+358401112233@127.0.0.1>;tag=t1";
+
+#[tokio::test]
+async fn unknown_methods_get_405_with_allow_and_other_sip_versions_505() {
+    let (trunk, cancel, socket) = bare_trunk().await;
+    let r =
+        answer_to(&socket, &raw_request(&socket, "FOO sip:x@127.0.0.1 SIP/2.0", A_FROM, 1)).await;
+    assert!(r.starts_with("SIP/2.0 405 Method Not Allowed\r\n"), "{r}");
+    assert!(r.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS"), "{r}");
+    assert!(r.contains("Call-ID: raw1@test\r\n"), "{r}");
+    // A method the stack knows but callbackd does not take: 405 with Allow as well.
+    let r =
+        answer_to(&socket, &raw_request(&socket, "SUBSCRIBE sip:x@127.0.0.1 SIP/2.0", A_FROM, 2))
+            .await;
+    assert!(r.starts_with("SIP/2.0 405"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("allow: invite"), "{r}");
+    let r = answer_to(&socket, &raw_request(&socket, "OPTIONS sip:x@127.0.0.1 SIP/3.0", A_FROM, 3))
+        .await;
+    assert!(r.starts_with("SIP/2.0 505"), "{r}");
+    let r = answer_to(&socket, &raw_request(&socket, "OPTIONS sip:x@127.0.0.1 SIP/2.0", A_FROM, 4))
+        .await;
+    assert!(r.starts_with("SIP/2.0 200"), "keep-alives still answered: {r}");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), trunk.stopped())
+        .await
+        .expect("every task of the trunk ends once cancelled");
+}
+
+/// A log sink for one test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn malformed_datagrams_are_counted_and_no_log_line_shows_their_number() {
+    let metrics = callbackd::metrics::install().expect("metrics");
+    let logs = Captured::default();
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("info,{}", callbackd::sip::LOG_DIRECTIVES));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    // The runtime has one thread: every task of the trunk logs into this subscriber.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (_trunk, _cancel, socket) = bare_trunk().await;
+    // The SIP stack cannot parse this From (no '>'); its warning used to echo it.
+    let broken = "<sip:+358405550125@127.0.0.1;tag=t2";
+    socket
+        .send(&raw_request(&socket, "INVITE sip:x@127.0.0.1 SIP/2.0", broken, 5))
+        .await
+        .expect("send");
+    socket.send(b"+358405550126 is not SIP\r\n\r\n").await.expect("send");
+    socket.send(&[0xff, 0x00, 0x35, 0x38]).await.expect("send");
+    // A well-formed request with a number in it: answered, and not logged either.
+    let well = "<sip:+358405550127@127.0.0.1>;tag=t3";
+    let r =
+        answer_to(&socket, &raw_request(&socket, "OPTIONS sip:x@127.0.0.1 SIP/2.0", well, 6)).await;
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+    for digits in ["405550125", "405550126", "405550127"] {
+        assert!(!text.contains(digits), "a number in the log:\n{text}");
+    }
+    assert_eq!(
+        text.matches("unreadable SIP datagrams dropped").count(),
+        1,
+        "one line per interval, however many:\n{text}"
+    );
+    let scrape = metrics.render();
+    for reason in ["headers", "start_line", "unreadable"] {
+        let series = format!("callbackd_sip_malformed_total{{reason=\"{reason}\"}} ");
+        assert!(scrape.contains(&series), "{series} in\n{scrape}");
+    }
+}

@@ -20,8 +20,13 @@
 //!                        ▼
 //!                      Sorry ──PromptFinished──► Done(handover failed)
 //! ```
-//! A remote hang-up ends every phase (see [`step`]). Pure: the SIP dialer executes the
-//! [`Action`]s and feeds back [`Event`]s.
+//! A remote hang-up ends every phase (see [`step`]); so does `Stop` (shutdown grace over,
+//! or lease lost): interrupted before the patient asked to be connected, a failed hand-over
+//! after. Pure: [`crate::call::runner`] executes the [`Action`]s and feeds back [`Event`]s.
+//!
+//! Agent-first (staff first, then the patient) is the second machine, [`agent`].
+
+pub mod agent;
 
 use crate::dialplan::Confirm;
 use crate::policy::Outcome;
@@ -78,6 +83,8 @@ pub enum Event {
     HandoverFailed,
     /// The patient hung up.
     RemoteHangup,
+    /// The call must stop now: the shutdown grace period is over, or the lease was lost.
+    Stop,
 }
 
 /// What the dialer must do.
@@ -135,6 +142,14 @@ pub fn step(phase: Phase, event: Event) -> (Phase, Vec<Action>) {
         }
         (Phase::Connecting | Phase::HandingOver | Phase::Sorry, Event::RemoteHangup) => {
             done(Outcome::HandoverFailed, false)
+        }
+        // We must stop: before the patient asked to be connected the attempt is only
+        // interrupted (tried again); after, the hand-over failed.
+        (Phase::Greeting { .. } | Phase::AwaitDigit { .. }, Event::Stop) => {
+            done(Outcome::Interrupted, true)
+        }
+        (Phase::Connecting | Phase::HandingOver | Phase::Sorry, Event::Stop) => {
+            done(Outcome::HandoverFailed, true)
         }
         // Keys are taken during the prompt too (barge-in) and while waiting.
         (Phase::Greeting { .. } | Phase::AwaitDigit { .. }, Event::Digit(d)) => on_digit(d, phase),
@@ -242,6 +257,19 @@ mod tests {
             assert_eq!(phase, Phase::Done(outcome));
             assert!(!actions.contains(&Action::HangUp));
         }
+    }
+
+    #[test]
+    fn stopping_interrupts_before_the_key_and_fails_the_handover_after() {
+        use Event::*;
+        let (phase, actions) = run(Confirm::Dtmf, &[PromptFinished, Stop]);
+        assert_eq!(phase, Phase::Done(Outcome::Interrupted));
+        assert_eq!(
+            actions[actions.len() - 2..],
+            [Action::HangUp, Action::End(Outcome::Interrupted)]
+        );
+        let (phase, _) = run(Confirm::Dtmf, &[Digit('1'), PromptFinished, Stop]);
+        assert_eq!(phase, Phase::Done(Outcome::HandoverFailed));
     }
 
     #[test]

@@ -7,14 +7,17 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-/// The default log filter. The SIP library logs whole SIP messages (and so the patients'
-/// full numbers) at `info`; it is kept at `warn` unless `RUST_LOG` asks otherwise.
-pub const DEFAULT_LOG_FILTER: &str = "info,rsipstack=warn";
+/// The default log filter: `info`, and the SIP library's targets as
+/// [`callbackd::sip::LOG_DIRECTIVES`] says (it logs whole SIP messages, and so the
+/// patients' full numbers, at `info`, and header text it could not parse in warnings).
+pub fn default_log_filter() -> String {
+    format!("info,{}", callbackd::sip::LOG_DIRECTIVES)
+}
 
-/// Sets up `tracing` for the chosen format; `RUST_LOG` overrides [`DEFAULT_LOG_FILTER`].
+/// Sets up `tracing` for the chosen format; `RUST_LOG` overrides [`default_log_filter`].
 pub fn init_logging(format: LogFormat) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_log_filter()));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

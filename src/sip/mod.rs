@@ -1,32 +1,37 @@
-//! The SIP trunk to the call centre's PBX, and the [`SipDialer`] that places callbacks
-//! through it. The only module that imports `rsipstack`.
+//! The SIP trunk to the call centre's PBX over rsipstack, and the [`SipDialer`] that runs
+//! attempts through it with [`crate::call::runner`]. The only module that imports
+//! `rsipstack`; it decides nothing about attempts (see [`crate::call`]).
 //!
-//! Tasks (all stop when the trunk's cancellation token is cancelled):
+//! - [`legs`]: the runner's [`crate::call::runner::Legs`] port (INVITE/CANCEL, RTP prompts
+//!   and keys, REFER, bridge, BYE);
+//! - [`inbound`]: what unasked messages get (pure); [`handover`]: REFER and in-dialog
+//!   message parsing; [`sdp`]: our offer.
+//!
+//! Tasks (under the trunk's [`TaskTracker`], all stopping when the token given to
+//! [`Trunk::start`] is cancelled; [`Trunk::stopped`] waits for them):
 //! - the endpoint task runs rsipstack's transport and transaction layer;
-//! - the incoming task answers requests that are not ours (403/405/481) and routes
-//!   in-dialog BYE/INFO/NOTIFY to their dialogs;
+//! - the incoming task answers requests that are not ours (see [`inbound`]) and routes
+//!   in-dialog BYE/INFO/NOTIFY to their dialogs (one short task per request);
 //! - the state task forwards each dialog's state changes to the call that owns it
-//!   (keyed by Call-ID), so a call learns of a remote BYE.
+//!   (keyed by Call-ID), so a call learns of a remote BYE;
+//! - the registration task, when `[sip] register` is set.
 
-mod flow;
 pub mod handover;
+pub mod inbound;
+pub mod legs;
 pub mod sdp;
+mod udp;
 
 use crate::call::attempt::{Call, CallResult, Dialer};
-use crate::call::{Ending, outcome_of};
+use crate::call::runner::{self, Flow};
 use crate::config::{self, NumberFormat, SipAuth};
-use crate::dialplan::ConnectMode;
 use crate::media::Prompts;
-use crate::policy::Outcome;
 use crate::policy::number::E164;
-use rsipstack::dialog::DialogId;
+use legs::SipLegs;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateSender};
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::dialog::invitation::InviteOption;
-use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::headers::{PAssertedIdentity, Privacy};
-use rsipstack::sip::{Header, Method, StatusCode, StatusCodeKind};
+use rsipstack::sip::{Header, StatusCode, StatusCodeKind};
 use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
@@ -40,7 +45,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
+
+/// Log directives for the SIP stack's targets, to add to the daemon's default filter.
+/// rsipstack logs whole SIP messages at `info` and echoes the text of headers it could
+/// not parse in `WARN` lines of its endpoint and transport layers; both may carry a
+/// patient's number, so only its other warnings are kept.
+pub const LOG_DIRECTIVES: &str =
+    "rsipstack=warn,rsipstack::transaction::endpoint=error,rsipstack::transport=error";
 
 /// Why the trunk could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +72,12 @@ pub enum SipError {
     /// The PBX address or a URI could not be formed.
     #[error("invalid SIP address {0:?}")]
     Address(String),
+    /// The SIP or RTP socket could not be bound.
+    #[error("cannot bind a socket: {0}")]
+    Bind(#[source] std::io::Error),
+    /// The RTP socket of a leg could not be bound.
+    #[error("cannot bind an RTP socket: {0}")]
+    Rtp(#[source] std::io::Error),
 }
 
 impl From<rsipstack::Error> for SipError {
@@ -83,6 +102,8 @@ pub struct Trunk {
     /// Where every request goes (the PBX or outbound proxy).
     destination: SipAddr,
     call_seq: AtomicU64,
+    /// Every task of the trunk; closed at start-up, waited for by [`Trunk::stopped`].
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Trunk {
@@ -112,7 +133,8 @@ pub fn read_credential(auth: &SipAuth) -> Result<Credential, SipError> {
 }
 
 impl Trunk {
-    /// Binds the SIP socket and starts the trunk's tasks.
+    /// Binds the SIP socket and starts the trunk's tasks; they stop when `cancel` is
+    /// cancelled (after the last call has ended: the calls need them).
     pub async fn start(
         cfg: &config::Sip,
         credential: Option<Credential>,
@@ -129,8 +151,9 @@ impl Trunk {
         // The PBX is our outbound proxy: every request (INVITE, CANCEL, ACK, BYE) goes to it,
         // whatever the Request-URI's host.
         transport_layer.outbound = Some(destination.clone());
+        let socket = udp::GuardedUdp::bind(cfg.bind).await.map_err(SipError::Bind)?;
         let udp =
-            UdpConnection::create_connection(cfg.bind, None, Some(cancel.child_token())).await?;
+            UdpConnection::from_socket(Arc::new(socket), None, Some(cancel.child_token())).await?;
         let local = udp.get_addr().get_socketaddr()?;
         transport_layer.add_transport(udp.into());
         let endpoint = EndpointBuilder::new()
@@ -140,21 +163,22 @@ impl Trunk {
             .build();
         let incoming = endpoint.incoming_transactions()?;
         let layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let tasks = TaskTracker::new();
         if let (Some(expires), Some(cred)) = (cfg.register, credential.clone()) {
             let registrar = Trunk::uri(&format!("sip:{}", cfg.domain))?;
-            tokio::spawn(register(
+            tasks.spawn(register(
                 endpoint.inner.clone(),
                 registrar,
                 cred,
                 expires,
-                cancel.clone(),
+                cancel.child_token(),
             ));
         }
         let (state_tx, mut state_rx) = layer.new_dialog_state_channel();
         let routes: Routes = Arc::new(Mutex::new(HashMap::new()));
 
-        let ep_cancel = cancel.clone();
-        tokio::spawn(async move {
+        let ep_cancel = cancel.child_token();
+        tasks.spawn(async move {
             tokio::select! {
                 _ = endpoint.serve() => {}
                 _ = ep_cancel.cancelled() => {}
@@ -162,8 +186,16 @@ impl Trunk {
             endpoint.shutdown();
         });
         let r = routes.clone();
-        tokio::spawn(async move {
-            while let Some(state) = state_rx.recv().await {
+        let state_cancel = cancel.child_token();
+        tasks.spawn(async move {
+            loop {
+                let state = tokio::select! {
+                    () = state_cancel.cancelled() => return,
+                    state = state_rx.recv() => match state {
+                        Some(state) => state,
+                        None => return,
+                    },
+                };
                 let call_id = match &state {
                     DialogState::Calling(id)
                     | DialogState::Trying(id)
@@ -184,7 +216,8 @@ impl Trunk {
                 }
             }
         });
-        tokio::spawn(serve_incoming(incoming, layer.clone(), cancel.clone()));
+        tasks.spawn(serve_incoming(incoming, layer.clone(), tasks.clone(), cancel.child_token()));
+        tasks.close();
         info!(%local, pbx = %cfg.pbx, transport = ?cfg.transport, "SIP trunk up");
         Ok(Arc::new(Trunk {
             layer,
@@ -195,7 +228,19 @@ impl Trunk {
             local,
             destination,
             call_seq: AtomicU64::new(0),
+            tasks,
         }))
+    }
+
+    /// Resolves once every task of the trunk has ended, i.e. after the token given to
+    /// [`Trunk::start`] was cancelled and they have stopped (promptly: no task waits on the
+    /// PBX after cancellation).
+    pub async fn stopped(&self) {
+        self.tasks.wait().await;
+    }
+
+    fn next_call_seq(&self) -> u64 {
+        self.call_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The bound SIP address.
@@ -269,10 +314,12 @@ async fn register(
     }
 }
 
-/// Answers requests that arrive outside our dialogs and routes in-dialog ones.
+/// Answers requests that arrive outside our dialogs ([`inbound::outside_dialog`]) and
+/// routes in-dialog ones.
 async fn serve_incoming(
     mut incoming: TransactionReceiver,
     layer: Arc<DialogLayer>,
+    tasks: TaskTracker,
     cancel: CancellationToken,
 ) {
     loop {
@@ -285,29 +332,34 @@ async fn serve_incoming(
         };
         let method = tx.original.method;
         if let Some(Dialog::Invite(mut dialog)) = layer.match_dialog(&tx) {
-            tokio::spawn(async move {
-                if let Err(e) = dialog.handle(&mut tx).await {
-                    debug!(error = %e, "in-dialog request failed");
+            let stop = cancel.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    r = dialog.handle(&mut tx) => if let Err(e) = r {
+                        debug!(error = %e, "in-dialog request failed");
+                    },
+                    () = stop.cancelled() => {}
                 }
             });
             continue;
         }
-        let status = match method {
-            // We place calls; we do not take them.
-            Method::Invite => StatusCode::Forbidden,
-            Method::Options => StatusCode::OK,
-            Method::Ack => continue,
-            Method::Bye
-            | Method::Cancel
-            | Method::Info
-            | Method::Notify
-            | Method::Update
-            | Method::PRack => StatusCode::CallTransactionDoesNotExist,
-            _ => StatusCode::MethodNotAllowed,
+        let (code, allow) = match inbound::outside_dialog(method) {
+            inbound::Outside::Ignore => continue,
+            inbound::Outside::Reply { code, allow } => (code, allow),
         };
+        let status = StatusCode::from(code);
         debug!(%method, %status, "answering a request that is not ours");
-        tokio::spawn(async move {
-            let _ = tx.reply(status).await;
+        let headers = if allow {
+            vec![Header::Allow(sip::headers::Allow::new(inbound::ALLOW))]
+        } else {
+            Vec::new()
+        };
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = tx.reply_with(status, headers, None) => {}
+                () = stop.cancelled() => {}
+            }
         });
     }
 }
@@ -337,261 +389,14 @@ impl SipDialer {
 
 impl Dialer for SipDialer {
     fn dial(&self, call: Call) -> Pin<Box<dyn Future<Output = CallResult> + Send + 'static>> {
-        let trunk = self.trunk.clone();
-        let prompts = self.prompts.clone();
-        Box::pin(async move {
-            match place(&trunk, prompts.as_ref(), &call).await {
-                Ok(result) => result,
-                Err(e) => {
-                    warn!(error = %e, "call could not be placed");
-                    CallResult { outcome: Outcome::NetworkFailure, sip_code: None }
-                }
-            }
-        })
-    }
-}
-
-/// Removes the call's route and its dialogs however the call ends.
-pub(crate) struct CallGuard {
-    trunk: Arc<Trunk>,
-    call_id: String,
-    ids: Vec<DialogId>,
-}
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        lock(&self.trunk.routes).remove(&self.call_id);
-        for id in &self.ids {
-            self.trunk.layer.remove_dialog(id);
-        }
-    }
-}
-
-/// Who a leg is from and to.
-#[derive(Debug, Clone)]
-pub(crate) struct LegSpec {
-    /// Request-URI and To.
-    pub(crate) to: String,
-    /// The station's E.164 number for From and P-Asserted-Identity.
-    pub(crate) from_number: String,
-    /// The display name.
-    pub(crate) from_name: String,
-    /// Ring timeout before CANCEL.
-    pub(crate) ring_timeout: Duration,
-    /// Part of the Call-ID, for logs.
-    pub(crate) tag: String,
-}
-
-/// An answered leg: its dialog, its state channel, its RTP socket and the 2xx.
-pub(crate) struct Answered {
-    pub(crate) dialog: InviteDialog,
-    pub(crate) response: sip::Response,
-    /// Sender: the trunk's state task (routes by Call-ID). Closes when `guard` drops.
-    pub(crate) states: mpsc::UnboundedReceiver<DialogState>,
-    /// Held only to be dropped with the leg: removes the route and the dialogs.
-    pub(crate) _guard: CallGuard,
-    /// The RTP socket our offer named; taken when the media leg starts.
-    pub(crate) rtp: Option<tokio::net::UdpSocket>,
-}
-
-/// How a leg's INVITE ended.
-pub(crate) enum LegEnd {
-    /// The far end answered.
-    Answered(Box<Answered>),
-    /// It did not; the attempt's result.
-    Ended(CallResult),
-}
-
-/// Places one INVITE (with our SDP offer) and follows it to a final response, cancelling it
-/// after the ring timeout or when `hangup` fires.
-pub(crate) async fn dial_leg(
-    trunk: &Arc<Trunk>,
-    spec: &LegSpec,
-    hangup: &CancellationToken,
-) -> Result<LegEnd, SipError> {
-    let seq = trunk.call_seq.fetch_add(1, Ordering::Relaxed);
-    let call_id = format!("cb-{}-{seq}@callbackd", spec.tag);
-    let domain = &trunk.cfg.domain;
-    let (station, name) = (&spec.from_number, &spec.from_name);
-    let callee = Trunk::uri(&spec.to)?;
-    let caller = Trunk::uri(&format!("sip:{station}@{domain}"))?;
-    let contact = Trunk::uri(&format!("sip:callbackd@{}", trunk.local))?;
-    // The RTP socket the offer names.
-    let rtp = tokio::net::UdpSocket::bind(SocketAddr::new(trunk.local_ip(), 0))
-        .await
-        .map_err(|e| SipError::from(rsipstack::Error::Error(e.to_string())))?;
-    let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let offer = sdp::offer(trunk.local_ip(), rtp_port, seq);
-    let headers = vec![
-        Header::PAssertedIdentity(PAssertedIdentity::new(format!(
-            "\"{name}\" <sip:{station}@{domain}>"
-        ))),
-        Header::Privacy(Privacy::new("none")),
-    ];
-    let opt = InviteOption {
-        caller_display_name: Some(name.clone()),
-        caller,
-        callee,
-        destination: Some(trunk.destination.clone()),
-        contact,
-        content_type: Some("application/sdp".to_owned()),
-        offer: Some(offer.into_bytes()),
-        credential: trunk.credential.clone(),
-        headers: Some(headers),
-        call_id: Some(call_id.clone()),
-        ..Default::default()
-    };
-    let (state_tx, mut states) = mpsc::unbounded_channel();
-    lock(&trunk.routes).insert(call_id.clone(), state_tx);
-    let mut guard = CallGuard { trunk: trunk.clone(), call_id, ids: Vec::new() };
-    let (dialog, mut invite) = trunk.layer.do_invite_async(opt, trunk.state_tx.clone())?;
-    guard.ids.push(dialog.id());
-    let ring = tokio::time::sleep(spec.ring_timeout);
-    tokio::pin!(ring);
-    let mut cancelled_by: Option<Ending> = None;
-    // Whether the PBX answered the INVITE at all (1xx): a ring timeout without it is a
-    // failure on the way to the PBX, not an unanswered phone.
-    let mut heard = false;
-    loop {
-        tokio::select! {
-            done = &mut invite => {
-                let resp = match done {
-                    Ok(Ok((_, resp))) => resp,
-                    Ok(Err(e)) => {
-                        info!(error = %e, "INVITE failed");
-                        None
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "INVITE task failed");
-                        None
-                    }
-                };
-                let result = match (resp, cancelled_by) {
-                    (Some(r), None) if r.status_code.kind() == StatusCodeKind::Successful => {
-                        let role = rsipstack::transaction::key::TransactionRole::Client;
-                        if let Ok(id) = DialogId::try_from((&r, role)) {
-                            guard.ids.push(id);
-                        }
-                        info!(sip = r.status_code.code(), "answered");
-                        let answered = Answered { dialog, response: r, states, _guard: guard, rtp: Some(rtp) };
-                        return Ok(LegEnd::Answered(Box::new(answered)));
-                    }
-                    // The stack reports its own timer B as a 408 without a To tag: no
-                    // response arrived at all.
-                    (Some(r), None) if is_local_timeout(&r) => {
-                        CallResult { outcome: outcome_of(Ending::NoResponse), sip_code: None }
-                    }
-                    (Some(r), None) => {
-                        let code = r.status_code.code();
-                        CallResult { outcome: outcome_of(Ending::Final(code)), sip_code: Some(code) }
-                    }
-                    (None, None) => CallResult { outcome: outcome_of(Ending::NoResponse), sip_code: None },
-                    // We cancelled: the stack ACKs and BYEs a 2xx that crossed our CANCEL.
-                    (resp, Some(ending)) => {
-                        let code = resp.as_ref().filter(|r| !is_local_timeout(r)).map(|r| r.status_code.code());
-                        let outcome = match ending {
-                            Ending::RingTimeout if heard => outcome_of(ending),
-                            Ending::RingTimeout => outcome_of(Ending::NoResponse),
-                            Ending::Final(_) | Ending::NoResponse => Outcome::Interrupted,
-                        };
-                        CallResult { outcome, sip_code: code }
-                    }
-                };
-                return Ok(LegEnd::Ended(result));
-            }
-            Some(state) = states.recv() => {
-                if matches!(state, DialogState::Trying(_) | DialogState::Early(_, _)) {
-                    heard = true;
-                }
-            }
-            _ = &mut ring, if cancelled_by.is_none() => {
-                info!("ring timeout: cancelling");
-                cancelled_by = Some(Ending::RingTimeout);
-                if let Err(e) = dialog.cancel().await {
-                    debug!(error = %e, "CANCEL failed");
-                }
-            }
-            _ = hangup.cancelled(), if cancelled_by.is_none() => {
-                cancelled_by = Some(Ending::NoResponse);
-                let _ = dialog.cancel().await;
-            }
-        }
-    }
-}
-
-/// The patient's leg of a callback.
-fn patient_leg(trunk: &Trunk, call: &Call) -> LegSpec {
-    let user_phone = if trunk.cfg.user_phone { ";user=phone" } else { "" };
-    LegSpec {
-        to: format!("sip:{}@{}{user_phone}", trunk.dial_string(&call.number), trunk.cfg.domain),
-        from_number: call.service.caller_id.number.as_str().to_owned(),
-        from_name: call.service.caller_id.name.clone(),
-        ring_timeout: call.service.attempts.ring_timeout.unsigned_abs(),
-        tag: format!("{}-{}", call.request_id, call.attempt_id),
-    }
-}
-
-async fn place(
-    trunk: &Arc<Trunk>,
-    prompts: Option<&Arc<Prompts>>,
-    call: &Call,
-) -> Result<CallResult, SipError> {
-    if let (Some(prompts), ConnectMode::AgentFirst) = (prompts, call.service.connect.mode) {
-        return Ok(flow::agent_first(trunk, prompts, call).await);
-    }
-    let spec = patient_leg(trunk, call);
-    match dial_leg(trunk, &spec, &call.hangup).await? {
-        LegEnd::Ended(result) => Ok(result),
-        LegEnd::Answered(a) => {
-            let mut a = *a;
-            let code = Some(a.response.status_code.code());
-            let outcome = match prompts {
-                Some(prompts) => flow::converse(trunk, prompts, call, a).await,
-                None => {
-                    hold_then_bye(trunk, call, &a.dialog, &mut a.states).await;
-                    Outcome::Connected
-                }
-            };
-            Ok(CallResult { outcome, sip_code: code })
-        }
-    }
-}
-
-/// True for the 408 rsipstack makes up when timer B fires: a PBX's own 408 carries a To
-/// tag, the made-up one does not.
-fn is_local_timeout(r: &sip::Response) -> bool {
-    use rsipstack::sip::HeadersExt;
-    r.status_code == StatusCode::RequestTimeout
-        && r.to_header().ok().and_then(|t| t.tag().ok().flatten()).is_none()
-}
-
-/// After an answer: hold the call for the configured time, then BYE; a remote BYE or a
-/// shutdown ends it earlier.
-async fn hold_then_bye(
-    trunk: &Trunk,
-    call: &Call,
-    dialog: &InviteDialog,
-    states: &mut mpsc::UnboundedReceiver<DialogState>,
-) {
-    let hold = tokio::time::sleep(trunk.cfg.hangup_after_answer);
-    tokio::pin!(hold);
-    loop {
-        tokio::select! {
-            _ = &mut hold => break,
-            _ = call.hangup.cancelled() => break,
-            state = states.recv() => match state {
-                Some(DialogState::Terminated(_, reason)) => {
-                    info!(?reason, "the other side hung up");
-                    return;
-                }
-                Some(_) => continue,
-                None => break,
-            },
-        }
-    }
-    match tokio::time::timeout(Duration::from_secs(35), dialog.bye()).await {
-        Ok(Ok(())) => info!("hung up"),
-        Ok(Err(e)) => warn!(error = %e, "BYE failed"),
-        Err(_) => warn!("BYE timed out"),
+        let legs = SipLegs {
+            trunk: self.trunk.clone(),
+            prompts: self.prompts.clone().unwrap_or_default(),
+        };
+        let flow = match self.prompts {
+            Some(_) => Flow::Converse,
+            None => Flow::Hold(self.trunk.cfg.hangup_after_answer),
+        };
+        Box::pin(async move { runner::run(&legs, &call, flow).await })
     }
 }

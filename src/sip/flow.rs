@@ -59,8 +59,16 @@ async fn bye(dialog: &InviteDialog) {
 /// Starts RTP on an answered leg, as its SDP answer says.
 fn media_leg(mut a: Answered) -> Result<(RtpLeg, Answered), Box<(Answered, String)>> {
     let body = String::from_utf8_lossy(&a.response.body).into_owned();
+    let keys =
+        crate::media::sdes::negotiate(a.srtp.as_ref(), &crate::media::sdp::audio_crypto(&body));
     match (parse_answer(&body), a.rtp.take()) {
-        (Ok(remote), Some(socket)) => Ok((RtpLeg::from_answer(socket, &remote), a)),
+        (Ok(remote), Some(socket)) => {
+            match keys.map(|k| RtpLeg::secured(socket, &remote, k.as_ref())) {
+                Ok(Ok(leg)) => Ok((leg, a)),
+                Ok(Err(e)) => Err(Box::new((a, e.to_string()))),
+                Err(e) => Err(Box::new((a, e.to_string()))),
+            }
+        }
         (Err(e), _) => Err(Box::new((a, e.to_string()))),
         (Ok(_), None) => Err(Box::new((a, "the RTP socket is already in use".to_owned()))),
     }

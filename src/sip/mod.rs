@@ -11,6 +11,7 @@
 mod flow;
 pub mod handover;
 pub mod sdp;
+pub mod tls;
 
 use crate::call::attempt::{Call, CallResult, Dialer};
 use crate::call::{Ending, outcome_of};
@@ -59,6 +60,12 @@ pub enum SipError {
     /// The PBX address or a URI could not be formed.
     #[error("invalid SIP address {0:?}")]
     Address(String),
+    /// The TLS certificates or keys could not be used.
+    #[error("SIP over TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// No SRTP keys could be made.
+    #[error("SRTP keys: {0}")]
+    Srtp(#[from] crate::media::srtp::SrtpError),
 }
 
 impl From<rsipstack::Error> for SipError {
@@ -83,6 +90,8 @@ pub struct Trunk {
     /// Where every request goes (the PBX or outbound proxy).
     destination: SipAddr,
     call_seq: AtomicU64,
+    /// The TLS settings when the transport is TLS (for [`tls::check_pbx`]).
+    tls: Option<rsipstack::transport::TlsConfig>,
 }
 
 impl std::fmt::Debug for Trunk {
@@ -121,6 +130,7 @@ impl Trunk {
         let transport = match cfg.transport {
             config::Transport::Udp => sip::Transport::Udp,
             config::Transport::Tcp => sip::Transport::Tcp,
+            config::Transport::Tls => sip::Transport::Tls,
         };
         let host_port = sip::HostWithPort::try_from(cfg.pbx.as_str())
             .map_err(|_| SipError::Address(cfg.pbx.clone()))?;
@@ -129,6 +139,14 @@ impl Trunk {
         // The PBX is our outbound proxy: every request (INVITE, CANCEL, ACK, BYE) goes to it,
         // whatever the Request-URI's host.
         transport_layer.outbound = Some(destination.clone());
+        let tls = match cfg.transport {
+            config::Transport::Tls => Some(tls::client_config(&cfg.tls)?),
+            config::Transport::Udp | config::Transport::Tcp => None,
+        };
+        if let Some(tls_config) = &tls {
+            transport_layer.set_tls_config(tls_config.clone());
+            tokio::spawn(tls::check_pbx(cfg.pbx.clone(), tls_config.clone(), false));
+        }
         let udp =
             UdpConnection::create_connection(cfg.bind, None, Some(cancel.child_token())).await?;
         let local = udp.get_addr().get_socketaddr()?;
@@ -141,7 +159,7 @@ impl Trunk {
         let incoming = endpoint.incoming_transactions()?;
         let layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         if let (Some(expires), Some(cred)) = (cfg.register, credential.clone()) {
-            let registrar = Trunk::uri(&format!("sip:{}", cfg.domain))?;
+            let registrar = Trunk::uri(&format!("{}:{}", tls::scheme(cfg.transport), cfg.domain))?;
             tokio::spawn(register(
                 endpoint.inner.clone(),
                 registrar,
@@ -195,6 +213,7 @@ impl Trunk {
             local,
             destination,
             call_seq: AtomicU64::new(0),
+            tls,
         }))
     }
 
@@ -340,13 +359,20 @@ impl Dialer for SipDialer {
         let trunk = self.trunk.clone();
         let prompts = self.prompts.clone();
         Box::pin(async move {
-            match place(&trunk, prompts.as_ref(), &call).await {
+            let result = match place(&trunk, prompts.as_ref(), &call).await {
                 Ok(result) => result,
                 Err(e) => {
                     warn!(error = %e, "call could not be placed");
                     CallResult { outcome: Outcome::NetworkFailure, sip_code: None }
                 }
+            };
+            // No answer at all over TLS: say why, if the handshake is the reason.
+            if let (Outcome::NetworkFailure, None, Some(cfg)) =
+                (result.outcome, result.sip_code, &trunk.tls)
+            {
+                tls::check_pbx(trunk.cfg.pbx.clone(), cfg.clone(), true).await;
             }
+            result
         })
     }
 }
@@ -392,6 +418,8 @@ pub(crate) struct Answered {
     pub(crate) _guard: CallGuard,
     /// The RTP socket our offer named; taken when the media leg starts.
     pub(crate) rtp: Option<tokio::net::UdpSocket>,
+    /// The SDES keys our offer carried (`[sip] srtp` not off), for the media leg.
+    pub(crate) srtp: Option<crate::media::sdes::Offer>,
 }
 
 /// How a leg's INVITE ended.
@@ -414,17 +442,19 @@ pub(crate) async fn dial_leg(
     let domain = &trunk.cfg.domain;
     let (station, name) = (&spec.from_number, &spec.from_name);
     let callee = Trunk::uri(&spec.to)?;
-    let caller = Trunk::uri(&format!("sip:{station}@{domain}"))?;
-    let contact = Trunk::uri(&format!("sip:callbackd@{}", trunk.local))?;
+    let scheme = tls::scheme(trunk.cfg.transport);
+    let caller = Trunk::uri(&format!("{scheme}:{station}@{domain}"))?;
+    let contact = Trunk::uri(&format!("{scheme}:callbackd@{}", trunk.local))?;
     // The RTP socket the offer names.
     let rtp = tokio::net::UdpSocket::bind(SocketAddr::new(trunk.local_ip(), 0))
         .await
         .map_err(|e| SipError::from(rsipstack::Error::Error(e.to_string())))?;
     let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let offer = sdp::offer(trunk.local_ip(), rtp_port, seq);
+    let srtp = crate::media::sdes::Offer::new(trunk.cfg.srtp)?;
+    let offer = sdp::offer_with(trunk.local_ip(), rtp_port, seq, srtp.as_ref());
     let headers = vec![
         Header::PAssertedIdentity(PAssertedIdentity::new(format!(
-            "\"{name}\" <sip:{station}@{domain}>"
+            "\"{name}\" <{scheme}:{station}@{domain}>"
         ))),
         Header::Privacy(Privacy::new("none")),
     ];
@@ -473,7 +503,7 @@ pub(crate) async fn dial_leg(
                             guard.ids.push(id);
                         }
                         info!(sip = r.status_code.code(), "answered");
-                        let answered = Answered { dialog, response: r, states, _guard: guard, rtp: Some(rtp) };
+                        let answered = Answered { dialog, response: r, states, _guard: guard, rtp: Some(rtp), srtp };
                         return Ok(LegEnd::Answered(Box::new(answered)));
                     }
                     // The stack reports its own timer B as a 408 without a To tag: no
@@ -523,7 +553,12 @@ pub(crate) async fn dial_leg(
 fn patient_leg(trunk: &Trunk, call: &Call) -> LegSpec {
     let user_phone = if trunk.cfg.user_phone { ";user=phone" } else { "" };
     LegSpec {
-        to: format!("sip:{}@{}{user_phone}", trunk.dial_string(&call.number), trunk.cfg.domain),
+        to: format!(
+            "{}:{}@{}{user_phone}",
+            tls::scheme(trunk.cfg.transport),
+            trunk.dial_string(&call.number),
+            trunk.cfg.domain
+        ),
         from_number: call.service.caller_id.number.as_str().to_owned(),
         from_name: call.service.caller_id.name.clone(),
         ring_timeout: call.service.attempts.ring_timeout.unsigned_abs(),

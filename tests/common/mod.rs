@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod sipp;
+pub mod tls;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};

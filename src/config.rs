@@ -33,6 +33,32 @@ pub enum Transport {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2: `sips:` URIs, `;transport=tls` toward the PBX).
+    Tls,
+}
+
+/// SRTP with SDES keys (RFC 4568) on the trunk's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    /// Plain RTP (the default); no `a=crypto` offered.
+    #[default]
+    Off,
+    /// `RTP/AVP` with `a=crypto` lines: SRTP when the answer accepts a key, plain RTP
+    /// otherwise.
+    Optional,
+    /// `RTP/SAVP` with `a=crypto` lines: an answer without an accepted key fails the call.
+    Required,
+}
+
+/// TLS settings of the trunk (`transport = "tls"`). Files are PEM, read at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SipTls {
+    /// CA certificates the PBX's certificate must chain to; `None`: the system's trust
+    /// anchors.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (chain) to present when the PBX asks for one, with its key.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// SIP settings.
@@ -64,6 +90,10 @@ pub struct Sip {
     /// REGISTER with the PBX (with `auth`) for this long, renewed at half-time; `None`: no
     /// registration (the PBX knows callbackd by its address).
     pub register: Option<std::time::Duration>,
+    /// Certificates for `transport = "tls"` (ignored for UDP and TCP).
+    pub tls: SipTls,
+    /// SRTP on the media of this trunk's calls.
+    pub srtp: SrtpMode,
 }
 
 /// How the patient's number appears in the Request-URI.
@@ -152,6 +182,10 @@ struct RawSip {
     hangup_after_answer: Option<Spanned<String>>,
     register: Option<Spanned<bool>>,
     register_expires: Option<Spanned<String>>,
+    tls_ca_file: Option<String>,
+    tls_cert_file: Option<Spanned<String>>,
+    tls_key_file: Option<Spanned<String>>,
+    srtp: Option<SrtpMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -468,10 +502,32 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
             }
         }
     };
+    let path = |f: &str| {
+        let p = Path::new(f);
+        if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    };
+    let transport = raw.transport.unwrap_or(Transport::Udp);
+    let client = match (&raw.tls_cert_file, &raw.tls_key_file) {
+        (None, None) => Some(None),
+        (Some(c), Some(k)) => Some(Some((path(c.get_ref()), path(k.get_ref())))),
+        (Some(c), None) => {
+            doc.error(Some(c.span()), "sip.tls_cert_file needs sip.tls_key_file");
+            None
+        }
+        (None, Some(k)) => {
+            doc.error(Some(k.span()), "sip.tls_key_file needs sip.tls_cert_file");
+            None
+        }
+    };
+    let tls_keys = [raw.tls_ca_file.is_some(), raw.tls_cert_file.is_some()];
+    if transport != Transport::Tls && tls_keys.contains(&true) {
+        doc.error(None, "sip.tls_ca_file, tls_cert_file and tls_key_file need transport = \"tls\"");
+    }
+    let tls = client.map(|client| SipTls { ca_file: raw.tls_ca_file.as_deref().map(path), client });
     Some(Sip {
         bind: bind?,
         pbx: pbx_ok.then(|| pbx.to_owned())?,
-        transport: raw.transport.unwrap_or(Transport::Udp),
+        transport,
         max_calls: max_calls?,
         calls_per_second: cps?,
         domain: domain?,
@@ -481,6 +537,8 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
         auth: auth?,
         hangup_after_answer: hold?,
         register: register?,
+        tls: tls?,
+        srtp: raw.srtp.unwrap_or_default(),
     })
 }
 
@@ -549,5 +607,38 @@ mod tests {
         assert_eq!(errs.len(), 4, "{joined}");
         assert!(joined.contains("c.toml:4:18: http.header_timeout"), "{joined}");
         assert!(joined.contains("http.max_connections must be between 1 and 100000"), "{joined}");
+    }
+
+    #[test]
+    fn tls_and_srtp_keys() {
+        let c = Config::from_toml(
+            Path::new("/etc/cb/callbackd.toml"),
+            "[sip]\npbx = \"pbx.example.fi:5061\"\ntransport = \"tls\"\n\
+             tls_ca_file = \"ca.pem\"\ntls_cert_file = \"/k/c.pem\"\n\
+             tls_key_file = \"c.key\"\nsrtp = \"required\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.sip.transport, Transport::Tls);
+        assert_eq!(c.sip.tls.ca_file, Some(PathBuf::from("/etc/cb/ca.pem")));
+        assert_eq!(
+            c.sip.tls.client,
+            Some((PathBuf::from("/k/c.pem"), PathBuf::from("/etc/cb/c.key")))
+        );
+        assert_eq!(c.sip.srtp, SrtpMode::Required);
+        let c = Config::from_toml(Path::new("c.toml"), "[sip]\npbx = \"p:5060\"\n").expect("ok");
+        assert_eq!((c.sip.srtp, c.sip.tls), (SrtpMode::Off, SipTls::default()));
+        let text = |src: &str| {
+            let errs = Config::from_toml(Path::new("c.toml"), src).expect_err("invalid");
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        };
+        let e = text("[sip]\npbx = \"p:5061\"\ntransport = \"tls\"\ntls_cert_file = \"c.pem\"\n");
+        assert!(e.contains("c.toml:4:17: sip.tls_cert_file needs sip.tls_key_file"), "{e}");
+        let e = text("[sip]\npbx = \"p:5060\"\ntls_ca_file = \"ca.pem\"\n");
+        assert!(e.contains("need transport = \"tls\""), "{e}");
+        let e = text("[sip]\npbx = \"p:5060\"\nsrtp = \"maybe\"\n");
+        assert!(
+            e.contains("unknown variant `maybe`, expected one of `off`, `optional`, `required`"),
+            "{e}"
+        );
     }
 }

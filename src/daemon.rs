@@ -73,6 +73,8 @@ pub async fn run(
     prompts: Arc<crate::media::Prompts>,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    // One rustls crypto provider for every TLS user (PostgreSQL, SIP, the SMS gateway).
+    crate::sip::tls::install_crypto_provider();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let handle = crate::metrics::install()?;
     let store = Store::open(&cfg.database).await?;

@@ -45,6 +45,13 @@ impl Phone {
 
     /// A phone answering every one of `numbers` (a second one plays the staff queue).
     fn start_with(numbers: &[&str]) -> Phone {
+        Phone::launch(numbers, "udp", "", "")
+    }
+
+    /// A phone whose accounts use `transport`, with extra account parameters (e.g.
+    /// `;mediaenc=srtp-mand`) and configuration lines (e.g. `sip_certificate`). With a
+    /// certificate baresip listens for TLS on `port + 1`.
+    fn launch(numbers: &[&str], transport: &str, params: &str, extra: &str) -> Phone {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_udp_port();
         let d = dir.path();
@@ -67,7 +74,8 @@ impl Phone {
              module_app menu.so\n\
              audio_player aufile,{play}\n\
              audio_source aufile,{source}\n\
-             snd_path {dir}\n",
+             snd_path {dir}\n\
+             {extra}",
             play = d.join("play.wav").display(),
             source = d.join("source.wav").display(),
             dir = d.display(),
@@ -75,7 +83,11 @@ impl Phone {
         std::fs::write(d.join("config"), config).expect("config");
         let accounts: String = numbers
             .iter()
-            .map(|n| format!("<sip:{n}@127.0.0.1:{port};transport=udp>;regint=0;answermode=auto\n"))
+            .map(|n| {
+                format!(
+                    "<sip:{n}@127.0.0.1:{port};transport={transport}>;regint=0;answermode=auto{params}\n"
+                )
+            })
             .collect();
         std::fs::write(d.join("accounts"), accounts).expect("accounts");
         let mut child = Command::new("script")
@@ -325,4 +337,63 @@ async fn a_callback_to_baresip_is_heard_confirmed_and_transferred() {
         "the greeting was not heard (correlation {score:.2}, {} samples)",
         heard.len()
     );
+}
+
+#[tokio::test]
+async fn a_callback_over_tls_with_srtp_is_heard_confirmed_and_bridged() {
+    if !have_baresip() || !common::tls::have("openssl", "openssl") {
+        return;
+    }
+    // The phone takes SIP over TLS (a certificate from a throw-away CA) and insists on SRTP
+    // (`srtp-mand`: it answers only an RTP/SAVP offer with a=crypto, and drops media that
+    // does not authenticate). It answers the patient's number and the staff queue. So the
+    // greeting it records went out encrypted, the key it presses came back encrypted
+    // (RFC 4733 events inside SRTP), and the bridge decrypts one leg and encrypts the other.
+    let pki = common::tls::Pki::new("pbx");
+    let extra = format!("module srtp.so\nsip_certificate {}\n", pki.combined().display());
+    let mut phone =
+        Phone::launch(&["+358401234567", "hoitajat"], "tls", ";mediaenc=srtp-mand", &extra);
+    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
+        .expect("read")
+        .replace("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1")
+        .replace("method = \"refer\"", "method = \"bridge\"");
+    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+    let prompts =
+        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
+    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let cfg = callbackd::config::Sip {
+        transport: callbackd::config::Transport::Tls,
+        tls: callbackd::config::SipTls { ca_file: Some(pki.ca()), client: None },
+        srtp: callbackd::config::SrtpMode::Required,
+        // baresip listens for TLS one port above its UDP/TCP port.
+        ..trunk_config(phone.port + 1)
+    };
+    let trunk = Trunk::start(&cfg, None, CancellationToken::new()).await.expect("trunk");
+    let dialer = SipDialer::new(trunk).with_prompts(prompts.clone());
+    let call = patient_call(service.clone());
+    let hangup = call.hangup.clone();
+    let dialing = tokio::spawn(dialer.dial(call));
+    let connecting = prompts.get(Lang::Fi, &service.prompts.connecting.name).expect("prompt");
+    let connecting_secs = connecting.samples.len() as f64 / 8000.0;
+    let phone = tokio::task::spawn_blocking(move || {
+        phone.wait_for("Call established", Duration::from_secs(20));
+        std::thread::sleep(Duration::from_secs(3));
+        phone.press('1');
+        phone.wait_for("Call established", Duration::from_secs(20));
+        std::thread::sleep(Duration::from_secs_f64(connecting_secs.min(10.0) + 3.0));
+        phone
+    })
+    .await
+    .expect("phone");
+    hangup.cancel();
+    let result =
+        tokio::time::timeout(Duration::from_secs(60), dialing).await.expect("ends").expect("task");
+    let log = phone.log.lock().expect("log").clone();
+    assert!(log.contains("SRTP is Enabled"), "baresip negotiated SRTP:\n{log}");
+    assert_eq!(result.outcome, Outcome::Connected, "the key 1 arrived over SRTP:\n{log}");
+    let greeting = prompts.get(Lang::Fi, &service.prompts.greeting.name).expect("greeting");
+    let heard = phone.heard();
+    let score = best_match(&envelope(&heard), &envelope(&greeting.samples));
+    eprintln!("greeting correlation over SRTP: {score:.3}");
+    assert!(score > 0.8, "the greeting was not heard over SRTP ({score:.2}):\n{log}");
 }

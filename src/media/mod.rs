@@ -7,7 +7,9 @@
 
 pub mod g711;
 pub mod rtp;
+pub mod sdes;
 pub mod sdp;
+pub mod srtp;
 pub mod wav;
 
 pub use g711::Codec;

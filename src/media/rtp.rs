@@ -12,9 +12,16 @@
 //!   (retransmitted packets of an event share its RTP timestamp and are dropped), read with
 //!   [`RtpLeg::next_digit`].
 //! - **Relay** ([`relay`]): two legs bridged both ways, transcoding A-law ↔ μ-law.
+//! - **SRTP** (when the answer accepted our SDES keys, [`RtpLeg::secured`]): every packet
+//!   sent is protected with our key, every datagram received is authenticated and decrypted
+//!   with the far end's before anything else looks at it (DTMF events included); one that
+//!   fails (forged, replayed, plain RTP) is dropped and counted, and never latches the
+//!   far end's address.
 
 use super::g711::Codec;
+use super::sdes::Keys;
 use super::sdp::RemoteMedia;
+use super::srtp::{Protector, SrtpError, Unprotector};
 use super::wav::Prompt;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 use std::net::SocketAddr;
@@ -47,6 +54,9 @@ pub enum MediaError {
     /// The packet could not be built (a payload too large).
     #[error("RTP packet: {0:?}")]
     Build(rtp_rs::RtpPacketBuildError),
+    /// SRTP could not be set up or refused to protect a packet.
+    #[error(transparent)]
+    Srtp(#[from] SrtpError),
 }
 
 /// What [`RtpLeg::play`] did.
@@ -107,6 +117,11 @@ struct Shared {
     /// Packets sent and RTP packets received (for logs and tests).
     sent: AtomicU64,
     received: AtomicU64,
+    /// SRTP: our sending context (locked only while a packet is protected, never across
+    /// an await); `None` for plain RTP.
+    protect: Option<Mutex<Protector>>,
+    /// Datagrams the SRTP receiver refused (authentication, replay, not SRTP).
+    rejected: AtomicU64,
 }
 
 impl Shared {
@@ -131,7 +146,15 @@ impl Shared {
             .payload(payload)
             .build_into(&mut buf)
             .map_err(MediaError::Build)?;
-        self.socket.send_to(&buf[..len], self.remote()).await?;
+        match &self.protect {
+            Some(p) => {
+                let packet = p.lock().unwrap_or_else(|e| e.into_inner()).protect(&buf[..len])?;
+                self.socket.send_to(&packet, self.remote()).await?;
+            }
+            None => {
+                self.socket.send_to(&buf[..len], self.remote()).await?;
+            }
+        }
         self.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -168,12 +191,26 @@ impl RtpLeg {
         codec: Codec,
         dtmf_pt: Option<u8>,
     ) -> RtpLeg {
-        Self::start_with_pt(socket, remote, codec, codec.payload_type(), dtmf_pt)
+        Self::start_with_pt(socket, remote, codec, codec.payload_type(), dtmf_pt, None)
     }
 
     /// Starts a leg as the SDP answer says (codec, its payload type, DTMF payload type).
     pub fn from_answer(socket: UdpSocket, media: &RemoteMedia) -> RtpLeg {
-        Self::start_with_pt(socket, media.addr, media.codec, media.pt, media.dtmf_pt)
+        Self::start_with_pt(socket, media.addr, media.codec, media.pt, media.dtmf_pt, None)
+    }
+
+    /// [`RtpLeg::from_answer`], with SRTP when `keys` are given (see
+    /// [`super::sdes::negotiate`]).
+    pub fn secured(
+        socket: UdpSocket,
+        media: &RemoteMedia,
+        keys: Option<&Keys>,
+    ) -> Result<RtpLeg, MediaError> {
+        let srtp = keys.map(Keys::contexts).transpose()?;
+        if let Some(k) = keys {
+            tracing::info!(suite = k.suite.name(), "media secured with SRTP");
+        }
+        Ok(Self::start_with_pt(socket, media.addr, media.codec, media.pt, media.dtmf_pt, srtp))
     }
 
     fn start_with_pt(
@@ -182,7 +219,10 @@ impl RtpLeg {
         codec: Codec,
         pt: u8,
         dtmf_pt: Option<u8>,
+        srtp: Option<(Protector, Unprotector)>,
     ) -> RtpLeg {
+        let (protect, unprotect) =
+            srtp.map_or((None, None), |(p, u)| (Some(Mutex::new(p)), Some(u)));
         let shared = Arc::new(Shared {
             socket,
             codec,
@@ -195,9 +235,11 @@ impl RtpLeg {
             peer: Mutex::new(None),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            protect,
+            rejected: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(DIGIT_BUFFER);
-        let receiver = tokio::spawn(receive(shared.clone(), tx));
+        let receiver = tokio::spawn(receive(shared.clone(), tx, unprotect));
         RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver }
     }
 
@@ -224,6 +266,16 @@ impl RtpLeg {
     /// Packets sent so far and RTP packets received so far.
     pub fn counters(&self) -> (u64, u64) {
         (self.shared.sent.load(Ordering::Relaxed), self.shared.received.load(Ordering::Relaxed))
+    }
+
+    /// True when the leg runs SRTP.
+    pub fn is_secure(&self) -> bool {
+        self.shared.protect.is_some()
+    }
+
+    /// Datagrams SRTP refused so far (forged, replayed, or not SRTP).
+    pub fn rejected(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
     }
 
     /// Plays `prompt` to the far end, returning after its last frame has had its 20 ms.
@@ -313,8 +365,14 @@ pub fn event_digit(event: u8) -> Option<char> {
 
 /// The receiver task of a leg (see [`RtpLeg::receiver`]). Ends on a socket error or when
 /// aborted.
-async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>) {
+async fn receive(
+    shared: Arc<Shared>,
+    digits: mpsc::Sender<char>,
+    mut unprotect: Option<Unprotector>,
+) {
     let mut buf = vec![0u8; 2048];
+    // The decrypted packet when the leg runs SRTP.
+    let mut plain: Vec<u8>;
     // RTP timestamp of the last DTMF event turned into a digit.
     let mut last_event: Option<u32> = None;
     loop {
@@ -334,7 +392,23 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>) {
                 return;
             }
         };
-        let Ok(packet) = RtpReader::new(&buf[..len]) else { continue };
+        let datagram = match unprotect.as_mut() {
+            None => &buf[..len],
+            Some(srtp) => match srtp.unprotect(&buf[..len]) {
+                Ok(p) => {
+                    plain = p;
+                    &plain
+                }
+                Err(e) => {
+                    // Warn once per leg; a flood of forgeries must not flood the log.
+                    if shared.rejected.fetch_add(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!(error = %e, %from, "SRTP packet refused (further ones are counted, not logged)");
+                    }
+                    continue;
+                }
+            },
+        };
+        let Ok(packet) = RtpReader::new(datagram) else { continue };
         if !shared.latched.load(Ordering::Acquire) {
             let mut remote = shared.remote.lock().unwrap_or_else(|e| e.into_inner());
             if *remote != from {

@@ -120,6 +120,24 @@ pub fn parse_answer(sdp: &str) -> Result<RemoteMedia, SdpError> {
     Ok(RemoteMedia { addr: SocketAddr::new(ip, port), codec, pt, dtmf_pt, ptime_ms })
 }
 
+/// The values of the `a=crypto:` attributes (RFC 4568) of the first `m=audio` section, in
+/// order, for [`super::sdes::negotiate`].
+pub fn audio_crypto(sdp: &str) -> Vec<&str> {
+    let mut in_audio = false;
+    let mut seen_audio = false;
+    let mut out = Vec::new();
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = !seen_audio && m.starts_with("audio ");
+            seen_audio |= in_audio;
+        } else if let Some(value) = line.strip_prefix("a=crypto:").filter(|_| in_audio) {
+            out.push(value.trim());
+        }
+    }
+    out
+}
+
 /// `IN IP4 192.0.2.1` (optionally `/ttl`) → the address.
 fn connection_ip(c: &str) -> Result<IpAddr, SdpError> {
     let bad = || SdpError::BadAddress(format!("c={c}"));
@@ -211,6 +229,23 @@ mod tests {
         // Without a media-level c=, the session one applies.
         let m = parse_answer("c=IN IP4 192.0.2.1/127\r\nm=audio 5002 RTP/AVP 8\r\n").expect("ok");
         assert_eq!(m.addr, "192.0.2.1:5002".parse().expect("addr"));
+    }
+
+    #[test]
+    fn crypto_attributes_of_the_first_audio_stream() {
+        let sdp = "v=0\r\nc=IN IP4 192.0.2.1\r\na=crypto:9 X inline:session-level\r\n\
+            m=audio 4000 RTP/SAVP 8\r\na=rtpmap:8 PCMA/8000\r\n\
+            a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\n\
+            a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:BBBB\r\n\
+            m=video 4002 RTP/SAVP 96\r\na=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:CCCC\r\n\
+            m=audio 4004 RTP/SAVP 0\r\na=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:DDDD\r\n";
+        assert_eq!(
+            audio_crypto(sdp),
+            ["1 AES_CM_128_HMAC_SHA1_80 inline:AAAA", "2 AES_CM_128_HMAC_SHA1_32 inline:BBBB"]
+        );
+        assert!(audio_crypto(ASTERISK).is_empty());
+        // An SRTP answer's media line parses like a plain one.
+        assert_eq!(parse_answer(sdp).expect("ok").addr, "192.0.2.1:4000".parse().expect("addr"));
     }
 
     #[test]

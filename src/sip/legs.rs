@@ -4,7 +4,7 @@
 //! reports what the far end did.
 
 use super::handover::{self, HandoverError, info_digit};
-use super::{SipError, Trunk, lock, sdp};
+use super::{SipError, Trunk, lock, sdp, tls};
 use crate::call::attempt::Call;
 use crate::call::runner::{LegEvent, Legs, Say, Transfer, Who};
 use crate::call::{CancelReason, Ending};
@@ -101,7 +101,12 @@ impl SipLegs {
         let to = match who {
             Who::Patient => {
                 let user_phone = if trunk.cfg.user_phone { ";user=phone" } else { "" };
-                format!("sip:{}@{}{user_phone}", trunk.dial_string(&call.number), trunk.cfg.domain)
+                format!(
+                    "{}:{}@{}{user_phone}",
+                    tls::scheme(trunk.cfg.transport),
+                    trunk.dial_string(&call.number),
+                    trunk.cfg.domain
+                )
             }
             Who::Staff => call.service.connect.target.clone(),
         };
@@ -163,7 +168,7 @@ impl Legs for SipLegs {
 
     async fn dial(&self, call: &Call, who: Who, ring: Duration) -> Result<SipLeg, Ending> {
         let spec = self.spec(call, who, ring);
-        let (dialog, response, states, guard, rtp) =
+        let (dialog, response, states, guard, rtp, srtp) =
             match dial_leg(&self.trunk, &spec, &call.hangup).await {
                 Ok(answered) => answered?,
                 Err(e) => {
@@ -173,11 +178,19 @@ impl Legs for SipLegs {
             };
         let code = response.status_code.code();
         let body = String::from_utf8_lossy(&response.body).into_owned();
-        match parse_answer(&body) {
-            Ok(remote) => Ok(SipLeg {
+        // The media as the answer says: its address and codec, and the SDES keys it accepted
+        // (an answer without an accepted key fails when `[sip] srtp` is required).
+        let keys =
+            crate::media::sdes::negotiate(srtp.as_ref(), &crate::media::sdp::audio_crypto(&body));
+        let media = parse_answer(&body).map_err(|e| e.to_string()).and_then(|remote| {
+            let keys = keys.map_err(|e| e.to_string())?;
+            RtpLeg::secured(rtp, &remote, keys.as_ref()).map_err(|e| e.to_string())
+        });
+        match media {
+            Ok(rtp) => Ok(SipLeg {
                 dialog,
                 code,
-                rtp: RtpLeg::from_answer(rtp, &remote),
+                rtp,
                 states: Mutex::new(states),
                 over: AtomicBool::new(false),
                 _guard: guard,
@@ -291,14 +304,15 @@ impl Legs for SipLegs {
     }
 }
 
-/// An answered INVITE: dialog, 2xx, state channel, route guard, and the RTP socket the
-/// offer named.
+/// An answered INVITE: dialog, 2xx, state channel, route guard, the RTP socket the offer
+/// named, and the SDES keys the offer carried (`[sip] srtp` not off).
 type Answered = (
     InviteDialog,
     sip::Response,
     mpsc::UnboundedReceiver<DialogState>,
     CallGuard,
     tokio::net::UdpSocket,
+    Option<crate::media::sdes::Offer>,
 );
 
 /// A CANCEL in flight (it waits for its own 200 for up to 64×T1; the INVITE is followed
@@ -327,17 +341,19 @@ async fn dial_leg(
     let domain = &trunk.cfg.domain;
     let (station, name) = (&spec.from_number, &spec.from_name);
     let callee = Trunk::uri(&spec.to)?;
-    let caller = Trunk::uri(&format!("sip:{station}@{domain}"))?;
-    let contact = Trunk::uri(&format!("sip:callbackd@{}", trunk.local))?;
+    let scheme = tls::scheme(trunk.cfg.transport);
+    let caller = Trunk::uri(&format!("{scheme}:{station}@{domain}"))?;
+    let contact = Trunk::uri(&format!("{scheme}:callbackd@{}", trunk.local))?;
     // The RTP socket the offer names.
     let rtp = tokio::net::UdpSocket::bind(SocketAddr::new(trunk.local_ip(), 0))
         .await
         .map_err(SipError::Rtp)?;
     let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let offer = sdp::offer(trunk.local_ip(), rtp_port, seq);
+    let srtp = crate::media::sdes::Offer::new(trunk.cfg.srtp)?;
+    let offer = sdp::offer_with(trunk.local_ip(), rtp_port, seq, srtp.as_ref());
     let headers = vec![
         Header::PAssertedIdentity(PAssertedIdentity::new(format!(
-            "\"{name}\" <sip:{station}@{domain}>"
+            "\"{name}\" <{scheme}:{station}@{domain}>"
         ))),
         Header::Privacy(Privacy::new("none")),
     ];
@@ -391,7 +407,7 @@ async fn dial_leg(
                             guard.ids.push(id);
                         }
                         info!(sip = r.status_code.code(), "answered");
-                        return Ok(Ok((dialog, r, states, guard, rtp)));
+                        return Ok(Ok((dialog, r, states, guard, rtp, srtp)));
                     }
                     // The stack reports its own timer B as a 408 without a To tag: no
                     // response arrived at all.

@@ -20,12 +20,14 @@ pub mod handover;
 pub mod inbound;
 pub mod legs;
 pub mod sdp;
+pub mod tls;
 mod udp;
 
 use crate::call::attempt::{Call, CallResult, Dialer};
 use crate::call::runner::{self, Flow};
 use crate::config::{self, NumberFormat, SipAuth};
 use crate::media::Prompts;
+use crate::policy::Outcome;
 use crate::policy::number::E164;
 use legs::SipLegs;
 use rsipstack::dialog::authenticate::Credential;
@@ -78,6 +80,12 @@ pub enum SipError {
     /// The RTP socket of a leg could not be bound.
     #[error("cannot bind an RTP socket: {0}")]
     Rtp(#[source] std::io::Error),
+    /// The TLS certificates or keys could not be used.
+    #[error("SIP over TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// No SRTP keys could be made.
+    #[error("SRTP keys: {0}")]
+    Srtp(#[from] crate::media::srtp::SrtpError),
 }
 
 impl From<rsipstack::Error> for SipError {
@@ -104,6 +112,8 @@ pub struct Trunk {
     call_seq: AtomicU64,
     /// Every task of the trunk; closed at start-up, waited for by [`Trunk::stopped`].
     tasks: TaskTracker,
+    /// The TLS settings when the transport is TLS (for [`tls::check_pbx`]).
+    tls: Option<rsipstack::transport::TlsConfig>,
 }
 
 impl std::fmt::Debug for Trunk {
@@ -143,6 +153,7 @@ impl Trunk {
         let transport = match cfg.transport {
             config::Transport::Udp => sip::Transport::Udp,
             config::Transport::Tcp => sip::Transport::Tcp,
+            config::Transport::Tls => sip::Transport::Tls,
         };
         let host_port = sip::HostWithPort::try_from(cfg.pbx.as_str())
             .map_err(|_| SipError::Address(cfg.pbx.clone()))?;
@@ -151,6 +162,13 @@ impl Trunk {
         // The PBX is our outbound proxy: every request (INVITE, CANCEL, ACK, BYE) goes to it,
         // whatever the Request-URI's host.
         transport_layer.outbound = Some(destination.clone());
+        let tls = match cfg.transport {
+            config::Transport::Tls => Some(tls::client_config(&cfg.tls)?),
+            config::Transport::Udp | config::Transport::Tcp => None,
+        };
+        if let Some(tls_config) = &tls {
+            transport_layer.set_tls_config(tls_config.clone());
+        }
         let socket = udp::GuardedUdp::bind(cfg.bind).await.map_err(SipError::Bind)?;
         let udp =
             UdpConnection::from_socket(Arc::new(socket), None, Some(cancel.child_token())).await?;
@@ -164,8 +182,12 @@ impl Trunk {
         let incoming = endpoint.incoming_transactions()?;
         let layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         let tasks = TaskTracker::new();
+        if let Some(tls_config) = &tls {
+            // Say at start, in the log, why TLS to the PBX fails if it does.
+            tasks.spawn(tls::check_pbx(cfg.pbx.clone(), tls_config.clone(), false));
+        }
         if let (Some(expires), Some(cred)) = (cfg.register, credential.clone()) {
-            let registrar = Trunk::uri(&format!("sip:{}", cfg.domain))?;
+            let registrar = Trunk::uri(&format!("{}:{}", tls::scheme(cfg.transport), cfg.domain))?;
             tasks.spawn(register(
                 endpoint.inner.clone(),
                 registrar,
@@ -229,6 +251,7 @@ impl Trunk {
             destination,
             call_seq: AtomicU64::new(0),
             tasks,
+            tls,
         }))
     }
 
@@ -397,6 +420,16 @@ impl Dialer for SipDialer {
             Some(_) => Flow::Converse,
             None => Flow::Hold(self.trunk.cfg.hangup_after_answer),
         };
-        Box::pin(async move { runner::run(&legs, &call, flow).await })
+        let trunk = self.trunk.clone();
+        Box::pin(async move {
+            let result = runner::run(&legs, &call, flow).await;
+            // No answer at all over TLS: say why, if the handshake is the reason.
+            if let (Outcome::NetworkFailure, None, Some(cfg)) =
+                (result.outcome, result.sip_code, &trunk.tls)
+            {
+                tls::check_pbx(trunk.cfg.pbx.clone(), cfg.clone(), true).await;
+            }
+            result
+        })
     }
 }

@@ -16,6 +16,7 @@
 pub mod fill;
 pub mod pg;
 pub mod sipp;
+pub mod tls;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};

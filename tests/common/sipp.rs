@@ -122,6 +122,8 @@ pub fn trunk_config(pbx_port: u16) -> callbackd::config::Sip {
         auth: None,
         hangup_after_answer: Duration::from_millis(300),
         register: None,
+        tls: callbackd::config::SipTls::default(),
+        srtp: callbackd::config::SrtpMode::Off,
     }
 }
 

@@ -218,3 +218,47 @@ fn a_new_talk_spurt_moves_the_timestamp_by_the_pause() {
     assert_eq!(event_digit(9), Some('9'));
     assert_eq!(event_digit(15), None);
 }
+
+#[tokio::test]
+async fn an_srtp_leg_encrypts_what_it_sends_and_takes_only_authentic_packets() {
+    use crate::media::sdes::Keys;
+    use crate::media::srtp::{MasterKey, Protector, Suite, Unprotector};
+    let far = socket().await;
+    let keys = Keys {
+        suite: Suite::AesCm128HmacSha1_80,
+        local: MasterKey::random().expect("key"),
+        remote: MasterKey::random().expect("key"),
+    };
+    let media = RemoteMedia {
+        addr: far.local_addr().expect("addr"),
+        codec: Codec::Pcma,
+        pt: 8,
+        dtmf_pt: Some(101),
+        ptime_ms: 20,
+    };
+    let leg = RtpLeg::secured(socket().await, &media, Some(&keys)).expect("leg");
+    assert!(leg.is_secure());
+    let to = leg.local_addr().expect("addr");
+    // What the leg sends is SRTP under our key: the far end decrypts it.
+    let prompt = Prompt { samples: vec![1000i16; 160].into() };
+    leg.play(&prompt, &CancellationToken::new()).await.expect("play");
+    let mut buf = [0u8; 2048];
+    let (n, _) =
+        tokio::time::timeout(WAIT, far.recv_from(&mut buf)).await.expect("in time").expect("recv");
+    assert_eq!(n, HEADER + 160 + 10, "header, payload, 80-bit tag");
+    let mut far_rx = Unprotector::new(keys.suite, &keys.local).expect("ctx");
+    let plain = far_rx.unprotect(&buf[..n]).expect("authentic");
+    let p = RtpReader::new(&plain).expect("RTP");
+    assert_eq!(p.payload()[0], Codec::Pcma.encode(1000));
+    assert_ne!(&buf[HEADER..HEADER + 160], p.payload(), "the payload is not sent in clear");
+    // Plain RTP and a replayed event are refused; SRTP DTMF from the far end is a digit.
+    let mut far_tx = Protector::new(keys.suite, &keys.remote).expect("ctx");
+    far.send_to(&packet(101, 1, 8000, true, &[7, 0x8a, 0, 160]), to).await.expect("send");
+    let event = far_tx.protect(&packet(101, 2, 9600, true, &[3, 0x8a, 0, 160])).expect("protect");
+    far.send_to(&event, to).await.expect("send");
+    far.send_to(&event, to).await.expect("replay");
+    assert_eq!(leg.next_digit(WAIT).await, Some('3'));
+    assert_eq!(leg.next_digit(Duration::from_millis(300)).await, None);
+    assert_eq!(leg.counters().1, 1, "one authentic packet");
+    assert_eq!(leg.rejected(), 2, "the plain packet and the replay");
+}

@@ -32,10 +32,12 @@ command -v cargo-fuzz >/dev/null || {
     exit 2
 }
 echo "building the fuzz targets (sanitizer $sanitizer)..."
-cargo fuzz build -s "$sanitizer" -a $targets >/dev/null 2>fuzz/build.log || {
-    cat fuzz/build.log >&2
-    exit 2
-}
+for t in $targets; do
+    cargo fuzz build -s "$sanitizer" -a "$t" >/dev/null 2>fuzz/build.log || {
+        cat fuzz/build.log >&2
+        exit 2
+    }
+done
 rm -f fuzz/build.log
 
 crashed=0

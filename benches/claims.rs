@@ -24,8 +24,8 @@
 mod common;
 
 use callbackd::lang::Lang;
+use callbackd::number::E164;
 use callbackd::policy::lifecycle::{Event, step};
-use callbackd::policy::number::E164;
 use callbackd::policy::{Outcome, Plan};
 use callbackd::store::lease::ClaimLimits;
 use callbackd::store::{Attempt, Fence, NewRequest, Store};

@@ -26,8 +26,8 @@ mod common;
 
 use callbackd::dialplan::{self, Services};
 use callbackd::lang::Lang;
+use callbackd::number::E164;
 use callbackd::policy::lifecycle::{Event, step};
-use callbackd::policy::number::E164;
 use callbackd::policy::{self, Decision, Outcome, Plan, RequestFacts};
 use callbackd::store::{Applied, Fence, NewRequest, Request, Store};
 use jiff::{SignedDuration, Timestamp};

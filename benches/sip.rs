@@ -42,7 +42,7 @@ mod common;
 
 use callbackd::dialplan::{self, Services};
 use callbackd::lang::Lang;
-use callbackd::policy::number::E164;
+use callbackd::number::E164;
 use callbackd::policy::{self, Decision, Plan, RequestFacts};
 use callbackd::store::{NewRequest, Store};
 use jiff::{SignedDuration, Timestamp};

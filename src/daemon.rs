@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 /// Why the daemon could not run.
@@ -89,10 +90,29 @@ pub async fn run(
         warn!(services = ?orphaned, "live requests of services without a dialplan are kept, not dialled");
     }
     info!(database = %redact(&cfg.database), live_requests = live, services = services.len(), "store open");
-    // Readiness and intake follow the store's health until the store is closed.
-    let store_watch = CancellationToken::new();
-    let watcher = tokio::spawn(store.clone().watch(store_watch.clone()));
-    // The reloader (SIGHUP, a later addition) is the sender; handlers and the scheduler read.
+    // The shutdown tree. Every task of `serve` runs on `tasks`, with a token that is a
+    // descendant of `last`; they stop in three layers, each after the one before it has
+    // drained (cancelling a token also stops everything below it):
+    //   last    the store watcher (readiness and intake follow the store's health until
+    //           the store is closed);
+    //   sip     the trunk's own tasks: they go only after the scheduler has drained its
+    //           calls, which need the trunk;
+    //   front   scheduler, HTTP, reload, SMS sender, retention, watchdog: cancelled when
+    //           `shutdown` is (SIGTERM/SIGINT in main) or when the scheduler fails.
+    let tasks = TaskTracker::new();
+    let last = CancellationToken::new();
+    let sip_token = last.child_token();
+    let front = sip_token.child_token();
+    tasks.spawn({
+        let (shutdown, front) = (shutdown.clone(), front.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => front.cancel(),
+                _ = front.cancelled() => {}
+            }
+        }
+    });
+    tasks.spawn(store.clone().watch(last.clone()));
     // The reloader owns the sender; handlers and the scheduler read.
     let (services_tx, services_rx) = watch::channel(Arc::new(services));
     let wake = Arc::new(Notify::new());
@@ -118,11 +138,10 @@ pub async fn run(
             Some(Arc::from(text.trim()))
         }
     };
-    let sip_cancel = CancellationToken::new();
-    let trunk = Trunk::start(&cfg.sip, credential, sip_cancel.clone()).await?;
+    let trunk = Trunk::start(&cfg.sip, credential, sip_token.clone()).await?;
     println!("listening: sip://{}", trunk.local_addr());
     let dialer: Option<Arc<dyn Dialer>> =
-        Some(Arc::new(SipDialer::new(trunk).with_prompts(prompts)));
+        Some(Arc::new(SipDialer::new(trunk.clone()).with_prompts(prompts)));
     let limits = Limits {
         max_calls: cfg.sip.max_calls,
         calls_per_second: cfg.sip.calls_per_second,
@@ -135,7 +154,7 @@ pub async fn run(
         clock.clone(),
         wake.clone(),
         limits,
-        shutdown.clone(),
+        front.clone(),
     );
     let scheduler = if store.backend() == crate::store::Backend::Postgres {
         // Several servers may share this queue: claims are leases of this instance.
@@ -151,22 +170,22 @@ pub async fn run(
     };
     let recovered = scheduler.recovered_flag();
     let turns = scheduler.turns_counter();
-    let scheduler = tokio::spawn(scheduler.run());
-    let reloader = tokio::spawn(reload::run(
+    let scheduler = tasks.spawn(scheduler.run());
+    let reloader = tasks.spawn(reload::run(
         cfg.dialplans.clone(),
         cfg.sounds.clone(),
         services_tx,
         store.clone(),
-        shutdown.clone(),
+        front.clone(),
     ));
-
-    // The SMS sender (when `[sms]` configures a gateway) stops on the shutdown token.
-    let sms = crate::notifier::start(
+    // The SMS sender, when `[sms]` configures a gateway.
+    crate::notifier::start(
         cfg.sms.as_ref(),
         store.clone(),
         services_rx.clone(),
         clock.clone(),
-        shutdown.clone(),
+        front.clone(),
+        &tasks,
     )?;
     let state = AppState {
         store: store.clone(),
@@ -179,30 +198,32 @@ pub async fn run(
         rates: Arc::default(),
         depth: Arc::default(),
     };
-    let http_shutdown = shutdown.clone();
     let limits = http::Limits::for_process(&cfg.http, cfg.sip.max_calls);
-    let server = tokio::spawn(http::serve(listener, http::router(state), limits, http_shutdown));
-
-    let retention =
-        tokio::spawn(retention(store.clone(), clock, cfg.retention_days, shutdown.clone()));
+    let server = tasks.spawn(http::serve(listener, http::router(state), limits, front.clone()));
+    tasks.spawn(retention(store.clone(), clock, cfg.retention_days, front.clone()));
     // Store, dialplans, SIP and HTTP are up: tell systemd (a no-op outside systemd).
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let watchdog = tokio::spawn(watchdog(turns, shutdown.clone()));
+    tasks.spawn(watchdog(turns, front.clone()));
+    tasks.close();
 
+    // The scheduler returns once `front` is cancelled and its calls have drained (at most
+    // `shutdown_grace`, then they are hung up).
     let scheduled = scheduler.await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    shutdown.cancel();
-    let _ = reloader.await;
-    let _ = watchdog.await;
-    // The scheduler has drained its calls: the trunk can go.
-    sip_cancel.cancel();
+    front.cancel();
     let served = server.await;
-    let _ = retention.await;
-    if let Some(sms) = sms {
-        let _ = sms.await;
+    if let Ok(Err(e)) = reloader.await {
+        warn!(error = %e, "dialplan reloader failed");
     }
-    store_watch.cancel();
-    let _ = watcher.await;
+    // The calls are over: the trunk can go (its tasks end within a second or two).
+    sip_token.cancel();
+    if tokio::time::timeout(DRAIN, trunk.stopped()).await.is_err() {
+        warn!("the SIP trunk's tasks did not stop in time");
+    }
+    last.cancel();
+    if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
+        warn!(tasks = tasks.len(), "tasks still running at exit");
+    }
     store.close().await;
     match scheduled {
         Ok(Ok(())) => {}
@@ -215,6 +236,10 @@ pub async fn run(
     info!("stopped");
     Ok(())
 }
+
+/// How long each layer of the shutdown tree may take to stop once its token is cancelled
+/// (the calls' own grace, `shutdown_grace`, comes before it).
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Pings the systemd watchdog while the scheduler loop keeps turning (it turns at least
 /// every [`crate::scheduler::IDLE`]); a stuck scheduler stops the pings and systemd restarts

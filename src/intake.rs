@@ -7,7 +7,7 @@
 use crate::calendar::DayRange;
 use crate::dialplan::{Service, Services};
 use crate::lang::Lang;
-use crate::policy::number::NumberError;
+use crate::number::NumberError;
 use crate::policy::{self, Decision, Plan, RequestFacts};
 use crate::store::NewRequest;
 use jiff::Timestamp;

@@ -17,7 +17,9 @@
 //!   [`policy::lifecycle`]: every change of a request's state, `step(facts, event, now)`
 //!   → a `Transition` the store writes (state, due time, outcome, audit row, SMS), the
 //!   serving order and SMS eligibility; [`policy::admit`]: capacity and call rate on the
-//!   domain clock; [`policy::number`]: which phone numbers may be called, masking for logs.
+//!   domain clock.
+//! - [`number`]: phone numbers as people type them, which may be called back or shown as
+//!   caller ID, masking for logs (a leaf: everything may use it, it uses nothing of ours).
 //! - [`call`]: an attempt's types ([`call::attempt`]), how an INVITE's ending maps to an
 //!   outcome ([`call::outcome_of`]), the answered-call state machines ([`call::machine`]:
 //!   greet, press 1, hand over, apologise; [`call::machine::agent`]: nurse first, whisper,
@@ -84,6 +86,7 @@ pub mod lang;
 pub mod media;
 pub mod metrics;
 pub mod notifier;
+pub mod number;
 pub mod policy;
 pub mod reload;
 pub mod scheduler;

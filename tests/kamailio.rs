@@ -16,7 +16,7 @@
 
 use callbackd::call::attempt::{CallResult, Dialer};
 use callbackd::dialplan::{self, Service};
-use callbackd::policy::number::E164;
+use callbackd::number::E164;
 use callbackd::policy::{Effect, Outcome};
 use callbackd::sip::{SipDialer, Trunk};
 use std::path::PathBuf;

@@ -504,9 +504,9 @@ async fn the_stores_serving_order_is_the_lifecycles() {
             window: None,
             lang: None,
             sms_consent: Some(false),
-            channel: Some("test".into()),
+            channel: Some("api".into()),
         };
-        let Ok(a) = intake::validate(&services, &raw, "test", at) else { continue };
+        let Ok(a) = intake::validate(&services, &raw, "api", at) else { continue };
         store.enqueue(&a.request, &a.plan).await.expect("enqueue");
     }
     let now = hel("2026-12-10T12:00");
@@ -573,9 +573,9 @@ async fn an_answered_call_is_never_dialled_again_after_a_crash() {
             window: None,
             lang: None,
             sms_consent: Some(true),
-            channel: Some("test".into()),
+            channel: Some("api".into()),
         };
-        let a = intake::validate(&services, &raw, "test", clock.now()).expect("valid");
+        let a = intake::validate(&services, &raw, "api", clock.now()).expect("valid");
         let r = store.enqueue(&a.request, &a.plan).await.expect("enqueue").request;
         let dialer = Arc::new(AnswersThenHangs::default());
         let answered = dialer.answered.clone();

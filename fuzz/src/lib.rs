@@ -10,7 +10,7 @@
 
 use callbackd::call::{Ending, outcome_of};
 use callbackd::diag::Diagnostic;
-use callbackd::policy::number::{self, NumberKind, NumberPolicy};
+use callbackd::number::{self, NumberKind, NumberPolicy};
 use rsipstack::sip::{HeadersExt, SipMessage, StatusCodeKind, ToTypedHeader};
 use std::path::Path;
 
@@ -107,6 +107,14 @@ fn check_e164(n: &str) {
 /// outcome, the To tag of a 408, P-Asserted-Identity, and the bodies it parses (NOTIFY
 /// sipfrag, INFO DTMF, the SDP answer).
 pub fn sip_datagram(data: &[u8]) {
+    // What the trunk's guarded socket decides before the SIP stack sees the datagram.
+    match callbackd::sip::inbound::classify(data) {
+        callbackd::sip::inbound::Verdict::Pass => {}
+        callbackd::sip::inbound::Verdict::Answer(_)
+        | callbackd::sip::inbound::Verdict::Malformed(_) => {
+            return;
+        }
+    }
     let Ok(msg) = SipMessage::try_from(data) else { return };
     let from: std::net::SocketAddr = ([127, 0, 0, 1], 5060).into();
     let Ok(msg) = rsipstack::transport::connection::SipConnection::update_msg_received(

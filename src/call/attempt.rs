@@ -6,8 +6,8 @@
 
 use crate::dialplan::Service;
 use crate::lang::Lang;
+use crate::number::E164;
 use crate::policy::Outcome;
-use crate::policy::number::E164;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -11,8 +11,8 @@ pub use parse::parse;
 use crate::calendar::{Calendar, DayRange};
 use crate::diag::Diagnostic;
 use crate::lang::Lang;
+use crate::number::{E164, NumberPolicy};
 use crate::policy::AttemptRules;
-use crate::policy::number::{E164, NumberPolicy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

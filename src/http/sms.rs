@@ -30,7 +30,7 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn parse(body: &Bytes) -> Result<crate::policy::number::E164, Box<Response>> {
+fn parse(body: &Bytes) -> Result<crate::number::E164, Box<Response>> {
     let raw: OptOut = serde_json::from_slice(body)
         .map_err(|e| Box::new(invalid_body("expected {\"number\": …}", &e)))?;
     crate::sms::normalize(&raw.number).ok_or_else(|| {

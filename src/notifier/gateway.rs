@@ -7,7 +7,7 @@
 //! Errors carry the HTTP status only: never the number, the text or the gateway's answer
 //! (which may echo them).
 
-use crate::policy::number::E164;
+use crate::number::E164;
 use crate::sms::config::{Auth, BodyFormat, HttpGateway, Method, RecipientFormat};
 use serde_json::{Map, Value};
 use std::future::Future;

@@ -279,17 +279,19 @@ impl Sender {
 }
 
 /// Starts the sender for the daemon's `[sms]` configuration: reads the gateway secret,
-/// builds the HTTP gateway, spawns the task. `None` when no gateway is configured.
+/// builds the HTTP gateway, spawns the task on `tasks` (it ends when `shutdown` is
+/// cancelled). `None` when no gateway is configured.
 pub fn start(
     cfg: Option<&SmsConfig>,
     store: Store,
     services: watch::Receiver<Arc<Services>>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, GatewayError> {
     let Some(cfg) = cfg else { return Ok(None) };
     let secret = cfg.gateway.auth.as_ref().map(read_secret).transpose()?;
     let gateway = Arc::new(HttpSmsGateway::new(cfg.gateway.clone(), secret)?);
     let sender = Sender::new(store, services, gateway, cfg.clone(), clock, shutdown);
-    Ok(Some(tokio::spawn(sender.run())))
+    Ok(Some(tasks.spawn(sender.run())))
 }

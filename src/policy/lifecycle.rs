@@ -339,7 +339,7 @@ pub enum SmsFate {
 #[derive(Debug, Clone, Copy)]
 pub struct SmsFacts<'a> {
     /// The number; `None` once erased.
-    pub number: Option<&'a crate::policy::number::E164>,
+    pub number: Option<&'a crate::number::E164>,
     /// The patient consented to SMS.
     pub consent: bool,
     /// The same request already has this message.

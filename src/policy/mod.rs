@@ -21,7 +21,6 @@
 
 pub mod admit;
 pub mod lifecycle;
-pub mod number;
 
 use crate::calendar::{Calendar, DayRange, Interval};
 use jiff::civil::Date;

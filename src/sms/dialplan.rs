@@ -23,7 +23,7 @@ use super::template::{Kind, Template, parts};
 use super::{FeedbackRule, SenderId, SmsSettings, values};
 use crate::diag::{Section, TomlDoc};
 use crate::lang::Lang;
-use crate::policy::number::E164;
+use crate::number::E164;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use toml::Spanned;

@@ -14,7 +14,7 @@ pub mod dialplan;
 pub mod template;
 
 use crate::lang::Lang;
-use crate::policy::number::E164;
+use crate::number::E164;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use phonenumber::{Mode, Type};
@@ -159,7 +159,7 @@ pub fn national(number: &E164) -> String {
 
 /// Normalises a number for the opt-out list (E.164), or `None` when it is not a number.
 pub fn normalize(raw: &str) -> Option<E164> {
-    let n = crate::policy::number::parse(raw).ok()?;
+    let n = crate::number::parse(raw).ok()?;
     n.is_valid().then(|| E164::from_stored(n.format().mode(Mode::E164).to_string()))
 }
 

@@ -17,8 +17,8 @@
 
 use crate::calendar::DayRange;
 use crate::lang::Lang;
+use crate::number::E164;
 use crate::policy::lifecycle::SmsIntent;
-use crate::policy::number::E164;
 use crate::policy::{AttemptRecord, Outcome, Plan};
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -13,8 +13,8 @@
 
 use super::{Request, Store, StoreError, Tx, ms, ts};
 use crate::lang::Lang;
+use crate::number::E164;
 use crate::policy::lifecycle::{SmsFacts, SmsFate, SmsIntent, sms_fate};
-use crate::policy::number::E164;
 use crate::sms::template::Kind;
 use jiff::Timestamp;
 use sqlx::Row;

@@ -136,7 +136,7 @@ pub fn patient_call(
         attempt_id: 1,
         seq: 1,
         service,
-        number: callbackd::policy::number::E164::from_stored("+358401234567".into()),
+        number: callbackd::number::E164::from_stored("+358401234567".into()),
         lang: callbackd::lang::Lang::Fi,
         hangup: tokio_util::sync::CancellationToken::new(),
         events: std::sync::Arc::new(callbackd::call::attempt::NoEvents),

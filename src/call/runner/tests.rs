@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::call::attempt::{AttemptEvents, BoxFuture};
-use crate::policy::number::E164;
+use crate::number::E164;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

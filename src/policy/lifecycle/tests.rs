@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::calendar::{Calendar, DayRange, HolidayCalendar, Hours};
+use crate::number::E164;
 use crate::policy::AttemptRules;
-use crate::policy::number::E164;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use proptest::prelude::*;

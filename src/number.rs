@@ -144,8 +144,18 @@ pub fn parse(raw: &str) -> Result<PhoneNumber, NumberError> {
     if trimmed.is_empty() || trimmed.len() > 32 || !trimmed.chars().all(allowed_char) {
         return Err(NumberError::Invalid);
     }
-    phonenumber::parse(Some(country::Id::FI), trimmed).map_err(|_| NumberError::Invalid)
+    let n = phonenumber::parse(Some(country::Id::FI), trimmed).map_err(|_| NumberError::Invalid)?;
+    // E.164 has at most 15 digits, country code included, and no extension: anything longer
+    // is not one person's phone.
+    let digits = e164(&n).0.chars().filter(char::is_ascii_digit).count();
+    if digits > E164_MAX_DIGITS || n.extension().is_some() {
+        return Err(NumberError::Invalid);
+    }
+    Ok(n)
 }
+
+/// The most digits an E.164 number has (ITU-T E.164 §6), country code included.
+const E164_MAX_DIGITS: usize = 15;
 
 fn e164(n: &PhoneNumber) -> E164 {
     E164(n.format().mode(Mode::E164).to_string())
@@ -317,6 +327,18 @@ mod tests {
         for raw in ["040\t1234567", "040_1234567", "040１２３", "tel:+358401234567"] {
             assert_eq!(fi().check(raw), Err(NumberError::Invalid), "{raw}");
         }
+    }
+
+    #[test]
+    fn more_digits_than_e164_allows_are_refused() {
+        // Found by fuzzing: a German number with trailing digits came out with 17 digits.
+        let long = "+49 7359 0123 4567 301";
+        let raw = phonenumber::parse(Some(country::Id::FI), long).expect("the library parses it");
+        assert!(raw.is_valid(), "the library alone takes it for a valid German number");
+        let de = NumberPolicy { foreign: vec![country::Id::DE], ..fi() };
+        assert_eq!(de.check(long), Err(NumberError::Invalid));
+        assert_eq!(parse("+358 40 123 4567 8901 2").map(|_| ()), Err(NumberError::Invalid));
+        assert!(parse("+358 40 123 4567").is_ok());
     }
 
     #[test]

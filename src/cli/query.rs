@@ -6,19 +6,23 @@ use callbackd::clock::{Clock, SystemClock};
 use callbackd::explain::{self, ExplainError, Query};
 use jiff::civil::Date;
 
-use std::path::PathBuf;
+use callbackd::dialplan::Service;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Loads the configuration and its dialplans and picks the service `id`, or says why not.
+fn one_service(config: &Path, id: &str) -> Result<Service, ExitCode> {
+    let (_, services) = load(config).map_err(|d| print_diags(&d))?;
+    service(&services, id).cloned()
+}
 
 /// Prints one line per date of the service's opening hours.
 pub fn hours(config: PathBuf, id: &str, from: Option<Date>, to: Option<Date>) -> ExitCode {
-    let (_, services) = match load(&config) {
-        Ok(loaded) => loaded,
-        Err(d) => return print_diags(&d),
-    };
-    let svc = match service(&services, id) {
+    let svc = match one_service(&config, id) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let svc = &svc;
     let from = from.unwrap_or_else(|| SystemClock.now().to_zoned(svc.calendar.tz().clone()).date());
     let Some(to) = to.or_else(|| from.checked_add(jiff::ToSpan::days(13)).ok()) else {
         eprintln!("--from {from} is too close to the end of the calendar");
@@ -51,14 +55,11 @@ pub fn next_attempt(
     attempts: &[String],
     now: Option<&str>,
 ) -> ExitCode {
-    let (_, services) = match load(&config) {
-        Ok(loaded) => loaded,
-        Err(d) => return print_diags(&d),
-    };
-    let svc = match service(&services, id) {
+    let svc = match one_service(&config, id) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let svc = &svc;
     let query = || -> Result<String, ExplainError> {
         let q = Query {
             created_at: explain::parse_instant(svc, created, "--created")?,

@@ -8,7 +8,7 @@
 //! into events.
 //!
 //! ```text
-//!   intake (policy::decide → Store::enqueue)
+//!   intake ([`intake`]: the plan from policy::decide, the audit row, the notice SMS)
 //!      │
 //!      ▼            Serve: may start now
 //!   pending ──────────────────────────────► dialing ◄──────────── Serve ──┐
@@ -428,6 +428,43 @@ fn refuse(facts: &Facts<'_>, event: &Event<'_>) -> Refused {
 /// predicate the store's bulk `mark_missed` writes in SQL).
 pub fn misses_deadline(state: State, deadline: Timestamp, flagged: bool, now: Timestamp) -> bool {
     !state.is_final() && !flagged && deadline <= now
+}
+
+/// What intake writes: a new request enters the queue as `pending`, due when its plan
+/// says, with its audit row (the channel is the actor) and the notice SMS when the service
+/// sends one and the patient consented. The store inserts it; the database's unique index
+/// on live (service, number) turns a second request for a waiting number into the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    /// Always [`State::Pending`]: a request starts waiting for its first attempt.
+    pub to: State,
+    /// When the first attempt is due.
+    pub due: Timestamp,
+    /// The audit row (`none → pending`).
+    pub audit: Audit,
+    /// SMS to queue with it.
+    pub sms: Vec<SmsIntent>,
+}
+
+/// Intake as a transition (see [`Intake`]); `sms_notice`: the service sends a notice and
+/// the patient consented.
+pub fn intake(plan: &Plan, channel: &str, sms_notice: bool, now: Timestamp) -> Intake {
+    let sms = if sms_notice {
+        vec![SmsIntent {
+            kind: Kind::Notice,
+            key: "notice".to_owned(),
+            not_before: now,
+            once_per: None,
+        }]
+    } else {
+        Vec::new()
+    };
+    Intake {
+        to: State::Pending,
+        due: plan.due,
+        audit: Audit { actor: channel.to_owned(), detail: String::new() },
+        sms,
+    }
 }
 
 /// Decides what `event` does to the request. `rules` is `None` when the request's service

@@ -18,7 +18,6 @@
 use crate::calendar::DayRange;
 use crate::lang::Lang;
 use crate::number::E164;
-use crate::policy::lifecycle::SmsIntent;
 use crate::policy::{AttemptRecord, Outcome, Plan};
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -546,23 +545,26 @@ impl Store {
     pub async fn enqueue(&self, new: &NewRequest, plan: &Plan) -> Result<Enqueued, StoreError> {
         // Insert first: the unique index on live (service, number) says whether it is a
         // duplicate, so a new request costs no extra lookup.
+        let admitted =
+            crate::policy::lifecycle::intake(plan, &new.channel, new.sms_notice, new.created_at);
         for _ in 0..3 {
             let mut tx = self.write_tx().await?;
             let inserted = sqlx::query(&format!(
                 "INSERT INTO requests (service, number, state, channel, lang, window_start, \
                  window_end, sms_consent, created_at, due_at, deadline_at, expires_at) \
-                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  RETURNING {REQUEST_COLUMNS}"
             ))
             .bind(&new.service)
             .bind(new.number.as_str())
+            .bind(admitted.to.as_str())
             .bind(&new.channel)
             .bind(new.lang.code())
             .bind(new.window.map(|w| i64::from(w.start_minute())))
             .bind(new.window.map(|w| i64::from(w.end_minute())))
             .bind(i64::from(new.sms_consent))
             .bind(ms(new.created_at))
-            .bind(ms(plan.due))
+            .bind(ms(admitted.due))
             .bind(ms(plan.deadline))
             .bind(ms(plan.expires))
             .fetch_one(&mut *tx)
@@ -575,19 +577,13 @@ impl Store {
                         request.id,
                         new.created_at,
                         None,
-                        State::Pending,
-                        &new.channel,
-                        "",
+                        admitted.to,
+                        &admitted.audit.actor,
+                        &admitted.audit.detail,
                     )
                     .await?;
-                    if new.sms_notice {
-                        let intent = SmsIntent {
-                            kind: crate::sms::template::Kind::Notice,
-                            key: "notice".to_owned(),
-                            not_before: new.created_at,
-                            once_per: None,
-                        };
-                        sms::queue(&mut tx, &request, &intent, new.created_at).await?;
+                    for intent in &admitted.sms {
+                        sms::queue(&mut tx, &request, intent, new.created_at).await?;
                     }
                     tx.commit().await?;
                     return Ok(Enqueued { request, duplicate: false });

@@ -399,3 +399,30 @@ proptest! {
         prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
     }
 }
+
+#[test]
+fn intake_enters_pending_with_its_audit_row_and_the_notice_when_consented() {
+    let now = hel("2026-11-23T09:00");
+    let plan = Plan {
+        due: hel("2026-11-23T09:30"),
+        deadline: hel("2026-11-23T16:00"),
+        expires: hel("2026-11-24T16:00"),
+        counted: 0,
+    };
+    let with = intake(&plan, "ivr", true, now);
+    assert_eq!(with.to, State::Pending);
+    assert_eq!(with.due, plan.due);
+    assert_eq!(with.audit, Audit { actor: "ivr".into(), detail: String::new() });
+    assert_eq!(
+        with.sms,
+        vec![SmsIntent {
+            kind: Kind::Notice,
+            key: "notice".into(),
+            not_before: now,
+            once_per: None
+        }]
+    );
+    let without = intake(&plan, "api", false, now);
+    assert!(without.sms.is_empty(), "no notice without consent or a notice template");
+    assert_eq!(without.audit.actor, "api");
+}

@@ -4,7 +4,7 @@
 //! finds is fixed and its input added to the corpus, so it stays fixed.
 
 #[path = "../fuzz/src/lib.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "the fuzz harness also holds helpers only the fuzz targets call")]
 mod harness;
 
 use std::path::PathBuf;

@@ -454,7 +454,6 @@ pub struct Eta {
 /// Estimates when a planned request will be called: `ahead` requests are served before it
 /// at `calls_per_hour` (the service's recent rate), in the service's opening hours.
 /// `None` when it cannot be served before it expires or the rate is not positive.
-#[allow(clippy::too_many_arguments)]
 pub fn eta(
     cal: &Calendar,
     rules: &AttemptRules,

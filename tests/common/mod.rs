@@ -11,7 +11,7 @@
 //! where `.ci/run` has installed every peer.
 
 // Each test crate uses a different part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate and bench uses a different part of this module")]
 
 pub mod fill;
 pub mod pg;

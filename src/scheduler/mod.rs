@@ -134,7 +134,8 @@ pub struct Scheduler {
     /// Notified by intake and cancellation after their commit; wakes the loop early.
     wake: Arc<Notify>,
     limits: Limits,
-    /// Cancelled by main on SIGTERM/SIGINT: stop claiming, drain calls, return.
+    /// The front layer of `serve`'s shutdown tree (cancelled on SIGTERM/SIGINT): stop
+    /// claiming, drain calls for the grace period, return.
     shutdown: CancellationToken,
     active: HashMap<String, usize>,
     /// Counts loop turns; read by the systemd watchdog task (a stuck loop stops counting).

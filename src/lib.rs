@@ -89,6 +89,7 @@ pub mod notifier;
 pub mod number;
 pub mod policy;
 pub mod reload;
+pub mod report;
 pub mod scheduler;
 pub mod sip;
 pub mod sms;

@@ -155,6 +155,38 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
         config: PathBuf,
     },
+    /// Supervisors' report of a period beside the period before: requests, callbacks,
+    /// time to callback, same-day rate, punctuality, outcomes, SMS, by day and by hour.
+    ///
+    /// Reads the store read-only (safe while the daemon runs). Counts only, never numbers.
+    /// Without a period, reports the last whole ISO week. Days and hours are the first
+    /// service's local time.
+    Report {
+        /// Only this service (repeat for several; default: every configured service).
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// An ISO week, e.g. 2026-W48.
+        #[arg(long, conflicts_with_all = ["month", "from", "to"])]
+        week: Option<String>,
+        /// A calendar month, e.g. 2026-11.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        month: Option<String>,
+        /// First day of a range (with --to).
+        #[arg(long, requires = "to")]
+        from: Option<Date>,
+        /// Last day of a range, inclusive (with --from).
+        #[arg(long, requires = "from")]
+        to: Option<Date>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::report::Format,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Daemon configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -184,5 +216,8 @@ fn main() -> ExitCode {
         }
         Command::Show { id, config } => cli::store::show(config, id),
         Command::Cancel { id, config } => cli::store::cancel(config, id),
+        Command::Report { services, week, month, from, to, format, out, config } => {
+            cli::report::report(cli::report::Args { services, week, month, from, to, format, out, config })
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod query;
+pub mod report;
 pub mod serve;
 pub mod store;
 

@@ -28,7 +28,7 @@ pub mod render;
 pub use period::{Kind, Period, PeriodError};
 
 use crate::policy::Outcome;
-use crate::store::State;
+use crate::policy::lifecycle::State;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};

@@ -25,6 +25,7 @@ use sqlx::{AnyPool, Row};
 
 pub mod health;
 pub mod lease;
+pub mod report;
 mod requests;
 mod sms;
 pub use requests::{Applied, Fence};

@@ -1,0 +1,3 @@
+-- Reports read the requests made in a period (`callbackd report`): by creation instant.
+-- Kept in step with migrations/sqlite/0007_report.sql.
+CREATE INDEX requests_created ON requests (created_at, service);

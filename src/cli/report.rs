@@ -1,0 +1,126 @@
+//! `callbackd report`: a period's figures, per service and for all, read from the store
+//! read-only (safe while the daemon runs), as text, CSV, HTML or JSON.
+
+use super::{EXIT_BAD_INPUT, load, print_diags, service};
+use callbackd::clock::{Clock, SystemClock};
+use callbackd::report::{self, Period, Query, html, render};
+use jiff::civil::Date;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned tables.
+    Text,
+    /// One long table: period,service,section,key,value.
+    Csv,
+    /// One self-contained HTML file with charts.
+    Html,
+    /// The report's structure as JSON.
+    Json,
+}
+
+/// What `callbackd report` was asked.
+#[derive(Debug)]
+pub struct Args {
+    /// Services (all configured when empty).
+    pub services: Vec<String>,
+    /// `--week`.
+    pub week: Option<String>,
+    /// `--month`.
+    pub month: Option<String>,
+    /// `--from`.
+    pub from: Option<Date>,
+    /// `--to`.
+    pub to: Option<Date>,
+    /// `--format`.
+    pub format: Format,
+    /// `--out` (stdout when `None`).
+    pub out: Option<PathBuf>,
+    /// `--config`.
+    pub config: PathBuf,
+}
+
+/// Runs the command.
+pub fn report(args: Args) -> ExitCode {
+    let (cfg, services) = match load(&args.config) {
+        Ok(x) => x,
+        Err(d) => return print_diags(&d),
+    };
+    let ids: Vec<String> = if args.services.is_empty() {
+        services.keys().cloned().collect()
+    } else {
+        for id in &args.services {
+            if let Err(code) = service(&services, id) {
+                return code;
+            }
+        }
+        args.services.clone()
+    };
+    let Some(first) = ids.first().and_then(|id| services.get(id)) else {
+        eprintln!("no services are configured: nothing to report");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    // Days and hours are the (first) service's local ones; Finnish services share one zone.
+    let tz = first.calendar.tz().clone();
+    let now = SystemClock.now();
+    let period = match (&args.week, &args.month, args.from, args.to) {
+        (Some(w), None, None, None) => Period::week(w),
+        (None, Some(m), None, None) => Period::month(m),
+        (None, None, Some(from), Some(to)) => Period::range(from, to),
+        (None, None, None, None) => Ok(Period::last_week(now.to_zoned(tz.clone()).date())),
+        (None, None, Some(_), None) | (None, None, None, Some(_)) => {
+            eprintln!("--from and --to go together");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        _ => {
+            eprintln!("choose one of --week, --month or --from/--to");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let period = match period {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let query = Query { period, services: ids, tz };
+    let (from, _) = period.previous().instants(&query.tz);
+    let (_, to) = period.instants(&query.tz);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let history = match rt.block_on(callbackd::store::report::history(&cfg.database, &query.services, from, to)) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cannot read the store {}: {e}", callbackd::daemon::redact(&cfg.database));
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = report::compute(&history, &query, now);
+    let text = match args.format {
+        Format::Text => render::text(&r),
+        Format::Csv => render::csv(&r),
+        Format::Json => render::json(&r),
+        Format::Html => html::html(&r),
+    };
+    match &args.out {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

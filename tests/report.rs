@@ -1,0 +1,282 @@
+//! `callbackd report` against a store filled with a known history: every figure computed by
+//! hand, a week with Christmas (holidays), a DST week, the previous period beside, every
+//! format, SQLite and PostgreSQL alike.
+
+mod common;
+
+use common::Setup;
+use jiff::civil::date;
+use jiff::tz::TimeZone;
+use serde_json::Value;
+use sqlx::Connection;
+
+/// Unix ms of a Helsinki wall-clock time (the earlier one when it happens twice).
+fn at(m: i8, d: i8, h: i8, min: i8) -> i64 {
+    let tz = TimeZone::get("Europe/Helsinki").expect("tz");
+    date(2026, m, d).at(h, min, 0, 0).to_zoned(tz).expect("local time").timestamp().as_millisecond()
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// One request of the history: its attempts as (start, outcome), its SMS as (kind, state).
+struct Row {
+    service: &'static str,
+    channel: &'static str,
+    state: &'static str,
+    created: i64,
+    deadline: i64,
+    missed: bool,
+    told: Option<(i64, i64)>,
+    attempts: Vec<(i64, &'static str)>,
+    sms: Vec<(&'static str, &'static str)>,
+}
+
+fn row(service: &'static str, channel: &'static str, state: &'static str, created: i64, deadline: i64) -> Row {
+    Row { service, channel, state, created, deadline, missed: false, told: None, attempts: vec![], sms: vec![] }
+}
+
+/// Christmas week 2026-W52 (Thu 24 eve, Fri 25 and Sat 26 holidays), the week before, and
+/// the DST week 2026-W43 (Sun 25 Oct, 04:00 → 03:00).
+fn history() -> Vec<Row> {
+    let dl = |m, d| at(m, d, 16, 0);
+    let mut a = row("kallio", "api", "connected", at(12, 21, 8, 5), dl(12, 21));
+    a.told = Some((at(12, 21, 8, 30), at(12, 21, 9, 30)));
+    a.attempts = vec![(at(12, 21, 8, 20), "busy"), (at(12, 21, 9, 5), "connected")];
+    a.sms = vec![("notice", "sent")];
+    let mut b = row("kallio", "ivr", "connected", at(12, 21, 10, 0), dl(12, 21));
+    b.told = Some((at(12, 21, 10, 15), at(12, 21, 11, 0)));
+    b.attempts = vec![(at(12, 21, 10, 30), "connected")];
+    b.sms = vec![("notice", "failed")];
+    let mut c = row("kallio", "api", "connected", at(12, 23, 15, 55), dl(12, 23));
+    c.missed = true;
+    c.attempts = vec![(at(12, 28, 8, 10), "connected")];
+    let mut d = row("kallio", "api", "unreachable", at(12, 22, 9, 0), dl(12, 22));
+    d.attempts =
+        vec![(at(12, 22, 9, 10), "no_answer"), (at(12, 22, 10, 10), "busy"), (at(12, 22, 11, 10), "no_answer")];
+    d.sms = vec![("unreachable", "sent")];
+    let e = row("kallio", "cli", "cancelled", at(12, 22, 9, 30), dl(12, 22));
+    let mut f = row("vuosaari", "api", "connected", at(12, 22, 12, 0), dl(12, 22));
+    f.attempts = vec![(at(12, 22, 12, 20), "connected")];
+    f.sms = vec![("notice", "sent")];
+    let mut g = row("kallio", "api", "connected", at(12, 14, 8, 0), dl(12, 14));
+    g.attempts = vec![(at(12, 14, 8, 45), "connected")];
+    // DST week.
+    let night = at(10, 25, 3, 30);
+    let h1 = row("kallio", "api", "expired", night, dl(10, 26));
+    let h2 = row("kallio", "api", "expired", night + HOUR, dl(10, 26));
+    let mut h3 = row("kallio", "web", "connected", at(10, 19, 8, 0), dl(10, 19));
+    h3.attempts = vec![(at(10, 19, 8, 30), "connected")];
+    let h4 = row("kallio", "api", "expired", at(10, 26, 0, 30), dl(10, 26));
+    let h5 = row("kallio", "api", "expired", at(10, 18, 23, 30), dl(10, 19));
+    vec![a, b, c, d, e, f, g, h1, h2, h3, h4, h5]
+}
+
+/// Writes the history through the migrated schema of `url`.
+async fn fill(url: &str) {
+    let store = callbackd::store::Store::open(url).await.expect("open the store");
+    store.close().await;
+    sqlx::any::install_default_drivers();
+    let url = url.replace("sqlite:", "sqlite://");
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+    for r in history() {
+        let final_at = r.attempts.last().map_or(r.created + HOUR, |a| a.0 + 60_000);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO requests (service, number, state, channel, lang, created_at, deadline_at, \
+             expires_at, deadline_missed, final_at, told_from, told_to) \
+             VALUES ($1, NULL, $2, $3, 'fi', $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(r.service)
+        .bind(r.state)
+        .bind(r.channel)
+        .bind(r.created)
+        .bind(r.deadline)
+        .bind(r.created + 72 * HOUR)
+        .bind(i64::from(r.missed))
+        .bind(final_at)
+        .bind(r.told.map(|t| t.0))
+        .bind(r.told.map(|t| t.1))
+        .fetch_one(&mut conn)
+        .await
+        .expect("insert request");
+        for (seq, (start, outcome)) in r.attempts.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO attempts (request_id, seq, started_at, ended_at, outcome) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(seq as i64 + 1)
+            .bind(*start)
+            .bind(*start + 60_000)
+            .bind(*outcome)
+            .execute(&mut conn)
+            .await
+            .expect("insert attempt");
+        }
+        for (kind, state) in &r.sms {
+            sqlx::query(
+                "INSERT INTO outbox (request_id, kind, dedup_key, lang, created_at, not_before, state) \
+                 VALUES ($1, $2, $3, 'fi', $4, $4, $5)",
+            )
+            .bind(id)
+            .bind(*kind)
+            .bind(format!("{id}:{kind}"))
+            .bind(r.created)
+            .bind(*state)
+            .execute(&mut conn)
+            .await
+            .expect("insert sms");
+        }
+    }
+    conn.close().await.expect("close");
+}
+
+fn run(setup: &Setup, args: &[&str]) -> String {
+    let mut all = vec!["report", "--config", setup.config_arg()];
+    all.extend_from_slice(args);
+    let out = setup.cli(&all);
+    assert!(out.status.success(), "report {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+fn section<'a>(report: &'a Value, service: Option<&str>) -> &'a Value {
+    report["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .find(|s| s["service"].as_str() == service)
+        .unwrap_or_else(|| panic!("no section {service:?}"))
+}
+
+/// Every figure of the Christmas week and the DST week, in every format.
+fn check(setup: &Setup) {
+    let json: Value =
+        serde_json::from_str(&run(setup, &["--week", "2026-W52", "--format", "json"])).expect("JSON");
+    assert_eq!(json["period_name"], "2026-W52");
+    assert_eq!(json["previous_name"], "2026-W51");
+    let k = &section(&json, Some("kallio"))["current"];
+    assert_eq!(k["requests"], 5);
+    assert_eq!(k["by_channel"], serde_json::json!({"api": 3, "cli": 1, "ivr": 1}));
+    assert_eq!((k["connected"].as_u64(), k["unreachable"].as_u64(), k["cancelled"].as_u64()), (Some(3), Some(1), Some(1)));
+    // Waits 60, 30 and 6735 minutes (Wed 15:55 → Mon 08:10 over Christmas).
+    assert_eq!(k["to_callback"]["mean_min"], 2275.0);
+    assert_eq!(k["to_callback"]["p50_min"], 60.0);
+    assert_eq!(k["to_callback"]["p90_min"], 6735.0);
+    assert_eq!(k["same_day"], serde_json::json!({"hits": 2, "of": 4, "rate": 0.5}));
+    assert_eq!(k["deadlines_missed"], 1);
+    assert_eq!(k["first_attempt"]["rate"], 0.5);
+    assert_eq!(k["attempts"], 7);
+    assert_eq!(k["attempts_per_request"], 1.75);
+    assert_eq!(k["outcomes"], serde_json::json!({"busy": 2, "connected": 3, "no_answer": 2}));
+    assert_eq!(k["sms_sent"], serde_json::json!({"notice": 1, "unreachable": 1}));
+    assert_eq!(k["punctuality"]["rate"], 0.5);
+    assert_eq!(k["mean_miss_min"], 10.0);
+    let days: Vec<u64> = section(&json, Some("kallio"))["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| d["requests"].as_u64().expect("count"))
+        .collect();
+    assert_eq!(days, [2, 2, 1, 0, 0, 0, 0], "nothing on the Christmas days");
+    let p = &section(&json, Some("kallio"))["previous"];
+    assert_eq!((p["requests"].as_u64(), p["same_day"]["rate"].as_f64()), (Some(1), Some(1.0)));
+    let all = &section(&json, None)["current"];
+    assert_eq!((all["requests"].as_u64(), all["connected"].as_u64()), (Some(6), Some(4)));
+    assert_eq!(all["same_day"], serde_json::json!({"hits": 3, "of": 5, "rate": 0.6}));
+
+    // The DST week: two requests at 03:30 on Sunday (one an hour after the other), one on
+    // Monday; a request 00:30 the next Monday is not in it, 23:30 the Sunday before is in
+    // the previous week.
+    let dst: Value = serde_json::from_str(&run(
+        setup,
+        &["--week", "2026-W43", "--service", "kallio", "--format", "json"],
+    ))
+    .expect("JSON");
+    let s = section(&dst, Some("kallio"));
+    assert_eq!(s["current"]["requests"], 3);
+    assert_eq!(s["current"]["by_channel"], serde_json::json!({"api": 2, "web": 1}));
+    assert_eq!(s["previous"]["requests"], 1);
+    let sunday_3 = s["hours"].as_array().expect("hours").iter().find(|c| c["weekday"] == 7 && c["hour"] == 3);
+    assert_eq!(sunday_3.expect("cell")["requests"], 2);
+
+    let text = run(setup, &["--week", "2026-W52", "--service", "kallio"]);
+    assert!(text.starts_with("callbackd report 2026-W52 (2026-12-21 .. 2026-12-27, Europe/Helsinki)"), "{text}");
+    let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"));
+    assert_eq!(line("same day rate").split_whitespace().collect::<Vec<_>>(), ["same", "day", "rate", "50.0%", "100.0%"]);
+    assert_eq!(line("requests").split_whitespace().collect::<Vec<_>>(), ["requests", "5", "1"]);
+    assert!(line("Thu 12-24").split_whitespace().eq(["Thu", "12-24", "0", "0", "-", "-"]));
+
+    let csv = run(setup, &["--week", "2026-W52", "--format", "csv"]);
+    assert!(csv.starts_with("period,service,section,key,value\n"));
+    for want in [
+        "2026-W52,kallio,figures,same_day_rate,0.5000",
+        "2026-W52,all,figures,requests,6",
+        "2026-W51,kallio,figures,requests,1",
+        "2026-W52,kallio,day,2026-12-25.requests,0",
+        "2026-W52,vuosaari,figures,sms_sent.notice,1",
+        "2026-W52,kallio,hour,Mon.08.mean_to_callback_min,60",
+    ] {
+        assert!(csv.lines().any(|l| l == want), "{want} missing in\n{csv}");
+    }
+
+    let out = setup.dir.path().join("report.html");
+    let html = run(setup, &["--week", "2026-W52", "--format", "html", "--out", out.to_str().expect("UTF-8")]);
+    assert!(html.is_empty(), "--out writes the file, not stdout");
+    let page = std::fs::read_to_string(&out).expect("the HTML report");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    // Sections: all, kallio, kotka-neuvonta, vuosaari; four charts each.
+    assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());
+    assert_eq!(page.matches("<svg").count(), 4 * 4, "four charts per section");
+    assert!(page.contains("<h2 id=\"s-kallio\">kallio</h2>"));
+    let bare = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    for outside in ["<script", "http://", "https://", "src=", "href=", "url(", "@import", "<link"] {
+        assert!(!bare.contains(outside), "{outside} in the HTML report");
+    }
+    for number in ["+358", "040"] {
+        assert!(!csv.contains(number) && !text.contains(number), "a number in the report");
+    }
+}
+
+#[test]
+fn report_on_sqlite() {
+    let setup = Setup::new();
+    let url = format!("sqlite:{}", setup.database().display());
+    tokio::runtime::Runtime::new().expect("runtime").block_on(fill(&url));
+    check(&setup);
+}
+
+#[test]
+fn report_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(db) = rt.block_on(common::pg::TestDb::create()) else { return };
+    rt.block_on(fill(&db.url));
+    let setup = Setup::new();
+    let mut config = std::fs::read_to_string(&setup.config).expect("config");
+    config = config.replace("database = \"sqlite:queue.db\"", &format!("database = {:?}", db.url));
+    std::fs::write(&setup.config, config).expect("write config");
+    check(&setup);
+}
+
+#[test]
+fn bad_input_and_a_missing_store() {
+    let setup = Setup::new();
+    let code = |args: &[&str]| {
+        let mut all = vec!["report", "--config", setup.config_arg()];
+        all.extend_from_slice(args);
+        let out = setup.cli(&all);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (c, err) = code(&["--week", "2026-W54"]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("not an ISO week"), "{err}");
+    assert_eq!(code(&["--month", "2026-13"]).0, Some(2));
+    assert_eq!(code(&["--from", "2026-11-02", "--to", "2026-11-01"]).0, Some(2));
+    let (c, err) = code(&["--service", "nowhere"]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("unknown service"), "{err}");
+    // A report never creates the queue: no file, a runtime failure, still no file.
+    let (c, err) = code(&["--week", "2026-W52"]);
+    assert_eq!(c, Some(1), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!setup.database().exists());
+    std::fs::write(&setup.config, "nonsense = [").expect("write");
+    assert_eq!(code(&[]).0, Some(64));
+}

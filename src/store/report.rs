@@ -70,6 +70,19 @@ pub async fn history(
             .execute(&mut *tx)
             .await?;
     }
+    let h = read(&mut tx, services, from, to).await?;
+    tx.rollback().await?;
+    conn.close().await?;
+    Ok(h)
+}
+
+/// The three reads of [`history`], inside the caller's transaction.
+async fn read(
+    conn: &mut sqlx::Transaction<'_, sqlx::Any>,
+    services: &[String],
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<History, StoreError> {
     let (a, b) = (super::ms(from), super::ms(to));
     let mut h = History::default();
     {
@@ -79,7 +92,7 @@ pub async fn history(
             filter("r", services.len())
         );
         let q = bound(&sql, a, b, services);
-        let mut rows = q.fetch(&mut *tx);
+        let mut rows = q.fetch(&mut **conn);
         while let Some(row) = rows.try_next().await? {
             let state: String = row.try_get("state")?;
             let told = (opt_ts(row.try_get("told_from")?)?, opt_ts(row.try_get("told_to")?)?);
@@ -105,7 +118,7 @@ pub async fn history(
             filter("r", services.len())
         );
         let q = bound(&sql, a, b, services);
-        let mut rows = q.fetch(&mut *tx);
+        let mut rows = q.fetch(&mut **conn);
         while let Some(row) = rows.try_next().await? {
             let outcome: Option<String> = row.try_get("outcome")?;
             let outcome = outcome
@@ -127,7 +140,7 @@ pub async fn history(
             filter("r", services.len())
         );
         let q = bound(&sql, a, b, services);
-        let mut rows = q.fetch(&mut *tx);
+        let mut rows = q.fetch(&mut **conn);
         while let Some(row) = rows.try_next().await? {
             h.sms.push(SmsRow {
                 request_id: row.try_get("request_id")?,
@@ -136,7 +149,82 @@ pub async fn history(
             });
         }
     }
-    tx.rollback().await?;
-    conn.close().await?;
     Ok(h)
+}
+
+/// Live requests of one service in one state, for the supervisor page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveDepth {
+    /// Service id.
+    pub service: String,
+    /// `pending`, `retry_wait` or `dialing`.
+    pub state: crate::store::State,
+    /// Requests.
+    pub count: i64,
+    /// Of them, due at `now`.
+    pub due: i64,
+    /// The oldest one's creation.
+    pub oldest: Timestamp,
+}
+
+impl super::Store {
+    /// [`history`] through the daemon's pool (one transaction, one snapshot).
+    pub async fn history(
+        &self,
+        services: &[String],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<History, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let h = read(&mut tx, services, from, to).await?;
+        tx.rollback().await?;
+        Ok(h)
+    }
+
+    /// Live requests per service and state: how many, how many due at `now`, the oldest.
+    pub async fn live_depth(&self, now: Timestamp) -> Result<Vec<LiveDepth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT service, state, COUNT(*) AS n, \
+             SUM(CASE WHEN due_at <= $1 THEN 1 ELSE 0 END) AS due, MIN(created_at) AS oldest \
+             FROM requests WHERE state IN ('pending','dialing','retry_wait') GROUP BY service, state",
+        )
+        .bind(super::ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok(LiveDepth {
+                    service: row.try_get("service")?,
+                    state: state.parse().map_err(|_| StoreError::Corrupt { what: "state", value: state })?,
+                    count: row.try_get("n")?,
+                    due: row.try_get::<Option<i64>, _>("due")?.unwrap_or(0),
+                    oldest: ts(row.try_get("oldest")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Attempts ended since `since`, per service and outcome.
+    pub async fn outcomes_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Outcome, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.service, a.outcome, COUNT(*) AS n FROM attempts a \
+             JOIN requests r ON r.id = a.request_id \
+             WHERE a.ended_at >= $1 AND a.outcome IS NOT NULL GROUP BY r.service, a.outcome",
+        )
+        .bind(super::ms(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let o: String = row.try_get("outcome")?;
+                let outcome =
+                    o.parse::<Outcome>().map_err(|_| StoreError::Corrupt { what: "outcome", value: o })?;
+                Ok((row.try_get("service")?, outcome, row.try_get("n")?))
+            })
+            .collect()
+    }
 }

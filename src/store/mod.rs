@@ -27,8 +27,10 @@ pub mod health;
 pub mod lease;
 mod requests;
 mod sms;
+mod told;
 pub use requests::{Applied, Fence};
 pub use sms::OutboxRow;
+pub use told::Told;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]

@@ -79,17 +79,18 @@ pub struct Answer {
     pub same_day: bool,
 }
 
-/// Whether a window told earlier must be replaced by `fresh`: the told window is over,
-/// or the fresh estimate no longer overlaps it (it slipped later, or moved wholly
-/// earlier). Otherwise the told window is told again, so a patient hears one window
-/// however often and wherever they ask.
+/// Whether a window told earlier must be replaced by `fresh`: the told window is over, or
+/// the fresh estimate starts at or after its end (it really slipped). Otherwise the told
+/// window is told again, so a patient hears one window however often and wherever they
+/// ask; an estimate that moved earlier does not change what was told (the scheduler may
+/// call sooner, which no patient holds against it).
 pub fn slipped(told: &Told, fresh: Option<Eta>, now: Timestamp) -> bool {
     if told.to <= now {
         return true;
     }
     match fresh {
         None => false,
-        Some(f) => f.from >= told.to || f.to <= told.from,
+        Some(f) => f.from >= told.to,
     }
 }
 
@@ -189,7 +190,7 @@ mod tests {
         let w = told("2026-12-07T10:00:00Z", "2026-12-07T10:45:00Z");
         let now = t("2026-12-07T08:00:00Z");
         assert!(slipped(&w, eta("2026-12-07T10:45:00Z", "2026-12-07T11:30:00Z"), now));
-        assert!(slipped(&w, eta("2026-12-07T08:00:00Z", "2026-12-07T09:00:00Z"), now));
+        assert!(!slipped(&w, eta("2026-12-07T08:00:00Z", "2026-12-07T09:00:00Z"), now), "sooner");
         assert!(slipped(&w, None, t("2026-12-07T10:45:00Z")), "the told window is over");
     }
 }

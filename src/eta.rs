@@ -4,10 +4,15 @@
 //! The store reads are the request's place in the queue (counted up to [`AHEAD_CAP`]) and
 //! the service's recent rate; the walk through the opening hours is the pure
 //! [`policy::eta`].
+//!
+//! One window is told everywhere: [`tell`] records the window it tells
+//! (`requests.told_from`, `told_to`, `told_at`, `told_same_day`) and tells the recorded
+//! window again until it [`slipped`], so the intake answer, the notice SMS sent seconds
+//! later, a later `GET`, the IVR and the patient page all say the same.
 
 use crate::dialplan::Service;
 use crate::policy::{self, Eta, Plan};
-use crate::store::{Request, Store, StoreError};
+use crate::store::{Request, Store, StoreError, Told};
 use jiff::{SignedDuration, Timestamp};
 
 /// Requests ahead beyond which no ETA is given (and a place reads as this many).
@@ -59,4 +64,133 @@ pub fn at_rate(
     };
     let ahead = u32::try_from(ahead).ok().filter(|a| i64::from(*a) < AHEAD_CAP)?;
     policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, ahead, rate)
+}
+
+/// What a patient is told about a waiting request: the one answer the API, the notice
+/// SMS, the IVR and the patient page give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The request's place in the queue (1 = next; capped at [`AHEAD_CAP`] + 1).
+    pub place: i64,
+    /// The window told, if one can be given.
+    pub eta: Option<Eta>,
+    /// Whether the callback is expected before the request's same-day deadline; `false`
+    /// tells the patient honestly that it comes on a later day (the window says when).
+    pub same_day: bool,
+}
+
+/// Whether a window told earlier must be replaced by `fresh`: the told window is over, or
+/// the fresh estimate starts at or after its end (it really slipped). Otherwise the told
+/// window is told again, so a patient hears one window however often and wherever they
+/// ask; an estimate that moved earlier does not change what was told (the scheduler may
+/// call sooner, which no patient holds against it).
+pub fn slipped(told: &Told, fresh: Option<Eta>, now: Timestamp) -> bool {
+    if told.to <= now {
+        return true;
+    }
+    match fresh {
+        None => false,
+        Some(f) => f.from >= told.to,
+    }
+}
+
+/// Whether a window lies before the request's same-day deadline.
+pub fn is_same_day(req: &Request, eta: Option<Eta>) -> bool {
+    eta.is_some_and(|e| e.from < req.deadline_at)
+}
+
+/// Tells the ETA of a waiting request: the window recorded when it was last told, unless
+/// it [`slipped`]; then the fresh estimate, which is recorded (`requests.told_*`) before
+/// it is returned. Every place that tells a patient a window asks here.
+pub async fn tell(
+    store: &Store,
+    service: &Service,
+    req: &Request,
+    now: Timestamp,
+) -> Result<Answer, StoreError> {
+    let ahead = ahead(store, req).await?;
+    let rate = rate(store, service, now).await?;
+    tell_at(store, service, req, ahead, rate, now).await
+}
+
+/// [`tell`] with the place and rate already read (intake uses its cached queue depth, so
+/// its cost does not grow with the queue).
+pub async fn tell_at(
+    store: &Store,
+    service: &Service,
+    req: &Request,
+    ahead: i64,
+    rate: f64,
+    now: Timestamp,
+) -> Result<Answer, StoreError> {
+    let place = ahead.min(AHEAD_CAP) + 1;
+    let fresh = if ahead >= AHEAD_CAP { None } else { at_rate(service, req, ahead, rate, now) };
+    if let Some(told) = store.told(req.id).await? {
+        if !slipped(&told, fresh, now) {
+            let eta = Some(Eta { from: told.from, to: told.to });
+            return Ok(Answer { place, eta, same_day: told.same_day });
+        }
+    }
+    let same_day = is_same_day(req, fresh);
+    if let Some(e) = fresh {
+        store.record_told(req.id, &Told { from: e.from, to: e.to, at: now, same_day }).await?;
+    }
+    Ok(Answer { place, eta: fresh, same_day })
+}
+
+/// The at-risk forecast of a service's queue ([`policy::risk`]): its first [`AHEAD_CAP`]
+/// waiting requests in serving order at the recent rate.
+pub async fn risk(
+    store: &Store,
+    service: &Service,
+    now: Timestamp,
+) -> Result<policy::risk::Summary, StoreError> {
+    let queue: Vec<policy::risk::Waiting> = store
+        .waiting(&service.id, AHEAD_CAP)
+        .await?
+        .iter()
+        .filter_map(|r| {
+            let due = r.due_at?;
+            let counted = u8::try_from(r.attempts_counted).unwrap_or(u8::MAX);
+            let plan = Plan { due, deadline: r.deadline_at, expires: r.expires_at, counted };
+            Some(policy::risk::Waiting { plan, window: r.window })
+        })
+        .collect();
+    let rate = rate(store, service, now).await?;
+    Ok(policy::risk::assess(&service.calendar, &service.attempts, &queue, rate, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().expect("instant")
+    }
+
+    fn told(from: &str, to: &str) -> Told {
+        Told { from: t(from), to: t(to), at: t("2026-12-07T08:00:00Z"), same_day: true }
+    }
+
+    fn eta(from: &str, to: &str) -> Option<Eta> {
+        Some(Eta { from: t(from), to: t(to) })
+    }
+
+    #[test]
+    fn an_overlapping_estimate_keeps_the_told_window() {
+        let w = told("2026-12-07T10:00:00Z", "2026-12-07T10:45:00Z");
+        let now = t("2026-12-07T08:00:03Z");
+        assert!(!slipped(&w, eta("2026-12-07T10:00:00Z", "2026-12-07T10:30:00Z"), now));
+        assert!(!slipped(&w, eta("2026-12-07T10:30:00Z", "2026-12-07T11:15:00Z"), now));
+        assert!(!slipped(&w, None, now), "no estimate now: the told window stands");
+    }
+
+    #[test]
+    fn a_window_that_moved_past_or_is_over_is_told_anew() {
+        let w = told("2026-12-07T10:00:00Z", "2026-12-07T10:45:00Z");
+        let now = t("2026-12-07T08:00:00Z");
+        assert!(slipped(&w, eta("2026-12-07T10:45:00Z", "2026-12-07T11:30:00Z"), now));
+        assert!(!slipped(&w, eta("2026-12-07T08:00:00Z", "2026-12-07T09:00:00Z"), now), "sooner");
+        assert!(slipped(&w, None, t("2026-12-07T10:45:00Z")), "the told window is over");
+    }
 }

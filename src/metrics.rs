@@ -41,6 +41,9 @@ pub const HTTP_TIMEOUTS: &str = "callbackd_http_timeouts_total";
 pub const HTTP_ACCEPT_ERRORS: &str = "callbackd_http_accept_errors_total";
 /// Gauge: 1 while the store takes writes, 0 while it refuses them (`/readyz` is 503).
 pub const STORE_WRITABLE: &str = "callbackd_store_writable";
+/// Gauge: waiting requests still in time but expected after their same-day deadline at
+/// the service's recent rate ([`crate::policy::risk`]).
+pub const REQUESTS_AT_RISK: &str = "callbackd_requests_at_risk";
 /// SIP datagrams dropped unread: `reason` is `unreadable`, `start_line` or `headers`.
 pub const SIP_MALFORMED: &str = "callbackd_sip_malformed_total";
 
@@ -98,6 +101,10 @@ fn describe() {
         "SIP datagrams dropped because the SIP stack could not read them, by reason."
     );
     describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
+    describe_gauge!(
+        REQUESTS_AT_RISK,
+        "Waiting requests expected after their same-day deadline at the recent rate, by service."
+    );
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_TIMEOUTS, "HTTP connections or requests ended by a timeout, by kind.");
     describe_counter!(HTTP_ACCEPT_ERRORS, "Failed accepts of HTTP connections.");
@@ -112,6 +119,11 @@ pub fn request(service: &str, channel: &'static str, result: &'static str) {
 /// An attempt ended.
 pub fn attempt(service: &str, outcome: &'static str) {
     counter!(ATTEMPTS, "service" => service.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// Waiting requests at risk of missing their same-day deadline.
+pub fn requests_at_risk(service: &str, n: usize) {
+    gauge!(REQUESTS_AT_RISK, "service" => service.to_owned()).set(n as f64);
 }
 
 /// A request ended.

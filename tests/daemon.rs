@@ -154,6 +154,14 @@ async fn intake_accepts_normalises_and_deduplicates() {
         assert!(("12:00:01".."14:00:01").contains(&to.as_str()), "eta to {to}: {w}");
     }
 
+    // One ETA: the answer says whether the callback comes the same day, and a GET tells
+    // the window the intake answer told while the request still waits for its first call.
+    assert!(w["same_day"].is_boolean() || w["eta"].is_null(), "{w}");
+    let gw = d.settled(i(&w, "id")).await;
+    if s(&gw, "state") == "pending" {
+        assert_eq!((&gw["eta"], &gw["same_day"]), (&w["eta"], &w["same_day"]), "{w} / {gw}");
+    }
+
     let depth = depths(&d).await;
     assert_eq!(depth.get("kallio"), Some(&2), "{depth:?}");
     assert_eq!(depth.get(KOTKA), Some(&1), "{depth:?}");

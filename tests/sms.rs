@@ -637,3 +637,77 @@ async fn opt_out_endpoint_and_the_daemon_deliver_with_masked_logs() {
         assert!(!logs.contains(&d.text), "the message body is never logged");
     }
 }
+
+/// The text between "klo " and the next space: the window a Finnish notice tells.
+fn told_window(text: &str) -> &str {
+    let from = text.find("klo ").expect("klo") + 4;
+    text[from..].split(' ').next().expect("window")
+}
+
+#[tokio::test]
+async fn the_notice_tells_the_window_intake_told_even_when_the_estimate_moves() {
+    let rig = Rig::new(hel("2026-11-23T10:00"), &[], "none").await;
+    let sender = rig.sender();
+    let svc = rig.services.get("kallio").expect("kallio").clone();
+    let req = rig.enqueue("040 123 4567", "fi", false).await;
+    // Intake counts every waiting request of its cached depth as ahead (here 30): the
+    // window it tells is recorded.
+    let told = callbackd::eta::tell_at(&rig.store, &svc, &req, 30, 36.0, rig.clock.now())
+        .await
+        .expect("tell");
+    let eta = told.eta.expect("an ETA");
+    assert!(told.same_day, "{told:?}");
+    // Three seconds later the exact place is 1, a different estimate: the SMS and a GET
+    // still tell the recorded window.
+    rig.clock.set(hel("2026-11-23T10:00:03"));
+    let fresh = callbackd::eta::of_waiting(&rig.store, &svc, &req, rig.clock.now())
+        .await
+        .expect("fresh")
+        .1
+        .expect("fresh ETA");
+    assert_ne!(fresh, eta, "the estimate moved");
+    let again = callbackd::eta::tell(&rig.store, &svc, &req, rig.clock.now()).await.expect("tell");
+    assert_eq!(again.eta, Some(eta), "GET tells the same window");
+    rig.turn(&sender).await;
+    let text = rig.gateway.delivered()[0].text.clone();
+    let tz = TimeZone::get("Europe/Helsinki").expect("tz");
+    let window = format!(
+        "{}-{}",
+        eta.from.to_zoned(tz.clone()).strftime("%H:%M"),
+        eta.to.to_zoned(tz).strftime("%H:%M")
+    );
+    assert_eq!(told_window(&text), window, "{text}");
+    assert!(text.starts_with("Kallion terveysasema: soitamme sinulle 23.11."), "{text}");
+}
+
+#[tokio::test]
+async fn a_full_day_is_told_honestly_by_tell_and_in_the_sms() {
+    // 15:00 on a Monday, Kallio closes at 16:00 and starts no call after 15:50: with 300
+    // waiting ahead at 36 calls an hour the callback comes on Tuesday.
+    let rig = Rig::new(hel("2026-11-23T15:00"), &[], "none").await;
+    let sender = rig.sender();
+    let svc = rig.services.get("kallio").expect("kallio").clone();
+    for (lang, number, late) in [
+        ("fi", "040 111 1111", "Tämän päivän soittoajat ovat täynnä. soitamme sinulle 24.11."),
+        ("sv", "040 222 2222", "Dagens tider för återuppringning är fulla. vi ringer dig 24.11."),
+        ("en", "040 333 3333", "Today's callback times are full. we will call you on 24.11."),
+    ] {
+        let req = rig.enqueue(number, lang, false).await;
+        let told = callbackd::eta::tell_at(&rig.store, &svc, &req, 300, 36.0, rig.clock.now())
+            .await
+            .expect("tell");
+        assert!(!told.same_day, "{told:?}");
+        let eta = told.eta.expect("a window on a later day");
+        assert!(eta.from > req.deadline_at, "{eta:?} after the deadline {}", req.deadline_at);
+        rig.turn(&sender).await;
+        let text = rig.gateway.delivered().last().expect("sent").text.clone();
+        assert!(text.starts_with(&format!("Kallion terveysasema: {late}")), "{text}");
+    }
+    // A request told it is not the same day keeps being told so by a GET.
+    let req = rig.enqueue("040 444 4444", "en", false).await;
+    let first = callbackd::eta::tell_at(&rig.store, &svc, &req, 300, 36.0, rig.clock.now())
+        .await
+        .expect("tell");
+    let again = callbackd::eta::tell(&rig.store, &svc, &req, rig.clock.now()).await.expect("tell");
+    assert_eq!((again.eta, again.same_day), (first.eta, false));
+}

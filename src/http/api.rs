@@ -42,6 +42,14 @@ fn eta_json(service: Option<&Service>, eta: Option<Eta>) -> Value {
     }
 }
 
+/// The told ETA of a waiting request: its place, the window and whether it is the same
+/// day ([`eta::tell`]).
+fn answer_json(body: &mut Value, service: Option<&Service>, answer: &eta::Answer) {
+    body["place"] = json!(answer.place);
+    body["eta"] = eta_json(service, answer.eta);
+    body["same_day"] = json!(answer.same_day);
+}
+
 fn request_json(service: Option<&Service>, req: &Request) -> Value {
     json!({
         "id": req.id,
@@ -124,7 +132,8 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
         st.wake.notify_one();
     }
     // At intake every waiting request of the service counts as ahead (a cached count, so
-    // intake cost does not grow with the queue); GET gives the exact place.
+    // intake cost does not grow with the queue). The window told here is recorded: the
+    // notice SMS, a later GET, the IVR and the patient page tell it again until it slips.
     let ahead = match st.depth().await {
         Ok(d) => d
             .iter()
@@ -135,12 +144,20 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
             .sum(),
         Err(e) => return store_unavailable(&e),
     };
-    let eta = match st.rate(service, now).await {
-        Ok(rate) => eta::at_rate(service, &stored.request, ahead, rate, now),
-        Err(e) => return store_unavailable(&e),
-    };
     let mut body = request_json(Some(service), &stored.request);
-    body["eta"] = eta_json(Some(service), eta);
+    body["place"] = Value::Null;
+    body["eta"] = Value::Null;
+    body["same_day"] = Value::Null;
+    if stored.request.state.is_waiting() {
+        let told = match st.rate(service, now).await {
+            Ok(rate) => eta::tell_at(&st.store, service, &stored.request, ahead, rate, now).await,
+            Err(e) => Err(e),
+        };
+        match told {
+            Ok(answer) => answer_json(&mut body, Some(service), &answer),
+            Err(e) => return store_unavailable(&e),
+        }
+    }
     body["duplicate"] = json!(stored.duplicate);
     let status = if stored.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let location = format!("/v1/callbacks/{}", stored.request.id);
@@ -182,12 +199,10 @@ async fn show(AxState(st): AxState<AppState>, Path(id): Path<String>) -> Respons
     let waiting = matches!(req.state, State::Pending | State::RetryWait);
     body["place"] = Value::Null;
     body["eta"] = Value::Null;
+    body["same_day"] = Value::Null;
     if let (true, Some(svc)) = (waiting, service) {
-        match eta::of_waiting(&st.store, svc, &req, now).await {
-            Ok((place, eta)) => {
-                body["place"] = json!(place);
-                body["eta"] = eta_json(service, eta);
-            }
+        match eta::tell(&st.store, svc, &req, now).await {
+            Ok(answer) => answer_json(&mut body, service, &answer),
             Err(e) => return store_unavailable(&e),
         }
     }

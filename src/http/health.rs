@@ -42,6 +42,14 @@ async fn render_metrics(AxState(st): AxState<AppState>) -> Response {
             }
         }
     }
+    // Requests at risk of missing their same-day deadline, read at scrape time too.
+    let services = st.services.borrow().clone();
+    let now = st.clock.now();
+    for svc in services.values() {
+        if let Ok(risk) = crate::eta::risk(&st.store, svc, now).await {
+            metrics::requests_at_risk(&svc.id, risk.at_risk);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render())
         .into_response()
 }

@@ -153,17 +153,20 @@ impl Sender {
             return Ok(Step::Fail("too old: not sent before sms.max_age"));
         }
         let mut window = None;
+        let mut late = false;
         match row.kind {
             Kind::Notice => {
                 if !matches!(req.state, State::Pending | State::RetryWait) {
                     return Ok(Step::Skip("request no longer waiting"));
                 }
-                let (_place, eta) = crate::eta::of_waiting(&self.store, svc, &req, now).await?;
-                window = Some(match (eta, req.due_at) {
+                // The window the intake answer told (recorded), unless it slipped since.
+                let answer = crate::eta::tell(&self.store, svc, &req, now).await?;
+                window = Some(match (answer.eta, req.due_at) {
                     (Some(e), _) => (e.from, e.to),
                     (None, Some(d)) => (d, req.deadline_at),
                     (None, None) => return Ok(Step::Skip("request no longer waiting")),
                 });
+                late = !answer.same_day;
             }
             Kind::Feedback => {
                 if !req.sms_consent {
@@ -192,6 +195,10 @@ impl Sender {
             sms.link.as_deref(),
             window,
         );
+        let mut vals = vals;
+        if late {
+            vals.insert("late", crate::sms::late(row.lang).to_owned());
+        }
         let told_to = window.map(|(_, to)| to);
         Ok(Step::Send {
             sender: sms.sender.as_str().to_owned(),

@@ -21,6 +21,7 @@
 
 pub mod admit;
 pub mod lifecycle;
+pub mod risk;
 
 use crate::calendar::{Calendar, DayRange, Interval};
 use jiff::civil::Date;

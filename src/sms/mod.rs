@@ -222,11 +222,22 @@ pub fn backoff(tries: u32, base: SignedDuration, max: SignedDuration) -> SignedD
     base.checked_mul(factor).map_or(max, |d| d.min(max))
 }
 
+/// The notice's `{late}` text: said (with a trailing space) when the callback cannot come
+/// on the request's same-day deadline day, so the patient is not left to notice that
+/// `{date}` is not today; empty otherwise.
+pub fn late(lang: crate::lang::Lang) -> &'static str {
+    match lang {
+        crate::lang::Lang::Fi => "Tämän päivän soittoajat ovat täynnä. ",
+        crate::lang::Lang::Sv => "Dagens tider för återuppringning är fulla. ",
+        crate::lang::Lang::En => "Today's callback times are full. ",
+    }
+}
+
 /// The placeholder values of a message.
 ///
 /// `{service}` is the service's name, `{number}` its caller ID in national form, `{link}`
 /// the survey link, `{date}` (`24.11.`), `{from}` and `{to}` (`10:30`) the expected window
-/// in the service's time zone.
+/// in the service's time zone. `{late}` ([`late`]) is added by the sender.
 pub fn values(
     name: &str,
     caller: &E164,

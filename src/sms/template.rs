@@ -41,7 +41,7 @@ impl Kind {
     /// The placeholders a template of this kind may use.
     pub fn placeholders(self) -> &'static [&'static str] {
         match self {
-            Kind::Notice => &["service", "number", "date", "from", "to"],
+            Kind::Notice => &["service", "number", "date", "from", "to", "late"],
             Kind::Unreachable => &["service", "number"],
             Kind::Feedback => &["service", "number", "link"],
         }

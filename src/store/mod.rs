@@ -28,8 +28,10 @@ pub mod lease;
 pub mod report;
 mod requests;
 mod sms;
+mod told;
 pub use requests::{Applied, Fence};
 pub use sms::OutboxRow;
+pub use told::Told;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 //! - [`api`]: intake, status, cancellation, services;
 //! - [`sms`]: the survey opt-out list;
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`;
+//! - [`live`]: the supervisor's live figures `/v1/live` and the page `/ui` that shows them;
 //! - [`errors`]: the one error shape `{"error": code, "field": …, "message": …}`;
 //! - [`serve`](mod@serve): the accept loop with its connection limit and header, body and idle
 //!   timeouts.
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod errors;
 pub mod health;
+pub mod live;
 pub mod serve;
 pub mod sms;
 
@@ -102,10 +104,12 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let v1 = api::routes()
         .merge(sms::routes())
+        .merge(live::api_routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
         .merge(health::routes())
+        .merge(live::ui_routes())
         .fallback(|| async {
             problem(StatusCode::NOT_FOUND, "not_found", None, "no such endpoint")
         })
@@ -121,6 +125,12 @@ fn bearer(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Whether `given` is the token, compared in time independent of where they differ.
+fn token_matches(given: &str, token: &str) -> bool {
+    given.len() == token.len()
+        && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
 /// Lets a `/v1/` request through only with the configured bearer token (if any).
 async fn require_token(
     AxState(st): AxState<AppState>,
@@ -128,16 +138,12 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     let Some(token) = st.token.as_deref() else { return next.run(req).await };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-        .unwrap_or_default();
-    // Compare in time independent of where the strings differ.
-    let same = given.len() == token.len()
-        && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same {
+    let bearer = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
+    // The supervisor page's cookie reads the live figures, and nothing else.
+    let page = req.method() == axum::http::Method::GET && req.uri().path() == "/v1/live";
+    let cookie = if page { live::cookie_token(req.headers()) } else { None };
+    let given = bearer.or(cookie).unwrap_or_default();
+    if token_matches(given, token) {
         next.run(req).await
     } else {
         problem(StatusCode::UNAUTHORIZED, "unauthorized", None, "a valid API token is required")

@@ -22,6 +22,7 @@
 //! - *SMS sent*: outbox rows in state `sent`, by kind.
 
 pub mod html;
+pub mod live;
 pub mod period;
 pub mod render;
 

@@ -37,6 +37,9 @@
 //!   play prompts, read DTMF and relay two calls (the tokio edge).
 //! - [`diag`]: located diagnostics shared by the two parsers.
 //! - [`explain`]: `callbackd next-attempt`, the policy's view of one request in words.
+//! - [`report`]: supervisors' reports: every figure of a period and the one before from
+//!   plain rows, per service and all ([`report::compute`]), and their text, CSV, JSON and
+//!   HTML (charts by `plotters`) renderings; today's figures of the live page.
 //!
 //! Edges, and the tasks `callbackd serve` runs ([`daemon::run`] owns the shutdown token and
 //! waits for them all):

@@ -137,6 +137,13 @@ fn run(setup: &Setup, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
+/// Keeps a sample output as a test artefact (`target/test-artefacts/`), for the docs.
+fn artefact(name: &str, text: &str) {
+    let dir = common::repo().join("target").join("test-artefacts");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(name), text);
+}
+
 fn section<'a>(report: &'a Value, service: Option<&str>) -> &'a Value {
     report["sections"]
         .as_array()
@@ -198,6 +205,7 @@ fn check(setup: &Setup) {
     assert_eq!(sunday_3.expect("cell")["requests"], 2);
 
     let text = run(setup, &["--week", "2026-W52", "--service", "kallio"]);
+    artefact("report-sample.txt", &text);
     assert!(text.starts_with("callbackd report 2026-W52 (2026-12-21 .. 2026-12-27, Europe/Helsinki)"), "{text}");
     let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"));
     assert_eq!(line("same day rate").split_whitespace().collect::<Vec<_>>(), ["same", "day", "rate", "50.0%", "100.0%"]);
@@ -221,6 +229,7 @@ fn check(setup: &Setup) {
     let html = run(setup, &["--week", "2026-W52", "--format", "html", "--out", out.to_str().expect("UTF-8")]);
     assert!(html.is_empty(), "--out writes the file, not stdout");
     let page = std::fs::read_to_string(&out).expect("the HTML report");
+    artefact("report-sample.html", &page);
     assert!(page.starts_with("<!DOCTYPE html>"));
     // Sections: all, kallio, kotka-neuvonta, vuosaari; four charts each.
     assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());

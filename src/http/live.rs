@@ -39,6 +39,7 @@ pub fn ui_routes() -> Router<AppState> {
         .route("/ui", get(page))
         .route("/ui/app.js", get(script))
         .route("/ui/app.css", get(style))
+        .route("/ui/icon.svg", get(icon))
         .route("/ui/login", post(login))
         .route("/ui/logout", post(logout))
 }
@@ -147,6 +148,10 @@ async fn page() -> Response {
 
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", include_str!("ui/app.js"))
+}
+
+async fn icon() -> Response {
+    asset("image/svg+xml", include_str!("ui/icon.svg"))
 }
 
 async fn style() -> Response {

@@ -30,7 +30,12 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// Writes `rows` requests made in the month of `first` (each with attempts and SMS).
-async fn fill_month(conn: &mut sqlx::AnyConnection, first: jiff::civil::Date, rows: u64, seed: u64) {
+async fn fill_month(
+    conn: &mut sqlx::AnyConnection,
+    first: jiff::civil::Date,
+    rows: u64,
+    seed: u64,
+) {
     let tz = TimeZone::get("Europe/Helsinki").expect("tz");
     let days = i64::from(first.days_in_month());
     let mut rng = seed;
@@ -48,7 +53,8 @@ async fn fill_month(conn: &mut sqlx::AnyConnection, first: jiff::civil::Date, ro
         let n = chunk.min(rows - done);
         for i in 0..n {
             let r = next();
-            let day = first.checked_add(jiff::Span::new().days((r % days as u64) as i64)).expect("day");
+            let day =
+                first.checked_add(jiff::Span::new().days((r % days as u64) as i64)).expect("day");
             let minute = 8 * 60 + (r >> 8) % (8 * 60);
             let created = day
                 .at((minute / 60) as i8, (minute % 60) as i8, 0, 0)
@@ -56,7 +62,12 @@ async fn fill_month(conn: &mut sqlx::AnyConnection, first: jiff::civil::Date, ro
                 .expect("local")
                 .timestamp()
                 .as_millisecond();
-            let deadline = day.at(16, 0, 0, 0).to_zoned(tz.clone()).expect("local").timestamp().as_millisecond();
+            let deadline = day
+                .at(16, 0, 0, 0)
+                .to_zoned(tz.clone())
+                .expect("local")
+                .timestamp()
+                .as_millisecond();
             let tries = 1 + (r >> 20) % 3;
             let connected = (r >> 24) % 10 < 8;
             let state = if connected { "connected" } else { "unreachable" };
@@ -80,7 +91,11 @@ async fn fill_month(conn: &mut sqlx::AnyConnection, first: jiff::civil::Date, ro
             .expect("insert request");
             for seq in 1..=tries {
                 let start = created + (seq as i64) * 15 * 60_000 + ((r >> 36) % 600_000) as i64;
-                let outcome = if seq == tries && connected { "connected" } else { OUTCOMES[((r >> (40 + seq)) % 4) as usize] };
+                let outcome = if seq == tries && connected {
+                    "connected"
+                } else {
+                    OUTCOMES[((r >> (40 + seq)) % 4) as usize]
+                };
                 sqlx::query(
                     "INSERT INTO attempts (request_id, seq, started_at, ended_at, outcome) VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -113,7 +128,8 @@ async fn fill(url: &str, rows: u64) {
     let store = callbackd::store::Store::open(url).await.expect("open store");
     store.close().await;
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&url.replace("sqlite:", "sqlite://")).await.expect("connect");
+    let mut conn =
+        sqlx::AnyConnection::connect(&url.replace("sqlite:", "sqlite://")).await.expect("connect");
     let t = Instant::now();
     fill_month(&mut conn, date(2026, 10, 1), rows, 0x9e37_79b9_7f4a_7c15).await;
     fill_month(&mut conn, date(2026, 11, 1), rows, 0x2545_f491_4f6c_dd1d).await;
@@ -126,9 +142,21 @@ fn time_runs(setup: &common::Setup, label: &str, runs: usize) {
         let mut times = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let out = setup.cli(&["report", "--config", setup.config_arg(), "--month", "2026-11", "--format", format]);
+            let out = setup.cli(&[
+                "report",
+                "--config",
+                setup.config_arg(),
+                "--month",
+                "2026-11",
+                "--format",
+                format,
+            ]);
             times.push(t.elapsed());
-            assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "report failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(out.stdout.len() > 1000, "a report was printed");
         }
         times.sort();
@@ -142,7 +170,12 @@ fn time_runs(setup: &common::Setup, label: &str, runs: usize) {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[tokio::main]
@@ -163,8 +196,11 @@ async fn main() {
         fill(&db.url, rows).await;
         let pg = common::Setup::new();
         let config = std::fs::read_to_string(&pg.config).expect("config");
-        std::fs::write(&pg.config, config.replace("database = \"sqlite:queue.db\"", &format!("database = {:?}", db.url)))
-            .expect("write config");
+        std::fs::write(
+            &pg.config,
+            config.replace("database = \"sqlite:queue.db\"", &format!("database = {:?}", db.url)),
+        )
+        .expect("write config");
         time_runs(&pg, "PostgreSQL", runs);
     }
     println!("load after: {}", loadavg());

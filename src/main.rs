@@ -217,7 +217,16 @@ fn main() -> ExitCode {
         Command::Show { id, config } => cli::store::show(config, id),
         Command::Cancel { id, config } => cli::store::cancel(config, id),
         Command::Report { services, week, month, from, to, format, out, config } => {
-            cli::report::report(cli::report::Args { services, week, month, from, to, format, out, config })
+            cli::report::report(cli::report::Args {
+                services,
+                week,
+                month,
+                from,
+                to,
+                format,
+                out,
+                config,
+            })
         }
     }
 }

@@ -18,23 +18,43 @@ async fn live_figures_follow_the_queue() {
     let d = Daemon::start(&setup).await;
     let (status, before) = d.get("/v1/live").await;
     assert_eq!(status, 200, "{before}");
-    let ids: Vec<&str> = before["services"].as_array().expect("array").iter().filter_map(|s| s["id"].as_str()).collect();
+    let ids: Vec<&str> = before["services"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
     assert_eq!(ids, ["kallio", "kotka-neuvonta", "vuosaari"]);
     let k = service(&before, "kallio");
     for key in [
-        "open_now", "next_opening", "waiting", "due_now", "in_call", "oldest_waiting_s", "at_risk",
-        "missed_today", "requests_today", "same_day_today", "eta_new", "last_hour",
+        "open_now",
+        "next_opening",
+        "waiting",
+        "due_now",
+        "in_call",
+        "oldest_waiting_s",
+        "at_risk",
+        "missed_today",
+        "requests_today",
+        "same_day_today",
+        "eta_new",
+        "last_hour",
     ] {
         assert!(k.get(key).is_some(), "{key} missing in {k}");
     }
-    assert_eq!((k["waiting"].as_i64(), k["in_call"].as_i64(), k["requests_today"].as_u64()), (Some(0), Some(0), Some(0)));
+    assert_eq!(
+        (k["waiting"].as_i64(), k["in_call"].as_i64(), k["requests_today"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
     // The same ETA a new request gets from GET /v1/services.
     let (_, services) = d.get("/v1/services").await;
-    let listed = services.as_array().expect("array").iter().find(|s| s["id"] == "kallio").expect("kallio");
+    let listed =
+        services.as_array().expect("array").iter().find(|s| s["id"] == "kallio").expect("kallio");
     assert_eq!(listed["eta"], k["eta_new"]);
     assert_eq!(listed["open_now"], k["open_now"]);
 
-    let (status, v) = d.post(&json!({"service": "kallio", "number": "040 555 0101", "channel": "web"})).await;
+    let (status, v) =
+        d.post(&json!({"service": "kallio", "number": "040 555 0101", "channel": "web"})).await;
     assert_eq!(status, 201, "{v}");
     let (_, after) = d.get("/v1/live").await;
     let k = service(&after, "kallio");
@@ -54,7 +74,9 @@ async fn the_page_is_self_contained_and_strict() {
     let setup = Setup::new();
     let d = Daemon::start(&setup).await;
     let http = reqwest::Client::new();
-    for (path, kind) in [("/ui", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+    for (path, kind) in
+        [("/ui", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")]
+    {
         let r = http.get(d.url(path)).send().await.expect("GET");
         assert_eq!(r.status().as_u16(), 200, "{path}");
         let h = r.headers().clone();
@@ -64,7 +86,8 @@ async fn the_page_is_self_contained_and_strict() {
         assert!(!csp.contains("unsafe"), "{csp}");
         assert_eq!(h["x-content-type-options"], "nosniff");
         let body = r.text().await.expect("body");
-        for outside in ["http://", "https://", "//cdn", "innerHTML", "eval(", "style=\"", "onclick"] {
+        for outside in ["http://", "https://", "//cdn", "innerHTML", "eval(", "style=\"", "onclick"]
+        {
             assert!(!body.contains(outside), "{outside} in {path}");
         }
     }
@@ -84,16 +107,28 @@ async fn with_a_token_the_page_logs_in_with_a_cookie_for_the_figures_only() {
     let config = std::fs::read_to_string(&setup.config).expect("read");
     std::fs::write(&setup.config, format!("{config}token_file = \"api-token\"\n")).expect("write");
     let d = Daemon::start(&setup).await;
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     assert_eq!(http.get(d.url("/v1/live")).send().await.expect("GET").status().as_u16(), 401);
     let r = http.get(d.url("/v1/live")).bearer_auth("s3cret-token").send().await.expect("GET");
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(http.get(d.url("/ui")).send().await.expect("GET").status().as_u16(), 200, "the page itself is open");
+    assert_eq!(
+        http.get(d.url("/ui")).send().await.expect("GET").status().as_u16(),
+        200,
+        "the page itself is open"
+    );
 
     let r = http.post(d.url("/ui/login")).form(&[("token", "wrong")]).send().await.expect("POST");
     assert_eq!(r.status().as_u16(), 303);
     assert!(r.headers().get("set-cookie").is_none());
-    let r = http.post(d.url("/ui/login")).form(&[("token", "s3cret-token")]).send().await.expect("POST");
+    let r = http
+        .post(d.url("/ui/login"))
+        .form(&[("token", "s3cret-token")])
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/ui");
     let cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_owned();

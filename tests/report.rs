@@ -31,8 +31,24 @@ struct Row {
     sms: Vec<(&'static str, &'static str)>,
 }
 
-fn row(service: &'static str, channel: &'static str, state: &'static str, created: i64, deadline: i64) -> Row {
-    Row { service, channel, state, created, deadline, missed: false, told: None, attempts: vec![], sms: vec![] }
+fn row(
+    service: &'static str,
+    channel: &'static str,
+    state: &'static str,
+    created: i64,
+    deadline: i64,
+) -> Row {
+    Row {
+        service,
+        channel,
+        state,
+        created,
+        deadline,
+        missed: false,
+        told: None,
+        attempts: vec![],
+        sms: vec![],
+    }
 }
 
 /// Christmas week 2026-W52 (Thu 24 eve, Fri 25 and Sat 26 holidays), the week before, and
@@ -51,8 +67,11 @@ fn history() -> Vec<Row> {
     c.missed = true;
     c.attempts = vec![(at(12, 28, 8, 10), "connected")];
     let mut d = row("kallio", "api", "unreachable", at(12, 22, 9, 0), dl(12, 22));
-    d.attempts =
-        vec![(at(12, 22, 9, 10), "no_answer"), (at(12, 22, 10, 10), "busy"), (at(12, 22, 11, 10), "no_answer")];
+    d.attempts = vec![
+        (at(12, 22, 9, 10), "no_answer"),
+        (at(12, 22, 10, 10), "busy"),
+        (at(12, 22, 11, 10), "no_answer"),
+    ];
     d.sms = vec![("unreachable", "sent")];
     let e = row("kallio", "cli", "cancelled", at(12, 22, 9, 30), dl(12, 22));
     let mut f = row("vuosaari", "api", "connected", at(12, 22, 12, 0), dl(12, 22));
@@ -133,7 +152,11 @@ fn run(setup: &Setup, args: &[&str]) -> String {
     let mut all = vec!["report", "--config", setup.config_arg()];
     all.extend_from_slice(args);
     let out = setup.cli(&all);
-    assert!(out.status.success(), "report {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "report {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
@@ -156,13 +179,17 @@ fn section<'a>(report: &'a Value, service: Option<&str>) -> &'a Value {
 /// Every figure of the Christmas week and the DST week, in every format.
 fn check(setup: &Setup) {
     let json: Value =
-        serde_json::from_str(&run(setup, &["--week", "2026-W52", "--format", "json"])).expect("JSON");
+        serde_json::from_str(&run(setup, &["--week", "2026-W52", "--format", "json"]))
+            .expect("JSON");
     assert_eq!(json["period_name"], "2026-W52");
     assert_eq!(json["previous_name"], "2026-W51");
     let k = &section(&json, Some("kallio"))["current"];
     assert_eq!(k["requests"], 5);
     assert_eq!(k["by_channel"], serde_json::json!({"api": 3, "cli": 1, "ivr": 1}));
-    assert_eq!((k["connected"].as_u64(), k["unreachable"].as_u64(), k["cancelled"].as_u64()), (Some(3), Some(1), Some(1)));
+    assert_eq!(
+        (k["connected"].as_u64(), k["unreachable"].as_u64(), k["cancelled"].as_u64()),
+        (Some(3), Some(1), Some(1))
+    );
     // Waits 60, 30 and 6735 minutes (Wed 15:55 → Mon 08:10 over Christmas).
     assert_eq!(k["to_callback"]["mean_min"], 2275.0);
     assert_eq!(k["to_callback"]["p50_min"], 60.0);
@@ -201,14 +228,23 @@ fn check(setup: &Setup) {
     assert_eq!(s["current"]["requests"], 3);
     assert_eq!(s["current"]["by_channel"], serde_json::json!({"api": 2, "web": 1}));
     assert_eq!(s["previous"]["requests"], 1);
-    let sunday_3 = s["hours"].as_array().expect("hours").iter().find(|c| c["weekday"] == 7 && c["hour"] == 3);
+    let sunday_3 =
+        s["hours"].as_array().expect("hours").iter().find(|c| c["weekday"] == 7 && c["hour"] == 3);
     assert_eq!(sunday_3.expect("cell")["requests"], 2);
 
     let text = run(setup, &["--week", "2026-W52", "--service", "kallio"]);
     artefact("report-sample.txt", &text);
-    assert!(text.starts_with("callbackd report 2026-W52 (2026-12-21 .. 2026-12-27, Europe/Helsinki)"), "{text}");
-    let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"));
-    assert_eq!(line("same day rate").split_whitespace().collect::<Vec<_>>(), ["same", "day", "rate", "50.0%", "100.0%"]);
+    assert!(
+        text.starts_with("callbackd report 2026-W52 (2026-12-21 .. 2026-12-27, Europe/Helsinki)"),
+        "{text}"
+    );
+    let line = |name: &str| {
+        text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert_eq!(
+        line("same day rate").split_whitespace().collect::<Vec<_>>(),
+        ["same", "day", "rate", "50.0%", "100.0%"]
+    );
     assert_eq!(line("requests").split_whitespace().collect::<Vec<_>>(), ["requests", "5", "1"]);
     assert!(line("Thu 12-24").split_whitespace().eq(["Thu", "12-24", "0", "0", "-", "-"]));
 
@@ -226,7 +262,10 @@ fn check(setup: &Setup) {
     }
 
     let out = setup.dir.path().join("report.html");
-    let html = run(setup, &["--week", "2026-W52", "--format", "html", "--out", out.to_str().expect("UTF-8")]);
+    let html = run(
+        setup,
+        &["--week", "2026-W52", "--format", "html", "--out", out.to_str().expect("UTF-8")],
+    );
     assert!(html.is_empty(), "--out writes the file, not stdout");
     let page = std::fs::read_to_string(&out).expect("the HTML report");
     artefact("report-sample.html", &page);

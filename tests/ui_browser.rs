@@ -20,7 +20,12 @@ async fn figure(browser: &Browser, service: &str, name: &str) -> String {
 }
 
 async fn api_live(d: &Daemon) -> Value {
-    let r = reqwest::Client::new().get(d.url("/v1/live")).bearer_auth("s3cret-token").send().await.expect("GET");
+    let r = reqwest::Client::new()
+        .get(d.url("/v1/live"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(r.status().as_u16(), 200);
     r.json().await.expect("JSON")
 }
@@ -33,7 +38,10 @@ async fn wait_figure(browser: &Browser, service: &str, name: &str, want: &str) {
         if got == want {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{service} {name}: the page shows {got:?}, not {want:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{service} {name}: the page shows {got:?}, not {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -56,8 +64,18 @@ async fn the_live_page_in_a_browser() {
         assert!(e.contains("/v1/live") && e.contains("401"), "unexpected console error: {e}");
     }
     let c = browser.client();
-    c.find(Locator::Css("#token")).await.expect("token field").send_keys("s3cret-token").await.expect("type");
-    c.find(Locator::Css("#login button")).await.expect("login button").click().await.expect("click");
+    c.find(Locator::Css("#token"))
+        .await
+        .expect("token field")
+        .send_keys("s3cret-token")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#login button"))
+        .await
+        .expect("login button")
+        .click()
+        .await
+        .expect("click");
     browser.wait_for_text("Callbacks now").await;
     browser.wait_for_text("oldest waiting").await;
 
@@ -100,7 +118,14 @@ async fn the_live_page_in_a_browser() {
     browser.wait_for_text("odottaa").await;
     browser.screenshot("ui-phone").await;
     // Swedish at a click.
-    browser.client().find(Locator::Css("button[data-lang=sv]")).await.expect("sv").click().await.expect("click");
+    browser
+        .client()
+        .find(Locator::Css("button[data-lang=sv]"))
+        .await
+        .expect("sv")
+        .click()
+        .await
+        .expect("click");
     browser.wait_for_text("Återuppringningar nu").await;
 
     assert_eq!(browser.console_errors().await, Vec::<String>::new());

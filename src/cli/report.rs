@@ -96,7 +96,12 @@ pub fn report(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let history = match rt.block_on(callbackd::store::report::history(&cfg.database, &query.services, from, to)) {
+    let history = match rt.block_on(callbackd::store::report::history(
+        &cfg.database,
+        &query.services,
+        from,
+        to,
+    )) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("cannot read the store {}: {e}", callbackd::daemon::redact(&cfg.database));

@@ -80,18 +80,22 @@ async fn live(AxState(st): AxState<AppState>) -> Response {
     for svc in services.values() {
         let tz = svc.calendar.tz();
         let date = now.to_zoned(tz.clone()).date();
-        let t = today(&history, std::slice::from_ref(&svc.id), tz, date, now).remove(&svc.id).unwrap_or_default();
+        let t = today(&history, std::slice::from_ref(&svc.id), tz, date, now)
+            .remove(&svc.id)
+            .unwrap_or_default();
         let of = |s: State| depth.iter().filter(move |d| d.service == svc.id && d.state == s);
         let waiting: i64 = of(State::Pending).chain(of(State::RetryWait)).map(|d| d.count).sum();
         let due: i64 = of(State::Pending).chain(of(State::RetryWait)).map(|d| d.due).sum();
         let in_call: i64 = of(State::Dialing).map(|d| d.count).sum();
         let oldest = of(State::Pending).chain(of(State::RetryWait)).map(|d| d.oldest).min();
         let open_now = svc.calendar.is_open(now);
-        let next_opening = if open_now { None } else { svc.calendar.next_open(now, policy::HORIZON_DAYS) };
-        let (risk, rate) = match (eta::risk(&st.store, svc, now).await, eta::rate(&st.store, svc, now).await) {
-            (Ok(r), Ok(rate)) => (r, rate),
-            (Err(e), _) | (_, Err(e)) => return store_unavailable(&e),
-        };
+        let next_opening =
+            if open_now { None } else { svc.calendar.next_open(now, policy::HORIZON_DAYS) };
+        let (risk, rate) =
+            match (eta::risk(&st.store, svc, now).await, eta::rate(&st.store, svc, now).await) {
+                (Ok(r), Ok(rate)) => (r, rate),
+                (Err(e), _) | (_, Err(e)) => return store_unavailable(&e),
+            };
         // The ETA a request made now would get: as `GET /v1/services` tells it.
         let facts = policy::RequestFacts { created_at: now, window: None, attempts: &[] };
         let eta = match policy::decide(&svc.calendar, &svc.attempts, &facts) {
@@ -101,8 +105,11 @@ async fn live(AxState(st): AxState<AppState>) -> Response {
             }
             policy::Decision::End { .. } => None,
         };
-        let last_hour: BTreeMap<&str, i64> =
-            outcomes.iter().filter(|(s, _, _)| *s == svc.id).map(|(_, o, n)| (o.as_str(), *n)).collect();
+        let last_hour: BTreeMap<&str, i64> = outcomes
+            .iter()
+            .filter(|(s, _, _)| *s == svc.id)
+            .map(|(_, o, n)| (o.as_str(), *n))
+            .collect();
         out.push(json!({
             "id": svc.id,
             "name": svc.name,
@@ -122,7 +129,9 @@ async fn live(AxState(st): AxState<AppState>) -> Response {
             "last_hour": last_hour,
         }));
     }
-    let mut resp = axum::Json(json!({ "generated_at": now.to_string(), "services": Value::Array(out) })).into_response();
+    let mut resp =
+        axum::Json(json!({ "generated_at": now.to_string(), "services": Value::Array(out) }))
+            .into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -138,7 +138,8 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     let Some(token) = st.token.as_deref() else { return next.run(req).await };
-    let bearer = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
+    let bearer =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
     // The supervisor page's cookie reads the live figures, and nothing else.
     let page = req.method() == axum::http::Method::GET && req.uri().path() == "/v1/live";
     let cookie = if page { live::cookie_token(req.headers()) } else { None };

@@ -88,7 +88,13 @@ fn section(o: &mut String, r: &Report, s: &Section) {
         escape(&r.previous_name)
     );
     for (k, c, p) in paired(s) {
-        let _ = writeln!(o, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(&k.replace('_', " ")), cell(&k, c), cell(&k, p));
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&k.replace('_', " ")),
+            cell(&k, c),
+            cell(&k, p)
+        );
     }
     let _ = writeln!(o, "</tbody></table>");
     let _ = writeln!(
@@ -119,12 +125,16 @@ fn section(o: &mut String, r: &Report, s: &Section) {
     for h in active {
         let _ = write!(o, "<tr><td>{h:02}</td>");
         for c in s.hours.iter().filter(|c| c.hour == h) {
-            let mean = c.mean_to_callback_min.map_or_else(String::new, |m| format!(" / {m:.0}&nbsp;min"));
+            let mean =
+                c.mean_to_callback_min.map_or_else(String::new, |m| format!(" / {m:.0}&nbsp;min"));
             let _ = write!(o, "<td>{}{mean}</td>", c.requests);
         }
         let _ = writeln!(o, "</tr>");
     }
-    let _ = writeln!(o, "</tbody></table><p><small>Requests by weekday and hour of request / their mean minutes to callback.</small></p>");
+    let _ = writeln!(
+        o,
+        "</tbody></table><p><small>Requests by weekday and hour of request / their mean minutes to callback.</small></p>"
+    );
 }
 
 const SIZE: (u32, u32) = (460, 260);
@@ -133,7 +143,9 @@ const GREEN: RGBColor = RGBColor(0x2a, 0x8a, 0x4a);
 const GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
 
 /// Draws into an SVG string; a drawing error leaves a note instead of the chart.
-fn svg(draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<(), String>) -> String {
+fn svg(
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+) -> String {
     let mut out = String::new();
     let result = {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
@@ -162,13 +174,17 @@ fn per_day(s: &Section) -> String {
             .disable_x_mesh()
             .x_labels(n.min(16))
             .x_label_formatter(&|x| {
-                days.get(*x as usize).map_or_else(String::new, |d| d.date.strftime("%d.%m.").to_string())
+                days.get(*x as usize)
+                    .map_or_else(String::new, |d| d.date.strftime("%d.%m.").to_string())
             })
             .draw()
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(days.iter().enumerate().map(|(i, d)| {
-                Rectangle::new([(i as f64 + 0.1, 0.0), (i as f64 + 0.9, d.requests as f64)], BLUE.mix(0.6).filled())
+                Rectangle::new(
+                    [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, d.requests as f64)],
+                    BLUE.mix(0.6).filled(),
+                )
             }))
             .map_err(|e| e.to_string())?
             .label("requests")
@@ -192,7 +208,8 @@ fn per_day(s: &Section) -> String {
 
 fn per_hour(s: &Section) -> String {
     svg(|root| {
-        let top = s.hour_of_day.iter().filter_map(|c| c.mean_to_callback_min).fold(1.0, f64::max) * 1.1;
+        let top =
+            s.hour_of_day.iter().filter_map(|c| c.mean_to_callback_min).fold(1.0, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(28)
@@ -233,7 +250,8 @@ fn same_day(s: &Section) -> String {
             .disable_x_mesh()
             .x_labels(n.min(16))
             .x_label_formatter(&|x| {
-                days.get(*x as usize).map_or_else(String::new, |d| d.date.strftime("%d.%m.").to_string())
+                days.get(*x as usize)
+                    .map_or_else(String::new, |d| d.date.strftime("%d.%m.").to_string())
             })
             .y_label_formatter(&|y| format!("{y:.0} %"))
             .draw()
@@ -244,7 +262,10 @@ fn same_day(s: &Section) -> String {
         chart
             .draw_series(days.iter().enumerate().filter_map(|(i, d)| {
                 let r = d.same_day.rate? * 100.0;
-                Some(Rectangle::new([(i as f64 + 0.15, 0.0), (i as f64 + 0.85, r)], GREEN.mix(0.7).filled()))
+                Some(Rectangle::new(
+                    [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, r)],
+                    GREEN.mix(0.7).filled(),
+                ))
             }))
             .map_err(|e| e.to_string())?;
         Ok(())
@@ -268,13 +289,18 @@ fn outcomes(s: &Section) -> String {
             .y_labels(n)
             .y_label_formatter(&|y| {
                 let i = *y as usize;
-                mix.get(i).filter(|_| y.fract() == 0.0).map_or_else(String::new, |(k, _)| (*k).clone())
+                mix.get(i)
+                    .filter(|_| y.fract() == 0.0)
+                    .map_or_else(String::new, |(k, _)| (*k).clone())
             })
             .draw()
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(mix.iter().enumerate().map(|(i, (_, v))| {
-                Rectangle::new([(0.0, i as f64 + 0.15), (*v as f64, i as f64 + 0.85)], BLUE.mix(0.7).filled())
+                Rectangle::new(
+                    [(0.0, i as f64 + 0.15), (*v as f64, i as f64 + 0.85)],
+                    BLUE.mix(0.7).filled(),
+                )
             }))
             .map_err(|e| e.to_string())?;
         Ok(())

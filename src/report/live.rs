@@ -31,14 +31,21 @@ pub fn today(
     today: Date,
     now: Timestamp,
 ) -> BTreeMap<String, Today> {
-    let query = Query { period: Period { kind: super::Kind::Range, from: today, to: today }, services: services.to_vec(), tz: tz.clone() };
+    let query = Query {
+        period: Period { kind: super::Kind::Range, from: today, to: today },
+        services: services.to_vec(),
+        tz: tz.clone(),
+    };
     let report = compute(history, &query, now);
     let mut out: BTreeMap<String, Today> = report
         .sections
         .into_iter()
         .filter_map(|s| {
             let id = s.service?;
-            Some((id, Today { requests: s.current.requests, same_day: s.current.same_day, missed: 0 }))
+            Some((
+                id,
+                Today { requests: s.current.requests, same_day: s.current.same_day, missed: 0 },
+            ))
         })
         .collect();
     let (start, _) = query.period.instants(tz);
@@ -69,7 +76,9 @@ mod tests {
     #[test]
     fn today_counts_same_day_and_misses() {
         let tz = TimeZone::get("Europe/Helsinki").unwrap();
-        let t = |d: i8, h: i8, m: i8| date(2026, 11, d).at(h, m, 0, 0).to_zoned(tz.clone()).unwrap().timestamp();
+        let t = |d: i8, h: i8, m: i8| {
+            date(2026, 11, d).at(h, m, 0, 0).to_zoned(tz.clone()).unwrap().timestamp()
+        };
         let req = |id, state, created, deadline| RequestRow {
             id,
             service: "kallio".into(),

@@ -301,7 +301,11 @@ impl Acc {
             let inside = start >= from && start <= to;
             f.punctuality.add(inside);
             if !inside {
-                let miss = if start < from { from.duration_since(start) } else { start.duration_since(to) };
+                let miss = if start < from {
+                    from.duration_since(start)
+                } else {
+                    start.duration_since(to)
+                };
                 self.misses.push(minutes(miss));
             }
         }
@@ -313,7 +317,8 @@ impl Acc {
         f.same_day.finish();
         f.first_attempt.finish();
         f.punctuality.finish();
-        f.attempts_per_request = (self.with_calls > 0).then(|| f.attempts as f64 / self.with_calls as f64);
+        f.attempts_per_request =
+            (self.with_calls > 0).then(|| f.attempts as f64 / self.with_calls as f64);
         f.mean_miss_min = mean(&self.misses);
         self.f
     }
@@ -406,7 +411,10 @@ pub fn compute(history: &History, query: &Query, now: Timestamp) -> Report {
                     day.2.add(hit);
                 }
                 day.3.extend(wait);
-                let cell = d.hours.entry((local.weekday().to_monday_one_offset(), local.hour())).or_default();
+                let cell = d
+                    .hours
+                    .entry((local.weekday().to_monday_one_offset(), local.hour()))
+                    .or_default();
                 cell.0 += 1;
                 cell.1.extend(wait);
             }

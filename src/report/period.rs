@@ -102,7 +102,11 @@ impl Period {
             .checked_sub(i64::from(today.weekday().to_monday_zero_offset()).days())
             .and_then(|d| d.checked_sub(7.days()))
             .unwrap_or(today);
-        Period { kind: Kind::Week, from: monday, to: monday.checked_add(6.days()).unwrap_or(monday) }
+        Period {
+            kind: Kind::Week,
+            from: monday,
+            to: monday.checked_add(6.days()).unwrap_or(monday),
+        }
     }
 
     /// How many days it has.
@@ -137,9 +141,8 @@ impl Period {
     /// The instants the period spans in `tz`: its first local midnight (inclusive) and the
     /// one after its last day (exclusive). A DST week is 167 or 169 hours long.
     pub fn instants(&self, tz: &TimeZone) -> (Timestamp, Timestamp) {
-        let start = |d: Date| {
-            d.to_zoned(tz.clone()).map_or_else(|_| Timestamp::MIN, |z| z.timestamp())
-        };
+        let start =
+            |d: Date| d.to_zoned(tz.clone()).map_or_else(|_| Timestamp::MIN, |z| z.timestamp());
         let end = self.to.tomorrow().map_or(Timestamp::MAX, start);
         (start(self.from), end)
     }
@@ -178,7 +181,10 @@ mod tests {
         assert_eq!(m.previous(), Period::month("2026-02").unwrap());
         assert_eq!(m.previous().days(), 28);
         let r = Period::range(date(2026, 11, 10), date(2026, 11, 12)).unwrap();
-        assert_eq!(r.previous(), Period { kind: Kind::Range, from: date(2026, 11, 7), to: date(2026, 11, 9) });
+        assert_eq!(
+            r.previous(),
+            Period { kind: Kind::Range, from: date(2026, 11, 7), to: date(2026, 11, 9) }
+        );
         assert_eq!(r.dates().count(), 3);
         assert_eq!(Period::last_week(date(2026, 12, 2)).to_string(), "2026-W48");
         assert_eq!(Period::last_week(date(2026, 11, 30)).to_string(), "2026-W48");

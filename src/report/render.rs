@@ -124,10 +124,15 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(o, "\n== {} ==\n", s.service.as_deref().unwrap_or("all services"));
         let _ = writeln!(o, "{:<28}{:>12}{:>12}", "", r.period_name, r.previous_name);
         for (k, c, p) in paired(s) {
-            let _ = writeln!(o, "{:<28}{:>12}{:>12}", label(&k), text_value(&k, c), text_value(&k, p));
+            let _ =
+                writeln!(o, "{:<28}{:>12}{:>12}", label(&k), text_value(&k, c), text_value(&k, p));
         }
         let _ = writeln!(o, "\nBy day ({})\n", r.period_name);
-        let _ = writeln!(o, "{:<14}{:>9}{:>11}{:>10}{:>15}", "date", "requests", "connected", "same-day", "to callback min");
+        let _ = writeln!(
+            o,
+            "{:<14}{:>9}{:>11}{:>10}{:>15}",
+            "date", "requests", "connected", "same-day", "to callback min"
+        );
         for d in &s.days {
             let _ = writeln!(
                 o,
@@ -149,7 +154,12 @@ pub fn text(r: &Report) -> String {
     o
 }
 
-fn hour_table(o: &mut String, s: &Section, title: &str, cell: impl Fn(&super::HourCell) -> Option<String>) {
+fn hour_table(
+    o: &mut String,
+    s: &Section,
+    title: &str,
+    cell: impl Fn(&super::HourCell) -> Option<String>,
+) {
     let _ = writeln!(o, "\n{title}\n");
     let _ = write!(o, "{:<6}", "hour");
     for wd in 1..=7 {
@@ -189,12 +199,30 @@ pub fn csv(r: &Report) -> String {
             row(&r.period_name, svc, "day", &format!("{}.requests", d.date), n(d.requests));
             row(&r.period_name, svc, "day", &format!("{}.connected", d.date), n(d.connected));
             row(&r.period_name, svc, "day", &format!("{}.same_day_rate", d.date), d.same_day.rate);
-            row(&r.period_name, svc, "day", &format!("{}.mean_to_callback_min", d.date), d.mean_to_callback_min);
+            row(
+                &r.period_name,
+                svc,
+                "day",
+                &format!("{}.mean_to_callback_min", d.date),
+                d.mean_to_callback_min,
+            );
         }
         for c in &s.hours {
             let wd = weekday(c.weekday);
-            row(&r.period_name, svc, "hour", &format!("{wd}.{:02}.requests", c.hour), Some(c.requests as f64));
-            row(&r.period_name, svc, "hour", &format!("{wd}.{:02}.mean_to_callback_min", c.hour), c.mean_to_callback_min);
+            row(
+                &r.period_name,
+                svc,
+                "hour",
+                &format!("{wd}.{:02}.requests", c.hour),
+                Some(c.requests as f64),
+            );
+            row(
+                &r.period_name,
+                svc,
+                "hour",
+                &format!("{wd}.{:02}.mean_to_callback_min", c.hour),
+                c.mean_to_callback_min,
+            );
         }
     }
     o

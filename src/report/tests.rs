@@ -12,7 +12,13 @@ fn at(y: i16, m: i8, d: i8, h: i8, min: i8) -> Timestamp {
     date(y, m, d).at(h, min, 0, 0).to_zoned(tz()).unwrap().timestamp()
 }
 
-fn req(id: i64, service: &str, state: State, created: Timestamp, deadline: Timestamp) -> RequestRow {
+fn req(
+    id: i64,
+    service: &str,
+    state: State,
+    created: Timestamp,
+    deadline: Timestamp,
+) -> RequestRow {
     RequestRow {
         id,
         service: service.into(),
@@ -107,7 +113,10 @@ fn figures_of_a_week_and_the_one_before() {
     let k = &r.sections[1].current;
     assert_eq!(k.requests, 7);
     assert_eq!(k.by_channel, BTreeMap::from([("api".into(), 6), ("ivr".into(), 1)]));
-    assert_eq!((k.connected, k.unreachable, k.expired, k.cancelled, k.declined, k.open), (3, 1, 0, 1, 1, 1));
+    assert_eq!(
+        (k.connected, k.unreachable, k.expired, k.cancelled, k.declined, k.open),
+        (3, 1, 0, 1, 1, 1)
+    );
     // Waits: r1 30 min, r2 120 min, r8 1020 min (15:50 → 08:50 next day).
     let w = k.to_callback.unwrap();
     assert_eq!(w.n, 3);
@@ -187,7 +196,8 @@ fn a_dst_week_counts_local_hours_and_days() {
         ],
         ..History::default()
     };
-    let q = Query { period: Period::week("2026-W43").unwrap(), services: vec!["kallio".into()], tz };
+    let q =
+        Query { period: Period::week("2026-W43").unwrap(), services: vec!["kallio".into()], tz };
     let r = compute(&h, &q, at(2026, 11, 30, 9, 0));
     assert_eq!(r.sections.len(), 1, "one service: no all-services section");
     let s = &r.sections[0];
@@ -202,7 +212,11 @@ fn a_dst_week_counts_local_hours_and_days() {
 
 #[test]
 fn an_empty_period_has_no_rates() {
-    let q = Query { period: Period::month("2026-12").unwrap(), services: vec!["kallio".into()], tz: tz() };
+    let q = Query {
+        period: Period::month("2026-12").unwrap(),
+        services: vec!["kallio".into()],
+        tz: tz(),
+    };
     let r = compute(&history(), &q, at(2027, 1, 2, 9, 0));
     let s = &r.sections[0];
     assert_eq!(s.current.requests, 0);

@@ -100,7 +100,9 @@ async fn read(
                 id: row.try_get("id")?,
                 service: row.try_get("service")?,
                 channel: row.try_get("channel")?,
-                state: state.parse().map_err(|_| StoreError::Corrupt { what: "state", value: state })?,
+                state: state
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt { what: "state", value: state })?,
                 created_at: ts(row.try_get("created_at")?)?,
                 deadline_at: ts(row.try_get("deadline_at")?)?,
                 deadline_missed: row.try_get::<i64, _>("deadline_missed")? != 0,
@@ -122,7 +124,10 @@ async fn read(
         while let Some(row) = rows.try_next().await? {
             let outcome: Option<String> = row.try_get("outcome")?;
             let outcome = outcome
-                .map(|o| o.parse::<Outcome>().map_err(|_| StoreError::Corrupt { what: "outcome", value: o }))
+                .map(|o| {
+                    o.parse::<Outcome>()
+                        .map_err(|_| StoreError::Corrupt { what: "outcome", value: o })
+                })
                 .transpose()?;
             h.attempts.push(AttemptRow {
                 request_id: row.try_get("request_id")?,
@@ -196,7 +201,9 @@ impl super::Store {
                 let state: String = row.try_get("state")?;
                 Ok(LiveDepth {
                     service: row.try_get("service")?,
-                    state: state.parse().map_err(|_| StoreError::Corrupt { what: "state", value: state })?,
+                    state: state
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt { what: "state", value: state })?,
                     count: row.try_get("n")?,
                     due: row.try_get::<Option<i64>, _>("due")?.unwrap_or(0),
                     oldest: ts(row.try_get("oldest")?)?,
@@ -221,8 +228,9 @@ impl super::Store {
         rows.iter()
             .map(|row| {
                 let o: String = row.try_get("outcome")?;
-                let outcome =
-                    o.parse::<Outcome>().map_err(|_| StoreError::Corrupt { what: "outcome", value: o })?;
+                let outcome = o
+                    .parse::<Outcome>()
+                    .map_err(|_| StoreError::Corrupt { what: "outcome", value: o })?;
                 Ok((row.try_get("service")?, outcome, row.try_get("n")?))
             })
             .collect()

@@ -130,13 +130,13 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(o, "\nBy day ({})\n", r.period_name);
         let _ = writeln!(
             o,
-            "{:<14}{:>9}{:>11}{:>10}{:>15}",
+            "{:<14}{:>9}{:>11}{:>10}{:>17}",
             "date", "requests", "connected", "same-day", "to callback min"
         );
         for d in &s.days {
             let _ = writeln!(
                 o,
-                "{:<14}{:>9}{:>11}{:>10}{:>15}",
+                "{:<14}{:>9}{:>11}{:>10}{:>17}",
                 format!("{} {}", super::weekday_of(d.date), d.date.strftime("%m-%d")),
                 d.requests,
                 d.connected,

@@ -172,6 +172,7 @@ fn per_day(s: &Section) -> String {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(n.min(16))
             .x_label_formatter(&|x| {
                 days.get(*x as usize)
@@ -219,6 +220,7 @@ fn per_hour(s: &Section) -> String {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(13)
             .x_label_formatter(&|x| format!("{:02}", *x as i64))
             .y_desc("min")
@@ -248,6 +250,7 @@ fn same_day(s: &Section) -> String {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(n.min(16))
             .x_label_formatter(&|x| {
                 days.get(*x as usize)
@@ -276,31 +279,36 @@ fn outcomes(s: &Section) -> String {
     svg(|root| {
         let mix: Vec<(&String, u64)> = s.current.outcomes.iter().map(|(k, v)| (k, *v)).collect();
         let n = mix.len().max(1);
-        let top = mix.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1) as f64 * 1.15;
+        let top = mix.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1) as f64 * 1.6;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(24)
-            .y_label_area_size(110)
+            .y_label_area_size(8)
             .build_cartesian_2d(0f64..top, 0f64..n as f64)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|y| {
-                let i = *y as usize;
-                mix.get(i)
-                    .filter(|_| y.fract() == 0.0)
-                    .map_or_else(String::new, |(k, _)| (*k).clone())
-            })
+            .light_line_style(WHITE)
+            .y_labels(0)
             .draw()
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(mix.iter().enumerate().map(|(i, (_, v))| {
-                Rectangle::new(
-                    [(0.0, i as f64 + 0.15), (*v as f64, i as f64 + 0.85)],
-                    BLUE.mix(0.7).filled(),
-                )
+                let y = (n - 1 - i) as f64;
+                Rectangle::new([(0.0, y + 0.15), (*v as f64, y + 0.85)], BLUE.mix(0.7).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        // Each bar's outcome and count beside its end.
+        chart
+            .draw_series(mix.iter().enumerate().map(|(i, (k, v))| {
+                let y = (n - 1 - i) as f64 + 0.5;
+                Text::new(format!(" {k} {v}"), (*v as f64, y), ("sans-serif", 13).into_font().pos(
+                    plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Left,
+                        plotters::style::text_anchor::VPos::Center,
+                    ),
+                ))
             }))
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -303,12 +303,13 @@ fn outcomes(s: &Section) -> String {
         chart
             .draw_series(mix.iter().enumerate().map(|(i, (k, v))| {
                 let y = (n - 1 - i) as f64 + 0.5;
-                Text::new(format!(" {k} {v}"), (*v as f64, y), ("sans-serif", 13).into_font().pos(
+                let style = TextStyle::from(("sans-serif", 13).into_font()).pos(
                     plotters::style::text_anchor::Pos::new(
                         plotters::style::text_anchor::HPos::Left,
                         plotters::style::text_anchor::VPos::Center,
                     ),
-                ))
+                );
+                Text::new(format!(" {k} {v}"), (*v as f64, y), style)
             }))
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -144,13 +144,25 @@ fn time_runs(setup: &common::Setup, label: &str, runs: usize) {
             let t = Instant::now();
             // Not `Setup::cli`: its bound is for tests; a slow report is a figure here.
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
-                .args(["report", "--config", setup.config_arg(), "--month", "2026-11", "--format", format])
+                .args([
+                    "report",
+                    "--config",
+                    setup.config_arg(),
+                    "--month",
+                    "2026-11",
+                    "--format",
+                    format,
+                ])
                 .current_dir(setup.dir.path())
                 .env_remove("CALLBACKD_CONFIG")
                 .output()
                 .expect("run callbackd report");
             times.push(t.elapsed());
-            assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "report failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(out.stdout.len() > 1000, "a report was printed");
         }
         times.sort();

@@ -75,9 +75,9 @@ mod tests {
 
     #[test]
     fn today_counts_same_day_and_misses() {
-        let tz = TimeZone::get("Europe/Helsinki").unwrap();
+        let tz = TimeZone::get("Europe/Helsinki").expect("test value");
         let t = |d: i8, h: i8, m: i8| {
-            date(2026, 11, d).at(h, m, 0, 0).to_zoned(tz.clone()).unwrap().timestamp()
+            date(2026, 11, d).at(h, m, 0, 0).to_zoned(tz.clone()).expect("test value").timestamp()
         };
         let req = |id, state, created, deadline| RequestRow {
             id,

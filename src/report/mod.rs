@@ -385,7 +385,8 @@ pub fn compute(history: &History, query: &Query, now: Timestamp) -> Report {
     for r in &history.requests {
         let Some(&i) = index.get(r.service.as_str()) else { continue };
         let current = r.created_at >= cur_from && r.created_at < cur_to;
-        if !current && !(r.created_at >= prev_from && r.created_at < cur_from) {
+        let previous = r.created_at >= prev_from && r.created_at < cur_from;
+        if !current && !previous {
             continue;
         }
         sent.insert(r.id, (i, current));

@@ -168,19 +168,19 @@ mod tests {
 
     #[test]
     fn weeks_months_ranges_and_their_previous() {
-        let w = Period::week("2026-W48").unwrap();
+        let w = Period::week("2026-W48").expect("test value");
         assert_eq!((w.from, w.to), (date(2026, 11, 23), date(2026, 11, 29)));
         assert_eq!(w.to_string(), "2026-W48");
         assert_eq!(w.previous().to_string(), "2026-W47");
         // Week 1 of 2026 starts in 2025; the week before it is 2025-W52.
-        let w1 = Period::week("2026-W01").unwrap();
+        let w1 = Period::week("2026-W01").expect("test value");
         assert_eq!(w1.from, date(2025, 12, 29));
         assert_eq!(w1.previous().to_string(), "2025-W52");
-        let m = Period::month("2026-03").unwrap();
+        let m = Period::month("2026-03").expect("test value");
         assert_eq!((m.from, m.to, m.days()), (date(2026, 3, 1), date(2026, 3, 31), 31));
-        assert_eq!(m.previous(), Period::month("2026-02").unwrap());
+        assert_eq!(m.previous(), Period::month("2026-02").expect("test value"));
         assert_eq!(m.previous().days(), 28);
-        let r = Period::range(date(2026, 11, 10), date(2026, 11, 12)).unwrap();
+        let r = Period::range(date(2026, 11, 10), date(2026, 11, 12)).expect("test value");
         assert_eq!(
             r.previous(),
             Period { kind: Kind::Range, from: date(2026, 11, 7), to: date(2026, 11, 9) }
@@ -210,12 +210,12 @@ mod tests {
 
     #[test]
     fn a_dst_week_is_not_168_hours() {
-        let tz = TimeZone::get("Europe/Helsinki").unwrap();
+        let tz = TimeZone::get("Europe/Helsinki").expect("test value");
         // 2026-03-29 is the spring change (03:00 → 04:00): week 13 has 167 hours.
-        let (a, b) = Period::week("2026-W13").unwrap().instants(&tz);
+        let (a, b) = Period::week("2026-W13").expect("test value").instants(&tz);
         assert_eq!(b.duration_since(a).as_hours(), 167);
         // 2026-10-25 is the autumn change: week 43 has 169 hours.
-        let (a, b) = Period::week("2026-W43").unwrap().instants(&tz);
+        let (a, b) = Period::week("2026-W43").expect("test value").instants(&tz);
         assert_eq!(b.duration_since(a).as_hours(), 169);
         assert_eq!(a.to_string(), "2026-10-18T21:00:00Z");
     }

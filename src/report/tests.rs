@@ -4,12 +4,12 @@ use super::*;
 use jiff::civil::date;
 
 fn tz() -> TimeZone {
-    TimeZone::get("Europe/Helsinki").unwrap()
+    TimeZone::get("Europe/Helsinki").expect("test value")
 }
 
 /// A local Helsinki time.
 fn at(y: i16, m: i8, d: i8, h: i8, min: i8) -> Timestamp {
-    date(y, m, d).at(h, min, 0, 0).to_zoned(tz()).unwrap().timestamp()
+    date(y, m, d).at(h, min, 0, 0).to_zoned(tz()).expect("test value").timestamp()
 }
 
 fn req(
@@ -36,7 +36,7 @@ fn att(request_id: i64, seq: i64, started: Timestamp, outcome: Outcome) -> Attem
 }
 
 fn mins(t: Timestamp, m: i64) -> Timestamp {
-    t.checked_add(SignedDuration::from_mins(m)).unwrap()
+    t.checked_add(SignedDuration::from_mins(m)).expect("test value")
 }
 
 /// Week 2026-W48 (Mon 23 Nov .. Sun 29 Nov) and a request in W47 for the previous column.
@@ -96,7 +96,7 @@ fn history() -> History {
 
 fn query() -> Query {
     Query {
-        period: Period::week("2026-W48").unwrap(),
+        period: Period::week("2026-W48").expect("test value"),
         services: vec!["kallio".into(), "toolo".into()],
         tz: tz(),
     }
@@ -118,7 +118,7 @@ fn figures_of_a_week_and_the_one_before() {
         (3, 1, 0, 1, 1, 1)
     );
     // Waits: r1 30 min, r2 120 min, r8 1020 min (15:50 → 08:50 next day).
-    let w = k.to_callback.unwrap();
+    let w = k.to_callback.expect("test value");
     assert_eq!(w.n, 3);
     assert!((w.mean_min - 390.0).abs() < 1e-9);
     assert_eq!((w.p50_min, w.p90_min), (120.0, 1020.0));
@@ -150,7 +150,7 @@ fn figures_of_a_week_and_the_one_before() {
     assert_eq!(p.sms_sent, BTreeMap::from([("notice".into(), 1)]));
     // Töölö: the patient answered six minutes after the request (the answer, not the start).
     let t = &r.sections[2].current;
-    assert_eq!(t.to_callback.unwrap().mean_min, 6.0);
+    assert_eq!(t.to_callback.expect("test value").mean_min, 6.0);
     // All services add up.
     let all = &r.sections[0].current;
     assert_eq!((all.requests, all.connected, all.same_day.hits, all.same_day.of), (8, 4, 3, 5));
@@ -168,7 +168,9 @@ fn days_and_hours() {
     assert_eq!((k.days[1].same_day.hits, k.days[1].same_day.of), (0, 2));
     assert_eq!(k.days[6].same_day.of, 0);
     assert_eq!(k.hours.len(), 7 * 24);
-    let cell = |wd: i8, h: i8| k.hours.iter().find(|c| c.weekday == wd && c.hour == h).unwrap();
+    let cell = |wd: i8, h: i8| {
+        k.hours.iter().find(|c| c.weekday == wd && c.hour == h).expect("test value")
+    };
     assert_eq!(cell(1, 8).requests, 2);
     assert_eq!(cell(1, 8).mean_to_callback_min, Some(75.0));
     assert_eq!(cell(2, 9).requests, 3);
@@ -182,8 +184,9 @@ fn a_dst_week_counts_local_hours_and_days() {
     // 2026-10-25, Sunday: clocks go back at 04:00 EEST → 03:00 EET. Requests at 03:30 local
     // happen twice; a request at 23:30 on Sunday is still in week 43.
     let tz = tz();
-    let first = date(2026, 10, 25).at(3, 30, 0, 0).to_zoned(tz.clone()).unwrap().timestamp();
-    let second = first.checked_add(SignedDuration::from_hours(1)).unwrap();
+    let first =
+        date(2026, 10, 25).at(3, 30, 0, 0).to_zoned(tz.clone()).expect("test value").timestamp();
+    let second = first.checked_add(SignedDuration::from_hours(1)).expect("test value");
     let late = at(2026, 10, 25, 23, 30);
     let monday_after = at(2026, 10, 26, 0, 10);
     let dl = at(2026, 10, 26, 16, 0);
@@ -196,15 +199,20 @@ fn a_dst_week_counts_local_hours_and_days() {
         ],
         ..History::default()
     };
-    let q =
-        Query { period: Period::week("2026-W43").unwrap(), services: vec!["kallio".into()], tz };
+    let q = Query {
+        period: Period::week("2026-W43").expect("test value"),
+        services: vec!["kallio".into()],
+        tz,
+    };
     let r = compute(&h, &q, at(2026, 11, 30, 9, 0));
     assert_eq!(r.sections.len(), 1, "one service: no all-services section");
     let s = &r.sections[0];
     assert_eq!(s.current.requests, 3);
     assert_eq!(s.current.expired, 3);
     assert_eq!(s.days[6].requests, 3);
-    let sunday = |h: i8| s.hours.iter().find(|c| c.weekday == 7 && c.hour == h).unwrap().requests;
+    let sunday = |h: i8| {
+        s.hours.iter().find(|c| c.weekday == 7 && c.hour == h).expect("test value").requests
+    };
     assert_eq!((sunday(3), sunday(23)), (2, 1));
     // Expired requests count against the same-day rate.
     assert_eq!((s.current.same_day.hits, s.current.same_day.of), (0, 3));
@@ -213,7 +221,7 @@ fn a_dst_week_counts_local_hours_and_days() {
 #[test]
 fn an_empty_period_has_no_rates() {
     let q = Query {
-        period: Period::month("2026-12").unwrap(),
+        period: Period::month("2026-12").expect("test value"),
         services: vec!["kallio".into()],
         tz: tz(),
     };
@@ -241,7 +249,7 @@ fn every_format_shows_the_figures() {
     assert!(csv.contains("2026-W48,kallio,day,2026-11-24.requests,4\n"));
     assert!(csv.contains("2026-W48,kallio,hour,Mon.08.mean_to_callback_min,75\n"));
     assert!(csv.lines().all(|l| l.split(',').count() == 5), "every row has 5 fields");
-    let json: serde_json::Value = serde_json::from_str(&render::json(&r)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&render::json(&r)).expect("test value");
     assert_eq!(json["sections"][1]["current"]["same_day"]["rate"], 0.5);
     assert_eq!(json["sections"][1]["current"]["requests"], 7);
     let page = html::html(&r);

@@ -23,7 +23,13 @@ pub const AHEAD_CAP: i64 = 5000;
 pub async fn rate(store: &Store, service: &Service, now: Timestamp) -> Result<f64, StoreError> {
     let since = now.checked_sub(SignedDuration::from_hours(2)).unwrap_or(now);
     let done = store.connected_since(&service.id, since).await?;
-    Ok(if done > 0 { done as f64 / 2.0 } else { f64::from(service.capacity) * 6.0 })
+    Ok(rate_of(done, service.capacity))
+}
+
+/// The rate from `done` connected callbacks in the last two hours and the service's
+/// `capacity` (pure; the simulator uses it too).
+pub fn rate_of(done: i64, capacity: u32) -> f64 {
+    if done > 0 { done as f64 / 2.0 } else { f64::from(capacity) * 6.0 }
 }
 
 /// Waiting requests served before `req`, counted up to [`AHEAD_CAP`].

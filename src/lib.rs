@@ -90,6 +90,7 @@ pub mod number;
 pub mod policy;
 pub mod reload;
 pub mod scheduler;
+pub mod simulate;
 pub mod sip;
 pub mod sms;
 pub mod store;

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod query;
 pub mod serve;
+pub mod simulate;
 pub mod store;
 
 use callbackd::config::Config;

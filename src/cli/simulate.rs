@@ -87,7 +87,8 @@ pub fn simulate(args: Args) -> ExitCode {
         },
         None => simulate::DEFAULT_ARRIVALS.to_owned(),
     };
-    let name = args.arrivals.as_ref().map_or("the example arrivals".into(), |p| p.display().to_string());
+    let name =
+        args.arrivals.as_ref().map_or("the example arrivals".into(), |p| p.display().to_string());
     let mut arrivals = match Arrivals::parse(&src) {
         Ok(a) => a,
         Err(e) => {

@@ -39,6 +39,10 @@ pub struct Totals {
     pub utilisation: f64,
     /// Share of requests whose first call started inside the window told at intake.
     pub eta_punctual: f64,
+    /// Share of first calls before the told window.
+    pub eta_early: f64,
+    /// Share of first calls after the told window.
+    pub eta_late: f64,
     /// Mean width of the told window, minutes.
     pub eta_width_min: f64,
     /// Requests told at intake that the callback comes on a later day.
@@ -195,6 +199,18 @@ pub(super) fn build(
         expired: share(reqs.iter().filter(|r| r.state == State::Expired).count(), n),
         utilisation: if staffed_total > 0.0 { busy_total / staffed_total } else { 0.0 },
         eta_punctual: share(told.iter().filter(|b| **b).count(), told.len()),
+        eta_early: share(
+            reqs.iter()
+                .filter(|r| r.told.zip(r.calls.first()).is_some_and(|(e, c)| *c < e.from))
+                .count(),
+            told.len(),
+        ),
+        eta_late: share(
+            reqs.iter()
+                .filter(|r| r.told.zip(r.calls.first()).is_some_and(|(e, c)| *c > e.to))
+                .count(),
+            told.len(),
+        ),
         eta_width_min: if widths.is_empty() {
             0.0
         } else {
@@ -290,8 +306,10 @@ impl Report {
         let _ = writeln!(o, "nurse utilisation     {}", pct(t.utilisation));
         let _ = writeln!(
             o,
-            "ETA punctuality       {} inside the told window, mean width {:.0} min",
+            "ETA punctuality       {} inside the told window ({} earlier, {} later), mean width {:.0} min",
             pct(t.eta_punctual),
+            pct(t.eta_early),
+            pct(t.eta_late),
             t.eta_width_min
         );
         let _ = writeln!(o, "told not same day     {}", t.told_not_same_day);

@@ -18,12 +18,20 @@ use jiff::{SignedDuration, Timestamp};
 /// Requests ahead beyond which no ETA is given (and a place reads as this many).
 pub const AHEAD_CAP: i64 = 5000;
 
-/// Calls per hour the service has recently managed (last two hours), or, with no history
-/// yet, six per line of capacity (ten minutes a call).
+/// Calls per hour the service has recently managed (last two hours), and at least six
+/// per line of capacity (ten minutes a call): [`rate_of`].
 pub async fn rate(store: &Store, service: &Service, now: Timestamp) -> Result<f64, StoreError> {
     let since = now.checked_sub(SignedDuration::from_hours(2)).unwrap_or(now);
     let done = store.connected_since(&service.id, since).await?;
-    Ok(if done > 0 { done as f64 / 2.0 } else { f64::from(service.capacity) * 6.0 })
+    Ok(rate_of(done, service.capacity))
+}
+
+/// The rate from `done` connected callbacks in the last two hours and the service's
+/// `capacity` (pure; the simulator uses it too): the recent rate, but never less than six
+/// calls an hour per line. A queue that is not saturated connects only as many as
+/// arrive, which says little about how fast it can serve the next one.
+pub fn rate_of(done: i64, capacity: u32) -> f64 {
+    (done as f64 / 2.0).max(f64::from(capacity) * 6.0)
 }
 
 /// Waiting requests served before `req`, counted up to [`AHEAD_CAP`].

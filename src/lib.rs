@@ -94,6 +94,7 @@ pub mod policy;
 pub mod reload;
 pub mod report;
 pub mod scheduler;
+pub mod simulate;
 pub mod sip;
 pub mod sms;
 pub mod store;

@@ -146,6 +146,59 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
         config: PathBuf,
     },
+    /// Simulate days of a service on a virtual clock with the daemon's own decisions:
+    /// simulated patients and nurses, reported as same-day rate, time to callback,
+    /// attempts, utilisation and ETA punctuality.
+    Simulate {
+        /// Service id (a dialplan).
+        service: String,
+        /// Days with arrivals (the run continues until every request has ended).
+        #[arg(long, default_value_t = 5)]
+        days: u32,
+        /// First day (local date).
+        #[arg(long)]
+        start: Date,
+        /// Arrivals: `weekday,hour,requests` (default: the shipped example).
+        #[arg(long)]
+        arrivals: Option<PathBuf>,
+        /// Scale the arrivals to this many requests a week.
+        #[arg(long, value_name = "N")]
+        per_week: Option<f64>,
+        /// Nurses (call slots) every hour.
+        #[arg(long, conflicts_with_all = ["nurses_by_hour", "load"])]
+        nurses: Option<u32>,
+        /// Nurses per weekday and hour: `weekday,hour,nurses`.
+        #[arg(long, conflicts_with = "load")]
+        nurses_by_hour: Option<PathBuf>,
+        /// Staff each day for this nurse load (0.9 = busy 90% of the open time).
+        #[arg(long)]
+        load: Option<f64>,
+        /// Mean time a nurse spends on a connected callback.
+        #[arg(long, default_value = "6m")]
+        handle_time: jiff::SignedDuration,
+        /// Probability that a patient answers and confirms.
+        #[arg(long, default_value_t = 0.75)]
+        answer_rate: f64,
+        /// Share of requests choosing one of the service's windows.
+        #[arg(long, default_value_t = 0.1)]
+        window_share: f64,
+        /// Seed: the same seed gives the same run.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Serving order: the daemon's deadline first, or first come first served.
+        #[arg(long, value_enum, default_value_t = callbackd::simulate::Order::Deadline)]
+        order: callbackd::simulate::Order,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = cli::simulate::Format::Text)]
+        format: cli::simulate::Format,
+        /// Find the fewest nurses (the same every hour) reaching this same-day share
+        /// (e.g. 0.995).
+        #[arg(long, value_name = "TARGET")]
+        find_nurses: Option<f64>,
+        /// Daemon configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH, env = "CALLBACKD_CONFIG")]
+        config: PathBuf,
+    },
     /// Cancel a request (the patient was reached another way). A call in progress is not
     /// interrupted, but the request is not retried.
     Cancel {
@@ -215,6 +268,46 @@ fn main() -> ExitCode {
             cli::store::list(config, ListFilter { service, state, limit })
         }
         Command::Show { id, config } => cli::store::show(config, id),
+        Command::Simulate {
+            service,
+            days,
+            start,
+            arrivals,
+            per_week,
+            nurses,
+            nurses_by_hour,
+            load,
+            handle_time,
+            answer_rate,
+            window_share,
+            seed,
+            order,
+            format,
+            find_nurses,
+            config,
+        } => {
+            let nurses = match (nurses, nurses_by_hour, load) {
+                (_, Some(path), _) => cli::simulate::Nurses::ByHour(path),
+                (_, _, Some(l)) => cli::simulate::Nurses::Load(l),
+                (n, None, None) => cli::simulate::Nurses::Constant(n.unwrap_or(4)),
+            };
+            cli::simulate::simulate(cli::simulate::Args {
+                config,
+                service,
+                days,
+                start,
+                arrivals,
+                per_week,
+                nurses,
+                handle: handle_time,
+                answer_rate,
+                window_share,
+                seed,
+                order,
+                format,
+                find_nurses,
+            })
+        }
         Command::Cancel { id, config } => cli::store::cancel(config, id),
         Command::Report { services, week, month, from, to, format, out, config } => {
             cli::report::report(cli::report::Args {

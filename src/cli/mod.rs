@@ -6,6 +6,7 @@ pub mod check;
 pub mod query;
 pub mod report;
 pub mod serve;
+pub mod simulate;
 pub mod store;
 
 use callbackd::config::Config;

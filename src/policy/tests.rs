@@ -299,12 +299,20 @@ fn eta_walks_the_queue_through_opening_hours() {
     let cal = helsinki();
     let p = plan(&cal, &fresh(hel("2026-11-23T10:00")));
     let now = hel("2026-11-23T10:00");
+    // 30 min of work: from 40% of it less 10 min (10:02, floored to 10:00) to all of it
+    // plus 10 min (10:40, ceiled to 10:45).
     let e = eta(&cal, &rules(), None, &p, now, 10, 20.0).expect("eta");
-    assert_eq!((e.from, e.to), (hel("2026-11-23T10:30"), hel("2026-11-23T11:00")));
-    // 6 h of work from 10:00 with the day's last start at 15:50: 08:10 next morning,
-    // told as a quarter-hour window.
+    assert_eq!((e.from, e.to), (hel("2026-11-23T10:00"), hel("2026-11-23T10:45")));
+    // 6 h of work from 10:00 with the day's last start at 15:50: from 12:14 (floored to
+    // 12:00) to the end of the day's start slot (15:50, told as 16:00).
     let e = eta(&cal, &rules(), None, &p, now, 120, 20.0).expect("eta");
-    assert_eq!(e.from, hel("2026-11-24T08:00"));
+    assert_eq!((e.from, e.to), (hel("2026-11-23T12:00"), hel("2026-11-23T16:00")));
+    // 9 h of work: from 13:26 (floored to 13:15) to the same day's end, never overnight.
+    let e = eta(&cal, &rules(), None, &p, now, 180, 20.0).expect("eta");
+    assert_eq!((e.from, e.to), (hel("2026-11-23T13:15"), hel("2026-11-23T16:00")));
+    // 20 h of work: 7 h 50 min of open time from 10:00 = 10:00 next morning.
+    let e = eta(&cal, &rules(), None, &p, now, 400, 20.0).expect("eta");
+    assert_eq!(e.from, hel("2026-11-24T10:00"));
     assert!(e.to > e.from);
     assert_eq!(eta(&cal, &rules(), None, &p, now, 10, 0.0), None);
     assert_eq!(eta(&cal, &rules(), None, &p, now, 10_000, 20.0), None, "not before expiry");

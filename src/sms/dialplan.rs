@@ -224,6 +224,9 @@ pub fn check<'a>(
         let tz = jiff::tz::TimeZone::get("Europe/Helsinki").unwrap_or(jiff::tz::TimeZone::UTC);
         let vals = values(name, caller, &tz, link.as_deref(), t.map(|t| (t, t)));
         for (key, t) in &templates {
+            // With the `{late}` sentence of the message's language, its longest form.
+            let mut vals = vals.clone();
+            vals.insert("late", crate::sms::late(key.0).to_owned());
             let text = t.render(&vals);
             let n = parts(&text);
             if n > usize::from(max) {

@@ -6,6 +6,7 @@
 //! the daemon's start-up); [`rtp`] owns a UDP socket per leg (tokio).
 
 pub mod g711;
+pub mod pacer;
 pub mod rtp;
 pub mod sdes;
 pub mod sdp;

@@ -17,7 +17,8 @@
 //!   skipped as lost.
 //! - **Batched sends.** The frames of one leg that are due in the same pass leave in one
 //!   `sendmmsg(2)`; a single frame in one `sendto(2)`. The thread asks the kernel for a
-//!   1 µs timer slack so its wake-ups land on the grid.
+//!   1 µs timer slack so its wake-ups land on the grid, and for a raised priority
+//!   ([`super::rt::raise_priority`]) so they are not queued behind other work.
 //! - **Finishing.** A prompt is done at the tick after its last frame (the last frame has had
 //!   its 20 ms); cancelling it stops it before the next pass sends anything more.
 //!
@@ -215,6 +216,7 @@ pub(super) async fn play(
 fn run(pacer: &Pacer) {
     // Wake-ups as close to the grid as the kernel allows (the default slack is 50 µs).
     let _ = nix::sys::prctl::set_timerslack(1_000);
+    super::rt::raise_priority("rtp-pacer");
     let epoch = Instant::now();
     let mut jobs: Vec<Job> = Vec::new();
     let mut out = Outbox::default();

@@ -261,6 +261,8 @@ impl RtpLeg {
     ) -> RtpLeg {
         let (protect, unprotect) =
             srtp.map_or((None, None), |(p, u)| (Some(Mutex::new(p)), Some(u)));
+        // The receiver runs on the media runtime (see `super::rt`).
+        let (socket, media) = super::rt::rehome(socket);
         let shared = Arc::new(Shared {
             socket,
             codec,
@@ -277,7 +279,11 @@ impl RtpLeg {
             rejected: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(DIGIT_BUFFER);
-        let receiver = tokio::spawn(receive(shared.clone(), tx, unprotect));
+        let task = receive(shared.clone(), tx, unprotect);
+        let receiver = match media {
+            Some(rt) => rt.spawn(task),
+            None => tokio::spawn(task),
+        };
         RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver }
     }
 

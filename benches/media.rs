@@ -26,12 +26,13 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/pcap.rs"]
+mod pcap;
 
 use callbackd::media::{Codec, Prompt, RtpLeg, pacer, relay, wav};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -357,7 +358,8 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         legs.push(Arc::new(RtpLeg::start(socket, sink.addr(i), Codec::Pcma, Some(101))));
     }
-    let ssrc_leg: HashMap<u32, usize> = legs.iter().enumerate().map(|(i, l)| (l.ssrc(), i)).collect();
+    let ssrc_leg: HashMap<u32, usize> =
+        legs.iter().enumerate().map(|(i, l)| (l.ssrc(), i)).collect();
     pacer::record_sends(n * (prompt.frames() + 1)).expect("pacer");
     let cancel = CancellationToken::new();
     let cpu0 = cpu_secs("self");
@@ -375,6 +377,15 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
     let wall = wall0.elapsed().as_secs_f64();
     let cpu = cpu_secs("self") - cpu0;
     let sent = pacer::take_sends();
+    let mut late: Vec<u64> =
+        sent.iter().map(|s| s.at.saturating_duration_since(s.due).as_nanos() as u64).collect();
+    late.sort_unstable();
+    eprintln!(
+        "media bench: pacer sends after their tick's start: p50 {} p99 {} max {}",
+        ms(pct(&late, 0.5)),
+        ms(pct(&late, 0.99)),
+        ms(pct(&late, 1.0))
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(legs);
     let got = sink.finish();
@@ -394,52 +405,6 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
         receiver: jitter(by_stream(&got)),
         cpu_ms_per_stream_s: cpu * 1000.0 / (n as f64 * wall),
     }
-}
-
-/// The prompt as a pcap of A-law RTP packets 20 ms apart (Ethernet, IPv4, UDP), for sipp's
-/// `play_pcap_audio`.
-fn write_pcap(path: &Path, prompt: &Prompt) {
-    let mut f = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        f.extend_from_slice(&v.to_le_bytes());
-    }
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&4u16.to_le_bytes());
-    f.extend_from_slice(&0i32.to_le_bytes());
-    f.extend_from_slice(&0u32.to_le_bytes());
-    f.extend_from_slice(&65535u32.to_le_bytes());
-    f.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
-    for (n, chunk) in prompt.samples.chunks(160).enumerate() {
-        let mut rtp = vec![0x80, 8];
-        rtp.extend_from_slice(&(n as u16).to_be_bytes());
-        rtp.extend_from_slice(&((n * 160) as u32).to_be_bytes());
-        rtp.extend_from_slice(&0x5151_5151u32.to_be_bytes());
-        let mut payload = [Codec::Pcma.silence(); 160];
-        Codec::Pcma.encode_into(chunk, &mut payload);
-        rtp.extend_from_slice(&payload);
-        let udp_len = 8 + rtp.len();
-        let ip_len = 20 + udp_len;
-        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
-        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-        let sum: u32 = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00]);
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&6000u16.to_be_bytes());
-        frame.extend_from_slice(&6002u16.to_be_bytes());
-        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(&rtp);
-        let t = n as u64 * 20_000;
-        f.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
-        f.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
-        f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        f.extend_from_slice(&frame);
-    }
-    std::fs::write(path, f).expect("write pcap");
 }
 
 const SIPP_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -537,7 +502,7 @@ fn sipp_playing(n: usize, prompt: &Prompt) -> Option<Playing> {
     common::tool("sipp", "sip-tester")?;
     let dir = tempfile::tempdir().expect("tempdir");
     let pcap = dir.path().join("prompt.pcap");
-    write_pcap(&pcap, prompt);
+    pcap::write(&pcap, prompt);
     let sink = Peer::start(&["sink", &n.to_string()]);
     let mut inf = String::from("SEQUENTIAL\n");
     for p in &sink.ports {
@@ -546,9 +511,8 @@ fn sipp_playing(n: usize, prompt: &Prompt) -> Option<Playing> {
     std::fs::write(dir.path().join("ports.csv"), inf).expect("csv");
     std::fs::write(dir.path().join("uas.xml"), SIPP_UAS).expect("uas");
     let pause = prompt.duration().as_millis() + 100;
-    let uac = SIPP_UAC
-        .replace("PCAP", &pcap.display().to_string())
-        .replace("PAUSE", &pause.to_string());
+    let uac =
+        SIPP_UAC.replace("PCAP", &pcap.display().to_string()).replace("PAUSE", &pause.to_string());
     std::fs::write(dir.path().join("uac.xml"), uac).expect("uac");
     let uas_port = common::sipp::free_udp_port();
     let mut uas = Command::new("sipp")

@@ -42,8 +42,7 @@ pub fn media_runtime() -> Option<Handle> {
         .get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::channel();
             let started = std::thread::Builder::new().name("rtp-media".into()).spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build()
-                {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(rt) => rt,
                     Err(e) => {
                         tracing::error!(error = %e, "media runtime could not start");

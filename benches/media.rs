@@ -380,6 +380,17 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
     let mut late: Vec<u64> =
         sent.iter().map(|s| s.at.saturating_duration_since(s.due).as_nanos() as u64).collect();
     late.sort_unstable();
+    if let Ok(dir) = std::env::var("MEDIA_BENCH_DUMP") {
+        let text: String = sent
+            .iter()
+            .map(|s| {
+                let due = s.due.into_std().saturating_duration_since(wall0.into()).as_nanos();
+                let at = s.at.into_std().saturating_duration_since(wall0.into()).as_nanos();
+                format!("{} {} {} {}\n", s.ssrc, s.frame, due, at)
+            })
+            .collect();
+        let _ = std::fs::write(format!("{dir}/sends.txt"), text);
+    }
     eprintln!(
         "media bench: pacer sends after their tick's start: p50 {} p99 {} max {}",
         ms(pct(&late, 0.5)),

@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 /// shows what the store and sipp saw).
 const WAIT: Duration = Duration::from_secs(45);
 /// Lead time from "daemon ready" to the first due instant.
-const LEAD: Duration = Duration::from_secs(2);
+const LEAD: Duration = Duration::from_secs(4);
 
 /// A 24/7 service; `capacity` is the dialplan's maximum.
 const DIALPLAN: &str = r#"

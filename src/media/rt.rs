@@ -2,11 +2,14 @@
 //!
 //! Every leg's receiver task (symmetric RTP, DTMF, the relay's forwarding) runs on the media
 //! runtime, a current-thread tokio runtime on the `rtp-media` thread, and the pacer
-//! ([`super::pacer`]) has its own thread. Both ask for nice [`MEDIA_NICE`], so on a busy
-//! machine a packet waits neither behind SIP, HTTP and database work in the daemon's main
-//! runtime nor behind other processes' time slices. Raising the priority needs
-//! `CAP_SYS_NICE` or an `RLIMIT_NICE` that allows it (systemd: `LimitNICE=-15`); without
-//! either, the threads run at the normal priority and say so once in the log.
+//! ([`super::pacer`]) has its own thread. Both ask for real-time scheduling (`SCHED_FIFO`
+//! at its lowest priority), or failing that for nice [`MEDIA_NICE`], so on a busy machine a
+//! packet waits neither behind SIP, HTTP and database work in the daemon's main runtime nor
+//! behind other processes' time slices. `SCHED_FIFO` needs `CAP_SYS_NICE` or an
+//! `RLIMIT_RTPRIO` of at least 1 (systemd: `LimitRTPRIO=1` and `RestrictRealtime=no`); the
+//! nice value needs `CAP_SYS_NICE` or `RLIMIT_NICE` (systemd: `LimitNICE=-15`, set in the
+//! shipped unit). Without either the threads run at the normal priority and say so once in
+//! the log. Both threads only ever wait on timers and sockets, never spin.
 
 use std::sync::OnceLock;
 use tokio::runtime::Handle;
@@ -14,21 +17,41 @@ use tokio::runtime::Handle;
 /// The nice value the media threads ask for.
 pub const MEDIA_NICE: i32 = -15;
 
-/// Raises the calling thread's priority to [`MEDIA_NICE`] (Linux: `setpriority(2)` on the
-/// thread's id affects that thread only). True when it worked.
-pub fn raise_priority(thread: &str) -> bool {
+/// How a media thread is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// `SCHED_FIFO`, lowest real-time priority.
+    Realtime,
+    /// Normal scheduling at nice [`MEDIA_NICE`].
+    Nice,
+    /// Neither was allowed.
+    Normal,
+}
+
+/// Raises the calling thread's scheduling priority as far as allowed (see the module).
+pub fn raise_priority(thread: &str) -> Priority {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    if set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, fifo).is_ok() {
+        tracing::debug!(thread, "media thread runs with real-time scheduling (SCHED_FIFO)");
+        return Priority::Realtime;
+    }
+    // Linux: setpriority(2) on a thread id affects that thread only.
     match rustix::process::setpriority_process(Some(rustix::thread::gettid()), MEDIA_NICE) {
         Ok(()) => {
             tracing::debug!(thread, nice = MEDIA_NICE, "media thread priority raised");
-            true
+            Priority::Nice
         }
         Err(e) => {
             tracing::info!(
                 thread,
                 error = %e,
-                "media thread runs at normal priority (CAP_SYS_NICE or LimitNICE=-15 allow nice -15)"
+                "media thread runs at normal priority (LimitNICE=-15, or LimitRTPRIO=1 with RestrictRealtime=no, allow more)"
             );
-            false
+            Priority::Normal
         }
     }
 }

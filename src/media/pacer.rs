@@ -473,6 +473,48 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_legs_due_frames_leave_in_one_batch_and_skipped_ones_keep_the_stamps_exact() {
+        use crate::media::{Codec, RtpLeg};
+        use rtp_rs::RtpReader;
+        let far = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let leg = RtpLeg::start(socket, far.local_addr().expect("addr"), Codec::Pcma, None);
+        let shared = leg.shared();
+        let mut out = Outbox::default();
+        let at = Instant::now();
+        for i in 0..3u8 {
+            out.push(shared, &[i; FRAME_SAMPLES], i == 0, at + FRAME * u32::from(i))
+                .expect("build");
+        }
+        assert_eq!(out.send(shared).expect("sendmmsg"), 3);
+        // Two frames given up, then one more.
+        shared.skip(2);
+        out.clear();
+        out.push(shared, &[9; FRAME_SAMPLES], false, at + FRAME * 5).expect("build");
+        assert_eq!(out.send(shared).expect("sendto"), 1);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        for _ in 0..4 {
+            let wait = std::time::Duration::from_secs(5);
+            let (n, _) = tokio::time::timeout(wait, far.recv_from(&mut buf))
+                .await
+                .expect("in time")
+                .expect("recv");
+            let p = RtpReader::new(&buf[..n]).expect("rtp");
+            got.push((u16::from(p.sequence_number()), p.timestamp(), p.mark(), p.payload()[0]));
+        }
+        let (seq0, ts0) = (got[0].0, got[0].1);
+        let rel: Vec<(u16, u32, bool, u8)> = got
+            .iter()
+            .map(|(s, t, m, b)| (s.wrapping_sub(seq0), t.wrapping_sub(ts0), *m, *b))
+            .collect();
+        assert_eq!(
+            rel,
+            [(0, 0, true, 0), (1, 160, false, 1), (2, 320, false, 2), (5, 800, false, 9)]
+        );
+    }
+
     #[test]
     fn ticks_are_on_an_absolute_grid() {
         let epoch = Instant::now();

@@ -287,6 +287,11 @@ impl RtpLeg {
         RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver }
     }
 
+    /// The state shared with the pacer.
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The local RTP address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.shared.socket.local_addr()

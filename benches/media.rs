@@ -330,6 +330,8 @@ struct Playing {
     sender: Option<Vec<u64>>,
     receiver: Vec<u64>,
     cpu_ms_per_stream_s: f64,
+    /// Said under the table.
+    note: String,
 }
 
 impl Playing {
@@ -353,6 +355,7 @@ impl Playing {
 
 async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
     let sink = Peer::start(&["sink", &n.to_string()]);
+    let rss0 = common::rss_kib(std::process::id()).0;
     let mut legs = Vec::with_capacity(n);
     for i in 0..n {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -371,6 +374,8 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
             tokio::spawn(async move { leg.play(&prompt, &cancel).await })
         })
         .collect();
+    tokio::time::sleep(prompt.duration() / 2).await;
+    let rss_mid = common::rss_kib(std::process::id()).0;
     for t in tasks {
         t.await.expect("join").expect("play");
     }
@@ -408,6 +413,13 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
         let at = s.at.into_std().saturating_duration_since(base).as_nanos() as u64;
         at_sender.entry(leg).or_default().push((s.frame as u16, at));
     }
+    let note = format!(
+        "callbackd: memory per playing leg {:.1} KiB (VmRSS growth to mid-prompt ÷ legs); pacer sends after their tick's start p50 {} / p99 {} / max {}\n",
+        rss_mid.saturating_sub(rss0) as f64 / n as f64,
+        ms(pct(&late, 0.5)),
+        ms(pct(&late, 0.99)),
+        ms(pct(&late, 1.0)),
+    );
     Playing {
         who: "callbackd (pacer)".to_owned(),
         packets: got.len(),
@@ -415,6 +427,7 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
         sender: Some(jitter(at_sender)),
         receiver: jitter(by_stream(&got)),
         cpu_ms_per_stream_s: cpu * 1000.0 / (n as f64 * wall),
+        note,
     }
 }
 
@@ -573,6 +586,7 @@ fn sipp_playing(n: usize, prompt: &Prompt) -> Option<Playing> {
         sender: None,
         receiver: jitter(by_stream(&got)),
         cpu_ms_per_stream_s: cpu * 1000.0 / stream_secs,
+        note: format!("sipp: UAC ran {wall:.1} s for the {n} calls, {cpu:.2} CPU-s\n"),
     })
 }
 
@@ -815,9 +829,13 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     out.push_str(&ours.row());
+    let mut notes = ours.note.clone();
     if let Some(s) = sipp {
         out.push_str(&s.row());
+        notes.push_str(&s.note);
     }
+    out.push('\n');
+    out.push_str(&notes);
     out.push_str(&format!(
         "\n| {pairs} pairs relayed both ways, {secs} s | packets | added latency p50 / p99 / max | CPU per stream |\n|---|---:|---:|---:|\n"
     ));

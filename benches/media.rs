@@ -298,7 +298,7 @@ impl Peer {
 /// packet alone is off is not counted as wholly off). (ns, sorted)
 fn jitter(streams: HashMap<usize, Vec<(u16, u64)>>) -> Vec<u64> {
     let mut out = Vec::new();
-    for (_, mut pkts) in streams {
+    for mut pkts in streams.into_values() {
         pkts.sort_by_key(|(_, at)| *at);
         let Some(&(seq0, _)) = pkts.first() else { continue };
         let offsets: Vec<i128> = pkts
@@ -389,8 +389,8 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
         let text: String = sent
             .iter()
             .map(|s| {
-                let due = s.due.into_std().saturating_duration_since(wall0.into()).as_nanos();
-                let at = s.at.into_std().saturating_duration_since(wall0.into()).as_nanos();
+                let due = s.due.into_std().saturating_duration_since(wall0).as_nanos();
+                let at = s.at.into_std().saturating_duration_since(wall0).as_nanos();
                 format!("{} {} {} {}\n", s.ssrc, s.frame, due, at)
             })
             .collect();

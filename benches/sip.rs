@@ -1028,12 +1028,11 @@ fn shape_report(
         ),
         "INVITE, answer, one 20 ms frame, REFER + NOTIFY, BYE".to_owned(),
     ];
-    for i in 0..2 {
-        let (s, d) = (sipp[i], ours[i]);
+    for ((call, s), d) in calls.iter().zip(sipp).zip(ours) {
         let _ = writeln!(
             o,
             "| {} | sipp UAC (`play_pcap_audio`) | {}/{} | {:.0} | {:.3} ms | {} → {} |",
-            calls[i],
+            call,
             s.completed,
             s.n,
             s.window_rate,

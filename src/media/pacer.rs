@@ -236,6 +236,10 @@ fn run(pacer: &Pacer) {
         let start = tick_start(epoch, tick);
         let now = Instant::now();
         if start > now {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the pacer is its own OS thread, not a tokio worker: it sleeps until its tick"
+            )]
             std::thread::sleep(start - now);
         }
         // A late pass serves the tick it is in (and catches up with the grid).

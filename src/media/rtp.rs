@@ -287,7 +287,8 @@ impl RtpLeg {
         RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver }
     }
 
-    /// The state shared with the pacer.
+    /// The state shared with the pacer (its tests drive it directly).
+    #[cfg(test)]
     pub(super) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }

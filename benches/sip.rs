@@ -39,6 +39,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/pcap.rs"]
+mod pcap;
 
 use callbackd::dialplan::{self, Services};
 use callbackd::lang::Lang;
@@ -59,7 +61,7 @@ use std::time::{Duration, Instant};
 /// shows what the store and sipp saw).
 const WAIT: Duration = Duration::from_secs(45);
 /// Lead time from "daemon ready" to the first due instant.
-const LEAD: Duration = Duration::from_secs(2);
+const LEAD: Duration = Duration::from_secs(4);
 
 /// A 24/7 service; `capacity` is the dialplan's maximum.
 const DIALPLAN: &str = r#"
@@ -436,14 +438,24 @@ fn main() {
 
     let reference = sipp_reference(&knobs);
     eprintln!("sipp → sipp: {reference:?}");
-    let burst = rt.block_on(daemon_run(&knobs, None));
+    let connecting = callbackd::media::wav::load(&common::repo().join("sounds/fi/connecting.wav"))
+        .expect("the shipped connecting prompt");
+    let blip = callbackd::media::Prompt::from_samples(vec![0]);
+    let sipp_long = sipp_like_callbackd(&knobs, &connecting);
+    eprintln!("sipp like callbackd, with the prompt: {sipp_long:?}");
+    let burst = rt.block_on(daemon_run(&knobs, None, false));
     eprintln!("callbackd burst: {burst:?}");
-    let paced = rt.block_on(daemon_run(&knobs, Some(knobs.pace)));
+    let sipp_short = sipp_like_callbackd(&knobs, &blip);
+    eprintln!("sipp like callbackd, one frame: {sipp_short:?}");
+    let short = rt.block_on(daemon_run(&knobs, None, true));
+    eprintln!("callbackd burst, one frame: {short:?}");
+    let shape = shape_report(&knobs, &connecting, [&sipp_long, &sipp_short], [&burst, &short]);
+    let paced = rt.block_on(daemon_run(&knobs, Some(knobs.pace), false));
     eprintln!("callbackd paced: {paced:?}");
     let hold = if knobs.hold > 0 { rt.block_on(hold_run(knobs.hold)) } else { HoldRun::default() };
     eprintln!("hold: {hold:?}");
 
-    let md = report(&knobs, &reference, &burst, &paced, &hold);
+    let md = format!("{shape}\n{}", report(&knobs, &reference, &burst, &paced, &hold));
     println!("{md}");
     if let Ok(out) = std::env::var("SIP_BENCH_OUT") {
         std::fs::write(&out, &md).expect("write SIP_BENCH_OUT");
@@ -503,20 +515,207 @@ fn sipp_reference(knobs: &Knobs) -> SippRun {
     r
 }
 
+/// sipp's UAC placing callbackd's call: INVITE (A-law and telephone-event offered), ACK,
+/// the prompt played as a pcap while waiting its length, REFER to the staff queue (202,
+/// then the UAS's NOTIFY sipfrag answered 200), BYE. `PLAY` and `PAUSE` are filled in.
+const SIPP_LIKE_CALLBACKD: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="callbackd's call">
+  <send retrans="500"><![CDATA[
+INVITE sip:patient@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Kallion terveysasema" <sip:+35893104[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:patient@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:callbackd@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=callbackd 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=ptime:20
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Kallion terveysasema" <sip:+35893104[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:patient@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+PLAY
+  <pause milliseconds="PAUSE"/>
+  <send retrans="500"><![CDATA[
+REFER [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Kallion terveysasema" <sip:+35893104[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:patient@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 REFER
+Contact: <sip:callbackd@[local_ip]:[local_port]>
+Refer-To: <sip:hoitajat@127.0.0.1>
+Referred-By: <sip:callbackd@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="202"/>
+  <recv request="NOTIFY"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Kallion terveysasema" <sip:+35893104[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:patient@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 3 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"#;
+
+/// sipp's UAC placing callbackd's call (one side of the "same call shape" table).
+#[derive(Debug, Default)]
+struct ShapeRun {
+    load_before: String,
+    load_after: String,
+    n: u32,
+    completed: usize,
+    window_rate: f64,
+    cpu_secs: f64,
+    uas_errors: usize,
+}
+
+/// sipp's UAC doing what callbackd's call does against the same UAS scenario, `limit` calls
+/// at once: with `prompt` played as a pcap (and its length waited), or with the one-frame
+/// blip (a one-packet pcap and a 40 ms wait: what the daemon takes to play one frame).
+fn sipp_like_callbackd(knobs: &Knobs, prompt: &callbackd::media::Prompt) -> ShapeRun {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let n = knobs.calls;
+    let pcap = dir.path().join("prompt.pcap");
+    pcap::write(&pcap, prompt);
+    let pause = (prompt.frames() as u64 + 1) * 20;
+    let play =
+        format!("  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>", pcap.display());
+    let scenario = dir.path().join("uac.xml");
+    std::fs::write(
+        &scenario,
+        SIPP_LIKE_CALLBACKD.replace("PLAY", &play).replace("PAUSE", &pause.to_string()),
+    )
+    .expect("write scenario");
+    let uas_port = common::sipp::free_udp_port();
+    let mut r = ShapeRun { n, load_before: loadavg(), ..ShapeRun::default() };
+    let uas_scenario = common::repo().join("tests/sipp/uas_answer_all.xml");
+    let mut uas = sipp_uas(dir.path(), uas_port, n, Some(&uas_scenario));
+    let uac_port = common::sipp::free_udp_port();
+    let args: Vec<String> = vec![
+        "-sf".into(),
+        scenario.display().to_string(),
+        format!("127.0.0.1:{uas_port}"),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-mi".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        common::sipp::free_udp_port().to_string(),
+        "-p".into(),
+        uac_port.to_string(),
+        "-m".into(),
+        n.to_string(),
+        "-r".into(),
+        knobs.cps.to_string(),
+        "-l".into(),
+        knobs.capacity.to_string(),
+        "-nostdin".into(),
+    ];
+    let mut uac = sipp(&args, None);
+    let pid = uac.pid();
+    let start = Instant::now();
+    let mut ticks = 0;
+    while start.elapsed() < WAIT * 2 {
+        if let Ok(Some(_)) = uac.child.try_wait() {
+            break;
+        }
+        ticks = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    r.cpu_secs = ticks as f64 / clock_ticks();
+    if uas.wait_exit(Duration::from_secs(10)).is_none() {
+        uas.signal("-USR1");
+        let _ = uas.wait_exit(Duration::from_secs(5));
+    }
+    r.load_after = loadavg();
+    r.uas_errors = std::fs::read_to_string(dir.path().join("uas_err.log"))
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+    let trace = UasTrace::read(&dir.path().join("uas_msgs.log"));
+    r.completed = trace.completed();
+    r.window_rate = trace.completed() as f64 / trace.window();
+    r
+}
+
 /// A fresh directory with the bench dialplan and a configuration pointing at `pbx_port`.
-fn setup(dir: &Path, pbx_port: u16, capacity: u32, cps: u32) -> PathBuf {
+/// `short`: the "connecting" prompt is `blip` (one sample, so one 20 ms frame), from a
+/// sounds directory that links every shipped prompt and adds it.
+fn setup(dir: &Path, pbx_port: u16, capacity: u32, cps: u32, short: bool) -> PathBuf {
     let plans = dir.join("dialplans");
     std::fs::create_dir_all(&plans).expect("mkdir dialplans");
-    let plan = DIALPLAN.replace("capacity = 1000", &format!("capacity = {capacity}"));
-    std::fs::write(plans.join("bench.toml"), plan).expect("write dialplan");
+    let mut plan = DIALPLAN.replace("capacity = 1000", &format!("capacity = {capacity}"));
     let config = dir.join("callbackd.toml");
-    common::ConfigFile {
+    let mut text = common::ConfigFile {
         max_calls: Some(1000),
         calls_per_second: Some(cps),
         extra_top: "shutdown_grace = \"0s\"".to_owned(),
         ..common::ConfigFile::new(&format!("127.0.0.1:{pbx_port}"), &plans)
     }
-    .write(&config);
+    .render();
+    if short {
+        plan.push_str("\n[prompts]\nconnecting = \"blip\"\n");
+        let shipped = common::repo().join("sounds");
+        let sounds = dir.join("sounds");
+        for lang in ["fi", "sv", "en"] {
+            std::fs::create_dir_all(sounds.join(lang)).expect("mkdir sounds");
+            for entry in std::fs::read_dir(shipped.join(lang)).expect("shipped sounds") {
+                let entry = entry.expect("entry");
+                std::os::unix::fs::symlink(entry.path(), sounds.join(lang).join(entry.file_name()))
+                    .expect("link prompt");
+            }
+            callbackd::media::wav::write(&sounds.join(lang).join("blip.wav"), &[0], 8000, 1)
+                .expect("blip");
+        }
+        text = text.replace(
+            &format!("sounds = {:?}", shipped.display().to_string()),
+            &format!("sounds = {:?}", sounds.display().to_string()),
+        );
+    }
+    std::fs::write(plans.join("bench.toml"), plan).expect("write dialplan");
+    std::fs::write(&config, text).expect("write config");
     config
 }
 
@@ -596,12 +795,13 @@ async fn sleep_until_epoch(t: Timestamp) {
     }
 }
 
-/// `pace`: `None` = all due at one instant; `Some(r)` = due times spread at r/s.
-async fn daemon_run(knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
+/// `pace`: `None` = all due at one instant; `Some(r)` = due times spread at r/s. `short`:
+/// the one-frame "connecting" prompt (see [`setup`]).
+async fn daemon_run(knobs: &Knobs, pace: Option<u32>, short: bool) -> DaemonRun {
     let n = knobs.calls;
     let dir = tempfile::tempdir().expect("temporary directory");
     let port = common::sipp::free_udp_port();
-    let config = setup(dir.path(), port, knobs.capacity, knobs.cps);
+    let config = setup(dir.path(), port, knobs.capacity, knobs.cps, short);
     // The due instant is set well ahead and moved nowhere: the daemon must be ready first.
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let spacing_us = pace.map_or(0, |r| 1_000_000 / i64::from(r.max(1)));
@@ -745,7 +945,7 @@ async fn daemon_run(knobs: &Knobs, pace: Option<u32>) -> DaemonRun {
 async fn hold_run(k: u32) -> HoldRun {
     let dir = tempfile::tempdir().expect("temporary directory");
     let port = common::sipp::free_udp_port();
-    let config = setup(dir.path(), port, 1000, 10_000);
+    let config = setup(dir.path(), port, 1000, 10_000, false);
     let half = k / 2;
     let t0 = Timestamp::now() + SignedDuration::try_from(LEAD * 3).expect("lead");
     let t1 = t0 + SignedDuration::from_secs(4);
@@ -800,6 +1000,58 @@ async fn hold_run(k: u32) -> HoldRun {
 
 fn kib(v: u64) -> String {
     format!("{:.1} MiB", v as f64 / 1024.0)
+}
+
+/// The "same call shape" table: sipp's UAC and callbackd placing the same call against the
+/// same UAS, with the prompt and with one frame.
+fn shape_report(
+    knobs: &Knobs,
+    prompt: &callbackd::media::Prompt,
+    sipp: [&ShapeRun; 2],
+    ours: [&DaemonRun; 2],
+) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "#### Same call shape: N = {} calls, at most {} at once, against `tests/sipp/uas_answer_all.xml`\n",
+        knobs.calls, knobs.capacity
+    );
+    let _ = writeln!(
+        o,
+        "| call | who | completed | calls/s at the UAS | CPU per call | load before → after |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---|");
+    let calls = [
+        format!(
+            "INVITE, answer, {:.2} s prompt, REFER + NOTIFY, BYE",
+            prompt.duration().as_secs_f64()
+        ),
+        "INVITE, answer, one 20 ms frame, REFER + NOTIFY, BYE".to_owned(),
+    ];
+    for ((call, s), d) in calls.iter().zip(sipp).zip(ours) {
+        let _ = writeln!(
+            o,
+            "| {} | sipp UAC (`play_pcap_audio`) | {}/{} | {:.0} | {:.3} ms | {} → {} |",
+            call,
+            s.completed,
+            s.n,
+            s.window_rate,
+            s.cpu_secs * 1e3 / f64::from(s.n.max(1)),
+            s.load_before,
+            s.load_after
+        );
+        let _ = writeln!(
+            o,
+            "| | callbackd | {}/{} | {:.0} | {:.3} ms | {} → {} |",
+            d.uas_completed,
+            d.n,
+            d.window_rate,
+            d.cpu_daemon * 1e3 / f64::from(d.n.max(1)),
+            d.load_before,
+            d.load_after
+        );
+    }
+    o
 }
 
 fn report(

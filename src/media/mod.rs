@@ -3,9 +3,13 @@
 //! Pure: [`g711`] (codecs), [`sdp`] (answer → [`sdp::RemoteMedia`]), [`wav::parse`],
 //! [`number_stems`]. Edges: [`wav::load`] and [`Prompts::load`] read files;
 //! [`check_prompts`] reads every prompt a set of services names (for `callbackd check` and
-//! the daemon's start-up); [`rtp`] owns a UDP socket per leg (tokio).
+//! the daemon's start-up); [`rtp`] owns a UDP socket per leg (tokio), [`pacer`] sends every
+//! playing leg's frames from one thread on one 20 ms grid, [`rt`] runs the legs' receivers
+//! on a media runtime of their own.
 
 pub mod g711;
+pub mod pacer;
+pub mod rt;
 pub mod rtp;
 pub mod sdes;
 pub mod sdp;

@@ -94,17 +94,24 @@ impl SendState {
         self.last = Some(now);
         stamped
     }
+
+    /// Accounts for `frames` frames that were due but never sent (the pacer gave them up):
+    /// sequence and timestamp move on as if they had been, so the far end sees a loss.
+    fn skip(&mut self, frames: u32) {
+        self.seq = self.seq.wrapping_add(frames as u16);
+        self.ts = self.ts.wrapping_add(frames.wrapping_mul(FRAME_SAMPLES as u32));
+    }
 }
 
 /// The state of a leg shared between its handle ([`RtpLeg`]), its receiver task and the
 /// receiver task of a leg relayed to it.
 #[derive(Debug)]
-struct Shared {
-    socket: UdpSocket,
-    codec: Codec,
+pub(super) struct Shared {
+    pub(super) socket: UdpSocket,
+    pub(super) codec: Codec,
     pt: u8,
     dtmf_pt: Option<u8>,
-    ssrc: u32,
+    pub(super) ssrc: u32,
     /// Where packets go: the SDP address, replaced once by the source of the first RTP
     /// packet received (written by the receiver task, read by every send).
     remote: Mutex<SocketAddr>,
@@ -125,16 +132,24 @@ struct Shared {
 }
 
 impl Shared {
-    fn remote(&self) -> SocketAddr {
+    pub(super) fn remote(&self) -> SocketAddr {
         *self.remote.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends one packet with this leg's SSRC, next sequence number and timestamp.
-    async fn send(&self, payload: &[u8], marker: bool) -> Result<(), MediaError> {
+    /// Builds the next packet of this leg into `out`: its SSRC, next sequence number and
+    /// timestamp (`now` is when it leaves, for a talk-spurt's timestamp jump), protected
+    /// when the leg runs SRTP.
+    pub(super) fn build(
+        &self,
+        payload: &[u8],
+        marker: bool,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MediaError> {
         let (seq, ts) = self.send.lock().unwrap_or_else(|e| e.into_inner()).stamp(
             payload.len() as u32,
             marker,
-            Instant::now(),
+            now,
         );
         let mut buf = [0u8; HEADER + MAX_PAYLOAD];
         let len = RtpPacketBuilder::new()
@@ -146,16 +161,39 @@ impl Shared {
             .payload(payload)
             .build_into(&mut buf)
             .map_err(MediaError::Build)?;
+        out.clear();
         match &self.protect {
             Some(p) => {
                 let packet = p.lock().unwrap_or_else(|e| e.into_inner()).protect(&buf[..len])?;
-                self.socket.send_to(&packet, self.remote()).await?;
+                out.extend_from_slice(&packet);
             }
-            None => {
-                self.socket.send_to(&buf[..len], self.remote()).await?;
-            }
+            None => out.extend_from_slice(&buf[..len]),
         }
-        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends one datagram at once, without waiting: a full send buffer is an error
+    /// (`WouldBlock`), as late media is of no use. Callable from any thread.
+    pub(super) fn send_now(&self, packet: &[u8], to: SocketAddr) -> std::io::Result<()> {
+        socket2::SockRef::from(&self.socket).send_to(packet, &to.into())?;
+        Ok(())
+    }
+
+    /// Moves sequence and timestamp on by `frames` frames never sent.
+    pub(super) fn skip(&self, frames: u32) {
+        self.send.lock().unwrap_or_else(|e| e.into_inner()).skip(frames);
+    }
+
+    /// Counts packets sent.
+    pub(super) fn count_sent(&self, n: usize) {
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Sends one packet now (the relay's path; the pacer batches its own).
+    fn forward(&self, payload: &[u8], marker: bool, out: &mut Vec<u8>) -> Result<(), MediaError> {
+        self.build(payload, marker, Instant::now(), out)?;
+        self.send_now(out, self.remote())?;
+        self.count_sent(1);
         Ok(())
     }
 }
@@ -223,6 +261,8 @@ impl RtpLeg {
     ) -> RtpLeg {
         let (protect, unprotect) =
             srtp.map_or((None, None), |(p, u)| (Some(Mutex::new(p)), Some(u)));
+        // The receiver runs on the media runtime (see `super::rt`).
+        let (socket, media) = super::rt::rehome(socket);
         let shared = Arc::new(Shared {
             socket,
             codec,
@@ -239,8 +279,18 @@ impl RtpLeg {
             rejected: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(DIGIT_BUFFER);
-        let receiver = tokio::spawn(receive(shared.clone(), tx, unprotect));
+        let task = receive(shared.clone(), tx, unprotect);
+        let receiver = match media {
+            Some(rt) => rt.spawn(task),
+            None => tokio::spawn(task),
+        };
         RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver }
+    }
+
+    /// The state shared with the pacer (its tests drive it directly).
+    #[cfg(test)]
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The local RTP address.
@@ -279,32 +329,17 @@ impl RtpLeg {
     }
 
     /// Plays `prompt` to the far end, returning after its last frame has had its 20 ms.
-    /// Frame *n* is sent at `start + n × 20 ms` (`sleep_until`, so lateness never
-    /// accumulates). `cancel` stops it between frames (e.g. the patient pressed a key or
-    /// hung up); that is not an error.
+    /// The frames are sent by the pacer ([`super::pacer`]): frame *n* at tick *k₀ + n* of
+    /// its absolute 20 ms grid, *k₀* being the first tick after the call, so lateness never
+    /// accumulates. `cancel` (or dropping the future) stops it before the next frame (e.g.
+    /// the patient pressed a key or hung up); that is not an error.
     pub async fn play(
         &self,
         prompt: &Prompt,
         cancel: &CancellationToken,
     ) -> Result<Played, MediaError> {
-        let codec = self.shared.codec;
-        let start = Instant::now();
-        let mut frames = 0;
-        for (n, chunk) in prompt.samples.chunks(FRAME_SAMPLES).enumerate() {
-            // Frame 0 waits too: tokio's timer fires on whole milliseconds, so every frame
-            // leaves on the same timer tick phase and the grid carries no fixed offset.
-            if !wait(start + FRAME * n as u32, cancel).await {
-                return Ok(Played { frames, cancelled: true });
-            }
-            if cancel.is_cancelled() {
-                return Ok(Played { frames, cancelled: true });
-            }
-            let mut payload = [codec.silence(); FRAME_SAMPLES];
-            codec.encode_into(chunk, &mut payload);
-            self.shared.send(&payload, n == 0).await?;
-            frames += 1;
-        }
-        let cancelled = !wait(start + FRAME * frames as u32, cancel).await;
+        let (frames, cancelled) =
+            super::pacer::play(self.shared.clone(), prompt.samples.clone(), cancel).await?;
         Ok(Played { frames, cancelled })
     }
 
@@ -320,15 +355,6 @@ impl RtpLeg {
     pub async fn clear_digits(&self) {
         let mut rx = self.digits.lock().await;
         while rx.try_recv().is_ok() {}
-    }
-}
-
-/// Sleeps until `deadline`; false when `cancel` fired first.
-async fn wait(deadline: Instant, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        biased;
-        () = cancel.cancelled() => false,
-        () = tokio::time::sleep_until(deadline) => true,
     }
 }
 
@@ -363,52 +389,83 @@ pub fn event_digit(event: u8) -> Option<char> {
     }
 }
 
-/// The receiver task of a leg (see [`RtpLeg::receiver`]). Ends on a socket error or when
+/// The receiver task of a leg (see [`RtpLeg::receiver`]). At each wake-up it reads every
+/// datagram that is ready and handles each at once (a relayed one is forwarded before the
+/// next is read, without waiting: [`Shared::send_now`]). Ends on a socket error or when
 /// aborted.
-async fn receive(
+async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Option<Unprotector>) {
+    let mut rx = Receiver {
+        shared,
+        digits,
+        unprotect,
+        plain: Vec::new(),
+        out: Vec::with_capacity(HEADER + MAX_PAYLOAD + 32),
+        last_event: None,
+    };
+    let mut buf = vec![0u8; 2048];
+    loop {
+        if let Err(e) = rx.shared.socket.readable().await {
+            tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
+            return;
+        }
+        loop {
+            let (len, from) = match rx.shared.socket.try_recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP errors reported on some platforms: the far end is not there (yet).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
+                    return;
+                }
+            };
+            rx.take(&buf[..len], from);
+        }
+    }
+}
+
+/// What a leg's receiver task keeps between datagrams.
+#[derive(Debug)]
+struct Receiver {
     shared: Arc<Shared>,
     digits: mpsc::Sender<char>,
-    mut unprotect: Option<Unprotector>,
-) {
-    let mut buf = vec![0u8; 2048];
-    // The decrypted packet when the leg runs SRTP.
-    let mut plain: Vec<u8>;
-    // RTP timestamp of the last DTMF event turned into a digit.
-    let mut last_event: Option<u32> = None;
-    loop {
-        let (len, from) = match shared.socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            // ICMP errors reported on some platforms: the far end is not there (yet).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
-                return;
-            }
-        };
-        let datagram = match unprotect.as_mut() {
-            None => &buf[..len],
-            Some(srtp) => match srtp.unprotect(&buf[..len]) {
+    unprotect: Option<Unprotector>,
+    /// The decrypted packet when the leg runs SRTP.
+    plain: Vec<u8>,
+    /// The packet being forwarded to a relay peer.
+    out: Vec<u8>,
+    /// RTP timestamp of the last DTMF event turned into a digit.
+    last_event: Option<u32>,
+}
+
+impl Receiver {
+    /// Handles one datagram from `from`.
+    fn take(&mut self, datagram: &[u8], from: SocketAddr) {
+        let shared = &self.shared;
+        let datagram = match self.unprotect.as_mut() {
+            None => datagram,
+            Some(srtp) => match srtp.unprotect(datagram) {
                 Ok(p) => {
-                    plain = p;
-                    &plain
+                    self.plain = p;
+                    &self.plain
                 }
                 Err(e) => {
                     // Warn once per leg; a flood of forgeries must not flood the log.
                     if shared.rejected.fetch_add(1, Ordering::Relaxed) == 0 {
                         tracing::warn!(error = %e, %from, "SRTP packet refused (further ones are counted, not logged)");
                     }
-                    continue;
+                    return;
                 }
             },
         };
-        let Ok(packet) = RtpReader::new(datagram) else { continue };
+        let Ok(packet) = RtpReader::new(datagram) else { return };
         if !shared.latched.load(Ordering::Acquire) {
             let mut remote = shared.remote.lock().unwrap_or_else(|e| e.into_inner());
             if *remote != from {
@@ -417,31 +474,35 @@ async fn receive(
             }
             shared.latched.store(true, Ordering::Release);
         } else if shared.remote() != from {
-            continue;
+            return;
         }
         shared.received.fetch_add(1, Ordering::Relaxed);
         let pt = packet.payload_type();
         let payload = packet.payload();
         if Some(pt) == shared.dtmf_pt {
-            if payload.len() >= 4 && last_event != Some(packet.timestamp()) {
-                last_event = Some(packet.timestamp());
+            if payload.len() >= 4 && self.last_event != Some(packet.timestamp()) {
+                self.last_event = Some(packet.timestamp());
                 if let Some(d) = event_digit(payload[0]) {
-                    let _ = digits.try_send(d);
+                    let _ = self.digits.try_send(d);
                 }
             }
-            continue;
+            return;
         }
         let codec = if pt == shared.pt { Some(shared.codec) } else { Codec::from_payload_type(pt) };
-        let Some(codec) = codec else { continue };
+        let Some(codec) = codec else { return };
         let peer = shared.peer.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(peer) = peer.and_then(|p| p.upgrade()) {
-            let n = payload.len().min(MAX_PAYLOAD);
-            let mut out = [0u8; MAX_PAYLOAD];
-            out[..n].copy_from_slice(&payload[..n]);
-            peer.codec.transcode_from(codec, &mut out[..n]);
-            if let Err(e) = peer.send(&out[..n], packet.mark()).await {
-                tracing::debug!(error = %e, "relay: send failed");
-            }
+        let Some(peer) = peer.and_then(|p| p.upgrade()) else { return };
+        let n = payload.len().min(MAX_PAYLOAD);
+        let sent = if peer.codec == codec {
+            peer.forward(&payload[..n], packet.mark(), &mut self.out)
+        } else {
+            let mut audio = [0u8; MAX_PAYLOAD];
+            audio[..n].copy_from_slice(&payload[..n]);
+            peer.codec.transcode_from(codec, &mut audio[..n]);
+            peer.forward(&audio[..n], packet.mark(), &mut self.out)
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "relay: send failed");
         }
     }
 }

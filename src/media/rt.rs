@@ -1,0 +1,113 @@
+//! Where media runs: a runtime of its own on one thread, at a raised scheduling priority.
+//!
+//! Every leg's receiver task (symmetric RTP, DTMF, the relay's forwarding) runs on the media
+//! runtime, a current-thread tokio runtime on the `rtp-media` thread, and the pacer
+//! ([`super::pacer`]) has its own thread. Both ask for real-time scheduling (`SCHED_FIFO`
+//! at its lowest priority), or failing that for nice [`MEDIA_NICE`], so on a busy machine a
+//! packet waits neither behind SIP, HTTP and database work in the daemon's main runtime nor
+//! behind other processes' time slices. `SCHED_FIFO` needs `CAP_SYS_NICE` or an
+//! `RLIMIT_RTPRIO` of at least 1 (systemd: `LimitRTPRIO=1` and `RestrictRealtime=no`); the
+//! nice value needs `CAP_SYS_NICE` or `RLIMIT_NICE` (systemd: `LimitNICE=-15`, set in the
+//! shipped unit). Without either the threads run at the normal priority and say so once in
+//! the log. Both threads only ever wait on timers and sockets, never spin.
+
+use std::sync::OnceLock;
+use tokio::runtime::Handle;
+
+/// The nice value the media threads ask for.
+pub const MEDIA_NICE: i32 = -15;
+
+/// How a media thread is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// `SCHED_FIFO`, lowest real-time priority.
+    Realtime,
+    /// Normal scheduling at nice [`MEDIA_NICE`].
+    Nice,
+    /// Neither was allowed.
+    Normal,
+}
+
+/// Raises the calling thread's scheduling priority as far as allowed (see the module).
+pub fn raise_priority(thread: &str) -> Priority {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    if set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, fifo).is_ok() {
+        tracing::debug!(thread, "media thread runs with real-time scheduling (SCHED_FIFO)");
+        return Priority::Realtime;
+    }
+    // Linux: setpriority(2) on a thread id affects that thread only.
+    match rustix::process::setpriority_process(Some(rustix::thread::gettid()), MEDIA_NICE) {
+        Ok(()) => {
+            tracing::debug!(thread, nice = MEDIA_NICE, "media thread priority raised");
+            Priority::Nice
+        }
+        Err(e) => {
+            tracing::info!(
+                thread,
+                error = %e,
+                "media thread runs at normal priority (LimitNICE=-15, or LimitRTPRIO=1 with RestrictRealtime=no, allow more)"
+            );
+            Priority::Normal
+        }
+    }
+}
+
+static MEDIA: OnceLock<Option<Handle>> = OnceLock::new();
+
+/// The media runtime, started on first use; `None` when its thread could not be started
+/// (then legs stay on the runtime that created them, and that is logged).
+pub fn media_runtime() -> Option<Handle> {
+    MEDIA
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let started = std::thread::Builder::new().name("rtp-media".into()).spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "media runtime could not start");
+                        return;
+                    }
+                };
+                raise_priority("rtp-media");
+                let _ = tx.send(rt.handle().clone());
+                rt.block_on(std::future::pending::<()>());
+            });
+            match started {
+                Ok(_) => rx.recv().ok(),
+                Err(e) => {
+                    tracing::error!(error = %e, "media thread could not start");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Moves `socket` onto the media runtime: a duplicate of its descriptor is registered
+/// there and the original closed. Returns the socket to use and the runtime to spawn its
+/// receiver on (`None`: the caller's, when the media runtime is missing or the move failed).
+pub fn rehome(socket: tokio::net::UdpSocket) -> (tokio::net::UdpSocket, Option<Handle>) {
+    let Some(handle) = media_runtime() else { return (socket, None) };
+    let dup = match socket2::SockRef::from(&socket).try_clone() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "RTP socket stays on the caller's runtime");
+            return (socket, None);
+        }
+    };
+    let moved = {
+        let _enter = handle.enter();
+        tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(dup))
+    };
+    match moved {
+        Ok(s) => (s, Some(handle)),
+        Err(e) => {
+            tracing::warn!(error = %e, "RTP socket stays on the caller's runtime");
+            (socket, None)
+        }
+    }
+}

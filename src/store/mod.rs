@@ -24,6 +24,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub mod health;
+mod intake;
 pub mod lease;
 mod requests;
 mod sms;
@@ -53,6 +54,10 @@ pub enum StoreError {
     /// The store cannot keep a write now (see [`health`]); nothing was written.
     #[error("the store refuses writes: {0}")]
     Refusing(health::Fault),
+    /// The write was not committed (its batch failed or was aborted); nothing of it was
+    /// stored.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
     /// The SQLite file is missing although a queue was created at that path before.
     #[error(
         "database {path} is missing, but {marker} says a queue was created there: refusing \
@@ -306,6 +311,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     health: std::sync::Arc<health::Health>,
+    /// SQLite: the group-commit writer of intakes (see `intake`).
+    batcher: intake::Batcher,
 }
 
 /// SQLite's wait for another connection's write lock.
@@ -500,7 +507,7 @@ impl Store {
             // Best effort: a read-only server is reported by the probe below.
             let _ = sqlx::query(health::PROBE_TABLE).execute(&pool).await;
         }
-        let store = Store { pool, backend, health };
+        let store = Store { pool, backend, health, batcher: intake::Batcher::default() };
         store.look().await;
         Ok(store)
     }
@@ -541,37 +548,27 @@ impl Store {
     }
 
     /// Stores a new request with its plan, or returns the live request of the same number
-    /// and service (a duplicate). Nothing is stored for a duplicate.
+    /// and service (a duplicate). Nothing is stored for a duplicate. Returns once the
+    /// request is committed. SQLite: concurrent calls share one transaction and one
+    /// commit (group commit, see `intake`).
     pub async fn enqueue(&self, new: &NewRequest, plan: &Plan) -> Result<Enqueued, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.enqueue_grouped(new, plan).await,
+            Backend::Postgres => self.enqueue_one(new, plan).await,
+        }
+    }
+
+    /// [`Store::enqueue`] in a transaction of its own.
+    async fn enqueue_one(&self, new: &NewRequest, plan: &Plan) -> Result<Enqueued, StoreError> {
         // Insert first: the unique index on live (service, number) says whether it is a
         // duplicate, so a new request costs no extra lookup.
         let admitted =
             crate::policy::lifecycle::intake(plan, &new.channel, new.sms_notice, new.created_at);
         for _ in 0..3 {
             let mut tx = self.write_tx().await?;
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO requests (service, number, state, channel, lang, window_start, \
-                 window_end, sms_consent, created_at, due_at, deadline_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 RETURNING {REQUEST_COLUMNS}"
-            ))
-            .bind(&new.service)
-            .bind(new.number.as_str())
-            .bind(admitted.to.as_str())
-            .bind(&new.channel)
-            .bind(new.lang.code())
-            .bind(new.window.map(|w| i64::from(w.start_minute())))
-            .bind(new.window.map(|w| i64::from(w.end_minute())))
-            .bind(i64::from(new.sms_consent))
-            .bind(ms(new.created_at))
-            .bind(ms(admitted.due))
-            .bind(ms(plan.deadline))
-            .bind(ms(plan.expires))
-            .fetch_one(&mut *tx)
-            .await;
+            let inserted = intake::insert(&mut tx, new, plan, &admitted).await;
             match inserted {
-                Ok(row) => {
-                    let request = request_from(&row)?;
+                Ok(request) => {
                     audit(
                         &mut tx,
                         request.id,

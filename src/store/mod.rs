@@ -220,6 +220,8 @@ pub struct Depth {
 }
 
 const WAITING: &str = "('pending','retry_wait')";
+/// [`Store::depth`] folds the `queue_depth` rows once they span this many ids.
+const FOLD_DEPTH_AT: i64 = 4096;
 /// The serving order in SQL: [`crate::policy::lifecycle::ServingKey`]'s fields in its order,
 /// matching the `requests_waiting_order` index (tested in `tests/scheduler.rs`).
 pub(crate) const SERVING_ORDER: &str = "deadline_at, created_at, id";
@@ -764,12 +766,27 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// Queue depth per service and live state.
+    /// Queue depth per service and live state, from the `queue_depth` rows the triggers
+    /// append in each change's own transaction (migration 0011): a sum over a few rows, not
+    /// a count of every live request. When the rows have piled up, they are first folded
+    /// into one row per service and state (best effort: while the store refuses writes, the
+    /// sum is read over the rows as they are).
     pub async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT service, state, COUNT(*) AS n FROM requests WHERE state IN {LIVE} \
-             GROUP BY service, state ORDER BY service, state"
-        ))
+        let row = sqlx::query("SELECT MIN(id) AS lo, MAX(id) AS hi FROM queue_depth")
+            .fetch_one(&self.pool)
+            .await?;
+        let (lo, hi): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            if hi - lo >= FOLD_DEPTH_AT {
+                if let Err(e) = self.fold_depth().await {
+                    tracing::debug!(error = %e, "queue depth rows not folded now");
+                }
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT service, state, CAST(SUM(n) AS BIGINT) AS n FROM queue_depth \
+             GROUP BY service, state HAVING SUM(n) <> 0 ORDER BY service, state",
+        )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -784,6 +801,31 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Replaces the `queue_depth` rows by their sums, in one transaction: exactly the rows
+    /// deleted are summed back, so a row appended meanwhile (another server's change) is
+    /// kept as it is, and two folds at once never count a row twice.
+    async fn fold_depth(&self) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let gone = sqlx::query("DELETE FROM queue_depth RETURNING service, state, n")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut sums = std::collections::BTreeMap::<(String, String), i64>::new();
+        for r in &gone {
+            *sums.entry((r.try_get("service")?, r.try_get("state")?)).or_default() +=
+                r.try_get::<i64, _>("n")?;
+        }
+        for ((service, state), n) in sums.into_iter().filter(|(_, n)| *n != 0) {
+            sqlx::query("INSERT INTO queue_depth (service, state, n) VALUES ($1, $2, $3)")
+                .bind(service)
+                .bind(state)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Connected callbacks of a service since `since`: the recent service rate for ETAs.

@@ -14,8 +14,12 @@
 //!    LOCKED`, the claim, the lease) of one request of the next service, timing each call;
 //!    each claimer keeps up to `CLAIMS_BENCH_LIVE` (10) calls "in progress" and finishes
 //!    the oldest (connected) beyond that, so the number of live attempts stays realistic;
-//! 3. prints claims per second and latency p50/p99/max per configuration, and drops the
-//!    database.
+//! 3. prints claims per second, latency p50/p99/max and the dead tuples added per
+//!    configuration; then 3 servers again while another session sits idle in a
+//!    transaction (holding back vacuum) for the whole run;
+//! 4. before the claims, measures PostgreSQL intake: 3 servers, 16 concurrent intakes each
+//!    (`CLAIMS_BENCH_INTAKE_SECS`, 10 s), due tomorrow so the claims do not reach them;
+//! 5. drops the database.
 //!
 //! The call rate is not limited (interval 0) and capacities are large: the benchmark
 //! measures the claim path itself.
@@ -98,6 +102,136 @@ async fn claimer(url: String, id: usize, secs: u64, live: usize) -> Run {
     run
 }
 
+/// PostgreSQL intake: `servers` stores (pools), each with `tasks` concurrent intakes of new
+/// numbers through `Store::enqueue` (one transaction per request) for `secs`. Requests/s.
+async fn intake(url: &str, servers: usize, tasks: usize, secs: u64, first: u64) -> f64 {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(first));
+    let end = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..servers {
+        let store = Store::open(url).await.expect("open store");
+        for _ in 0..tasks {
+            let (store, next) = (store.clone(), next.clone());
+            set.spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < end {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let now = Timestamp::now();
+                    let day = SignedDuration::from_hours(24);
+                    let new = NewRequest {
+                        service: SERVICES[(i % 3) as usize].to_owned(),
+                        number: E164::from_stored(format!("+35841{i:07}")),
+                        channel: "api".to_owned(),
+                        lang: Lang::Fi,
+                        window: None,
+                        sms_consent: false,
+                        sms_notice: false,
+                        created_at: now,
+                    };
+                    // Due tomorrow: the claims that follow do not reach these.
+                    let plan = Plan {
+                        due: now + day,
+                        deadline: now + day * 2,
+                        expires: now + day * 3,
+                        counted: 0,
+                    };
+                    let stored = store.enqueue(&new, &plan).await.expect("enqueue");
+                    assert!(!stored.duplicate);
+                    done += 1;
+                }
+                done
+            });
+        }
+    }
+    let mut n = 0;
+    while let Some(d) = set.join_next().await {
+        n += d.expect("intake task");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Dead tuples of the queue's tables (statistics, flushed by each backend within a second).
+async fn dead_tuples(url: &str) -> i64 {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(n_dead_tup), 0)::BIGINT FROM pg_stat_user_tables \
+         WHERE relname IN ('requests', 'attempts', 'audit', 'claim_gate', 'queue_depth')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("dead tuples");
+    let _ = conn.close().await;
+    n
+}
+
+/// Runs `servers` claimers for `secs`; prints one table row.
+async fn claims_row(url: &str, servers: usize, secs: u64, live: usize, label: &str) -> u64 {
+    let dead_before = dead_tuples(url).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for id in 0..servers {
+        tasks.spawn(claimer(url.to_owned(), id, secs, live));
+    }
+    let mut all = Run::default();
+    while let Some(r) = tasks.join_next().await {
+        let r = r.expect("claimer");
+        all.claims += r.claims;
+        all.latencies.extend(r.latencies);
+    }
+    let wall = start.elapsed().as_secs_f64().max(secs as f64);
+    all.latencies.sort();
+    let dead_after = dead_tuples(url).await;
+    println!(
+        "| {servers}{label} | {:.0} | {} | {} | {} | {} | {:+} |",
+        all.claims as f64 / wall,
+        ms(pct(&all.latencies, 0.5)),
+        ms(pct(&all.latencies, 0.99)),
+        ms(all.latencies.last().copied().unwrap_or_default()),
+        all.claims,
+        dead_after - dead_before
+    );
+    all.claims
+}
+
+/// graphile-worker (`bench/graphile`, installed with `npm ci --prefix bench/graphile`) on
+/// the same database: `jobs` no-op jobs queued, then 3 runners claiming and completing them
+/// one at a time each. Prints one table row.
+async fn graphile(url: &str, jobs: u64) {
+    let Some(node) = common::tool("node", "nodejs") else { return };
+    let dir = common::repo().join("bench/graphile");
+    assert!(
+        dir.join("node_modules/graphile-worker").is_dir(),
+        "graphile-worker is not installed: run `npm ci --prefix bench/graphile`"
+    );
+    let dead_before = dead_tuples(url).await;
+    let args =
+        [dir.join("bench.mjs").display().to_string(), url.to_owned(), jobs.max(1).to_string()];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(node).args(&args).arg("3").output()
+    })
+    .await
+    .expect("join")
+    .expect("run node bench/graphile/bench.mjs");
+    assert!(
+        out.status.success(),
+        "graphile-worker bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(line.lines().last().unwrap_or_default()).expect("graphile JSON");
+    let dead_after = dead_tuples(url).await;
+    println!(
+        "| graphile-worker 0.16, 3 workers, {} jobs queued | {:.0} | – | – | – | {} | {:+} (callbackd's tables) |",
+        v["jobs"],
+        v["per_sec"].as_f64().unwrap_or(0.0),
+        v["jobs"],
+        dead_after - dead_before
+    );
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -153,30 +287,32 @@ async fn main() {
     println!("filled {rows} pending requests in {:.1} s", fill.elapsed().as_secs_f64());
 
     println!();
-    println!("| servers | claims/s | p50 ms | p99 ms | max ms | claims |");
-    println!("|---|---|---|---|---|---|");
+    let intake_secs: u64 = env_or("CLAIMS_BENCH_INTAKE_SECS", 10);
+    let rate = intake(&url, 3, 16, intake_secs, rows).await;
+    println!(
+        "intake with 3 servers (16 concurrent intakes each, one transaction per request): \
+         {rate:.0} requests/s over {intake_secs} s"
+    );
+
+    println!();
+    println!("| servers | claims/s | p50 ms | p99 ms | max ms | claims | dead tuples added |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut at_three = 0;
     for servers in 1..=3usize {
-        let mut tasks = tokio::task::JoinSet::new();
-        let start = Instant::now();
-        for id in 0..servers {
-            tasks.spawn(claimer(url.clone(), id, secs, live));
-        }
-        let mut all = Run::default();
-        while let Some(r) = tasks.join_next().await {
-            let r = r.expect("claimer");
-            all.claims += r.claims;
-            all.latencies.extend(r.latencies);
-        }
-        let wall = start.elapsed().as_secs_f64().max(secs as f64);
-        all.latencies.sort();
-        println!(
-            "| {servers} | {:.0} | {} | {} | {} | {} |",
-            all.claims as f64 / wall,
-            ms(pct(&all.latencies, 0.5)),
-            ms(pct(&all.latencies, 0.99)),
-            ms(all.latencies.last().copied().unwrap_or_default()),
-            all.claims
-        );
+        at_three = claims_row(&url, servers, secs, live, "").await;
     }
+    // The peer, the same number of jobs as callbackd claimed with 3 servers.
+    graphile(&url, at_three).await;
+    // The failure that stalls SKIP LOCKED queues: a session idle in a transaction for the
+    // whole run holds back vacuum, so every dead row version stays.
+    let mut idle = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ").execute(&mut idle).await.expect("begin");
+    sqlx::query("SELECT txid_current(), COUNT(*) FROM claim_gate")
+        .execute(&mut idle)
+        .await
+        .expect("hold a snapshot");
+    claims_row(&url, 3, secs, live, " + idle-in-transaction session").await;
+    let _ = sqlx::query("ROLLBACK").execute(&mut idle).await;
+    let _ = idle.close().await;
     drop(db);
 }

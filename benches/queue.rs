@@ -127,6 +127,7 @@ struct Report {
     size: u64,
     fill: Duration,
     db_mb: f64,
+    naive_commits: f64,
     start_listening: Duration,
     start_ready: Duration,
     intake: Intake,
@@ -199,6 +200,9 @@ async fn bench_size(services: &Services, knobs: &Knobs, size: u64) -> Report {
     r.db_mb = db_bytes(&db) as f64 / 1e6;
     eprintln!("[{size}] filled in {:.1} s, {:.0} MB", r.fill.as_secs_f64(), r.db_mb);
 
+    r.naive_commits = naive_commits(dir.path()).await;
+    eprintln!("[{size}] one commit per request (FULL): {:.0}/s", r.naive_commits);
+
     // Daemon: start-up, intake, memory, scrapes.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(knobs.conns + 8)
@@ -243,6 +247,36 @@ async fn bench_size(services: &Services, knobs: &Knobs, size: u64) -> Report {
     r
 }
 
+/// The naive way's limit on this disk: one writer committing one small row per
+/// transaction with `synchronous = FULL` (one WAL fsync per request), for 3 s, in a scratch
+/// file beside the queue. Commits per second.
+async fn naive_commits(dir: &Path) -> f64 {
+    let opts = SqliteConnectOptions::new()
+        .filename(dir.join("naive.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("naive");
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("naive table");
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < Duration::from_secs(3) {
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::query("INSERT INTO t (v) VALUES ('+358501234567')")
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+        n += 1;
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    pool.close().await;
+    rate
+}
+
 /// Fills the queue through `Store::enqueue`: `size` pending requests over the services,
 /// all due now, each with the deadline and expiry the policy gives a request made now,
 /// created in the past in row order, one number per row (`+35850` and the row: unique
@@ -262,8 +296,9 @@ async fn fill(db: &Path, services: &Services, size: u64) {
         })
         .collect();
     let k = plans.len() as u64;
-    // SQLite has one writer: a few tasks keep it busy, more only wait for its lock.
-    common::fill::fill(&store, size, 4, move |i| {
+    // Intakes of one SQLite store share transactions (group commit): enough concurrent
+    // tasks keep the batches large.
+    common::fill::fill(&store, size, 128, move |i| {
         let (service, plan) = &plans[(i % k) as usize];
         let created_at = now - SignedDuration::from_millis(3 * (size - i) as i64);
         let new = NewRequest {
@@ -564,6 +599,9 @@ fn table(reports: &[Report], knobs: &Knobs) -> String {
         &|r| format!("{:.0}", r.intake.created as f64 / r.intake.secs),
     );
     row("intake: 201 latency p50 / p90 / p99 / max", &|r| r.intake.lat.cells());
+    row("naive limit: one commit (fsync) per request, 1 writer, FULL, same disk", &|r| {
+        format!("{:.0} /s", r.naive_commits)
+    });
     row("intake: non-201 answers / transport errors", &|r| {
         let other: Vec<String> = r.intake.other.iter().map(|(s, n)| format!("{n}×{s}")).collect();
         let other = if other.is_empty() { "0".to_owned() } else { other.join(", ") };

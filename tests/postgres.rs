@@ -334,6 +334,90 @@ async fn leases_fence_capacity_and_rate_hold_across_servers() {
     b.close().await;
 }
 
+/// Four servers claim at once, round after round: the claims of a round add up exactly to
+/// the limit (the service's capacity, or the trunk's `max_calls` when lower), no request is
+/// claimed twice, and a watcher reading the committed state meanwhile never sees more live
+/// attempts than the limit or a request with two live attempts.
+#[tokio::test]
+async fn four_servers_claiming_at_once_keep_capacity_and_never_share_a_request() {
+    let _shared = PG.read().await;
+    let Some(db) = TestDb::create().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let services = services(dir.path(), 100);
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(Store::open(&db.url).await.expect("open a server's pool"));
+    }
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
+    for n in 0..80 {
+        enqueue(&stores[0], &services, &format!("040 556 {n:04}"), now).await;
+    }
+    let t = now + SignedDuration::from_secs(1);
+    let owners = ["s0", "s1", "s2", "s3"];
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.expect("watcher");
+    let watching = stop.clone();
+    let watcher = tokio::spawn(async move {
+        let (mut most_live, mut shared, mut samples) = (0, 0, 0);
+        while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+            most_live = most_live.max(
+                count(&mut watch, "SELECT COUNT(*) FROM requests WHERE state = 'dialing'").await,
+            );
+            shared += count(
+                &mut watch,
+                "SELECT COUNT(*) FROM (SELECT request_id FROM attempts WHERE outcome IS NULL \
+                 GROUP BY request_id HAVING COUNT(*) > 1) x",
+            )
+            .await;
+            samples += 1;
+        }
+        (most_live, shared, samples)
+    });
+
+    let mut most_limit = 0;
+    for round in 0..8 {
+        // Even rounds: the service's capacity limits; odd rounds: the trunk's max_calls.
+        let (capacity, max_calls) = if round % 2 == 0 { (5, 100) } else { (100, 3) };
+        let limit = capacity.min(max_calls);
+        most_limit = most_limit.max(limit);
+        let claim = |i: usize| {
+            let limits = ClaimLimits {
+                owner: owners[i],
+                lease: Duration::from_secs(60),
+                capacity,
+                max_calls,
+                trunk: "pbx.test:5060",
+                interval: Duration::ZERO,
+            };
+            let store = &stores[i];
+            async move { store.claim_due("pg", t, 4, &limits, |_| true).await.expect("claim") }
+        };
+        let (b0, b1, b2, b3) = tokio::join!(claim(0), claim(1), claim(2), claim(3));
+        let batches = [b0, b1, b2, b3];
+        let mut ids = HashSet::new();
+        let mut held = Vec::new();
+        for (store, batch) in stores.iter().zip(batches) {
+            for (req, attempt) in batch.claimed {
+                assert!(ids.insert(req.id), "round {round}: request {} claimed twice", req.id);
+                held.push((store, attempt));
+            }
+        }
+        assert_eq!(held.len() as i64, limit, "round {round}: claims add up to the limit");
+        for (store, attempt) in &held {
+            assert!(finish(store, attempt, Outcome::Connected, Some(200), Fence::Own, t).await);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (most_live, shared, samples) = watcher.await.expect("watcher");
+    assert!(samples > 0);
+    assert!(most_live <= most_limit, "{most_live} live attempts seen, limit {most_limit}");
+    assert_eq!(shared, 0, "a request with two live attempts");
+    for store in stores {
+        store.close().await;
+    }
+}
+
 #[tokio::test]
 async fn the_same_number_through_two_servers_at_once_is_one_request() {
     let _shared = PG.read().await;

@@ -29,7 +29,8 @@ async fn ready(AxState(st): AxState<AppState>) -> Response {
 }
 
 async fn render_metrics(AxState(st): AxState<AppState>) -> Response {
-    // Queue depth is read at scrape time: no background cost, always current.
+    // Queue depth is read at scrape time from the counts the store keeps (a few rows): no
+    // background cost, always current.
     if let Ok(depth) = st.store.depth().await {
         let services = st.services.borrow().clone();
         for svc in services.keys() {

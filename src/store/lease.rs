@@ -1,13 +1,19 @@
 //! Several servers on one queue (PostgreSQL): claims under a lease, fencing, shared limits.
 //!
-//! - A claim ([`Store::claim_due`]) runs in one transaction that first locks the trunk's
-//!   `claim_gate` row (`FOR UPDATE`): claims on one trunk are serialized across all
-//!   servers, so the counts read next are exact. It counts the live attempts of the
-//!   service and of the trunk (`requests_dialing` index), then picks due requests in
-//!   serving order with `FOR UPDATE SKIP LOCKED` (rows a cancel or an outcome holds are
-//!   passed over, never waited for), claims those the caller's policy check lets start,
-//!   and advances the gate's `next_start` by one call interval per claim (the shared call
-//!   rate).
+//! - A claim ([`Store::claim_due`]) runs in one transaction. It first reads, unlocked, the
+//!   trunk's `claim_gate` row (a call-rate stop read there holds: `next_start` only moves
+//!   forward) and the live attempts of the service and of the trunk (`requests_dialing`
+//!   index) to size the batch, then picks due requests in serving order with
+//!   `FOR UPDATE SKIP LOCKED` (rows another server, a cancel or an outcome holds are passed
+//!   over, never waited for) and claims those the caller's policy check lets start, each
+//!   behind a savepoint. Only then, the reserve step: it locks the gate row (`FOR UPDATE`)
+//!   and counts the live attempts again. Every claim passes the gate before it commits, so
+//!   under the lock the count sees every claim committed before plus this transaction's
+//!   own: claims beyond the capacity, the trunk's `max_calls` or the call rate are rolled
+//!   back to their savepoint (which also lets the gate go; it is asked again for the rest),
+//!   and the gate's `next_start` advances by one call interval per claim (the shared call
+//!   rate). The gate is thus held only for one count, one update and the commit, not for
+//!   the picking and writing of the claims, so servers claim side by side.
 //! - Every claim increments `requests.version`, the fencing token, and writes it into the
 //!   attempt with the claiming server's id (`owner`) and `lease_until`. The owner renews
 //!   the lease while the call runs ([`Store::renew_leases`]); an outcome is recorded only
@@ -73,6 +79,19 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(t)
 }
 
+/// The live attempts of all services and of `service` (the `requests_dialing` index).
+async fn live_counts(tx: &mut super::Tx<'_>, service: &str) -> Result<(i64, i64), StoreError> {
+    let counts = sqlx::query(
+        "SELECT COUNT(*)::BIGINT AS total, \
+         COALESCE(SUM(CASE WHEN service = $1 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
+         FROM requests WHERE state = 'dialing'",
+    )
+    .bind(service)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((counts.try_get("total")?, counts.try_get("mine")?))
+}
+
 impl Store {
     /// Claims up to `want` due requests of `service` in serving order within the limits
     /// of all servers together (see the module doc). `check` is asked about each due
@@ -93,10 +112,14 @@ impl Store {
             return Ok(batch);
         }
         let mut tx = self.write_tx().await?;
-        let gate = "SELECT next_start FROM claim_gate WHERE trunk = $1 FOR UPDATE";
-        let row = sqlx::query(gate).bind(limits.trunk).fetch_optional(&mut *tx).await?;
-        let row = match row {
-            Some(row) => row,
+        // Unlocked reads first: the gate's next start only moves forward, so a rate stop
+        // read here also holds under the lock; the counts only size the batch.
+        let row = sqlx::query("SELECT next_start FROM claim_gate WHERE trunk = $1")
+            .bind(limits.trunk)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let next_start = match row {
+            Some(row) => ts(row.try_get("next_start")?)?,
             None => {
                 sqlx::query(
                     "INSERT INTO claim_gate (trunk, next_start) VALUES ($1, 0) \
@@ -105,25 +128,19 @@ impl Store {
                 .bind(limits.trunk)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(gate).bind(limits.trunk).fetch_one(&mut *tx).await?
+                Timestamp::UNIX_EPOCH
             }
         };
-        let mut next_start = ts(row.try_get("next_start")?)?;
         if next_start > now {
             tx.rollback().await?;
             batch.rate_until = Some(next_start);
             return Ok(batch);
         }
-        let counts = sqlx::query(
-            "SELECT COUNT(*)::BIGINT AS total, \
-             COALESCE(SUM(CASE WHEN service = $1 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
-             FROM requests WHERE state = 'dialing'",
-        )
-        .bind(service)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (total, mine): (i64, i64) = (counts.try_get("total")?, counts.try_get("mine")?);
-        let free = want.min(limits.capacity - mine).min(limits.max_calls - total);
+        let (total, mine) = live_counts(&mut tx, service).await?;
+        let mut free = want.min(limits.capacity - mine).min(limits.max_calls - total);
+        if !limits.interval.is_zero() {
+            free = free.min(1);
+        }
         if free <= 0 {
             tx.rollback().await?;
             batch.full = true;
@@ -142,10 +159,13 @@ impl Store {
         let lease_until = ms(add(now, limits.lease));
         for row in &rows {
             let req = request_from(row)?;
-            if next_start > now || !check(&req) {
+            if !check(&req) {
                 batch.skipped.push(req);
                 continue;
             }
+            // Claim i can be undone alone (with those after it) if the gate says no.
+            let savepoint = format!("SAVEPOINT claim_{}", batch.claimed.len());
+            sqlx::query(&savepoint).execute(&mut *tx).await?;
             let version: i64 = sqlx::query(
                 "UPDATE requests SET state = 'dialing', version = version + 1 WHERE id = $1 \
                  RETURNING version",
@@ -170,16 +190,49 @@ impl Store {
             let detail = format!("attempt {}", attempt.seq);
             audit(&mut tx, req.id, now, Some(req.state), State::Dialing, "scheduler", &detail)
                 .await?;
-            next_start = add(next_start.max(now), limits.interval);
             batch.claimed.push((req, attempt));
         }
-        if !batch.claimed.is_empty() {
-            sqlx::query("UPDATE claim_gate SET next_start = $2 WHERE trunk = $1")
+        // The reserve step: the gate is held from here to the commit only. Every claim
+        // passes it before committing, so the counts read under it see every claim
+        // committed before (and this transaction's own): exact across servers.
+        let next_start = loop {
+            if batch.claimed.is_empty() {
+                tx.rollback().await?;
+                return Ok(batch);
+            }
+            let row = sqlx::query("SELECT next_start FROM claim_gate WHERE trunk = $1 FOR UPDATE")
                 .bind(limits.trunk)
-                .bind(ms(next_start))
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
+            let gate = ts(row.try_get("next_start")?)?;
+            let (total, mine) = live_counts(&mut tx, service).await?;
+            let claimed = i64::try_from(batch.claimed.len()).unwrap_or(i64::MAX);
+            let over = (mine - limits.capacity).max(total - limits.max_calls);
+            let keep = if gate > now {
+                batch.rate_until = Some(gate);
+                0
+            } else {
+                batch.full |= over > 0;
+                (claimed - over.max(0)).max(0)
+            };
+            if keep >= claimed {
+                break gate;
+            }
+            // Give the excess back (this also releases the gate: it was locked after the
+            // savepoint) and ask the gate again for the rest.
+            let rollback = format!("ROLLBACK TO SAVEPOINT claim_{keep}");
+            sqlx::query(&rollback).execute(&mut *tx).await?;
+            batch.claimed.truncate(usize::try_from(keep).unwrap_or(0));
+        };
+        let mut next_start = next_start;
+        for _ in &batch.claimed {
+            next_start = add(next_start.max(now), limits.interval);
         }
+        sqlx::query("UPDATE claim_gate SET next_start = $2 WHERE trunk = $1")
+            .bind(limits.trunk)
+            .bind(ms(next_start))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         if next_start > now {
             batch.rate_until = Some(next_start);

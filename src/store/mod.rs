@@ -24,6 +24,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub mod health;
+mod intake;
 pub mod lease;
 pub mod report;
 mod requests;
@@ -56,6 +57,10 @@ pub enum StoreError {
     /// The store cannot keep a write now (see [`health`]); nothing was written.
     #[error("the store refuses writes: {0}")]
     Refusing(health::Fault),
+    /// The write was not committed (its batch failed or was aborted); nothing of it was
+    /// stored.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
     /// The SQLite file is missing although a queue was created at that path before.
     #[error(
         "database {path} is missing, but {marker} says a queue was created there: refusing \
@@ -218,6 +223,8 @@ pub struct Depth {
 }
 
 const WAITING: &str = "('pending','retry_wait')";
+/// [`Store::depth`] folds the `queue_depth` rows once they span this many ids.
+const FOLD_DEPTH_AT: i64 = 4096;
 /// The serving order in SQL: [`crate::policy::lifecycle::ServingKey`]'s fields in its order,
 /// matching the `requests_waiting_order` index (tested in `tests/scheduler.rs`).
 pub(crate) const SERVING_ORDER: &str = "deadline_at, created_at, id";
@@ -309,6 +316,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     health: std::sync::Arc<health::Health>,
+    /// SQLite: the group-commit writer of intakes (see `intake`).
+    batcher: intake::Batcher,
 }
 
 /// SQLite's wait for another connection's write lock.
@@ -503,7 +512,7 @@ impl Store {
             // Best effort: a read-only server is reported by the probe below.
             let _ = sqlx::query(health::PROBE_TABLE).execute(&pool).await;
         }
-        let store = Store { pool, backend, health };
+        let store = Store { pool, backend, health, batcher: intake::Batcher::default() };
         store.look().await;
         Ok(store)
     }
@@ -544,37 +553,27 @@ impl Store {
     }
 
     /// Stores a new request with its plan, or returns the live request of the same number
-    /// and service (a duplicate). Nothing is stored for a duplicate.
+    /// and service (a duplicate). Nothing is stored for a duplicate. Returns once the
+    /// request is committed. SQLite: concurrent calls share one transaction and one
+    /// commit (group commit, see `intake`).
     pub async fn enqueue(&self, new: &NewRequest, plan: &Plan) -> Result<Enqueued, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.enqueue_grouped(new, plan).await,
+            Backend::Postgres => self.enqueue_one(new, plan).await,
+        }
+    }
+
+    /// [`Store::enqueue`] in a transaction of its own.
+    async fn enqueue_one(&self, new: &NewRequest, plan: &Plan) -> Result<Enqueued, StoreError> {
         // Insert first: the unique index on live (service, number) says whether it is a
         // duplicate, so a new request costs no extra lookup.
         let admitted =
             crate::policy::lifecycle::intake(plan, &new.channel, new.sms_notice, new.created_at);
         for _ in 0..3 {
             let mut tx = self.write_tx().await?;
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO requests (service, number, state, channel, lang, window_start, \
-                 window_end, sms_consent, created_at, due_at, deadline_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 RETURNING {REQUEST_COLUMNS}"
-            ))
-            .bind(&new.service)
-            .bind(new.number.as_str())
-            .bind(admitted.to.as_str())
-            .bind(&new.channel)
-            .bind(new.lang.code())
-            .bind(new.window.map(|w| i64::from(w.start_minute())))
-            .bind(new.window.map(|w| i64::from(w.end_minute())))
-            .bind(i64::from(new.sms_consent))
-            .bind(ms(new.created_at))
-            .bind(ms(admitted.due))
-            .bind(ms(plan.deadline))
-            .bind(ms(plan.expires))
-            .fetch_one(&mut *tx)
-            .await;
+            let inserted = intake::insert(&mut tx, new, plan, &admitted).await;
             match inserted {
-                Ok(row) => {
-                    let request = request_from(&row)?;
+                Ok(request) => {
                     audit(
                         &mut tx,
                         request.id,
@@ -770,12 +769,27 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// Queue depth per service and live state.
+    /// Queue depth per service and live state, from the `queue_depth` rows the triggers
+    /// append in each change's own transaction (migration 0011): a sum over a few rows, not
+    /// a count of every live request. When the rows have piled up, they are first folded
+    /// into one row per service and state (best effort: while the store refuses writes, the
+    /// sum is read over the rows as they are).
     pub async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT service, state, COUNT(*) AS n FROM requests WHERE state IN {LIVE} \
-             GROUP BY service, state ORDER BY service, state"
-        ))
+        let row = sqlx::query("SELECT MIN(id) AS lo, MAX(id) AS hi FROM queue_depth")
+            .fetch_one(&self.pool)
+            .await?;
+        let (lo, hi): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            if hi - lo >= FOLD_DEPTH_AT {
+                if let Err(e) = self.fold_depth().await {
+                    tracing::debug!(error = %e, "queue depth rows not folded now");
+                }
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT service, state, CAST(SUM(n) AS BIGINT) AS n FROM queue_depth \
+             GROUP BY service, state HAVING SUM(n) <> 0 ORDER BY service, state",
+        )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -790,6 +804,31 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Replaces the `queue_depth` rows by their sums, in one transaction: exactly the rows
+    /// deleted are summed back, so a row appended meanwhile (another server's change) is
+    /// kept as it is, and two folds at once never count a row twice.
+    async fn fold_depth(&self) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let gone = sqlx::query("DELETE FROM queue_depth RETURNING service, state, n")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut sums = std::collections::BTreeMap::<(String, String), i64>::new();
+        for r in &gone {
+            *sums.entry((r.try_get("service")?, r.try_get("state")?)).or_default() +=
+                r.try_get::<i64, _>("n")?;
+        }
+        for ((service, state), n) in sums.into_iter().filter(|(_, n)| *n != 0) {
+            sqlx::query("INSERT INTO queue_depth (service, state, n) VALUES ($1, $2, $3)")
+                .bind(service)
+                .bind(state)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Connected callbacks of a service since `since`: the recent service rate for ETAs.

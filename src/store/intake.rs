@@ -1,0 +1,263 @@
+//! Intake writes, and group commit for SQLite.
+//!
+//! With `synchronous = FULL` every SQLite commit waits for an fsync of the WAL (a few
+//! milliseconds on a virtual disk), so one transaction per request caps intake at the
+//! disk's fsync rate. Instead, concurrent intakes of one SQLite store are handed to one
+//! writer task that takes every intake waiting at that moment (up to [`MAX_BATCH`]) into
+//! one transaction and one commit, then answers each of them. No intake waits for a timer:
+//! while one batch commits, the next one gathers.
+//!
+//! The guarantees stay those of one transaction per request:
+//! - An intake is answered only after the commit holding it returned (is on disk); if the
+//!   commit fails, every intake of the batch gets the error and none was stored.
+//! - Each request is written under its own savepoint: a request whose statements fail is
+//!   rolled back alone and answered with its error, and the rest of the batch goes on.
+//! - The live-number dedup holds inside a batch too: a second intake of the same number and
+//!   service meets the first one's row (same transaction) through the unique index, and is
+//!   answered as its duplicate once the batch committed.
+//! - The pure [`crate::policy::lifecycle::intake`] decides; this module only writes its
+//!   request row, audit row and SMS rows, as the single-request path does.
+//!
+//! PostgreSQL keeps one transaction per request: several servers write at once there, and
+//! the server groups concurrent commits' WAL flushes by itself.
+
+use super::{
+    Enqueued, LIVE, NewRequest, REQUEST_COLUMNS, Request, Store, StoreError, Tx, audit,
+    is_unique_violation, ms, request_from, sms,
+};
+use crate::policy::Plan;
+use crate::policy::lifecycle::Intake;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most intakes written in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// Intakes waiting for the writer, beyond which senders wait (back-pressure).
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// One intake handed to the writer task.
+pub(crate) struct Job {
+    new: NewRequest,
+    plan: Plan,
+    reply: oneshot::Sender<Result<Enqueued, StoreError>>,
+}
+
+/// The writer task's input, started on the first intake (in the runtime that makes it).
+pub(crate) type Batcher = std::sync::Arc<std::sync::OnceLock<mpsc::Sender<Job>>>;
+
+/// What became of one request inside a batch, before the commit.
+enum Written {
+    /// Stored (not yet committed).
+    New(Request),
+    /// A live request of the same number and service exists (perhaps earlier in the batch).
+    Duplicate(Request),
+}
+
+impl Store {
+    /// Writes one intake through the group-commit writer (SQLite).
+    pub(super) async fn enqueue_grouped(
+        &self,
+        new: &NewRequest,
+        plan: &Plan,
+    ) -> Result<Enqueued, StoreError> {
+        self.health.check()?;
+        let tx = self.batcher.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            // The writer's own handle has no writer: it ends when every other handle of
+            // this store is dropped.
+            let writer = Store { batcher: Batcher::default(), ..self.clone() };
+            tokio::spawn(writer.write_batches(rx));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        let job = Job { new: new.clone(), plan: *plan, reply };
+        if let Err(mpsc::error::SendError(job)) = tx.send(job).await {
+            // The writer is gone (its runtime ended): this intake was not written.
+            return self.enqueue_one(&job.new, &job.plan).await;
+        }
+        // A writer that vanished without answering may or may not have committed: not
+        // acknowledged either way (a retry is answered as a duplicate if it was stored).
+        answer.await.unwrap_or(Err(StoreError::NotCommitted(
+            "the intake writer stopped before answering".to_owned(),
+        )))
+    }
+
+    /// The writer task: one transaction per batch of waiting intakes, until every sender
+    /// is gone.
+    async fn write_batches(self, mut rx: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.write_batch(std::mem::take(&mut batch)).await;
+            batch.reserve(MAX_BATCH);
+        }
+    }
+
+    /// Writes and commits one batch, then answers every intake in it.
+    async fn write_batch(&self, batch: Vec<Job>) {
+        let mut tx = match self.write_tx().await {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(batch, &e),
+        };
+        let mut done: Vec<(Job, Result<Written, StoreError>)> = Vec::with_capacity(batch.len());
+        let mut broken = None;
+        for job in batch {
+            if broken.is_some() {
+                done.push((job, Err(StoreError::NotCommitted("batch aborted".to_owned()))));
+                continue;
+            }
+            let admitted = crate::policy::lifecycle::intake(
+                &job.plan,
+                &job.new.channel,
+                job.new.sms_notice,
+                job.new.created_at,
+            );
+            let written = savepoint(&mut tx, &job.new, &job.plan, &admitted).await;
+            match written {
+                Ok(w) => done.push((job, Ok(w))),
+                Err(Step::Own(e)) => done.push((job, Err(e))),
+                Err(Step::Batch(e)) => {
+                    broken = Some(e.to_string());
+                    done.push((job, Err(e)));
+                }
+            }
+        }
+        if let Some(why) = broken {
+            let _ = tx.rollback().await;
+            let e = StoreError::NotCommitted(why);
+            return fail_all(done.into_iter().map(|(j, _)| j).collect(), &e);
+        }
+        if let Err(e) = tx.commit().await {
+            let e = StoreError::from(e);
+            return fail_all(done.into_iter().map(|(j, _)| j).collect(), &e);
+        }
+        for (job, written) in done {
+            let answer = written.map(|w| match w {
+                Written::New(request) => Enqueued { request, duplicate: false },
+                Written::Duplicate(request) => Enqueued { request, duplicate: true },
+            });
+            // A caller that went away gets no answer; its request is stored all the same.
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+/// A failure inside a batch: of this request only (rolled back to its savepoint), or of
+/// the whole transaction.
+enum Step {
+    Own(StoreError),
+    Batch(StoreError),
+}
+
+/// Writes one request under its own savepoint.
+async fn savepoint(
+    tx: &mut Tx<'_>,
+    new: &NewRequest,
+    plan: &Plan,
+    admitted: &Intake,
+) -> Result<Written, Step> {
+    sqlx::query("SAVEPOINT intake").execute(&mut **tx).await.map_err(|e| Step::Batch(e.into()))?;
+    let written = write_one(tx, new, plan, admitted).await;
+    let end = match written {
+        Ok(_) => "RELEASE intake",
+        Err(_) => "ROLLBACK TO intake",
+    };
+    sqlx::query(end).execute(&mut **tx).await.map_err(|e| Step::Batch(e.into()))?;
+    if written.is_err() {
+        sqlx::query("RELEASE intake")
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| Step::Batch(e.into()))?;
+    }
+    written.map_err(Step::Own)
+}
+
+/// The request row (or the live one it duplicates), its audit row and SMS rows.
+async fn write_one(
+    tx: &mut Tx<'_>,
+    new: &NewRequest,
+    plan: &Plan,
+    admitted: &Intake,
+) -> Result<Written, StoreError> {
+    match insert(tx, new, plan, admitted).await {
+        Ok(request) => {
+            audit(
+                tx,
+                request.id,
+                new.created_at,
+                None,
+                admitted.to,
+                &admitted.audit.actor,
+                &admitted.audit.detail,
+            )
+            .await?;
+            for intent in &admitted.sms {
+                sms::queue(tx, &request, intent, new.created_at).await?;
+            }
+            Ok(Written::New(request))
+        }
+        // Inside the write transaction nothing can end the live request in between.
+        Err(e) if is_unique_violation(&e) => match live_in(tx, new).await? {
+            Some(existing) => Ok(Written::Duplicate(existing)),
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Inserts the request row as intake decided it.
+pub(super) async fn insert(
+    tx: &mut Tx<'_>,
+    new: &NewRequest,
+    plan: &Plan,
+    admitted: &Intake,
+) -> Result<Request, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO requests (service, number, state, channel, lang, window_start, \
+         window_end, sms_consent, created_at, due_at, deadline_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         RETURNING {REQUEST_COLUMNS}"
+    ))
+    .bind(&new.service)
+    .bind(new.number.as_str())
+    .bind(admitted.to.as_str())
+    .bind(&new.channel)
+    .bind(new.lang.code())
+    .bind(new.window.map(|w| i64::from(w.start_minute())))
+    .bind(new.window.map(|w| i64::from(w.end_minute())))
+    .bind(i64::from(new.sms_consent))
+    .bind(ms(new.created_at))
+    .bind(ms(admitted.due))
+    .bind(ms(plan.deadline))
+    .bind(ms(plan.expires))
+    .fetch_one(&mut **tx)
+    .await?;
+    request_from(&row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// The live request of the number in the service, read inside `tx`.
+async fn live_in(tx: &mut Tx<'_>, new: &NewRequest) -> Result<Option<Request>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM requests \
+         WHERE service = $1 AND number = $2 AND state IN {LIVE}"
+    ))
+    .bind(&new.service)
+    .bind(new.number.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(request_from).transpose()
+}
+
+/// Answers every intake of a batch that was not committed with the same failure.
+fn fail_all(batch: Vec<Job>, e: &StoreError) {
+    for job in batch {
+        let _ = job.reply.send(Err(again(e)));
+    }
+}
+
+/// The same failure once more, for another intake of the batch.
+fn again(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Refusing(f) => StoreError::Refusing(*f),
+        other => StoreError::NotCommitted(other.to_string()),
+    }
+}

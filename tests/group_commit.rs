@@ -1,0 +1,249 @@
+//! SQLite group commit of intakes (`src/store/intake.rs`), against a real SQLite file:
+//! concurrent intakes all land with their audit rows; the live-number dedup holds inside one
+//! batch; a request that fails inside a batch fails alone; a batch whose commit fails
+//! answers every intake in it with an error and stores none of them.
+//!
+//! The write lock trick: while another connection holds SQLite's write lock, the writer
+//! task waits on its current batch, and every intake sent meanwhile queues up for the next
+//! batch, so those intakes share one transaction.
+
+use callbackd::lang::Lang;
+use callbackd::number::E164;
+use callbackd::policy::Plan;
+use callbackd::store::{Enqueued, NewRequest, Store, StoreError};
+use jiff::{SignedDuration, Timestamp};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Connection, SqliteConnection};
+use std::path::Path;
+use std::time::Duration;
+
+fn at() -> Timestamp {
+    "2026-03-02T08:00:00Z".parse().expect("instant")
+}
+
+fn new(service: &str, number: &str) -> (NewRequest, Plan) {
+    let t = at();
+    let new = NewRequest {
+        service: service.to_owned(),
+        number: E164::from_stored(number.to_owned()),
+        channel: "api".to_owned(),
+        lang: Lang::Fi,
+        window: None,
+        sms_consent: true,
+        sms_notice: true,
+        created_at: t,
+    };
+    let plan = Plan {
+        due: t,
+        deadline: t + SignedDuration::from_hours(8),
+        expires: t + SignedDuration::from_hours(24),
+        counted: 0,
+    };
+    (new, plan)
+}
+
+async fn open(dir: &Path) -> (Store, String) {
+    let path = dir.join("queue.db");
+    let store = Store::open(&format!("sqlite:{}", path.display())).await.expect("open store");
+    (store, path.display().to_string())
+}
+
+/// A connection of its own to the same file (like another process).
+async fn side(path: &str) -> SqliteConnection {
+    let opts = SqliteConnectOptions::new().filename(path).busy_timeout(Duration::from_secs(10));
+    SqliteConnection::connect_with(&opts).await.expect("side connection")
+}
+
+/// Sends every intake at once from its own task; answers in input order.
+async fn enqueue_all(
+    store: &Store,
+    rows: Vec<(NewRequest, Plan)>,
+) -> Vec<Result<Enqueued, StoreError>> {
+    let tasks: Vec<_> = rows
+        .into_iter()
+        .map(|(n, p)| {
+            let store = store.clone();
+            tokio::spawn(async move { store.enqueue(&n, &p).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("intake task"));
+    }
+    out
+}
+
+/// Holds the write lock on `path` while `rows` are sent (after a first intake that the
+/// writer is then stuck on), then releases it: the rows share the next batch.
+async fn in_one_batch(
+    store: &Store,
+    path: &str,
+    rows: Vec<(NewRequest, Plan)>,
+) -> Vec<Result<Enqueued, StoreError>> {
+    let mut lock = side(path).await;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.expect("take the write lock");
+    let (n, p) = new("kallio", "+358400000000");
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { store.enqueue(&n, &p).await })
+    };
+    // The writer takes the first intake alone and waits for the lock.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rest = {
+        let store = store.clone();
+        tokio::spawn(async move { enqueue_all(&store, rows).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("COMMIT").execute(&mut lock).await.expect("release the write lock");
+    first.await.expect("first").expect("the first intake is stored");
+    rest.await.expect("rest")
+}
+
+async fn count(path: &str, sql: &str) -> i64 {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(path))
+        .await
+        .expect("pool");
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_intakes_are_all_stored_with_their_audit_and_sms_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    let rows: Vec<_> = (0..500).map(|i| new("kallio", &format!("+35840{i:07}"))).collect();
+    let answers = enqueue_all(&store, rows).await;
+    let mut ids = Vec::new();
+    for a in answers {
+        let a = a.expect("every intake is stored");
+        assert!(!a.duplicate);
+        ids.push(a.request.id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 500, "500 distinct requests");
+    for id in [ids[0], ids[250], ids[499]] {
+        let trail = store.audit_trail(id).await.expect("audit");
+        assert_eq!(trail.len(), 1, "one audit row for request {id}");
+        assert_eq!(trail[0].2, "pending");
+        assert_eq!(store.outbox(Some(id)).await.expect("outbox").len(), 1, "the notice SMS");
+    }
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 500);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit").await, 500);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM outbox").await, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_number_twice_in_one_batch_is_one_request_and_a_duplicate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    let mut rows = Vec::new();
+    for i in 0..20 {
+        rows.push(new("kallio", "+358401234567"));
+        rows.push(new("kallio", &format!("+35840{:07}", 1000 + i)));
+    }
+    // The same number in another service is a request of its own.
+    rows.push(new("vuosaari", "+358401234567"));
+    let answers = in_one_batch(&store, &path, rows).await;
+    let answers: Vec<Enqueued> = answers.into_iter().map(|a| a.expect("stored")).collect();
+    let same: Vec<&Enqueued> = answers
+        .iter()
+        .filter(|a| {
+            a.request.service == "kallio"
+                && a.request.number.as_ref().map(E164::as_str) == Some("+358401234567")
+        })
+        .collect();
+    assert_eq!(same.len(), 20);
+    assert_eq!(same.iter().filter(|a| !a.duplicate).count(), 1, "one new request");
+    assert!(same.iter().all(|a| a.request.id == same[0].request.id), "all answered with it");
+    assert_eq!(answers.iter().filter(|a| a.duplicate).count(), 19);
+    assert_eq!(
+        count(&path, "SELECT COUNT(*) FROM requests WHERE number = '+358401234567'").await,
+        2,
+        "one in kallio, one in vuosaari"
+    );
+    // The lock holder's intake, the repeated number once, 20 others and the vuosaari one:
+    // 23 requests, one audit row each.
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 23);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit").await, 23);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_failing_inside_a_batch_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    // A real SQLite failure after the request row is in: its audit row is refused. The
+    // savepoint must take its request row back out, and leave the batch's others alone.
+    let mut c = side(&path).await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+         WHEN (SELECT number FROM requests WHERE id = NEW.request_id) = '+358409999999' \
+         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END",
+    )
+    .execute(&mut c)
+    .await
+    .expect("trigger");
+    drop(c);
+    let mut rows: Vec<_> =
+        (0..30).map(|i| new("kallio", &format!("+35840{:07}", 2000 + i))).collect();
+    rows.insert(15, new("kallio", "+358409999999"));
+    let answers = in_one_batch(&store, &path, rows).await;
+    for (i, a) in answers.iter().enumerate() {
+        if i == 15 {
+            let e = a.as_ref().expect_err("the refused request fails");
+            assert!(e.to_string().contains("refused for the test"), "its own error: {e}");
+        } else {
+            assert!(a.is_ok(), "request {i} is stored: {a:?}");
+        }
+    }
+    assert_eq!(
+        count(&path, "SELECT COUNT(*) FROM requests WHERE number = '+358409999999'").await,
+        0,
+        "the failed request's row was rolled back"
+    );
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 31);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit").await, 31);
+    // The store goes on taking requests.
+    let (n, p) = new("kallio", "+358408888888");
+    store.enqueue(&n, &p).await.expect("next intake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_whose_commit_fails_acknowledges_none_and_stores_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    // A deferred foreign key fails at COMMIT: every statement of the batch succeeded, and
+    // the commit itself is refused.
+    let mut c = side(&path).await;
+    for sql in [
+        "CREATE TABLE poison (request_id INTEGER REFERENCES nowhere (id) \
+         DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TABLE nowhere (id INTEGER PRIMARY KEY)",
+        "CREATE TRIGGER poison_commit AFTER INSERT ON requests \
+         WHEN NEW.number = '+358407777777' \
+         BEGIN INSERT INTO poison VALUES (NEW.id); END",
+    ] {
+        sqlx::query(sql).execute(&mut c).await.expect("schema for the test");
+    }
+    drop(c);
+    let mut rows: Vec<_> =
+        (0..30).map(|i| new("kallio", &format!("+35840{:07}", 3000 + i))).collect();
+    rows.insert(7, new("kallio", "+358407777777"));
+    let answers = in_one_batch(&store, &path, rows).await;
+    for a in &answers {
+        let e = a.as_ref().expect_err("no intake of a failed commit is acknowledged");
+        assert!(matches!(e, StoreError::Db(_) | StoreError::NotCommitted(_)), "{e}");
+    }
+    // Only the first intake (its own batch, before the lock was released) is stored.
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 1);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit").await, 1);
+    // The failed intakes can be sent again (without the poisoned one) and are stored.
+    let rows: Vec<_> = (0..30).map(|i| new("kallio", &format!("+35840{:07}", 3000 + i))).collect();
+    for a in enqueue_all(&store, rows).await {
+        assert!(!a.expect("stored on retry").duplicate, "nothing of the failed batch was kept");
+    }
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 31);
+}

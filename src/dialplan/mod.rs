@@ -45,6 +45,25 @@ pub struct Service {
     pub sms: Option<crate::sms::SmsSettings>,
     /// The prompts the service plays (`[prompts]`), checked by `media::check_prompts`.
     pub prompts: PromptNames,
+    /// The intake call (`[intake]`): callbackd answers the PBX's overflow calls for this
+    /// service and takes requests on the phone; `None` without the section.
+    pub intake: Option<Intake>,
+}
+
+/// `[intake]`: the PBX sends callers of this service's queue to callbackd (see
+/// [`crate::call::intake`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    /// The SIP user parts (Request-URI) the PBX sends this service's calls to; unique
+    /// across services.
+    pub users: Vec<String>,
+    /// The intake greeting (default `"intake-greeting"`).
+    pub greeting: PromptName,
+    /// The language of the call (default: the service's default language).
+    pub language: Lang,
+    /// Intake calls of this service at once; beyond it the PBX gets 486 (its own limit,
+    /// separate from the callbacks' `capacity`).
+    pub max_calls: u32,
 }
 
 /// The prompts of a service (`[prompts]`): file stems under `sounds/<lang>/<name>.wav`,
@@ -200,6 +219,21 @@ pub fn parse_all(sources: &[(PathBuf, String)]) -> Result<Services, Vec<Diagnost
     for (file, src) in sources {
         match parse(file, src) {
             Ok(service) => {
+                let users = service.intake.iter().flat_map(|i| i.users.iter());
+                for user in users {
+                    let other = services.values().find(|s| {
+                        s.intake.as_ref().is_some_and(|i| i.users.contains(user))
+                    });
+                    if let Some(other) = other {
+                        let at = src.find(&format!("\"{user}\"")).map(|i| i..i + user.len() + 2);
+                        diags.push(Diagnostic::at(
+                            file,
+                            src,
+                            at,
+                            format!("intake user {user:?} is already used by {}", other.file.display()),
+                        ));
+                    }
+                }
                 if let Some(first) = services.get(&service.id) {
                     let span = top_level_key_offset(src, "id").map(|i| i..i + 2);
                     diags.push(Diagnostic::at(

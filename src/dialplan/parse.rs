@@ -1,7 +1,7 @@
 //! Dialplan text → [`Service`], reporting every problem with its location.
 
 use super::{CallerId, Confirm, Connect, ConnectMethod, ConnectMode, Languages, Service};
-use super::{PromptName, PromptNames};
+use super::{Intake, PromptName, PromptNames};
 use crate::calendar::{Calendar, DayRange, HolidayCalendar, Hours, normalize_ranges};
 use crate::diag::{Diagnostic, Section, TomlDoc};
 use crate::lang::Lang;
@@ -42,6 +42,9 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let numbers = doc.section("numbers", false).and_then(|n| check_numbers(&mut doc, n));
     let language = doc.section("language", false).and_then(|l| check_language(&mut doc, l));
     let prompts = doc.section("prompts", false).and_then(|p| check_prompts(&mut doc, p, src));
+    let intake = doc
+        .section("intake", false)
+        .map(|i| check_intake(&mut doc, i, src, language.as_ref()));
 
     let id = id.and_then(|id| check_id(&mut doc, id));
     let name = name.and_then(|n| non_empty(&mut doc, n, "name", 80));
@@ -75,6 +78,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
 
     let diags = doc.finish();
     let Some(prompts) = prompts else { return Err(diags) };
+    let Some(Ok(intake)) = intake else { return Err(diags) };
     match (id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language) {
         (
             Some(id),
@@ -102,6 +106,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
             language,
             sms: sms.flatten(),
             prompts,
+            intake,
         }),
         _ => Err(diags),
     }
@@ -547,4 +552,93 @@ fn check_prompts<'a>(
     let patient_unreachable = name(doc, &mut sec, "patient_unreachable", "patient-unreachable");
     doc.close(sec);
     ok.then_some(PromptNames { greeting, press1, connecting, sorry, whisper, patient_unreachable })
+}
+
+/// `[intake]`: `Ok(None)` when the section is absent, `Err(())` when it is broken (the
+/// problems are recorded).
+fn check_intake<'a>(
+    doc: &mut TomlDoc<'a>,
+    mut sec: Section<'a>,
+    src: &str,
+    language: Option<&Languages>,
+) -> Result<Option<Intake>, ()> {
+    if sec.span().is_empty() {
+        doc.close(sec);
+        return Ok(None);
+    }
+    let users: Option<Vec<Spanned<String>>> = doc.need(&mut sec, "users");
+    let greeting: Option<Spanned<String>> = doc.get(&mut sec, "greeting");
+    let lang: Option<Spanned<Lang>> = doc.get(&mut sec, "language");
+    let max_calls: Option<Spanned<i64>> = doc.get(&mut sec, "max_calls");
+    let mut ok = !((sec.has("greeting") && greeting.is_none())
+        || (sec.has("language") && lang.is_none())
+        || (sec.has("max_calls") && max_calls.is_none()));
+    let whole = sec.span();
+    doc.close(sec);
+    let Some(users) = users else { return Err(()) };
+    if users.is_empty() {
+        doc.error(Some(whole), "intake.users: list at least one SIP user the PBX sends calls to");
+        ok = false;
+    }
+    let mut seen = BTreeSet::new();
+    for u in &users {
+        let name = u.get_ref();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+        if !valid {
+            let msg = format!(
+                "intake.users: {name:?} must be a SIP user part of a-z, A-Z, 0-9, '-', '_', '.' \
+                 and '+' (e.g. \"ringbud-kallio\")"
+            );
+            doc.error(Some(u.span()), msg);
+            ok = false;
+        } else if !seen.insert(name.clone()) {
+            doc.error(Some(u.span()), format!("intake.users: {name:?} is listed twice"));
+            ok = false;
+        }
+    }
+    let greeting = match greeting {
+        None => PromptName { name: "intake-greeting".to_owned(), at: None },
+        Some(g) => {
+            let n = g.get_ref();
+            let valid = !n.is_empty()
+                && n.len() <= 64
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                && !n.starts_with('.')
+                && !n.ends_with(".wav");
+            if !valid {
+                let msg = format!(
+                    "intake.greeting: {n:?} must be a file stem of a-z, 0-9, '-', '_' and '.' \
+                     (sounds/<lang>/<name>.wav), without the .wav"
+                );
+                doc.error(Some(g.span()), msg);
+                ok = false;
+            }
+            PromptName { name: n.clone(), at: Some(crate::diag::line_col(src, g.span().start)) }
+        }
+    };
+    let lang = match (lang, language) {
+        (Some(l), Some(langs)) if !langs.offered.contains(l.get_ref()) => {
+            let msg = format!("intake.language {} is not in language.offered", l.get_ref());
+            doc.error(Some(l.span()), msg);
+            ok = false;
+            None
+        }
+        (Some(l), _) => Some(*l.get_ref()),
+        (None, _) => None,
+    };
+    let max_calls = match max_calls {
+        None => Some(4),
+        Some(m) => int_in(doc, &m, "intake.max_calls", 1, 1000).map(|v| v as u32),
+    };
+    match (ok, max_calls, language) {
+        (true, Some(max_calls), Some(langs)) => Ok(Some(Intake {
+            users: users.into_iter().map(Spanned::into_inner).collect(),
+            greeting,
+            language: lang.unwrap_or(langs.default),
+            max_calls,
+        })),
+        _ => Err(()),
+    }
 }

@@ -124,6 +124,7 @@ pub fn trunk_config(pbx_port: u16) -> callbackd::config::Sip {
         register: None,
         tls: callbackd::config::SipTls::default(),
         srtp: callbackd::config::SrtpMode::Off,
+        trusted: Vec::new(),
     }
 }
 

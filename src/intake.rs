@@ -227,3 +227,111 @@ pub fn validate<'a>(
         channel,
     })
 }
+
+/// The windows of `service` a request made at `now` can still be served in (the policy
+/// plans a call in them before the request would expire), in the dialplan's order: the
+/// intake call offers only these.
+pub fn servable_windows(service: &Service, now: Timestamp) -> Vec<DayRange> {
+    service
+        .windows
+        .iter()
+        .copied()
+        .filter(|w| {
+            let facts = RequestFacts { created_at: now, window: Some(*w), attempts: &[] };
+            matches!(
+                policy::decide(&service.calendar, &service.attempts, &facts),
+                Decision::Dial(_)
+            )
+        })
+        .collect()
+}
+
+/// Stores requests taken on the phone ([`crate::sip::intake`]): the same validation, dedup
+/// and store write as the HTTP API, with `channel = ivr`, and then what the caller is told
+/// (read from the store in [`crate::eta`], after the write).
+#[derive(Clone)]
+pub struct PhoneDesk {
+    /// The queue.
+    pub store: crate::store::Store,
+    /// The current dialplans (sender: the reloader).
+    pub services: tokio::sync::watch::Receiver<std::sync::Arc<Services>>,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Wakes the scheduler after a new request.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for PhoneDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneDesk").finish_non_exhaustive()
+    }
+}
+
+/// Why a request taken on the phone was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// Intake refused it (e.g. no time left before it would expire).
+    #[error(transparent)]
+    Refused(#[from] IntakeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl PhoneDesk {
+    /// The current services.
+    pub fn services(&self) -> std::sync::Arc<Services> {
+        self.services.borrow().clone()
+    }
+
+    /// Now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Validates and stores a request taken on the phone; a number already waiting is not
+    /// stored again, the caller is told its place.
+    pub async fn take(
+        &self,
+        service: &str,
+        number: &crate::number::E164,
+        window: Option<DayRange>,
+        lang: Lang,
+    ) -> Result<crate::call::intake::Told, DeskError> {
+        use crate::call::intake::{Told, spoken};
+        let services = self.services();
+        let raw = RawRequest {
+            service: service.to_owned(),
+            number: number.as_str().to_owned(),
+            window: window.map(|w| w.to_string()),
+            lang: Some(lang.code().to_owned()),
+            sms_consent: None,
+            channel: Some(Channel::Ivr.as_str().to_owned()),
+        };
+        let now = self.now();
+        let accepted = match validate(&services, &raw, Channel::Ivr.as_str(), now) {
+            Ok(a) => a,
+            Err(e) => {
+                crate::metrics::request(service, Channel::Ivr.as_str(), "rejected");
+                return Err(e.into());
+            }
+        };
+        let svc = accepted.service;
+        let stored = self.store.enqueue(&accepted.request, &accepted.plan).await?;
+        self.store.confirm()?;
+        let result = if stored.duplicate { "duplicate" } else { "accepted" };
+        crate::metrics::request(&svc.id, Channel::Ivr.as_str(), result);
+        if !stored.duplicate {
+            tracing::info!(service = %svc.id, request = stored.request.id, number = %accepted.request.number, channel = "ivr", "request accepted");
+            self.wake.notify_one();
+        }
+        let (place, eta) = crate::eta::of_waiting(&self.store, svc, &stored.request, now).await?;
+        let tz = svc.calendar.tz();
+        let eta = eta.map(|e| spoken(&e, tz, now));
+        Ok(if stored.duplicate {
+            Told::Waiting { place, eta }
+        } else {
+            Told::New { eta, sms: accepted.request.sms_notice }
+        })
+    }
+}

@@ -221,16 +221,19 @@ pub fn parse_all(sources: &[(PathBuf, String)]) -> Result<Services, Vec<Diagnost
             Ok(service) => {
                 let users = service.intake.iter().flat_map(|i| i.users.iter());
                 for user in users {
-                    let other = services.values().find(|s| {
-                        s.intake.as_ref().is_some_and(|i| i.users.contains(user))
-                    });
+                    let other = services
+                        .values()
+                        .find(|s| s.intake.as_ref().is_some_and(|i| i.users.contains(user)));
                     if let Some(other) = other {
                         let at = src.find(&format!("\"{user}\"")).map(|i| i..i + user.len() + 2);
                         diags.push(Diagnostic::at(
                             file,
                             src,
                             at,
-                            format!("intake user {user:?} is already used by {}", other.file.display()),
+                            format!(
+                                "intake user {user:?} is already used by {}",
+                                other.file.display()
+                            ),
                         ));
                     }
                 }

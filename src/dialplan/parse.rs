@@ -42,9 +42,8 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let numbers = doc.section("numbers", false).and_then(|n| check_numbers(&mut doc, n));
     let language = doc.section("language", false).and_then(|l| check_language(&mut doc, l));
     let prompts = doc.section("prompts", false).and_then(|p| check_prompts(&mut doc, p, src));
-    let intake = doc
-        .section("intake", false)
-        .map(|i| check_intake(&mut doc, i, src, language.as_ref()));
+    let intake =
+        doc.section("intake", false).map(|i| check_intake(&mut doc, i, src, language.as_ref()));
 
     let id = id.and_then(|id| check_id(&mut doc, id));
     let name = name.and_then(|n| non_empty(&mut doc, n, "name", 80));

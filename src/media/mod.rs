@@ -133,13 +133,26 @@ pub fn time_stems(hour: u8, minute: u8) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The prompts of a service's intake call (none without `[intake]`), each with the key
+/// that names it in messages.
+fn intake_prompts(svc: &crate::dialplan::Service) -> Vec<(String, crate::dialplan::PromptName)> {
+    let Some(intake) = &svc.intake else { return Vec::new() };
+    let mut out = vec![("intake.greeting".to_owned(), intake.greeting.clone())];
+    for name in crate::call::intake::PROMPTS {
+        let prompt = crate::dialplan::PromptName { name: name.to_owned(), at: None };
+        out.push(("intake prompt".to_owned(), prompt));
+    }
+    out
+}
+
 /// Every (language, prompt) the services need, in a stable order without repeats.
 fn wanted(services: &Services) -> Vec<(Lang, String)> {
     let mut out: Vec<(Lang, String)> = Vec::new();
     for svc in services.values() {
         for lang in &svc.language.offered {
             let names = svc.prompts.iter().into_iter().map(|(_, p)| p.name.clone());
-            for name in names.chain(TIME_WORDS.iter().map(|w| (*w).to_owned())) {
+            let intake = intake_prompts(svc).into_iter().map(|(_, p)| p.name);
+            for name in names.chain(intake).chain(TIME_WORDS.iter().map(|w| (*w).to_owned())) {
                 if !out.iter().any(|(l, n)| l == lang && *n == name) {
                     out.push((*lang, name));
                 }
@@ -161,14 +174,13 @@ pub fn check_prompts(sounds_dir: &Path, services: &Services) -> Vec<Diagnostic> 
     };
     for svc in services.values() {
         for lang in &svc.language.offered {
-            for (key, prompt) in svc.prompts.iter() {
+            let named =
+                svc.prompts.iter().into_iter().map(|(k, p)| (format!("prompts.{k}"), p.clone()));
+            for (key, prompt) in named.chain(intake_prompts(svc)) {
                 let path = Prompts::path(sounds_dir, *lang, &prompt.name);
                 if let Err(e) = check(path.clone()) {
-                    let message = format!(
-                        "prompts.{key}: {} ({lang}, offered by {}): {e}",
-                        path.display(),
-                        svc.id
-                    );
+                    let message =
+                        format!("{key}: {} ({lang}, offered by {}): {e}", path.display(), svc.id);
                     diags.push(match prompt.at {
                         Some((line, col)) => {
                             Diagnostic { file: svc.file.clone(), line, col, message }

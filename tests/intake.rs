@@ -305,3 +305,60 @@ async fn hanging_up_after_confirming_still_stores() {
     let req = first_request(&daemon).await.expect("a request");
     assert_eq!(req["number"], masked(CALLER), "{req}");
 }
+
+/// The first final status line the daemon answers `invite` with.
+fn answer_to(sock: &std::net::UdpSocket, invite: &str, to: &str) -> Option<String> {
+    sock.send_to(invite.as_bytes(), to).expect("send");
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let first = text.lines().next().unwrap_or_default().to_owned();
+            if !first.starts_with("SIP/2.0 1") {
+                return Some(first);
+            }
+        }
+    }
+    None
+}
+
+fn invite(user: &str, to: &str, local: &str, n: u32) -> String {
+    format!(
+        "INVITE sip:{user}@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-intake-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+358401234567@{local}>;tag=pbx{n}\r\n\
+         To: <sip:{user}@{to}>\r\n\
+         Call-ID: intake-{n}@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:pbx@{local}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn the_pbx_gets_404_for_unknown_users_488_without_media_and_strangers_403() {
+    let setup = Setup::new();
+    let dialplans = repo().join("dialplans");
+    // The PBX is at 127.0.0.1 (trusted by default): unknown users are 404, an intake user
+    // without an SDP offer 488.
+    setup.point_at(&setup.pbx.addr, &dialplans, "");
+    let daemon = Daemon::start(&setup).await;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
+    let local = sock.local_addr().expect("addr").to_string();
+    let sip = daemon.sip_addr();
+    let got = answer_to(&sock, &invite("nobody", &sip, &local, 1), &sip);
+    assert!(got.as_deref().is_some_and(|g| g.starts_with("SIP/2.0 404")), "{got:?}");
+    let got = answer_to(&sock, &invite("ringbud-kallio", &sip, &local, 2), &sip);
+    assert!(got.as_deref().is_some_and(|g| g.starts_with("SIP/2.0 488")), "{got:?}");
+    drop(daemon);
+    // Only 192.0.2.1 is trusted: the same INVITE from 127.0.0.1 is a stranger's.
+    setup.point_at(&setup.pbx.addr, &dialplans, "trusted = [\"192.0.2.1\"]");
+    let daemon = Daemon::start(&setup).await;
+    let sip = daemon.sip_addr();
+    let got = answer_to(&sock, &invite("ringbud-kallio", &sip, &local, 3), &sip);
+    assert!(got.as_deref().is_some_and(|g| g.starts_with("SIP/2.0 403")), "{got:?}");
+    assert!(first_request(&daemon).await.is_none());
+}

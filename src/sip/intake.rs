@@ -505,8 +505,8 @@ mod tests {
     #[test]
     fn strangers_unknown_users_and_full_services_are_refused() {
         let s = services();
-        let pbx: IpAddr = "10.0.0.5".parse().unwrap();
-        let other: IpAddr = "10.0.0.6".parse().unwrap();
+        let pbx: IpAddr = "10.0.0.5".parse().expect("valid");
+        let other: IpAddr = "10.0.0.6".parse().expect("valid");
         let free = |_: &str| 0;
         assert_eq!(admit(&s, &[pbx], Some(other), "ringbud-kallio", free), Admission::Refuse(403));
         assert_eq!(admit(&s, &[pbx], None, "ringbud-kallio", free), Admission::Refuse(403));
@@ -515,7 +515,7 @@ mod tests {
             admit(&s, &[pbx], Some(pbx), "ringbud-kallio", free),
             Admission::Take("kallio".into())
         );
-        let max = s["kallio"].intake.as_ref().unwrap().max_calls;
+        let max = s["kallio"].intake.as_ref().expect("valid").max_calls;
         assert_eq!(admit(&s, &[pbx], Some(pbx), "ringbud-kallio", |_| max), Admission::Refuse(486));
     }
 
@@ -524,13 +524,13 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
                      m=audio 4000 RTP/AVP 9 0 8 96\r\na=rtpmap:96 telephone-event/8000\r\n\
                      a=ptime:30\r\na=sendrecv\r\n";
-        let media = parse_answer(offer).unwrap();
-        let sdp = answer_sdp("10.0.0.9".parse().unwrap(), 5000, 7, &media);
+        let media = parse_answer(offer).expect("valid");
+        let sdp = answer_sdp("10.0.0.9".parse().expect("valid"), 5000, 7, &media);
         assert!(sdp.contains("m=audio 5000 RTP/AVP 0 96\r\n"), "{sdp}");
         assert!(sdp.contains("a=rtpmap:0 PCMU/8000\r\n"), "{sdp}");
         assert!(sdp.contains("a=rtpmap:96 telephone-event/8000\r\n"), "{sdp}");
         assert!(sdp.contains("c=IN IP4 10.0.0.9\r\n"), "{sdp}");
-        let back = parse_answer(&sdp).unwrap();
+        let back = parse_answer(&sdp).expect("valid");
         assert_eq!((back.pt, back.dtmf_pt), (0, Some(96)));
     }
 
@@ -543,7 +543,7 @@ mod tests {
                  From: <sip:{from}@10.0.0.5>;tag=a\r\nTo: <sip:ringbud-kallio@10.0.0.9>\r\n\
                  Call-ID: c1\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
             );
-            match sip::SipMessage::try_from(text.as_str()).unwrap() {
+            match sip::SipMessage::try_from(text.as_str()).expect("valid") {
                 sip::SipMessage::Request(r) => r,
                 sip::SipMessage::Response(_) => panic!(),
             }
@@ -554,6 +554,6 @@ mod tests {
         assert_eq!(caller_of(&invite("", "anonymous")), None);
         let private = "Privacy: id\r\n";
         assert_eq!(caller_of(&invite(private, "+358401234567")), None);
-        assert_eq!(source_of(&invite("", "x")), Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(source_of(&invite("", "x")), Some("10.0.0.5".parse().expect("valid")));
     }
 }

@@ -8,11 +8,11 @@ fn mobile_only() -> NumberPolicy {
 }
 
 fn windows() -> Vec<DayRange> {
-    vec!["08:00-10:00".parse().unwrap(), "12:00-14:00".parse().unwrap()]
+    vec!["08:00-10:00".parse().expect("valid"), "12:00-14:00".parse().expect("valid")]
 }
 
 fn n(s: &str) -> E164 {
-    NumberPolicy::default().check(s).unwrap()
+    NumberPolicy::default().check(s).expect("valid")
 }
 
 /// Runs `events` from the start; returns the phase and every action in order.
@@ -331,7 +331,7 @@ fn every_phase_takes_every_event() {
 
 #[test]
 fn words_become_prompt_stems() {
-    let range: DayRange = "08:00-10:30".parse().unwrap();
+    let range: DayRange = "08:00-10:30".parse().expect("valid");
     let s = stems(
         &[
             Word::Greeting,
@@ -395,9 +395,10 @@ fn words_become_prompt_stems() {
 
 #[test]
 fn spoken_eta_rounds_to_five_minutes_and_names_the_day() {
-    let tz = TimeZone::get("Europe/Helsinki").unwrap();
-    let now: Timestamp = "2026-11-30T08:00:00Z".parse().unwrap(); // 10:00 local
-    let eta = |from: &str| Eta { from: from.parse().unwrap(), to: from.parse().unwrap() };
+    let tz = TimeZone::get("Europe/Helsinki").expect("valid");
+    let now: Timestamp = "2026-11-30T08:00:00Z".parse().expect("valid"); // 10:00 local
+    let eta =
+        |from: &str| Eta { from: from.parse().expect("valid"), to: from.parse().expect("valid") };
     assert_eq!(
         spoken(&eta("2026-11-30T08:32:00Z"), &tz, now),
         Spoken { day: Day::Today, hour: 10, minute: 30 }

@@ -138,6 +138,7 @@ async fn main() {
             sms_consent: false,
             sms_notice: false,
             created_at,
+            team: None,
         };
         let deadline = now + day + SignedDuration::from_secs((i % 1000) as i64);
         (new, Plan { due: created_at, deadline, expires: now + day * 2, counted: 0 })

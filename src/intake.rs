@@ -84,6 +84,10 @@ pub struct RawRequest {
     /// Where it came from (`web`, `ivr`, `chat`, …); default given by the edge.
     #[serde(default)]
     pub channel: Option<String>,
+    /// The patient's care team, one of the dialplan's `[teams]`; default none (the
+    /// service's own `[connect] target`).
+    #[serde(default)]
+    pub team: Option<String>,
 }
 
 /// Why a request was refused; names the field at fault.
@@ -112,6 +116,14 @@ pub enum IntakeError {
     /// The service cannot serve the request (never open in its window before expiry).
     #[error("the service has no time to call back before the request would expire")]
     NoTime,
+    /// The team is not one of the service's `[teams]`.
+    #[error("team {given:?} is not a team of this service; teams: {teams}")]
+    Team {
+        /// As given.
+        given: String,
+        /// The service's teams, comma-separated, or "none".
+        teams: String,
+    },
 }
 
 impl IntakeError {
@@ -128,6 +140,7 @@ impl IntakeError {
             IntakeError::Lang(_) => "unknown_language",
             IntakeError::Channel => "invalid_channel",
             IntakeError::NoTime => "no_time",
+            IntakeError::Team { .. } => "unknown_team",
         }
     }
 
@@ -139,6 +152,7 @@ impl IntakeError {
             IntakeError::Window { .. } => "window",
             IntakeError::Lang(_) => "lang",
             IntakeError::Channel => "channel",
+            IntakeError::Team { .. } => "team",
         }
     }
 }
@@ -206,6 +220,18 @@ pub fn validate<'a>(
     };
     let channel = Channel::parse(raw.channel.as_deref().unwrap_or(default_channel))
         .ok_or(IntakeError::Channel)?;
+    let team = match raw.team.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) if service.teams.contains_key(t) => Some(t.to_owned()),
+        Some(t) => {
+            let teams = if service.teams.is_empty() {
+                "none".to_owned()
+            } else {
+                service.teams.keys().cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(IntakeError::Team { given: cut(t), teams });
+        }
+    };
     let facts = RequestFacts { created_at: now, window, attempts: &[] };
     let plan = match policy::decide(&service.calendar, &service.attempts, &facts) {
         Decision::Dial(plan) => plan,
@@ -221,6 +247,7 @@ pub fn validate<'a>(
             sms_consent: raw.sms_consent.unwrap_or(false),
             sms_notice: service.sms.as_ref().is_some_and(|s| s.notice),
             created_at: now,
+            team,
         },
         plan,
         service,
@@ -307,6 +334,7 @@ impl PhoneDesk {
             lang: Some(lang.code().to_owned()),
             sms_consent: None,
             channel: Some(Channel::Ivr.as_str().to_owned()),
+            team: None,
         };
         let now = self.now();
         let accepted = match validate(&services, &raw, Channel::Ivr.as_str(), now) {
@@ -333,5 +361,54 @@ impl PhoneDesk {
         } else {
             Told::New { eta, sms: accepted.request.sms_notice }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn services(teams: &str) -> Services {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(path).expect("the example dialplan") + teams;
+        crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid")
+    }
+
+    fn raw(team: Option<&str>) -> RawRequest {
+        RawRequest {
+            service: "kallio".into(),
+            number: "0401234567".into(),
+            window: None,
+            lang: None,
+            sms_consent: None,
+            channel: None,
+            team: team.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_team_must_be_one_of_the_services() {
+        let now: Timestamp = "2026-11-30T08:00:00Z".parse().expect("instant");
+        let s = services("\n[teams]\ntiimi-a = \"sip:tiimi-a@pbx.hel.example\"\n");
+        let ok = validate(&s, &raw(Some("tiimi-a")), "api", now).expect("accepted");
+        assert_eq!(ok.request.team.as_deref(), Some("tiimi-a"));
+        assert_eq!(validate(&s, &raw(None), "api", now).expect("accepted").request.team, None);
+        let e = validate(&s, &raw(Some("tiimi-x")), "api", now).expect_err("refused");
+        assert_eq!((e.code(), e.field()), ("unknown_team", "team"));
+        assert_eq!(e.to_string(), "team \"tiimi-x\" is not a team of this service; teams: tiimi-a");
+        let none = services("");
+        let e = validate(&none, &raw(Some("tiimi-a")), "api", now).expect_err("refused");
+        assert!(e.to_string().ends_with("teams: none"), "{e}");
+    }
+
+    #[test]
+    fn only_windows_that_can_be_served_are_offered() {
+        let s = services("");
+        let svc = &s["kallio"];
+        // Monday 30 November 2026, 15:30 in Helsinki: today's windows are over, but with a
+        // day left before expiry every window can still be served tomorrow.
+        let now: Timestamp = "2026-11-30T13:30:00Z".parse().expect("instant");
+        assert_eq!(servable_windows(svc, now), svc.windows);
     }
 }

@@ -42,6 +42,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let numbers = doc.section("numbers", false).and_then(|n| check_numbers(&mut doc, n));
     let language = doc.section("language", false).and_then(|l| check_language(&mut doc, l));
     let prompts = doc.section("prompts", false).and_then(|p| check_prompts(&mut doc, p, src));
+    let teams = doc.section("teams", false).and_then(|t| check_teams(&mut doc, t));
     let intake =
         doc.section("intake", false).map(|i| check_intake(&mut doc, i, src, language.as_ref()));
 
@@ -78,6 +79,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let diags = doc.finish();
     let Some(prompts) = prompts else { return Err(diags) };
     let Some(Ok(intake)) = intake else { return Err(diags) };
+    let Some(teams) = teams else { return Err(diags) };
     match (id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language) {
         (
             Some(id),
@@ -106,6 +108,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
             sms: sms.flatten(),
             prompts,
             intake,
+            teams,
         }),
         _ => Err(diags),
     }
@@ -640,4 +643,46 @@ fn check_intake<'a>(
         })),
         _ => Err(()),
     }
+}
+
+/// `[teams]`: `name = "sip:…"`, one line per care team.
+fn check_teams<'a>(
+    doc: &mut TomlDoc<'a>,
+    mut sec: Section<'a>,
+) -> Option<BTreeMap<String, String>> {
+    let names: Vec<String> = sec.keys();
+    let mut teams = BTreeMap::new();
+    let mut ok = true;
+    for name in names {
+        let target: Option<Spanned<String>> = doc.get(&mut sec, &name);
+        let Some(target) = target else {
+            ok = false;
+            continue;
+        };
+        let valid_name = !name.is_empty()
+            && name.len() <= 40
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let text = target.get_ref().trim();
+        let rest = text.strip_prefix("sips:").or_else(|| text.strip_prefix("sip:"));
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.rsplit_once('@').map_or(r, |(_, h)| h);
+            let host = host.split(';').next().unwrap_or_default();
+            !host.is_empty() && !host.contains(char::is_whitespace)
+        });
+        if !valid_name {
+            let msg = format!("teams: {name:?} must be a name of a-z, A-Z, 0-9, '-' and '_'");
+            doc.error(Some(target.span()), msg);
+            ok = false;
+        } else if !host_ok {
+            let msg = format!(
+                "teams.{name}: {text:?} is not a SIP URI (expected e.g. \"sip:tiimi-a@pbx.example.fi\")"
+            );
+            doc.error(Some(target.span()), msg);
+            ok = false;
+        } else {
+            teams.insert(name, text.to_owned());
+        }
+    }
+    doc.close(sec);
+    ok.then_some(teams)
 }

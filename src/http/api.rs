@@ -49,6 +49,7 @@ fn request_json(service: Option<&Service>, req: &Request) -> Value {
         "state": req.state.as_str(),
         "number": req.number.as_ref().map(|n| n.masked().to_string()),
         "channel": req.channel,
+        "team": req.team,
         "lang": req.lang.code(),
         "window": req.window.map(|w| w.to_string()),
         "sms_consent": req.sms_consent,
@@ -103,7 +104,8 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
                 | intake::IntakeError::Window { .. }
                 | intake::IntakeError::Lang(_)
                 | intake::IntakeError::Channel
-                | intake::IntakeError::NoTime => StatusCode::UNPROCESSABLE_ENTITY,
+                | intake::IntakeError::NoTime
+                | intake::IntakeError::Team { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             };
             return problem(status, e.code(), Some(e.field()), &e.to_string());
         }

@@ -108,7 +108,7 @@ impl SipLegs {
                     trunk.cfg.domain
                 )
             }
-            Who::Staff => call.service.connect.target.clone(),
+            Who::Staff => call.service.staff_target(call.team.as_deref()).to_owned(),
         };
         let suffix = match who {
             Who::Patient => "",

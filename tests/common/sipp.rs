@@ -156,6 +156,7 @@ pub fn patient_call(
         service,
         number: callbackd::number::E164::from_stored("+358401234567".into()),
         lang: callbackd::lang::Lang::Fi,
+        team: None,
         hangup: tokio_util::sync::CancellationToken::new(),
         events: std::sync::Arc::new(callbackd::call::attempt::NoEvents),
     }

@@ -158,6 +158,7 @@ async fn attempt(
         service: service(edits),
         number: E164::from_stored("+358401234567".into()),
         lang: Lang::Fi,
+        team: None,
         hangup: CancellationToken::new(),
         events: Arc::new(Recorder(log.clone())),
     };

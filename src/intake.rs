@@ -273,6 +273,50 @@ pub fn servable_windows(service: &Service, now: Timestamp) -> Vec<DayRange> {
         .collect()
 }
 
+/// Asks the service's `[team_lookup]` for the team of a request that has none; a team
+/// that is not one of the service's `[teams]`, an error, a bad answer or no answer within
+/// the timeout leaves it without (logged, the number masked). Does nothing without a
+/// lookup or when the request has a team.
+pub async fn look_up_team(service: &Service, request: &mut NewRequest) {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let (Some(lookup), None) = (&service.team_lookup, &request.team) else { return };
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    #[derive(Deserialize)]
+    struct Answer {
+        team: Option<String>,
+    }
+    let asked = client
+        .get(&lookup.url)
+        .query(&[("number", request.number.as_str())])
+        .timeout(lookup.timeout)
+        .send();
+    let answer = match tokio::time::timeout(lookup.timeout, asked).await {
+        Ok(Ok(r)) if r.status().is_success() => r.json::<Answer>().await.ok(),
+        Ok(Ok(r)) => {
+            tracing::warn!(service = %service.id, status = r.status().as_u16(), "team lookup refused: stored without a team");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(service = %service.id, error = %e.without_url(), "team lookup failed: stored without a team");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(service = %service.id, "team lookup timed out: stored without a team");
+            return;
+        }
+    };
+    match answer.map(|a| a.team) {
+        Some(Some(team)) if service.teams.contains_key(&team) => request.team = Some(team),
+        Some(Some(team)) => {
+            tracing::warn!(service = %service.id, team = %cut(&team), number = %request.number, "team lookup answered a team the dialplan does not list: stored without a team");
+        }
+        Some(None) => {}
+        None => {
+            tracing::warn!(service = %service.id, "team lookup answer is not JSON with \"team\": stored without a team")
+        }
+    }
+}
+
 /// Stores requests taken on the phone ([`crate::sip::intake`]): the same validation, dedup
 /// and store write as the HTTP API, with `channel = ivr`, and then what the caller is told
 /// (read from the store in [`crate::eta`], after the write).
@@ -345,6 +389,8 @@ impl PhoneDesk {
             }
         };
         let svc = accepted.service;
+        let mut accepted = accepted;
+        look_up_team(svc, &mut accepted.request).await;
         let stored = self.store.enqueue(&accepted.request, &accepted.plan).await?;
         self.store.confirm()?;
         let result = if stored.duplicate { "duplicate" } else { "accepted" };

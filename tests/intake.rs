@@ -362,3 +362,82 @@ async fn the_pbx_gets_404_for_unknown_users_488_without_media_and_strangers_403(
     assert!(got.as_deref().is_some_and(|g| g.starts_with("SIP/2.0 403")), "{got:?}");
     assert!(first_request(&daemon).await.is_none());
 }
+
+/// A team lookup hook on loopback: answers `{"team": "tiimi-a"}` for +358401234567, a team
+/// the dialplan does not list for +358405550000, and nothing in time for anyone else.
+async fn team_hook() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let team = if head.contains("number=%2B358401234567") {
+                    "\"tiimi-a\""
+                } else if head.contains("number=%2B358405550000") {
+                    "\"tiimi-x\""
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    "null"
+                };
+                let body = format!("{{\"team\": {team}}}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/team")
+}
+
+#[tokio::test]
+async fn teams_from_the_api_and_the_lookup_hook_unknown_ones_refused() {
+    let setup = Setup::new();
+    let hook = team_hook().await;
+    let dir = setup.dir.path().join("dialplans");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml")).expect("read");
+    let teams = format!(
+        "\n[teams]\ntiimi-a = \"sip:tiimi-a@pbx.hel.example\"\ntiimi-b = \"sip:tiimi-b@pbx.hel.example\"\n\n\
+         [team_lookup]\nurl = \"{hook}\"\ntimeout = \"300ms\"\n"
+    );
+    std::fs::write(dir.join("kallio.toml"), src + &teams).expect("write");
+    setup.point_at(&setup.pbx.addr, &dir, "");
+    let daemon = Daemon::start(&setup).await;
+    let post = |number: &str, team: Option<&str>| {
+        let mut body = serde_json::json!({"service": "kallio", "number": number});
+        if let Some(t) = team {
+            body["team"] = t.into();
+        }
+        body
+    };
+    // Given by the API: kept (the hook is not asked).
+    let (status, body) = daemon.post(&post("0409876543", Some("tiimi-b"))).await;
+    assert_eq!((status, body["team"].as_str()), (201, Some("tiimi-b")), "{body}");
+    // Not a team of the service: refused, naming the field and the teams.
+    let (status, body) = daemon.post(&post("0401112223", Some("tiimi-x"))).await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["field"].as_str()),
+        (422, Some("unknown_team"), Some("team")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("tiimi-a, tiimi-b")), "{body}");
+    // None given: the hook answers tiimi-a.
+    let (status, body) = daemon.post(&post("0401234567", None)).await;
+    assert_eq!((status, body["team"].as_str()), (201, Some("tiimi-a")), "{body}");
+    // The hook names a team the dialplan does not list, or does not answer in time:
+    // stored without a team, without waiting much longer than the timeout.
+    let (status, body) = daemon.post(&post("0405550000", None)).await;
+    assert_eq!((status, body["team"].clone()), (201, Value::Null), "{body}");
+    let started = std::time::Instant::now();
+    let (status, body) = daemon.post(&post("0451112223", None)).await;
+    assert_eq!((status, body["team"].clone()), (201, Value::Null), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    common::assert_logs_masked(&daemon.logs());
+}

@@ -51,6 +51,20 @@ pub struct Service {
     /// Care teams (`[teams]`): a request with a team is handed over to the team's SIP
     /// target instead of `[connect] target`.
     pub teams: BTreeMap<String, String>,
+    /// Asks an outside system for a request's team when intake gives none
+    /// (`[team_lookup]`); `None` without the section.
+    pub team_lookup: Option<TeamLookup>,
+}
+
+/// `[team_lookup]`: `GET {url}?number=+358…` answered with `{"team": "name"}` (or
+/// `{"team": null}`) within `timeout`; any failure is skipped (the request is stored
+/// without a team).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamLookup {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// How long intake waits for the answer.
+    pub timeout: std::time::Duration,
 }
 
 impl Service {

@@ -43,6 +43,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let language = doc.section("language", false).and_then(|l| check_language(&mut doc, l));
     let prompts = doc.section("prompts", false).and_then(|p| check_prompts(&mut doc, p, src));
     let teams = doc.section("teams", false).and_then(|t| check_teams(&mut doc, t));
+    let team_lookup = doc.section("team_lookup", false).map(|t| check_team_lookup(&mut doc, t));
     let intake =
         doc.section("intake", false).map(|i| check_intake(&mut doc, i, src, language.as_ref()));
 
@@ -80,6 +81,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let Some(prompts) = prompts else { return Err(diags) };
     let Some(Ok(intake)) = intake else { return Err(diags) };
     let Some(teams) = teams else { return Err(diags) };
+    let Some(Ok(team_lookup)) = team_lookup else { return Err(diags) };
     match (id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language) {
         (
             Some(id),
@@ -109,6 +111,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
             prompts,
             intake,
             teams,
+            team_lookup,
         }),
         _ => Err(diags),
     }
@@ -685,4 +688,45 @@ fn check_teams<'a>(
     }
     doc.close(sec);
     ok.then_some(teams)
+}
+
+/// `[team_lookup]`: `Ok(None)` when absent, `Err(())` when broken (recorded).
+fn check_team_lookup<'a>(
+    doc: &mut TomlDoc<'a>,
+    mut sec: Section<'a>,
+) -> Result<Option<super::TeamLookup>, ()> {
+    if sec.span().is_empty() {
+        doc.close(sec);
+        return Ok(None);
+    }
+    let url: Option<Spanned<String>> = doc.need(&mut sec, "url");
+    let timeout: Option<Spanned<String>> = doc.get(&mut sec, "timeout");
+    let malformed = sec.has("timeout") && timeout.is_none();
+    doc.close(sec);
+    let url = url.ok_or(())?;
+    let text = url.get_ref().trim();
+    let ok_url = (text.starts_with("http://") || text.starts_with("https://"))
+        && text.len() > "https://".len()
+        && !text.contains(char::is_whitespace);
+    if !ok_url {
+        let msg = format!("team_lookup.url: {text:?} must be an http:// or https:// URL");
+        doc.error(Some(url.span()), msg);
+        return Err(());
+    }
+    let timeout = match timeout {
+        None => std::time::Duration::from_millis(500),
+        Some(t) => match t.get_ref().parse::<SignedDuration>() {
+            Ok(d) if d.as_millis() >= 50 && d.as_millis() <= 5000 => {
+                std::time::Duration::try_from(d).map_err(|_| ())?
+            }
+            _ => {
+                doc.error(Some(t.span()), "team_lookup.timeout must be a duration from 50ms to 5s");
+                return Err(());
+            }
+        },
+    };
+    if malformed {
+        return Err(());
+    }
+    Ok(Some(super::TeamLookup { url: text.to_owned(), timeout }))
 }

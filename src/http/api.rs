@@ -111,6 +111,8 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
         }
     };
     let service = accepted.service;
+    let mut accepted = accepted;
+    intake::look_up_team(service, &mut accepted.request).await;
     // Acknowledged only if the write landed in the file the next start reads.
     let stored = match st.store.enqueue(&accepted.request, &accepted.plan).await {
         Ok(s) => match st.store.confirm() {

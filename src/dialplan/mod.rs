@@ -359,6 +359,16 @@ mod tests {
         }
         // Each with its file, line and column.
         assert!(m.iter().all(|l| l.starts_with("kallio.toml:")), "{all}");
+        let m = messages(kallio_with("[team_lookup]\nurl = \"ftp://x\"\n"));
+        assert!(m.join("\n").contains("team_lookup.url: \"ftp://x\" must be an http"), "{m:?}");
+        let m = messages(kallio_with("[team_lookup]\nurl = \"http://x/t\"\ntimeout = \"10s\"\n"));
+        assert!(
+            m.join("\n").contains("team_lookup.timeout must be a duration from 50ms to 5s"),
+            "{m:?}"
+        );
+        let ok = kallio_with("[team_lookup]\nurl = \"http://x/t\"\n").expect("valid");
+        let lookup = ok["kallio"].team_lookup.clone().expect("lookup");
+        assert_eq!((lookup.url.as_str(), lookup.timeout.as_millis()), ("http://x/t", 500));
         let m = messages(kallio_with("[intake]\nmax_calls = 2\n"));
         assert!(m.join("\n").contains("users"), "{m:?}");
     }

@@ -230,6 +230,34 @@ mod tests {
     }
 
     #[test]
+    fn the_intake_calls_prompts_are_checked_for_every_offered_language() {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(&file).expect("read");
+        let broken =
+            src.replace("greeting = \"intake-greeting-kallio\"", "greeting = \"intake-nope\"");
+        let services =
+            crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), broken.clone())])
+                .expect("valid");
+        let diags = check_prompts(&repo_sounds(), &services);
+        // One per offered language, at the value in the dialplan.
+        assert_eq!(diags.len(), 3, "{diags:?}");
+        let line = broken.lines().position(|l| l.contains("intake-nope")).expect("line") + 1;
+        for d in &diags {
+            assert_eq!(d.line, line, "{d}");
+            assert!(d.message.starts_with("intake.greeting: "), "{d}");
+        }
+        // A sounds directory without the intake prompts: each is named.
+        let empty = tempfile::tempdir().expect("tempdir");
+        let services =
+            crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+        let all: Vec<String> =
+            check_prompts(empty.path(), &services).iter().map(ToString::to_string).collect();
+        for stem in crate::call::intake::PROMPTS {
+            assert!(all.iter().any(|d| d.contains(&format!("/{stem}.wav"))), "{stem}");
+        }
+    }
+
+    #[test]
     fn the_shipped_dialplans_and_sounds_agree() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans");
         let services = crate::dialplan::load_dir(&dir).expect("dialplans");

@@ -326,14 +326,9 @@ async fn run(
                 }
             }
         }
-        let Some(event) = next else {
-            if matches!(phase, Phase::Done(_)) {
-                break 'call;
-            }
-            // A live phase always ends its actions with a listen or a store; a stop
-            // (shutdown) ends the call.
-            break 'call;
-        };
+        // No event to feed: the machine is done (its actions ended with the BYE), or the
+        // call had to stop.
+        let Some(event) = next else { break 'call };
         let (p, a) = machine::step(phase, cx, event);
         phase = p;
         actions = a;
@@ -348,7 +343,8 @@ async fn run(
     };
     crate::metrics::intake_call(&service.id, end.as_str());
     info!(service = %service.id, end = end.as_str(), "intake call over");
-    if !gone {
+    // The caller is still there, or the daemon is stopping (the trunk's token): BYE.
+    if !gone || cancel.is_cancelled() {
         let _ = tokio::time::timeout(BYE_WAIT, dialog.bye()).await;
     }
     Ok(())

@@ -12,7 +12,8 @@ use crate::call::intake::{self as machine, Action, Context, End, Event, Phase, W
 use crate::dialplan::{Service, Services};
 use crate::intake::PhoneDesk;
 use crate::lang::Lang;
-use crate::media::{Prompts, RemoteMedia, RtpLeg, parse_answer};
+use crate::media::sdp;
+use crate::media::{Prompts, RemoteMedia, RtpLeg};
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::headers::ToTypedHeader;
@@ -83,30 +84,13 @@ pub fn admit(
     }
 }
 
-/// Our SDP answer to an offer (pure): the offer's first G.711 codec with its payload type,
-/// and its telephone-event type when it has one, at 20 ms.
+/// Our SDP answer to an offer (pure, [`crate::media::sdp::build`]): the offer's first
+/// G.711 codec with its payload type, its telephone-event type when it has one, at 20 ms,
+/// and the offer's direction mirrored (RFC 3264 §6.1).
 pub fn answer_sdp(ip: IpAddr, port: u16, session: u64, media: &RemoteMedia) -> String {
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let (pt, codec) = (media.pt, media.codec.name());
-    let (fmt, dtmf) = match media.dtmf_pt {
-        Some(d) => (
-            format!("{pt} {d}"),
-            format!("a=rtpmap:{d} telephone-event/8000\r\na=fmtp:{d} 0-16\r\n"),
-        ),
-        None => (pt.to_string(), String::new()),
-    };
-    format!(
-        "v=0\r\n\
-         o=callbackd {session} {session} IN {family} {ip}\r\n\
-         s=callbackd\r\n\
-         c=IN {family} {ip}\r\n\
-         t=0 0\r\n\
-         m=audio {port} RTP/AVP {fmt}\r\n\
-         a=rtpmap:{pt} {codec}/8000\r\n\
-         {dtmf}\
-         a=ptime:20\r\n\
-         a=sendrecv\r\n"
-    )
+    // Every field comes from the parsed offer or our socket, and there are no `a=crypto`
+    // values, the one thing `build` can refuse.
+    sdp::build(&sdp::Local::answer(SocketAddr::new(ip, port), session, media)).unwrap_or_default()
 }
 
 /// The caller's number as presented: the user part of P-Asserted-Identity (the INVITE came
@@ -168,8 +152,14 @@ pub(super) async fn on_invite(
         return None;
     };
     let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
-    let media = match parse_answer(&offer) {
-        Ok(m) => m,
+    let media = match sdp::parse(&offer) {
+        // Intake calls are plain RTP: an offer that requires SRTP cannot be answered.
+        Ok(r) if r.secure => {
+            info!("intake INVITE offering RTP/SAVP only (no SRTP on intake calls): 488");
+            let _ = tx.reply(StatusCode::NotAcceptableHere).await;
+            return None;
+        }
+        Ok(r) => r.media,
         Err(e) => {
             info!(error = %e, "intake INVITE with an unusable offer: 488");
             let _ = tx.reply(StatusCode::NotAcceptableHere).await;
@@ -265,6 +255,7 @@ async fn run(
     info!(service = %service.id, "intake call answered");
     let call = IntakeCall {
         leg,
+        may_send: sdp::may_send(media.direction.flipped()),
         states: tokio::sync::Mutex::new(states),
         prompts: desk.prompts.clone(),
         lang: intake.language,
@@ -353,6 +344,10 @@ async fn run(
 /// The media and dialog of one answered intake call.
 struct IntakeCall {
     leg: RtpLeg,
+    /// False when our answer is `recvonly` or `inactive` (the caller offered `sendonly`
+    /// or `inactive`, e.g. on hold): no RTP is sent (RFC 3264 §5.1), each prompt's time
+    /// passes in silence, so the call runs its course (keys by SIP INFO still count).
+    may_send: bool,
     /// The dialog's state changes (sender: the trunk's state task; closes when the guard
     /// removes the route).
     states: tokio::sync::Mutex<mpsc::UnboundedReceiver<DialogState>>,
@@ -417,7 +412,12 @@ impl IntakeCall {
                     warn!(prompt = %stem, "no such prompt: skipped");
                     continue;
                 };
-                if let Err(e) = self.leg.play(prompt, &stop).await {
+                if !self.may_send {
+                    tokio::select! {
+                        () = tokio::time::sleep(prompt.duration()) => {}
+                        () = stop.cancelled() => return,
+                    }
+                } else if let Err(e) = self.leg.play(prompt, &stop).await {
                     warn!(error = %e, "prompt playback failed");
                 }
             }
@@ -520,14 +520,22 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
                      m=audio 4000 RTP/AVP 9 0 8 96\r\na=rtpmap:96 telephone-event/8000\r\n\
                      a=ptime:30\r\na=sendrecv\r\n";
-        let media = parse_answer(offer).expect("valid");
+        let media = sdp::parse_answer(offer).expect("valid");
         let sdp = answer_sdp("10.0.0.9".parse().expect("valid"), 5000, 7, &media);
         assert!(sdp.contains("m=audio 5000 RTP/AVP 0 96\r\n"), "{sdp}");
         assert!(sdp.contains("a=rtpmap:0 PCMU/8000\r\n"), "{sdp}");
         assert!(sdp.contains("a=rtpmap:96 telephone-event/8000\r\n"), "{sdp}");
         assert!(sdp.contains("c=IN IP4 10.0.0.9\r\n"), "{sdp}");
-        let back = parse_answer(&sdp).expect("valid");
+        let back = sdp::parse_answer(&sdp).expect("valid");
         assert_eq!((back.pt, back.dtmf_pt), (0, Some(96)));
+        // A caller on hold (sendonly) or inactive gets recvonly / inactive, and no media.
+        for (theirs, ours) in [("sendonly", "recvonly"), ("inactive", "inactive")] {
+            let held = offer.replace("a=sendrecv", &format!("a={theirs}"));
+            let media = sdp::parse_answer(&held).expect("valid");
+            let sdp = answer_sdp("10.0.0.9".parse().expect("valid"), 5000, 7, &media);
+            assert!(sdp.contains(&format!("a={ours}\r\n")), "{sdp}");
+            assert!(!sdp::may_send(media.direction.flipped()), "{theirs}");
+        }
     }
 
     #[test]

@@ -2,15 +2,14 @@
 //! [`RemoteMedia`] (where to send RTP, in which codec, in which direction) and the SDES
 //! `a=crypto` values; and our own offer or answer from a [`Local`].
 //!
-//! Parsing and printing go through [`ezk_sdp_types`], chosen over `webrtc-sdp` because it
-//! is small (nom, no unsafe, ~5k lines), types exactly what a SIP media edge needs (`m=`
-//! formats in order, `c=` per session and per media, `a=rtpmap`, `a=fmtp`, the four
-//! direction attributes with session → media inheritance, RFC 4568 `a=crypto`, unknown
-//! attributes such as `a=ptime` kept by name), both parses *and* prints the same types,
-//! and is kept as part of the ezk SIP stack; `webrtc-sdp` (Mozilla) is shaped around
-//! WebRTC/JSEP (ICE, DTLS, bundle), rejects some plain SIP SDP that Asterisk-era PBXs send
-//! and does not print a description it did not parse. What the crate leaves open is
-//! decided here: the first `m=audio` only, the first of PCMA/PCMU in the `m=` line's
+//! Parsing and printing go through [`ezk_sdp_types`]: small (nom, no unsafe of its own, ~5k lines),
+//! it types exactly what a SIP media edge needs (`m=` formats in order, `c=` per session
+//! and per media, `a=rtpmap`, `a=fmtp`, the four direction attributes with session →
+//! media inheritance, RFC 4568 `a=crypto`, unknown attributes such as `a=ptime` kept by
+//! name), and it both parses *and* prints the same types, so what we send is built as
+//! typed values, not format strings. `webrtc-sdp` (Firefox's, shaped around WebRTC/JSEP:
+//! ICE, DTLS, bundle) was the alternative; ezk's smaller model fits plain SIP audio. What
+//! the crate leaves open is decided here: the first `m=audio` only, the first of PCMA/PCMU in the `m=` line's
 //! order (static types 8/0, or any type an `a=rtpmap` names PCMA/PCMU), dynamic
 //! `telephone-event/8000` types, `a=ptime` (media over session level, default 20 ms).
 

@@ -128,6 +128,7 @@ async fn intake(url: &str, servers: usize, tasks: usize, secs: u64, first: u64) 
                         sms_consent: false,
                         sms_notice: false,
                         created_at: now,
+                        team: None,
                     };
                     // Due tomorrow: the claims that follow do not reach these.
                     let plan = Plan {
@@ -272,6 +273,7 @@ async fn main() {
             sms_consent: false,
             sms_notice: false,
             created_at,
+            team: None,
         };
         let deadline = now + day + SignedDuration::from_secs((i % 1000) as i64);
         (new, Plan { due: created_at, deadline, expires: now + day * 2, counted: 0 })

@@ -310,6 +310,7 @@ async fn fill(db: &Path, services: &Services, size: u64) {
             sms_consent: false,
             sms_notice: false,
             created_at,
+            team: None,
         };
         (new, *plan)
     })

@@ -750,6 +750,7 @@ async fn fill(
             sms_consent: false,
             sms_notice: false,
             created_at: now - SignedDuration::from_millis(i64::from(n) - i as i64),
+            team: None,
         };
         (new, Plan { due: due(i), ..plan })
     })

@@ -94,6 +94,9 @@ pub struct Sip {
     pub tls: SipTls,
     /// SRTP on the media of this trunk's calls.
     pub srtp: SrtpMode,
+    /// Addresses whose INVITEs to an `[intake]` user are answered (and whose
+    /// P-Asserted-Identity is believed); empty: the PBX's address, resolved at start.
+    pub trusted: Vec<std::net::IpAddr>,
 }
 
 /// How the patient's number appears in the Request-URI.
@@ -186,6 +189,7 @@ struct RawSip {
     tls_cert_file: Option<Spanned<String>>,
     tls_key_file: Option<Spanned<String>>,
     srtp: Option<SrtpMode>,
+    trusted: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -524,6 +528,21 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
         doc.error(None, "sip.tls_ca_file, tls_cert_file and tls_key_file need transport = \"tls\"");
     }
     let tls = client.map(|client| SipTls { ca_file: raw.tls_ca_file.as_deref().map(path), client });
+    let mut trusted = Some(Vec::new());
+    for t in raw.trusted.unwrap_or_default() {
+        match t.get_ref().trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                if let Some(list) = trusted.as_mut() {
+                    list.push(ip);
+                }
+            }
+            Err(_) => {
+                let msg = format!("sip.trusted: {:?} must be an IP address", t.get_ref());
+                doc.error(Some(t.span()), msg);
+                trusted = None;
+            }
+        }
+    }
     Some(Sip {
         bind: bind?,
         pbx: pbx_ok.then(|| pbx.to_owned())?,
@@ -539,6 +558,7 @@ fn check_sip(doc: &mut TomlDoc<'_>, raw: RawSip, base: &Path) -> Option<Sip> {
         register: register?,
         tls: tls?,
         srtp: raw.srtp.unwrap_or_default(),
+        trusted: trusted?,
     })
 }
 

@@ -141,7 +141,7 @@ pub async fn run(
     let trunk = Trunk::start(&cfg.sip, credential, sip_token.clone()).await?;
     println!("listening: sip://{}", trunk.local_addr());
     let dialer: Option<Arc<dyn Dialer>> =
-        Some(Arc::new(SipDialer::new(trunk.clone()).with_prompts(prompts)));
+        Some(Arc::new(SipDialer::new(trunk.clone()).with_prompts(prompts.clone())));
     let limits = Limits {
         max_calls: cfg.sip.max_calls,
         calls_per_second: cfg.sip.calls_per_second,
@@ -187,6 +187,18 @@ pub async fn run(
         front.clone(),
         &tasks,
     )?;
+    // The intake calls (dialplans with `[intake]`) store through the same path as the API.
+    trunk
+        .take_calls(
+            crate::intake::PhoneDesk {
+                store: store.clone(),
+                services: services_rx.clone(),
+                clock: clock.clone(),
+                wake: wake.clone(),
+            },
+            prompts,
+        )
+        .await;
     let state = AppState {
         store: store.clone(),
         services: services_rx,

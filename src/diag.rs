@@ -122,6 +122,11 @@ impl<'a> Section<'a> {
         self.value(key).is_some()
     }
 
+    /// The table's keys, in file order (for tables whose keys are names, like `[teams]`).
+    pub fn keys(&self) -> Vec<String> {
+        self.table.iter().map(|(k, _)| k.get_ref().to_string()).collect()
+    }
+
     /// The table's byte span in the source.
     pub fn span(&self) -> Range<usize> {
         self.span.clone()

@@ -84,6 +84,10 @@ pub struct RawRequest {
     /// Where it came from (`web`, `ivr`, `chat`, …); default given by the edge.
     #[serde(default)]
     pub channel: Option<String>,
+    /// The patient's care team, one of the dialplan's `[teams]`; default none (the
+    /// service's own `[connect] target`).
+    #[serde(default)]
+    pub team: Option<String>,
 }
 
 /// Why a request was refused; names the field at fault.
@@ -112,6 +116,14 @@ pub enum IntakeError {
     /// The service cannot serve the request (never open in its window before expiry).
     #[error("the service has no time to call back before the request would expire")]
     NoTime,
+    /// The team is not one of the service's `[teams]`.
+    #[error("team {given:?} is not a team of this service; teams: {teams}")]
+    Team {
+        /// As given.
+        given: String,
+        /// The service's teams, comma-separated, or "none".
+        teams: String,
+    },
 }
 
 impl IntakeError {
@@ -128,6 +140,7 @@ impl IntakeError {
             IntakeError::Lang(_) => "unknown_language",
             IntakeError::Channel => "invalid_channel",
             IntakeError::NoTime => "no_time",
+            IntakeError::Team { .. } => "unknown_team",
         }
     }
 
@@ -139,6 +152,7 @@ impl IntakeError {
             IntakeError::Window { .. } => "window",
             IntakeError::Lang(_) => "lang",
             IntakeError::Channel => "channel",
+            IntakeError::Team { .. } => "team",
         }
     }
 }
@@ -206,6 +220,18 @@ pub fn validate<'a>(
     };
     let channel = Channel::parse(raw.channel.as_deref().unwrap_or(default_channel))
         .ok_or(IntakeError::Channel)?;
+    let team = match raw.team.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) if service.teams.contains_key(t) => Some(t.to_owned()),
+        Some(t) => {
+            let teams = if service.teams.is_empty() {
+                "none".to_owned()
+            } else {
+                service.teams.keys().cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(IntakeError::Team { given: cut(t), teams });
+        }
+    };
     let facts = RequestFacts { created_at: now, window, attempts: &[] };
     let plan = match policy::decide(&service.calendar, &service.attempts, &facts) {
         Decision::Dial(plan) => plan,
@@ -221,9 +247,214 @@ pub fn validate<'a>(
             sms_consent: raw.sms_consent.unwrap_or(false),
             sms_notice: service.sms.as_ref().is_some_and(|s| s.notice),
             created_at: now,
+            team,
         },
         plan,
         service,
         channel,
     })
+}
+
+/// The windows of `service` a request made at `now` can still be served in (the policy
+/// plans a call in them before the request would expire), in the dialplan's order: the
+/// intake call offers only these.
+pub fn servable_windows(service: &Service, now: Timestamp) -> Vec<DayRange> {
+    service
+        .windows
+        .iter()
+        .copied()
+        .filter(|w| {
+            let facts = RequestFacts { created_at: now, window: Some(*w), attempts: &[] };
+            matches!(
+                policy::decide(&service.calendar, &service.attempts, &facts),
+                Decision::Dial(_)
+            )
+        })
+        .collect()
+}
+
+/// Asks the service's `[team_lookup]` for the team of a request that has none; a team
+/// that is not one of the service's `[teams]`, an error, a bad answer or no answer within
+/// the timeout leaves it without (logged, the number masked). Does nothing without a
+/// lookup or when the request has a team.
+pub async fn look_up_team(service: &Service, request: &mut NewRequest) {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let (Some(lookup), None) = (&service.team_lookup, &request.team) else { return };
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    #[derive(Deserialize)]
+    struct Answer {
+        team: Option<String>,
+    }
+    let asked = client
+        .get(&lookup.url)
+        .query(&[("number", request.number.as_str())])
+        .timeout(lookup.timeout)
+        .send();
+    let answer = match tokio::time::timeout(lookup.timeout, asked).await {
+        Ok(Ok(r)) if r.status().is_success() => r.json::<Answer>().await.ok(),
+        Ok(Ok(r)) => {
+            tracing::warn!(service = %service.id, status = r.status().as_u16(), "team lookup refused: stored without a team");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(service = %service.id, error = %e.without_url(), "team lookup failed: stored without a team");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(service = %service.id, "team lookup timed out: stored without a team");
+            return;
+        }
+    };
+    match answer.map(|a| a.team) {
+        Some(Some(team)) if service.teams.contains_key(&team) => request.team = Some(team),
+        Some(Some(team)) => {
+            tracing::warn!(service = %service.id, team = %cut(&team), number = %request.number, "team lookup answered a team the dialplan does not list: stored without a team");
+        }
+        Some(None) => {}
+        None => {
+            tracing::warn!(service = %service.id, "team lookup answer is not JSON with \"team\": stored without a team")
+        }
+    }
+}
+
+/// Stores requests taken on the phone ([`crate::sip::intake`]): the same validation, dedup
+/// and store write as the HTTP API, with `channel = ivr`, and then what the caller is told
+/// (read from the store in [`crate::eta`], after the write).
+#[derive(Clone)]
+pub struct PhoneDesk {
+    /// The queue.
+    pub store: crate::store::Store,
+    /// The current dialplans (sender: the reloader).
+    pub services: tokio::sync::watch::Receiver<std::sync::Arc<Services>>,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Wakes the scheduler after a new request.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for PhoneDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneDesk").finish_non_exhaustive()
+    }
+}
+
+/// Why a request taken on the phone was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// Intake refused it (e.g. no time left before it would expire).
+    #[error(transparent)]
+    Refused(#[from] IntakeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl PhoneDesk {
+    /// The current services.
+    pub fn services(&self) -> std::sync::Arc<Services> {
+        self.services.borrow().clone()
+    }
+
+    /// Now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Validates and stores a request taken on the phone; a number already waiting is not
+    /// stored again, the caller is told its place.
+    pub async fn take(
+        &self,
+        service: &str,
+        number: &crate::number::E164,
+        window: Option<DayRange>,
+        lang: Lang,
+    ) -> Result<crate::call::intake::Told, DeskError> {
+        use crate::call::intake::{Told, spoken};
+        let services = self.services();
+        let raw = RawRequest {
+            service: service.to_owned(),
+            number: number.as_str().to_owned(),
+            window: window.map(|w| w.to_string()),
+            lang: Some(lang.code().to_owned()),
+            sms_consent: None,
+            channel: Some(Channel::Ivr.as_str().to_owned()),
+            team: None,
+        };
+        let now = self.now();
+        let accepted = match validate(&services, &raw, Channel::Ivr.as_str(), now) {
+            Ok(a) => a,
+            Err(e) => {
+                crate::metrics::request(service, Channel::Ivr.as_str(), "rejected");
+                return Err(e.into());
+            }
+        };
+        let svc = accepted.service;
+        let mut accepted = accepted;
+        look_up_team(svc, &mut accepted.request).await;
+        let stored = self.store.enqueue(&accepted.request, &accepted.plan).await?;
+        self.store.confirm()?;
+        let result = if stored.duplicate { "duplicate" } else { "accepted" };
+        crate::metrics::request(&svc.id, Channel::Ivr.as_str(), result);
+        if !stored.duplicate {
+            tracing::info!(service = %svc.id, request = stored.request.id, number = %accepted.request.number, channel = "ivr", "request accepted");
+            self.wake.notify_one();
+        }
+        let (place, eta) = crate::eta::of_waiting(&self.store, svc, &stored.request, now).await?;
+        let tz = svc.calendar.tz();
+        let eta = eta.map(|e| spoken(&e, tz, now));
+        Ok(if stored.duplicate {
+            Told::Waiting { place, eta }
+        } else {
+            Told::New { eta, sms: accepted.request.sms_notice }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn services(teams: &str) -> Services {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(path).expect("the example dialplan") + teams;
+        crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid")
+    }
+
+    fn raw(team: Option<&str>) -> RawRequest {
+        RawRequest {
+            service: "kallio".into(),
+            number: "0401234567".into(),
+            window: None,
+            lang: None,
+            sms_consent: None,
+            channel: None,
+            team: team.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_team_must_be_one_of_the_services() {
+        let now: Timestamp = "2026-11-30T08:00:00Z".parse().expect("instant");
+        let s = services("\n[teams]\ntiimi-a = \"sip:tiimi-a@pbx.hel.example\"\n");
+        let ok = validate(&s, &raw(Some("tiimi-a")), "api", now).expect("accepted");
+        assert_eq!(ok.request.team.as_deref(), Some("tiimi-a"));
+        assert_eq!(validate(&s, &raw(None), "api", now).expect("accepted").request.team, None);
+        let e = validate(&s, &raw(Some("tiimi-x")), "api", now).expect_err("refused");
+        assert_eq!((e.code(), e.field()), ("unknown_team", "team"));
+        assert_eq!(e.to_string(), "team \"tiimi-x\" is not a team of this service; teams: tiimi-a");
+        let none = services("");
+        let e = validate(&none, &raw(Some("tiimi-a")), "api", now).expect_err("refused");
+        assert!(e.to_string().ends_with("teams: none"), "{e}");
+    }
+
+    #[test]
+    fn only_windows_that_can_be_served_are_offered() {
+        let s = services("");
+        let svc = &s["kallio"];
+        // Monday 30 November 2026, 15:30 in Helsinki: today's windows are over, but with a
+        // day left before expiry every window can still be served tomorrow.
+        let now: Timestamp = "2026-11-30T13:30:00Z".parse().expect("instant");
+        assert_eq!(servable_windows(svc, now), svc.windows);
+    }
 }

@@ -24,9 +24,12 @@
 //!   outcome ([`call::outcome_of`]), the answered-call state machines ([`call::machine`]:
 //!   greet, press 1, hand over, apologise; [`call::machine::agent`]: nurse first, whisper,
 //!   patient, bridge) and [`call::runner`], which runs one attempt by driving them over the
-//!   `Legs` port (dial, play, next key, refer, bridge, hang up) that `sip` implements.
+//!   `Legs` port (dial, play, next key, refer, bridge, hang up) that `sip` implements;
+//!   [`call::intake`], the intake call (the IVR taking a request on the phone) as a pure
+//!   state machine.
 //! - [`intake`]: a patient's request validated into what the store keeps; the fixed set of
-//!   intake channels.
+//!   intake channels; the team lookup hook; [`intake::PhoneDesk`], which stores the
+//!   requests taken on the phone.
 //! - [`sms`]: the SMS rules: sender IDs, templates and their length, who can receive an
 //!   SMS, quiet hours, retry waits, the dialplan's `[sms]` section and the daemon's `[sms]`
 //!   gateway settings.
@@ -56,6 +59,7 @@
 //!   the trunk's tasks under one `TaskTracker` (transport, incoming requests, dialog-state
 //!   routing, registration; [`sip::Trunk::stopped`] waits for them), the `Legs` port over
 //!   SIP and RTP ([`sip::legs`]), the pure answers to unasked messages ([`sip::inbound`]),
+//!   the intake calls the PBX sends in ([`sip::intake`]: admission, SDP answer, keys),
 //!   and the [`sip::SipDialer`] the scheduler calls through.
 //! - [`http`]: the top layer, every route: intake, status, cancellation, services, the
 //!   SMS opt-out list, health and `/metrics` (axum), one JSON error shape, and the server's

@@ -261,6 +261,7 @@ fn main() -> ExitCode {
                 lang,
                 sms_consent: Some(sms_consent),
                 channel: Some("cli".to_owned()),
+                team: None,
             };
             cli::store::enqueue(config, raw)
         }

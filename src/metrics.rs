@@ -39,6 +39,8 @@ pub const HTTP_CONNECTIONS: &str = "callbackd_http_connections";
 pub const HTTP_TIMEOUTS: &str = "callbackd_http_timeouts_total";
 /// Failed `accept` calls (e.g. the file limit reached).
 pub const HTTP_ACCEPT_ERRORS: &str = "callbackd_http_accept_errors_total";
+/// Counter: intake calls (callbackd answered the PBX's overflow call), by service and end.
+pub const INTAKE_CALLS: &str = "callbackd_intake_calls_total";
 /// Gauge: 1 while the store takes writes, 0 while it refuses them (`/readyz` is 503).
 pub const STORE_WRITABLE: &str = "callbackd_store_writable";
 /// Gauge: waiting requests still in time but expected after their same-day deadline at
@@ -108,12 +110,21 @@ fn describe() {
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_TIMEOUTS, "HTTP connections or requests ended by a timeout, by kind.");
     describe_counter!(HTTP_ACCEPT_ERRORS, "Failed accepts of HTTP connections.");
+    describe_counter!(
+        INTAKE_CALLS,
+        "Intake calls answered, by service and end (stored, already_waiting, hung_up, gave_up, store_failed)."
+    );
 }
 
 /// A request arrived; `service` is a loaded dialplan's id or `unknown`.
 pub fn request(service: &str, channel: &'static str, result: &'static str) {
     counter!(REQUESTS, "service" => service.to_owned(), "channel" => channel, "result" => result)
         .increment(1);
+}
+
+/// An intake call ended.
+pub fn intake_call(service: &str, end: &'static str) {
+    counter!(INTAKE_CALLS, "service" => service.to_owned(), "end" => end).increment(1);
 }
 
 /// An attempt ended.

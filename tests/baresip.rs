@@ -138,6 +138,13 @@ impl Phone {
         stdin.flush().expect("flush");
     }
 
+    /// Dials `uri` from the phone's first account (a menu command).
+    fn dial(&mut self, uri: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(format!("/dial {uri}\n").as_bytes()).expect("dial");
+        stdin.flush().expect("flush");
+    }
+
     /// What the phone heard: the decoded audio of its first call.
     fn heard(&self) -> Vec<i16> {
         let mut dumps: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
@@ -396,4 +403,87 @@ async fn a_callback_over_tls_with_srtp_is_heard_confirmed_and_bridged() {
     let score = best_match(&envelope(&heard), &envelope(&greeting.samples));
     eprintln!("greeting correlation over SRTP: {score:.3}");
     assert!(score > 0.8, "the greeting was not heard over SRTP ({score:.2}):\n{log}");
+}
+
+/// The prompts `stems` played back to back, in Finnish, as they are sent: each prompt's
+/// last frame filled up to 20 ms with silence.
+fn said(prompts: &Prompts, stems: &[String]) -> Vec<i16> {
+    let mut out = Vec::new();
+    for s in stems {
+        let p = prompts.get(Lang::Fi, s).unwrap_or_else(|| panic!("prompt {s}"));
+        out.extend_from_slice(&p.samples);
+        out.resize(out.len().div_ceil(160) * 160, 0);
+    }
+    out
+}
+
+/// The intake call from a real phone: baresip (as the caller the PBX sends in) dials the
+/// daemon's intake user, presses 1 (this number) and 0 (the first free time) as RFC 4733
+/// events; its recording holds its own number read back digit by digit and, after the
+/// store, the expected time the API gives for the stored request.
+#[tokio::test]
+async fn a_caller_leaves_a_request_on_the_phone_and_hears_number_and_eta() {
+    if !have_baresip() {
+        return;
+    }
+    let mut phone = Phone::start("+358401234567");
+    let setup = common::Setup::new();
+    setup.point_at(&format!("127.0.0.1:{}", phone.port), &repo().join("dialplans"), "");
+    let daemon = common::Daemon::start(&setup).await;
+    let target = format!("sip:ringbud-kallio@{}", daemon.sip_addr());
+    let mut phone = tokio::task::spawn_blocking(move || {
+        phone.dial(&target);
+        phone.wait_for("Call established", Duration::from_secs(20));
+        std::thread::sleep(Duration::from_secs(2));
+        phone.press('1');
+        std::thread::sleep(Duration::from_millis(500));
+        phone.press('0');
+        phone
+    })
+    .await
+    .expect("phone");
+    // The call ends with callbackd's BYE once the time is said.
+    let mut stored = None;
+    for _ in 0..900 {
+        let (status, body) = daemon.get("/v1/callbacks/1").await;
+        if status == 200 && daemon.logs().contains("intake call over") {
+            stored = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let req = stored.unwrap_or_else(|| panic!("no request stored:\n{}", daemon.logs()));
+    assert_eq!(
+        (req["channel"].as_str(), req["number"].as_str()),
+        (Some("ivr"), Some("+35840*****67"))
+    );
+    phone = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        phone
+    })
+    .await
+    .expect("phone");
+    let services = dialplan::load_dir(&repo().join("dialplans")).expect("dialplans");
+    let prompts = Prompts::for_services(&repo().join("sounds"), &services).expect("prompts");
+    let heard = envelope(&phone.heard());
+    let log = phone.log.lock().expect("log").clone();
+    // The number, digit by digit: 0 4 0 1 2 3 4 5 6 7.
+    let digits: Vec<String> = "0401234567".chars().map(|c| format!("num-{c}")).collect();
+    let score = best_match(&heard, &envelope(&said(&prompts, &digits)));
+    eprintln!("read-back number correlation: {score:.3}");
+    assert!(score > 0.8, "the number was not read back ({score:.2}):\n{log}");
+    // The expected time as the API gives it for the stored request.
+    let from: jiff::Timestamp = req["eta"]["from"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .unwrap_or_else(|| panic!("an eta: {req}"));
+    let kallio = &services["kallio"];
+    let now = jiff::Timestamp::now();
+    let eta = callbackd::policy::Eta { from, to: from };
+    let spoken = callbackd::call::intake::spoken(&eta, kallio.calendar.tz(), now);
+    let words = [callbackd::call::intake::Word::Eta(Some(spoken))];
+    let stems = callbackd::call::intake::stems(&words, "unused");
+    let score = best_match(&heard, &envelope(&said(&prompts, &stems)));
+    eprintln!("spoken ETA {stems:?} correlation: {score:.3}");
+    assert!(score > 0.8, "the ETA was not said ({score:.2}):\n{log}");
 }

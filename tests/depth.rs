@@ -25,6 +25,7 @@ fn row(i: u64) -> (NewRequest, Plan) {
         sms_consent: false,
         sms_notice: false,
         created_at: t,
+        team: None,
     };
     let plan = Plan {
         due: t,

@@ -32,6 +32,7 @@ fn new(service: &str, number: &str) -> (NewRequest, Plan) {
         sms_consent: true,
         sms_notice: true,
         created_at: t,
+        team: None,
     };
     let plan = Plan {
         due: t,

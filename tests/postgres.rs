@@ -143,6 +143,7 @@ async fn enqueue(store: &Store, services: &Services, number: &str, now: Timestam
         lang: None,
         sms_consent: Some(true),
         channel: Some("api".into()),
+        team: None,
     };
     let a = intake::validate(services, &raw, "api", now).expect("valid request");
     store.enqueue(&a.request, &a.plan).await.expect("enqueue").request.id

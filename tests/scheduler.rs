@@ -177,6 +177,7 @@ impl Rig {
             lang: None,
             sms_consent: Some(true),
             channel: Some("api".into()),
+            team: None,
         };
         let a = intake::validate(&self.services, &raw, "api", self.clock.now()).expect("valid");
         let r = self.store.enqueue(&a.request, &a.plan).await.expect("enqueue").request;
@@ -505,6 +506,7 @@ async fn the_stores_serving_order_is_the_lifecycles() {
             lang: None,
             sms_consent: Some(false),
             channel: Some("api".into()),
+            team: None,
         };
         let Ok(a) = intake::validate(&services, &raw, "api", at) else { continue };
         store.enqueue(&a.request, &a.plan).await.expect("enqueue");
@@ -574,6 +576,7 @@ async fn an_answered_call_is_never_dialled_again_after_a_crash() {
             lang: None,
             sms_consent: Some(true),
             channel: Some("api".into()),
+            team: None,
         };
         let a = intake::validate(&services, &raw, "api", clock.now()).expect("valid");
         let r = store.enqueue(&a.request, &a.plan).await.expect("enqueue").request;

@@ -179,6 +179,10 @@ fn status_of(sock: &UdpSocket, request: &str, to: &str) -> Option<String> {
 #[tokio::test]
 async fn requests_that_are_not_ours_get_proper_answers_and_garbage_is_ignored() {
     let setup = Setup::new();
+    // The probe is a stranger (not the PBX): its INVITE gets 403 (tests/intake.rs has
+    // what the trusted PBX gets).
+    let dialplans = common::repo().join("dialplans");
+    setup.point_at(&setup.pbx.addr, &dialplans, "trusted = [\"192.0.2.1\"]");
     let d = Daemon::start(&setup).await;
     let sip = d.sip_addr();
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");

@@ -216,6 +216,7 @@ impl Rig {
             lang: Some(lang.into()),
             sms_consent: Some(consent),
             channel: Some("web".into()),
+            team: None,
         };
         let a = intake::validate(&self.services, &raw, "api", self.clock.now()).expect("valid");
         self.store.enqueue(&a.request, &a.plan).await.expect("enqueue").request

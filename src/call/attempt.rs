@@ -31,6 +31,9 @@ pub struct Call {
     pub number: E164,
     /// The patient's language.
     pub lang: Lang,
+    /// The request's care team (`None`: the service's own target); see
+    /// [`Service::staff_target`].
+    pub team: Option<String>,
     /// Cancelled when the daemon must hang up (shutdown grace period over).
     /// Sent by the scheduler's shutdown path; every dialer watches it.
     pub hangup: CancellationToken,

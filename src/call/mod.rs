@@ -3,6 +3,7 @@
 //! [`runner`] that executes it all over the [`runner::Legs`] port.
 
 pub mod attempt;
+pub mod intake;
 pub mod machine;
 pub mod runner;
 

@@ -305,7 +305,8 @@ async fn hand_over<L: Legs>(legs: &L, call: &Call, patient: &L::Leg) -> Event {
     let connect = &call.service.connect;
     match connect.method {
         ConnectMethod::Refer => {
-            match legs.refer(patient, &connect.target, TRANSFER_LIMIT, &call.hangup).await {
+            let target = call.service.staff_target(call.team.as_deref());
+            match legs.refer(patient, target, TRANSFER_LIMIT, &call.hangup).await {
                 Transfer::Succeeded => Event::HandoverSucceeded,
                 Transfer::Failed => Event::HandoverFailed,
                 Transfer::HungUp => Event::RemoteHangup,

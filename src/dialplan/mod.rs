@@ -45,6 +45,50 @@ pub struct Service {
     pub sms: Option<crate::sms::SmsSettings>,
     /// The prompts the service plays (`[prompts]`), checked by `media::check_prompts`.
     pub prompts: PromptNames,
+    /// The intake call (`[intake]`): callbackd answers the PBX's overflow calls for this
+    /// service and takes requests on the phone; `None` without the section.
+    pub intake: Option<Intake>,
+    /// Care teams (`[teams]`): a request with a team is handed over to the team's SIP
+    /// target instead of `[connect] target`.
+    pub teams: BTreeMap<String, String>,
+    /// Asks an outside system for a request's team when intake gives none
+    /// (`[team_lookup]`); `None` without the section.
+    pub team_lookup: Option<TeamLookup>,
+}
+
+/// `[team_lookup]`: `GET {url}?number=+358…` answered with `{"team": "name"}` (or
+/// `{"team": null}`) within `timeout`; any failure is skipped (the request is stored
+/// without a team).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamLookup {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// How long intake waits for the answer.
+    pub timeout: std::time::Duration,
+}
+
+impl Service {
+    /// Where an answered callback of a request with `team` is handed over: the team's
+    /// target, or `[connect] target` without a team (or for a team no longer listed).
+    pub fn staff_target(&self, team: Option<&str>) -> &str {
+        team.and_then(|t| self.teams.get(t)).map_or(self.connect.target.as_str(), String::as_str)
+    }
+}
+
+/// `[intake]`: the PBX sends callers of this service's queue to callbackd (see
+/// [`crate::call::intake`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    /// The SIP user parts (Request-URI) the PBX sends this service's calls to; unique
+    /// across services.
+    pub users: Vec<String>,
+    /// The intake greeting (default `"intake-greeting"`).
+    pub greeting: PromptName,
+    /// The language of the call (default: the service's default language).
+    pub language: Lang,
+    /// Intake calls of this service at once; beyond it the PBX gets 486 (its own limit,
+    /// separate from the callbacks' `capacity`).
+    pub max_calls: u32,
 }
 
 /// The prompts of a service (`[prompts]`): file stems under `sounds/<lang>/<name>.wav`,
@@ -200,6 +244,24 @@ pub fn parse_all(sources: &[(PathBuf, String)]) -> Result<Services, Vec<Diagnost
     for (file, src) in sources {
         match parse(file, src) {
             Ok(service) => {
+                let users = service.intake.iter().flat_map(|i| i.users.iter());
+                for user in users {
+                    let other = services
+                        .values()
+                        .find(|s| s.intake.as_ref().is_some_and(|i| i.users.contains(user)));
+                    if let Some(other) = other {
+                        let at = src.find(&format!("\"{user}\"")).map(|i| i..i + user.len() + 2);
+                        diags.push(Diagnostic::at(
+                            file,
+                            src,
+                            at,
+                            format!(
+                                "intake user {user:?} is already used by {}",
+                                other.file.display()
+                            ),
+                        ));
+                    }
+                }
                 if let Some(first) = services.get(&service.id) {
                     let span = top_level_key_offset(src, "id").map(|i| i..i + 2);
                     diags.push(Diagnostic::at(
@@ -238,4 +300,92 @@ fn top_level_key_offset(src: &str, key: &str) -> Option<usize> {
         offset += line.len();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kallio_with(extra: &str) -> Result<Services, Vec<Diagnostic>> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(path).expect("the example dialplan");
+        // Without the example's own [intake], so each test writes the section it needs.
+        let start = src.find("[intake]").expect("kallio has [intake]");
+        let end = start + src[start..].find("\n\n").expect("section end");
+        let src = format!("{}{}\n{extra}", &src[..start], &src[end..]);
+        parse_all(&[(PathBuf::from("kallio.toml"), src)])
+    }
+
+    fn messages(r: Result<Services, Vec<Diagnostic>>) -> Vec<String> {
+        r.err().unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn intake_and_teams_are_read_with_defaults() {
+        let s = kallio_with(
+            "[intake]\nusers = [\"ringbud-kallio\", \"kallio-2\"]\n\n\
+             [teams]\ntiimi-a = \"sip:tiimi-a@pbx.hel.example\"\n",
+        )
+        .expect("valid");
+        let svc = &s["kallio"];
+        let intake = svc.intake.as_ref().expect("[intake]");
+        assert_eq!(intake.users, ["ringbud-kallio", "kallio-2"]);
+        assert_eq!((intake.greeting.name.as_str(), intake.max_calls), ("intake-greeting", 4));
+        assert_eq!(intake.language, svc.language.default);
+        assert_eq!(svc.staff_target(Some("tiimi-a")), "sip:tiimi-a@pbx.hel.example");
+        assert_eq!(svc.staff_target(None), svc.connect.target);
+        assert_eq!(svc.staff_target(Some("gone")), svc.connect.target);
+        let none = kallio_with("").expect("valid");
+        assert!(none["kallio"].intake.is_none() && none["kallio"].teams.is_empty());
+    }
+
+    #[test]
+    fn broken_intake_and_teams_are_reported_where_they_are() {
+        let m = messages(kallio_with(
+            "[intake]\nusers = [\"a b\", \"x\", \"x\"]\nmax_calls = 0\nlanguage = \"de\"\nfoo = 1\n\n\
+             [teams]\n\"tiimi a\" = \"sip:x@y\"\ntiimi-b = \"tel:123\"\n",
+        ));
+        let all = m.join("\n");
+        for needle in [
+            "intake.users: \"a b\" must be a SIP user part",
+            "intake.users: \"x\" is listed twice",
+            "intake.max_calls: 0 is outside the allowed range 1 to 1000",
+            "intake.language",
+            "unknown key `intake.foo`",
+            "teams: \"tiimi a\" must be a name",
+            "teams.tiimi-b: \"tel:123\" is not a SIP URI",
+        ] {
+            assert!(all.contains(needle), "{needle:?} missing from:\n{all}");
+        }
+        // Each with its file, line and column.
+        assert!(m.iter().all(|l| l.starts_with("kallio.toml:")), "{all}");
+        let m = messages(kallio_with("[team_lookup]\nurl = \"ftp://x\"\n"));
+        assert!(m.join("\n").contains("team_lookup.url: \"ftp://x\" must be an http"), "{m:?}");
+        let m = messages(kallio_with("[team_lookup]\nurl = \"http://x/t\"\ntimeout = \"10s\"\n"));
+        assert!(
+            m.join("\n").contains("team_lookup.timeout must be a duration from 50ms to 5s"),
+            "{m:?}"
+        );
+        let ok = kallio_with("[team_lookup]\nurl = \"http://x/t\"\n").expect("valid");
+        let lookup = ok["kallio"].team_lookup.clone().expect("lookup");
+        assert_eq!((lookup.url.as_str(), lookup.timeout.as_millis()), ("http://x/t", 500));
+        let m = messages(kallio_with("[intake]\nmax_calls = 2\n"));
+        assert!(m.join("\n").contains("users"), "{m:?}");
+    }
+
+    #[test]
+    fn an_intake_user_belongs_to_one_service() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(path).expect("the example dialplan");
+        let other = src.replace("id = \"kallio\"", "id = \"kallio-2\"");
+        let m = parse_all(&[(PathBuf::from("a.toml"), src), (PathBuf::from("b.toml"), other)])
+            .err()
+            .unwrap_or_default();
+        let all: Vec<String> = m.iter().map(ToString::to_string).collect();
+        assert!(
+            all.iter().any(|l| l.starts_with("b.toml:")
+                && l.contains("\"ringbud-kallio\" is already used by a.toml")),
+            "{all:?}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Dialplan text → [`Service`], reporting every problem with its location.
 
 use super::{CallerId, Confirm, Connect, ConnectMethod, ConnectMode, Languages, Service};
-use super::{PromptName, PromptNames};
+use super::{Intake, PromptName, PromptNames};
 use crate::calendar::{Calendar, DayRange, HolidayCalendar, Hours, normalize_ranges};
 use crate::diag::{Diagnostic, Section, TomlDoc};
 use crate::lang::Lang;
@@ -42,6 +42,10 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let numbers = doc.section("numbers", false).and_then(|n| check_numbers(&mut doc, n));
     let language = doc.section("language", false).and_then(|l| check_language(&mut doc, l));
     let prompts = doc.section("prompts", false).and_then(|p| check_prompts(&mut doc, p, src));
+    let teams = doc.section("teams", false).and_then(|t| check_teams(&mut doc, t));
+    let team_lookup = doc.section("team_lookup", false).map(|t| check_team_lookup(&mut doc, t));
+    let intake =
+        doc.section("intake", false).map(|i| check_intake(&mut doc, i, src, language.as_ref()));
 
     let id = id.and_then(|id| check_id(&mut doc, id));
     let name = name.and_then(|n| non_empty(&mut doc, n, "name", 80));
@@ -75,6 +79,9 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
 
     let diags = doc.finish();
     let Some(prompts) = prompts else { return Err(diags) };
+    let Some(Ok(intake)) = intake else { return Err(diags) };
+    let Some(teams) = teams else { return Err(diags) };
+    let Some(Ok(team_lookup)) = team_lookup else { return Err(diags) };
     match (id, name, tz, caller_id, hours, rules, capacity, windows, connect, numbers, language) {
         (
             Some(id),
@@ -102,6 +109,9 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
             language,
             sms: sms.flatten(),
             prompts,
+            intake,
+            teams,
+            team_lookup,
         }),
         _ => Err(diags),
     }
@@ -547,4 +557,176 @@ fn check_prompts<'a>(
     let patient_unreachable = name(doc, &mut sec, "patient_unreachable", "patient-unreachable");
     doc.close(sec);
     ok.then_some(PromptNames { greeting, press1, connecting, sorry, whisper, patient_unreachable })
+}
+
+/// `[intake]`: `Ok(None)` when the section is absent, `Err(())` when it is broken (the
+/// problems are recorded).
+fn check_intake<'a>(
+    doc: &mut TomlDoc<'a>,
+    mut sec: Section<'a>,
+    src: &str,
+    language: Option<&Languages>,
+) -> Result<Option<Intake>, ()> {
+    if sec.span().is_empty() {
+        doc.close(sec);
+        return Ok(None);
+    }
+    let users: Option<Vec<Spanned<String>>> = doc.need(&mut sec, "users");
+    let greeting: Option<Spanned<String>> = doc.get(&mut sec, "greeting");
+    let lang: Option<Spanned<Lang>> = doc.get(&mut sec, "language");
+    let max_calls: Option<Spanned<i64>> = doc.get(&mut sec, "max_calls");
+    let mut ok = !((sec.has("greeting") && greeting.is_none())
+        || (sec.has("language") && lang.is_none())
+        || (sec.has("max_calls") && max_calls.is_none()));
+    let whole = sec.span();
+    doc.close(sec);
+    let Some(users) = users else { return Err(()) };
+    if users.is_empty() {
+        doc.error(Some(whole), "intake.users: list at least one SIP user the PBX sends calls to");
+        ok = false;
+    }
+    let mut seen = BTreeSet::new();
+    for u in &users {
+        let name = u.get_ref();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+        if !valid {
+            let msg = format!(
+                "intake.users: {name:?} must be a SIP user part of a-z, A-Z, 0-9, '-', '_', '.' \
+                 and '+' (e.g. \"ringbud-kallio\")"
+            );
+            doc.error(Some(u.span()), msg);
+            ok = false;
+        } else if !seen.insert(name.clone()) {
+            doc.error(Some(u.span()), format!("intake.users: {name:?} is listed twice"));
+            ok = false;
+        }
+    }
+    let greeting = match greeting {
+        None => PromptName { name: "intake-greeting".to_owned(), at: None },
+        Some(g) => {
+            let n = g.get_ref();
+            let valid = !n.is_empty()
+                && n.len() <= 64
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                && !n.starts_with('.')
+                && !n.ends_with(".wav");
+            if !valid {
+                let msg = format!(
+                    "intake.greeting: {n:?} must be a file stem of a-z, 0-9, '-', '_' and '.' \
+                     (sounds/<lang>/<name>.wav), without the .wav"
+                );
+                doc.error(Some(g.span()), msg);
+                ok = false;
+            }
+            PromptName { name: n.clone(), at: Some(crate::diag::line_col(src, g.span().start)) }
+        }
+    };
+    let lang = match (lang, language) {
+        (Some(l), Some(langs)) if !langs.offered.contains(l.get_ref()) => {
+            let msg = format!("intake.language {} is not in language.offered", l.get_ref());
+            doc.error(Some(l.span()), msg);
+            ok = false;
+            None
+        }
+        (Some(l), _) => Some(*l.get_ref()),
+        (None, _) => None,
+    };
+    let max_calls = match max_calls {
+        None => Some(4),
+        Some(m) => int_in(doc, &m, "intake.max_calls", 1, 1000).map(|v| v as u32),
+    };
+    match (ok, max_calls, language) {
+        (true, Some(max_calls), Some(langs)) => Ok(Some(Intake {
+            users: users.into_iter().map(Spanned::into_inner).collect(),
+            greeting,
+            language: lang.unwrap_or(langs.default),
+            max_calls,
+        })),
+        _ => Err(()),
+    }
+}
+
+/// `[teams]`: `name = "sip:…"`, one line per care team.
+fn check_teams<'a>(
+    doc: &mut TomlDoc<'a>,
+    mut sec: Section<'a>,
+) -> Option<BTreeMap<String, String>> {
+    let names: Vec<String> = sec.keys();
+    let mut teams = BTreeMap::new();
+    let mut ok = true;
+    for name in names {
+        let target: Option<Spanned<String>> = doc.get(&mut sec, &name);
+        let Some(target) = target else {
+            ok = false;
+            continue;
+        };
+        let valid_name = !name.is_empty()
+            && name.len() <= 40
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let text = target.get_ref().trim();
+        let rest = text.strip_prefix("sips:").or_else(|| text.strip_prefix("sip:"));
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.rsplit_once('@').map_or(r, |(_, h)| h);
+            let host = host.split(';').next().unwrap_or_default();
+            !host.is_empty() && !host.contains(char::is_whitespace)
+        });
+        if !valid_name {
+            let msg = format!("teams: {name:?} must be a name of a-z, A-Z, 0-9, '-' and '_'");
+            doc.error(Some(target.span()), msg);
+            ok = false;
+        } else if !host_ok {
+            let msg = format!(
+                "teams.{name}: {text:?} is not a SIP URI (expected e.g. \"sip:tiimi-a@pbx.example.fi\")"
+            );
+            doc.error(Some(target.span()), msg);
+            ok = false;
+        } else {
+            teams.insert(name, text.to_owned());
+        }
+    }
+    doc.close(sec);
+    ok.then_some(teams)
+}
+
+/// `[team_lookup]`: `Ok(None)` when absent, `Err(())` when broken (recorded).
+fn check_team_lookup<'a>(
+    doc: &mut TomlDoc<'a>,
+    mut sec: Section<'a>,
+) -> Result<Option<super::TeamLookup>, ()> {
+    if sec.span().is_empty() {
+        doc.close(sec);
+        return Ok(None);
+    }
+    let url: Option<Spanned<String>> = doc.need(&mut sec, "url");
+    let timeout: Option<Spanned<String>> = doc.get(&mut sec, "timeout");
+    let malformed = sec.has("timeout") && timeout.is_none();
+    doc.close(sec);
+    let url = url.ok_or(())?;
+    let text = url.get_ref().trim();
+    let ok_url = (text.starts_with("http://") || text.starts_with("https://"))
+        && text.len() > "https://".len()
+        && !text.contains(char::is_whitespace);
+    if !ok_url {
+        let msg = format!("team_lookup.url: {text:?} must be an http:// or https:// URL");
+        doc.error(Some(url.span()), msg);
+        return Err(());
+    }
+    let timeout = match timeout {
+        None => std::time::Duration::from_millis(500),
+        Some(t) => match t.get_ref().parse::<SignedDuration>() {
+            Ok(d) if d.as_millis() >= 50 && d.as_millis() <= 5000 => {
+                std::time::Duration::try_from(d).map_err(|_| ())?
+            }
+            _ => {
+                doc.error(Some(t.span()), "team_lookup.timeout must be a duration from 50ms to 5s");
+                return Err(());
+            }
+        },
+    };
+    if malformed {
+        return Err(());
+    }
+    Ok(Some(super::TeamLookup { url: text.to_owned(), timeout }))
 }

@@ -57,6 +57,7 @@ fn request_json(service: Option<&Service>, req: &Request) -> Value {
         "state": req.state.as_str(),
         "number": req.number.as_ref().map(|n| n.masked().to_string()),
         "channel": req.channel,
+        "team": req.team,
         "lang": req.lang.code(),
         "window": req.window.map(|w| w.to_string()),
         "sms_consent": req.sms_consent,
@@ -111,12 +112,15 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
                 | intake::IntakeError::Window { .. }
                 | intake::IntakeError::Lang(_)
                 | intake::IntakeError::Channel
-                | intake::IntakeError::NoTime => StatusCode::UNPROCESSABLE_ENTITY,
+                | intake::IntakeError::NoTime
+                | intake::IntakeError::Team { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             };
             return problem(status, e.code(), Some(e.field()), &e.to_string());
         }
     };
     let service = accepted.service;
+    let mut accepted = accepted;
+    intake::look_up_team(service, &mut accepted.request).await;
     // Acknowledged only if the write landed in the file the next start reads.
     let stored = match st.store.enqueue(&accepted.request, &accepted.plan).await {
         Ok(s) => match st.store.confirm() {

@@ -137,13 +137,26 @@ pub fn time_stems(hour: u8, minute: u8) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The prompts of a service's intake call (none without `[intake]`), each with the key
+/// that names it in messages.
+fn intake_prompts(svc: &crate::dialplan::Service) -> Vec<(String, crate::dialplan::PromptName)> {
+    let Some(intake) = &svc.intake else { return Vec::new() };
+    let mut out = vec![("intake.greeting".to_owned(), intake.greeting.clone())];
+    for name in crate::call::intake::PROMPTS {
+        let prompt = crate::dialplan::PromptName { name: name.to_owned(), at: None };
+        out.push(("intake prompt".to_owned(), prompt));
+    }
+    out
+}
+
 /// Every (language, prompt) the services need, in a stable order without repeats.
 fn wanted(services: &Services) -> Vec<(Lang, String)> {
     let mut out: Vec<(Lang, String)> = Vec::new();
     for svc in services.values() {
         for lang in &svc.language.offered {
             let names = svc.prompts.iter().into_iter().map(|(_, p)| p.name.clone());
-            for name in names.chain(TIME_WORDS.iter().map(|w| (*w).to_owned())) {
+            let intake = intake_prompts(svc).into_iter().map(|(_, p)| p.name);
+            for name in names.chain(intake).chain(TIME_WORDS.iter().map(|w| (*w).to_owned())) {
                 if !out.iter().any(|(l, n)| l == lang && *n == name) {
                     out.push((*lang, name));
                 }
@@ -165,14 +178,13 @@ pub fn check_prompts(sounds_dir: &Path, services: &Services) -> Vec<Diagnostic> 
     };
     for svc in services.values() {
         for lang in &svc.language.offered {
-            for (key, prompt) in svc.prompts.iter() {
+            let named =
+                svc.prompts.iter().into_iter().map(|(k, p)| (format!("prompts.{k}"), p.clone()));
+            for (key, prompt) in named.chain(intake_prompts(svc)) {
                 let path = Prompts::path(sounds_dir, *lang, &prompt.name);
                 if let Err(e) = check(path.clone()) {
-                    let message = format!(
-                        "prompts.{key}: {} ({lang}, offered by {}): {e}",
-                        path.display(),
-                        svc.id
-                    );
+                    let message =
+                        format!("{key}: {} ({lang}, offered by {}): {e}", path.display(), svc.id);
                     diags.push(match prompt.at {
                         Some((line, col)) => {
                             Diagnostic { file: svc.file.clone(), line, col, message }
@@ -218,6 +230,34 @@ mod tests {
             for stem in number_stems(n).expect("stems") {
                 assert!(TIME_WORDS.contains(&stem.as_str()), "{stem}");
             }
+        }
+    }
+
+    #[test]
+    fn the_intake_calls_prompts_are_checked_for_every_offered_language() {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(&file).expect("read");
+        let broken =
+            src.replace("greeting = \"intake-greeting-kallio\"", "greeting = \"intake-nope\"");
+        let services =
+            crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), broken.clone())])
+                .expect("valid");
+        let diags = check_prompts(&repo_sounds(), &services);
+        // One per offered language, at the value in the dialplan.
+        assert_eq!(diags.len(), 3, "{diags:?}");
+        let line = broken.lines().position(|l| l.contains("intake-nope")).expect("line") + 1;
+        for d in &diags {
+            assert_eq!(d.line, line, "{d}");
+            assert!(d.message.starts_with("intake.greeting: "), "{d}");
+        }
+        // A sounds directory without the intake prompts: each is named.
+        let empty = tempfile::tempdir().expect("tempdir");
+        let services =
+            crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+        let all: Vec<String> =
+            check_prompts(empty.path(), &services).iter().map(ToString::to_string).collect();
+        for stem in crate::call::intake::PROMPTS {
+            assert!(all.iter().any(|d| d.contains(&format!("/{stem}.wav"))), "{stem}");
         }
     }
 

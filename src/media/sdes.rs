@@ -91,8 +91,13 @@ impl Crypto {
 
     /// The attribute line, without the line end: `a=crypto:TAG SUITE inline:KEY`.
     pub fn line(&self) -> String {
+        format!("a=crypto:{}", self.value())
+    }
+
+    /// The attribute's value (after `a=crypto:`): `TAG SUITE inline:KEY`.
+    pub fn value(&self) -> String {
         let key = base64::engine::general_purpose::STANDARD.encode(self.key.as_bytes());
-        format!("a=crypto:{} {} inline:{key}", self.tag, self.suite.name())
+        format!("{} {} inline:{key}", self.tag, self.suite.name())
     }
 }
 

@@ -1,30 +1,65 @@
-//! The far end's SDP answer → where to send RTP, in which codec. Pure.
+//! SDP (RFC 8866 / RFC 3264) in both directions, pure: the far end's description →
+//! [`RemoteMedia`] (where to send RTP, in which codec, in which direction) and the SDES
+//! `a=crypto` values; and our own offer or answer from a [`Local`].
 //!
-//! Understands what Asterisk, FreeSWITCH and sipp answer: session- or media-level `c=`,
-//! the first `m=audio` line, static payload types 8 (PCMA) and 0 (PCMU) or `a=rtpmap`s
-//! naming them, `telephone-event/8000` for RFC 4733 DTMF, and `a=ptime`.
+//! Parsing and printing go through [`ezk_sdp_types`]: small (nom, no unsafe of its own, ~5k lines),
+//! it types exactly what a SIP media edge needs (`m=` formats in order, `c=` per session
+//! and per media, `a=rtpmap`, `a=fmtp`, the four direction attributes with session →
+//! media inheritance, RFC 4568 `a=crypto`, unknown attributes such as `a=ptime` kept by
+//! name), and it both parses *and* prints the same types, so what we send is built as
+//! typed values, not format strings. `webrtc-sdp` (Firefox's, shaped around WebRTC/JSEP:
+//! ICE, DTLS, bundle) was the alternative; ezk's smaller model fits plain SIP audio. What
+//! the crate leaves open is decided here: the first `m=audio` only, the first of PCMA/PCMU in the `m=` line's
+//! order (static types 8/0, or any type an `a=rtpmap` names PCMA/PCMU), dynamic
+//! `telephone-event/8000` types, `a=ptime` (media over session level, default 20 ms).
 
 use super::g711::Codec;
+use bytesstr::BytesStr;
+use ezk_sdp_types::{
+    Connection, Fmtp, MediaDescription, MediaType, Origin, RtpMap, SessionDescription, SrtpCrypto,
+    TaggedAddress, Time, TransportProtocol, UnknownAttribute,
+};
 use std::net::{IpAddr, SocketAddr};
 
+pub use ezk_sdp_types::Direction;
+
 /// Where and how to send media to the far end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RemoteMedia {
     /// `c=` address (media-level over session-level) and the `m=audio` port.
     pub addr: SocketAddr,
     /// The first of PCMA/PCMU in the `m=` line's order.
     pub codec: Codec,
-    /// Its payload type (8 or 0 unless the answer maps them to dynamic types).
+    /// Its payload type (8 or 0 unless the description maps them to dynamic types).
     pub pt: u8,
-    /// Payload type of `telephone-event/8000`, when the answer has it.
+    /// Payload type of `telephone-event/8000`, when the description has it.
     pub dtmf_pt: Option<u8>,
     /// Packet time in milliseconds (`a=ptime`, default 20).
     pub ptime_ms: u32,
+    /// The far end's direction attribute (media over session level, default sendrecv):
+    /// `sendonly`/`inactive` from the far end (a call on hold) means it wants no media
+    /// from us (RFC 3264 §5.1, §6.1).
+    pub direction: Direction,
 }
 
-/// Why an answer cannot be used.
+/// A parsed description of the far end: its media and SDES keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remote {
+    /// Where and how to send.
+    pub media: RemoteMedia,
+    /// `RTP/SAVP` (or SAVPF): SRTP is required by the far end.
+    pub secure: bool,
+    /// The `a=crypto` values of the first audio stream in order (RFC 4568), as
+    /// [`super::sdes::negotiate`] takes them.
+    pub crypto: Vec<String>,
+}
+
+/// Why a description cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
+    /// Not SDP: a line that does not parse, or `o=`, `s=` or `t=` missing.
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
     /// No `m=audio` line.
     #[error("the SDP has no audio stream")]
     NoAudio,
@@ -32,129 +67,197 @@ pub enum SdpError {
     #[error("the audio stream was rejected (port 0)")]
     Rejected,
     /// Neither PCMA nor PCMU among the payload types.
-    #[error("no common codec: the answer offers payload types {0:?}, we need PCMA (8) or PCMU (0)")]
+    #[error("no common codec: the SDP offers payload types {0:?}, we need PCMA (8) or PCMU (0)")]
     NoCommonCodec(Vec<String>),
     /// No `c=` line for the audio stream.
     #[error("no connection address (c=) for the audio stream")]
     NoConnection,
-    /// A `c=` or `m=` line that cannot be parsed, or an unusable address (0.0.0.0).
+    /// A host name or an unusable address (0.0.0.0) in `c=`.
     #[error("bad address: {0}")]
     BadAddress(String),
 }
 
-/// Parses an SDP answer. Lines may end in CRLF or LF.
-pub fn parse_answer(sdp: &str) -> Result<RemoteMedia, SdpError> {
-    let mut session_c: Option<&str> = None;
-    let mut session_ptime: Option<u32> = None;
-    // The first m=audio section: (m= line value, its c=, its attributes).
-    let mut audio: Option<(&str, Option<&str>, Vec<&str>)> = None;
-    let mut in_audio = false;
-    let mut seen_media = false;
-    for line in sdp.lines() {
-        let line = line.trim_end_matches('\r');
-        let Some((kind, value)) = line.split_once('=') else { continue };
-        match kind {
-            "m" => {
-                seen_media = true;
-                in_audio = audio.is_none() && value.starts_with("audio ");
-                if in_audio {
-                    audio = Some((value, None, Vec::new()));
-                }
-            }
-            "c" if !seen_media => session_c = Some(value),
-            "c" if in_audio => {
-                if let Some(a) = audio.as_mut() {
-                    a.1 = Some(value);
-                }
-            }
-            "a" if !seen_media => {
-                if let Some(p) = value.strip_prefix("ptime:") {
-                    session_ptime = p.trim().parse().ok();
-                }
-            }
-            "a" if in_audio => {
-                if let Some(a) = audio.as_mut() {
-                    a.2.push(value);
-                }
-            }
-            _ => {}
-        }
-    }
-    let (m, media_c, attrs) = audio.ok_or(SdpError::NoAudio)?;
-    let mut fields = m.split_whitespace().skip(1);
-    let port = fields.next().and_then(|p| p.split('/').next()).unwrap_or_default();
-    let port: u16 = port.parse().map_err(|_| SdpError::BadAddress(format!("m={m}")))?;
-    if port == 0 {
+/// Parses the far end's description (an answer to our offer, or an offer to answer).
+/// Lines may end in CRLF or LF.
+pub fn parse(sdp: &str) -> Result<Remote, SdpError> {
+    let sd = SessionDescription::parse(&BytesStr::from(sdp))
+        .map_err(|e| SdpError::Malformed(e.to_string().lines().next().unwrap_or("").into()))?;
+    let md = sd
+        .media_descriptions
+        .iter()
+        .find(|m| m.media.media_type == MediaType::Audio)
+        .ok_or(SdpError::NoAudio)?;
+    let crypto = md.crypto.iter().map(ToString::to_string).collect();
+    let secure = matches!(md.media.proto, TransportProtocol::RtpSavp | TransportProtocol::RtpSavpf);
+    if md.media.port == 0 {
         return Err(SdpError::Rejected);
     }
-    let formats: Vec<&str> = fields.skip(1).collect();
-    let rtpmap = |pt: &str| -> Option<String> {
-        attrs.iter().find_map(|a| {
-            let (p, enc) = a.strip_prefix("rtpmap:")?.split_once(char::is_whitespace)?;
-            (p == pt).then(|| enc.trim().to_ascii_lowercase())
-        })
-    };
-    let codec = formats.iter().find_map(|f| {
-        let pt: u8 = f.parse().ok()?;
-        match rtpmap(f).as_deref() {
-            Some(enc) if enc.starts_with("pcma/8000") => Some((Codec::Pcma, pt)),
-            Some(enc) if enc.starts_with("pcmu/8000") => Some((Codec::Pcmu, pt)),
-            Some(_) => None,
-            None => Codec::from_payload_type(pt).map(|c| (c, pt)),
-        }
+    let rtpmap = |pt: u8| md.rtpmap.iter().find(|r| r.payload == pt);
+    let named =
+        |r: &RtpMap, name: &str| r.encoding.eq_ignore_ascii_case(name) && r.clock_rate == 8000;
+    let codec = md.media.fmts.iter().find_map(|&pt| match rtpmap(pt) {
+        Some(r) if named(r, "PCMA") => Some((Codec::Pcma, pt)),
+        Some(r) if named(r, "PCMU") => Some((Codec::Pcmu, pt)),
+        Some(_) => None,
+        None => Codec::from_payload_type(pt).map(|c| (c, pt)),
     });
     let Some((codec, pt)) = codec else {
-        return Err(SdpError::NoCommonCodec(formats.iter().map(|f| (*f).to_owned()).collect()));
+        return Err(SdpError::NoCommonCodec(md.media.fmts.iter().map(u8::to_string).collect()));
     };
-    let dtmf_pt = formats.iter().find_map(|f| {
-        let enc = rtpmap(f)?;
-        enc.starts_with("telephone-event/8000").then(|| f.parse().ok()).flatten()
-    });
-    let ptime_ms = attrs
+    let dtmf_pt = md
+        .media
+        .fmts
         .iter()
-        .find_map(|a| a.strip_prefix("ptime:").and_then(|p| p.trim().parse().ok()))
-        .or(session_ptime)
-        .unwrap_or(20);
-    let c = media_c.or(session_c).ok_or(SdpError::NoConnection)?;
+        .copied()
+        .find(|&pt| rtpmap(pt).is_some_and(|r| named(r, "telephone-event")));
+    let ptime = |attrs: &[UnknownAttribute]| {
+        attrs
+            .iter()
+            .filter(|a| a.name.as_str() == "ptime")
+            .find_map(|a| a.value.as_ref()?.trim().parse().ok())
+    };
+    let ptime_ms = ptime(&md.attributes).or_else(|| ptime(&sd.attributes)).unwrap_or(20);
+    let c = md.connection.as_ref().or(sd.connection.as_ref()).ok_or(SdpError::NoConnection)?;
     let ip = connection_ip(c)?;
-    Ok(RemoteMedia { addr: SocketAddr::new(ip, port), codec, pt, dtmf_pt, ptime_ms })
+    let media = RemoteMedia {
+        addr: SocketAddr::new(ip, md.media.port),
+        codec,
+        pt,
+        dtmf_pt,
+        ptime_ms,
+        direction: md.direction,
+    };
+    Ok(Remote { media, secure, crypto })
+}
+
+/// [`parse`]'s media only (the far end's answer to our offer).
+pub fn parse_answer(sdp: &str) -> Result<RemoteMedia, SdpError> {
+    parse(sdp).map(|r| r.media)
 }
 
 /// The values of the `a=crypto:` attributes (RFC 4568) of the first `m=audio` section, in
-/// order, for [`super::sdes::negotiate`].
-pub fn audio_crypto(sdp: &str) -> Vec<&str> {
-    let mut in_audio = false;
-    let mut seen_audio = false;
-    let mut out = Vec::new();
-    for line in sdp.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(m) = line.strip_prefix("m=") {
-            in_audio = !seen_audio && m.starts_with("audio ");
-            seen_audio |= in_audio;
-        } else if let Some(value) = line.strip_prefix("a=crypto:").filter(|_| in_audio) {
-            out.push(value.trim());
-        }
-    }
-    out
+/// order, for [`super::sdes::negotiate`]; none when the SDP does not parse.
+pub fn audio_crypto(sdp: &str) -> Vec<String> {
+    parse(sdp).map(|r| r.crypto).unwrap_or_default()
 }
 
-/// `IN IP4 192.0.2.1` (optionally `/ttl`) → the address.
-fn connection_ip(c: &str) -> Result<IpAddr, SdpError> {
-    let bad = || SdpError::BadAddress(format!("c={c}"));
-    let mut f = c.split_whitespace();
-    let (Some("IN"), Some(family), Some(addr)) = (f.next(), f.next(), f.next()) else {
-        return Err(bad());
+/// The `c=` address, which must be a literal, usable IP address.
+fn connection_ip(c: &Connection) -> Result<IpAddr, SdpError> {
+    let ip = match &c.address {
+        TaggedAddress::IP4(ip) => IpAddr::V4(*ip),
+        TaggedAddress::IP6(ip) => IpAddr::V6(*ip),
+        TaggedAddress::IP4FQDN(_) | TaggedAddress::IP6FQDN(_) => {
+            return Err(SdpError::BadAddress(format!("c={c} (not an IP address)")));
+        }
     };
-    let addr = addr.split('/').next().unwrap_or_default();
-    let ip: IpAddr = addr.parse().map_err(|_| bad())?;
-    let family_ok = matches!((family, ip), ("IP4", IpAddr::V4(_)) | ("IP6", IpAddr::V6(_)));
-    if !family_ok {
-        return Err(bad());
-    }
     if ip.is_unspecified() {
         return Err(SdpError::BadAddress(format!("c={c} (on hold: no address to send to)")));
     }
     Ok(ip)
+}
+
+/// Our side of the media, printed by [`build`] as an offer or an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Local {
+    /// Our RTP socket's address (`o=`, `c=`) and port (`m=`).
+    pub addr: SocketAddr,
+    /// Session id and version (`o=`), e.g. the attempt's sequence number.
+    pub session: u64,
+    /// `RTP/SAVP` instead of `RTP/AVP`.
+    pub secure: bool,
+    /// The G.711 codecs with their payload types, in order of preference.
+    pub codecs: Vec<(Codec, u8)>,
+    /// The telephone-event payload type (RFC 4733, events 0-16), if any.
+    pub dtmf_pt: Option<u8>,
+    /// Packet time in milliseconds.
+    pub ptime_ms: u32,
+    /// Our direction attribute.
+    pub direction: Direction,
+    /// `a=crypto` values (RFC 4568), in order.
+    pub crypto: Vec<String>,
+}
+
+impl Local {
+    /// Our answer to the far end's offer `offer` (RFC 3264 §6.1): its first G.711 codec
+    /// under its payload type, its telephone-event type when it has one, our packet time
+    /// (20 ms), and the direction mirrored (`sendonly` ↔ `recvonly`, `inactive` stays).
+    pub fn answer(addr: SocketAddr, session: u64, offer: &RemoteMedia) -> Local {
+        Local {
+            addr,
+            session,
+            secure: false,
+            codecs: vec![(offer.codec, offer.pt)],
+            dtmf_pt: offer.dtmf_pt,
+            ptime_ms: 20,
+            direction: offer.direction.flipped(),
+            crypto: Vec::new(),
+        }
+    }
+}
+
+/// Whether we may send media under `ours`, our side's direction (RFC 3264 §5.1: not when
+/// it is `recvonly` or `inactive`).
+pub fn may_send(ours: Direction) -> bool {
+    matches!(ours, Direction::SendRecv | Direction::SendOnly)
+}
+
+/// Prints our description. An `a=crypto` value that is not RFC 4568 is an error (they come
+/// from [`super::sdes`], so it never is in practice).
+pub fn build(local: &Local) -> Result<String, SdpError> {
+    let ip = local.addr.ip();
+    let id = BytesStr::from(local.session.to_string());
+    let mut md = MediaDescription::rejected(MediaType::Audio);
+    md.media.port = local.addr.port();
+    md.media.proto =
+        if local.secure { TransportProtocol::RtpSavp } else { TransportProtocol::RtpAvp };
+    md.media.fmts = local.codecs.iter().map(|&(_, pt)| pt).chain(local.dtmf_pt).collect();
+    md.direction = local.direction;
+    let map = |payload: u8, name: &'static str| RtpMap {
+        payload,
+        encoding: BytesStr::from_static(name),
+        clock_rate: 8000,
+        params: None,
+    };
+    md.rtpmap = local.codecs.iter().map(|&(c, pt)| map(pt, c.name())).collect();
+    if let Some(pt) = local.dtmf_pt {
+        md.rtpmap.push(map(pt, "telephone-event"));
+        md.fmtp.push(Fmtp { format: pt, params: BytesStr::from_static("0-16") });
+    }
+    md.attributes.push(UnknownAttribute {
+        name: BytesStr::from_static("ptime"),
+        value: Some(BytesStr::from(local.ptime_ms.to_string())),
+    });
+    for value in &local.crypto {
+        let src = BytesStr::from(value.as_str());
+        let parsed = SrtpCrypto::parse(src.as_ref(), &src)
+            .map_err(|e| SdpError::Malformed(format!("a=crypto:{value}: {e}")))?;
+        md.crypto.push(parsed.1);
+    }
+    let sd = SessionDescription {
+        origin: Origin {
+            username: BytesStr::from_static("callbackd"),
+            session_id: id.clone(),
+            session_version: id,
+            address: ip.into(),
+        },
+        name: BytesStr::from_static("callbackd"),
+        connection: Some(Connection { address: ip.into(), ttl: None, num: None }),
+        bandwidth: Vec::new(),
+        time: Time { start: 0, stop: 0 },
+        direction: Direction::SendRecv,
+        group: Vec::new(),
+        extmap: Vec::new(),
+        extmap_allow_mixed: false,
+        ice_lite: false,
+        ice_options: ezk_sdp_types::IceOptions::default(),
+        ice_ufrag: None,
+        ice_pwd: None,
+        setup: None,
+        fingerprint: Vec::new(),
+        attributes: Vec::new(),
+        media_descriptions: vec![md],
+    };
+    Ok(sd.to_string())
 }
 
 #[cfg(test)]
@@ -185,9 +288,14 @@ mod tests {
         a=fmtp:96 0-16\r\n\
         a=ptime:30\r\n";
 
-    // sipp's built-in UAS answer: LF line ends, no rtpmap, no ptime.
+    // sipp's built-in UAS answer: LF line ends, no ptime.
     const SIPP: &str = "v=0\no=user1 53655765 2353687637 IN IP4 127.0.0.1\ns=-\n\
         c=IN IP4 127.0.0.1\nt=0 0\nm=audio 6000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+
+    /// A minimal valid description around `rest` (session c=, then `rest`).
+    fn sdp(rest: &str) -> String {
+        format!("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n{rest}")
+    }
 
     #[test]
     fn asterisk_answer() {
@@ -199,84 +307,183 @@ mod tests {
                 codec: Codec::Pcma,
                 pt: 8,
                 dtmf_pt: Some(101),
-                ptime_ms: 20
+                ptime_ms: 20,
+                direction: Direction::SendRecv,
             }
         );
     }
 
     #[test]
-    fn freeswitch_answer() {
+    fn freeswitch_and_sipp_answers() {
         let m = parse_answer(FREESWITCH).expect("ok");
         assert_eq!(m.addr, "192.0.2.10:24602".parse().expect("addr"));
         assert_eq!((m.codec, m.pt, m.dtmf_pt, m.ptime_ms), (Codec::Pcmu, 0, Some(96), 30));
-    }
-
-    #[test]
-    fn sipp_answer() {
         let m = parse_answer(SIPP).expect("ok");
         assert_eq!(m.addr, "127.0.0.1:6000".parse().expect("addr"));
         assert_eq!((m.codec, m.pt, m.dtmf_pt, m.ptime_ms), (Codec::Pcmu, 0, None, 20));
     }
 
     #[test]
-    fn the_first_g711_in_m_line_order_wins_and_media_c_overrides_session_c() {
-        let sdp = "v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
-            m=video 5000 RTP/AVP 96\r\nc=IN IP4 192.0.2.9\r\n\
-            m=audio 5002 RTP/AVP 18 0 8\r\nc=IN IP6 2001:db8::7\r\n";
-        let m = parse_answer(sdp).expect("ok");
+    fn codec_order_is_the_m_lines_and_media_c_overrides_session_c() {
+        let text = sdp("m=video 5000 RTP/AVP 96\r\nc=IN IP4 192.0.2.9\r\n\
+            m=audio 5002 RTP/AVP 18 0 8\r\nc=IN IP6 2001:db8::7\r\n");
+        let m = parse_answer(&text).expect("ok");
         assert_eq!(m.addr, "[2001:db8::7]:5002".parse().expect("addr"));
-        assert_eq!(m.codec, Codec::Pcmu);
-        // Without a media-level c=, the session one applies.
-        let m = parse_answer("c=IN IP4 192.0.2.1/127\r\nm=audio 5002 RTP/AVP 8\r\n").expect("ok");
-        assert_eq!(m.addr, "192.0.2.1:5002".parse().expect("addr"));
+        assert_eq!((m.codec, m.pt), (Codec::Pcmu, 0));
+        let m = parse_answer(&sdp("m=audio 5002 RTP/AVP 8 0\r\n")).expect("ok");
+        assert_eq!((m.codec, m.pt, m.addr.port()), (Codec::Pcma, 8, 5002));
     }
 
     #[test]
-    fn crypto_attributes_of_the_first_audio_stream() {
-        let sdp = "v=0\r\nc=IN IP4 192.0.2.1\r\na=crypto:9 X inline:session-level\r\n\
+    fn dynamic_payload_types_and_telephone_event() {
+        // PCMU under a dynamic type, telephone-event under another, case-insensitive.
+        let m = parse_answer(&sdp("m=audio 4000 RTP/AVP 9 97 110\r\na=rtpmap:97 pcmu/8000\r\n\
+             a=rtpmap:110 TELEPHONE-EVENT/8000\r\na=fmtp:110 0-15\r\n"))
+        .expect("ok");
+        assert_eq!((m.codec, m.pt, m.dtmf_pt), (Codec::Pcmu, 97, Some(110)));
+        // A static number remapped to something else is not G.711; 16 kHz events are not ours.
+        let m = parse_answer(&sdp("m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:0 opus/48000/2\r\n\
+             a=rtpmap:101 telephone-event/16000\r\n"))
+        .expect("ok");
+        assert_eq!((m.codec, m.pt, m.dtmf_pt), (Codec::Pcma, 8, None));
+    }
+
+    #[test]
+    fn ptime_media_level_over_session_level() {
+        let text = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                    a=ptime:40\r\nm=audio 4000 RTP/AVP 8\r\n";
+        assert_eq!(parse_answer(text).expect("ok").ptime_ms, 40);
+        let media = format!("{text}a=ptime:10\r\n");
+        assert_eq!(parse_answer(&media).expect("ok").ptime_ms, 10);
+    }
+
+    #[test]
+    fn direction_attributes_media_over_session_and_the_answer_mirrors_them() {
+        let dir = |rest: &str| parse_answer(&sdp(rest)).expect("ok").direction;
+        assert_eq!(dir("m=audio 4000 RTP/AVP 8\r\n"), Direction::SendRecv);
+        assert_eq!(dir("m=audio 4000 RTP/AVP 8\r\na=sendonly\r\n"), Direction::SendOnly);
+        assert_eq!(dir("m=audio 4000 RTP/AVP 8\r\na=recvonly\r\n"), Direction::RecvOnly);
+        assert_eq!(dir("m=audio 4000 RTP/AVP 8\r\na=inactive\r\n"), Direction::Inactive);
+        let session = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                       a=inactive\r\nm=audio 4000 RTP/AVP 8\r\n";
+        assert_eq!(parse_answer(session).expect("ok").direction, Direction::Inactive);
+        let ours = "10.0.0.9:5000".parse().expect("addr");
+        for (theirs, answer, send) in [
+            ("sendrecv", "sendrecv", true),
+            ("sendonly", "recvonly", false),
+            ("recvonly", "sendonly", true),
+            ("inactive", "inactive", false),
+        ] {
+            let offer = parse_answer(&sdp(&format!("m=audio 4000 RTP/AVP 8\r\na={theirs}\r\n")))
+                .expect("ok");
+            let local = Local::answer(ours, 1, &offer);
+            assert_eq!(may_send(local.direction), send, "{theirs}");
+            let text = build(&local).expect("build");
+            assert!(text.contains(&format!("a={answer}\r\n")), "{theirs}: {text}");
+            assert_eq!(parse_answer(&text).expect("ok").direction.as_str(), answer);
+        }
+    }
+
+    #[test]
+    fn the_answer_keeps_the_offers_codec_dynamic_types_and_event_type() {
+        let offer = parse_answer(&sdp("m=audio 4000 RTP/AVP 9 97 96\r\n\
+             a=rtpmap:97 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=ptime:30\r\n"))
+        .expect("ok");
+        let text = build(&Local::answer("10.0.0.9:5000".parse().expect("addr"), 7, &offer))
+            .expect("build");
+        for line in [
+            "o=callbackd 7 7 IN IP4 10.0.0.9\r\n",
+            "c=IN IP4 10.0.0.9\r\n",
+            "m=audio 5000 RTP/AVP 97 96\r\n",
+            "a=rtpmap:97 PCMA/8000\r\n",
+            "a=rtpmap:96 telephone-event/8000\r\n",
+            "a=fmtp:96 0-16\r\n",
+            "a=ptime:20\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
+        let back = parse_answer(&text).expect("ok");
+        assert_eq!(
+            (back.codec, back.pt, back.dtmf_pt, back.ptime_ms),
+            (Codec::Pcma, 97, Some(96), 20)
+        );
+    }
+
+    #[test]
+    fn crypto_attributes_of_the_first_audio_stream_both_ways() {
+        let text = sdp("a=crypto:9 AES_CM_128_HMAC_SHA1_80 inline:U0VTU0lPTg==\r\n\
             m=audio 4000 RTP/SAVP 8\r\na=rtpmap:8 PCMA/8000\r\n\
             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\n\
-            a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:BBBB\r\n\
+            a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:BBBB|2^20|1:4\r\n\
             m=video 4002 RTP/SAVP 96\r\na=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:CCCC\r\n\
-            m=audio 4004 RTP/SAVP 0\r\na=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:DDDD\r\n";
+            m=audio 4004 RTP/SAVP 0\r\na=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:DDDD\r\n");
+        let remote = parse(&text).expect("ok");
+        assert!(remote.secure);
         assert_eq!(
-            audio_crypto(sdp),
-            ["1 AES_CM_128_HMAC_SHA1_80 inline:AAAA", "2 AES_CM_128_HMAC_SHA1_32 inline:BBBB"]
+            remote.crypto,
+            [
+                "1 AES_CM_128_HMAC_SHA1_80 inline:AAAA",
+                "2 AES_CM_128_HMAC_SHA1_32 inline:BBBB|2^20|1:4"
+            ]
         );
+        assert_eq!(audio_crypto(&text), remote.crypto);
         assert!(audio_crypto(ASTERISK).is_empty());
-        // An SRTP answer's media line parses like a plain one.
-        assert_eq!(parse_answer(sdp).expect("ok").addr, "192.0.2.1:4000".parse().expect("addr"));
+        assert!(!parse(ASTERISK).expect("ok").secure);
+        assert_eq!(remote.media.addr, "192.0.2.1:4000".parse().expect("addr"));
+        // Our offer prints them back under RTP/SAVP.
+        let local = Local {
+            addr: "127.0.0.1:40000".parse().expect("addr"),
+            session: 3,
+            secure: true,
+            codecs: vec![(Codec::Pcma, 8), (Codec::Pcmu, 0)],
+            dtmf_pt: Some(101),
+            ptime_ms: 20,
+            direction: Direction::SendRecv,
+            crypto: remote.crypto.clone(),
+        };
+        let ours = build(&local).expect("build");
+        assert!(ours.contains("m=audio 40000 RTP/SAVP 8 0 101\r\n"), "{ours}");
+        assert_eq!(parse(&ours).expect("ok").crypto, remote.crypto);
+        let bad = Local { crypto: vec!["not a crypto line".into()], ..local };
+        assert!(matches!(build(&bad), Err(SdpError::Malformed(m)) if m.contains("crypto")));
     }
 
     #[test]
     fn problems_are_named() {
-        assert_eq!(parse_answer("v=0\r\nc=IN IP4 192.0.2.1\r\n"), Err(SdpError::NoAudio));
+        assert_eq!(parse_answer(&sdp("")), Err(SdpError::NoAudio));
+        assert_eq!(parse_answer(&sdp("m=audio 0 RTP/AVP 8\r\n")), Err(SdpError::Rejected));
         assert_eq!(
-            parse_answer("c=IN IP4 192.0.2.1\r\nm=audio 0 RTP/AVP 8\r\n"),
-            Err(SdpError::Rejected)
-        );
-        assert_eq!(
-            parse_answer("c=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 18 9\r\n"),
+            parse_answer(&sdp("m=audio 4000 RTP/AVP 18 9\r\n")),
             Err(SdpError::NoCommonCodec(vec!["18".into(), "9".into()]))
         );
+        let with_c = |c: &str| {
+            parse_answer(&format!(
+                "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n{c}"
+            ))
+        };
+        assert!(matches!(with_c("c=IN IP4 pbx.example\r\n"), Err(SdpError::BadAddress(_))));
         assert!(matches!(
-            parse_answer("c=IN IP4 pbx.example\r\nm=audio 4000 RTP/AVP 8\r\n"),
-            Err(SdpError::BadAddress(_))
-        ));
-        assert!(matches!(
-            parse_answer("c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 8\r\n"),
+            with_c("c=IN IP4 0.0.0.0\r\n"),
             Err(SdpError::BadAddress(m)) if m.contains("hold")
         ));
-        assert!(matches!(
-            parse_answer("c=IN IP6 192.0.2.1\r\nm=audio 4000 RTP/AVP 8\r\n"),
-            Err(SdpError::BadAddress(_))
-        ));
-        assert_eq!(parse_answer("m=audio 4000 RTP/AVP 8\r\n"), Err(SdpError::NoConnection));
-        // A dynamic payload type mapped to PCMA counts.
-        let m = parse_answer(
-            "c=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 97\r\na=rtpmap:97 PCMA/8000\r\n",
-        )
-        .expect("ok");
-        assert_eq!((m.codec, m.pt), (Codec::Pcma, 97));
+        assert!(matches!(with_c("c=IN IP6 192.0.2.1\r\n"), Err(SdpError::BadAddress(_))));
+        assert_eq!(with_c(""), Err(SdpError::NoConnection));
+    }
+
+    #[test]
+    fn malformed_sdp_is_a_clear_error() {
+        let malformed = |text: &str| match parse(text) {
+            Err(SdpError::Malformed(m)) => m,
+            other => panic!("{text:?}: {other:?}"),
+        };
+        // Not SDP at all, and the mandatory o=, s= and t= lines missing.
+        assert!(malformed("hello").contains("origin"), "{}", malformed("hello"));
+        assert!(malformed("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nt=0 0\r\n").contains("name"));
+        assert!(malformed("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\n").contains("time"));
+        // Lines that do not parse.
+        assert!(!malformed(&sdp("m=audio port RTP/AVP 8\r\n")).is_empty());
+        assert!(!malformed(&sdp("m=audio 4000 RTP/AVP 8\r\na=rtpmap:x PCMA\r\n")).is_empty());
+        let e = parse("").expect_err("empty");
+        assert!(e.to_string().starts_with("malformed SDP: "), "{e}");
     }
 }

@@ -463,6 +463,7 @@ impl Scheduler {
             service: service.clone(),
             number,
             lang: request.lang,
+            team: request.team.clone(),
             hangup: token,
             events: Arc::new(events),
         };

@@ -503,6 +503,7 @@ impl<'a> Sim<'a> {
             lang: None,
             sms_consent: Some(false),
             channel: Some("web".to_owned()),
+            team: None,
         };
         let accepted = intake::validate(self.services, &raw, "web", at)
             .map_err(|e| SimError::Intake(e.to_string()))?;

@@ -6,7 +6,9 @@
 //!   not handle is dropped here (counted, never echoed into a log line); a request with an
 //!   unknown method is answered 405 with `Allow`, a SIP version other than 2.0 505.
 //! - [`outside_dialog`], per request the stack parsed that belongs to no dialog of ours:
-//!   callbackd takes no calls (INVITE 403), answers keep-alives (OPTIONS 200), in-dialog
+//!   callbackd takes no calls besides intake calls (INVITE 403 here; the trunk hands
+//!   INVITEs to [`super::intake`] first when the daemon takes them), answers keep-alives
+//!   (OPTIONS 200), in-dialog
 //!   methods of unknown dialogs 481, everything else 405 with `Allow`.
 
 use rsipstack::sip::headers::ToTypedHeader;

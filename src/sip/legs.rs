@@ -108,7 +108,7 @@ impl SipLegs {
                     trunk.cfg.domain
                 )
             }
-            Who::Staff => call.service.connect.target.clone(),
+            Who::Staff => call.service.staff_target(call.team.as_deref()).to_owned(),
         };
         let suffix = match who {
             Who::Patient => "",
@@ -180,8 +180,9 @@ impl Legs for SipLegs {
         let body = String::from_utf8_lossy(&response.body).into_owned();
         // The media as the answer says: its address and codec, and the SDES keys it accepted
         // (an answer without an accepted key fails when `[sip] srtp` is required).
-        let keys =
-            crate::media::sdes::negotiate(srtp.as_ref(), &crate::media::sdp::audio_crypto(&body));
+        let crypto = crate::media::sdp::audio_crypto(&body);
+        let crypto: Vec<&str> = crypto.iter().map(String::as_str).collect();
+        let keys = crate::media::sdes::negotiate(srtp.as_ref(), &crypto);
         let media = parse_answer(&body).map_err(|e| e.to_string()).and_then(|remote| {
             let keys = keys.map_err(|e| e.to_string())?;
             RtpLeg::secured(rtp, &remote, keys.as_ref()).map_err(|e| e.to_string())

@@ -18,6 +18,7 @@
 
 pub mod handover;
 pub mod inbound;
+pub mod intake;
 pub mod legs;
 pub mod sdp;
 pub mod tls;
@@ -114,6 +115,9 @@ pub struct Trunk {
     tasks: TaskTracker,
     /// The TLS settings when the transport is TLS (for [`tls::check_pbx`]).
     tls: Option<rsipstack::transport::TlsConfig>,
+    /// The intake calls' store and prompts, set once by [`Trunk::take_calls`]; until then
+    /// (and without it) every INVITE outside our dialogs gets 403.
+    intake: std::sync::OnceLock<Arc<intake::IntakeDesk>>,
 }
 
 impl std::fmt::Debug for Trunk {
@@ -238,10 +242,17 @@ impl Trunk {
                 }
             }
         });
-        tasks.spawn(serve_incoming(incoming, layer.clone(), tasks.clone(), cancel.child_token()));
+        let this: Arc<std::sync::OnceLock<std::sync::Weak<Trunk>>> = Arc::default();
+        tasks.spawn(serve_incoming(
+            incoming,
+            layer.clone(),
+            tasks.clone(),
+            this.clone(),
+            cancel.child_token(),
+        ));
         tasks.close();
         info!(%local, pbx = %cfg.pbx, transport = ?cfg.transport, "SIP trunk up");
-        Ok(Arc::new(Trunk {
+        let trunk = Arc::new(Trunk {
             layer,
             state_tx,
             routes,
@@ -252,7 +263,41 @@ impl Trunk {
             call_seq: AtomicU64::new(0),
             tasks,
             tls,
-        }))
+            intake: std::sync::OnceLock::new(),
+        });
+        let _ = this.set(Arc::downgrade(&trunk));
+        Ok(trunk)
+    }
+
+    /// Answers the PBX's INVITEs to `[intake]` users from now on (see [`intake`]): from
+    /// `[sip] trusted`, or the PBX's own addresses when that is empty. Once per trunk.
+    pub async fn take_calls(&self, desk: crate::intake::PhoneDesk, prompts: Arc<Prompts>) {
+        let trusted = if self.cfg.trusted.is_empty() {
+            match tokio::net::lookup_host(self.cfg.pbx.as_str()).await {
+                Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+                Err(e) => {
+                    warn!(pbx = %self.cfg.pbx, error = %e, "cannot resolve the PBX: no intake call will be trusted");
+                    Vec::new()
+                }
+            }
+        } else {
+            self.cfg.trusted.clone()
+        };
+        info!(trusted = ?trusted, "taking intake calls");
+        let _ = self.intake.set(Arc::new(intake::IntakeDesk {
+            desk,
+            prompts,
+            trusted,
+            active: Mutex::default(),
+        }));
+    }
+
+    /// Runs `f` on the trunk's tasks (they are waited for by [`Trunk::stopped`]).
+    fn tasks_spawn<F>(&self, f: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(f);
     }
 
     /// Resolves once every task of the trunk has ended, i.e. after the token given to
@@ -343,6 +388,7 @@ async fn serve_incoming(
     mut incoming: TransactionReceiver,
     layer: Arc<DialogLayer>,
     tasks: TaskTracker,
+    trunk: Arc<std::sync::OnceLock<std::sync::Weak<Trunk>>>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -366,6 +412,19 @@ async fn serve_incoming(
             });
             continue;
         }
+        // An INVITE to an `[intake]` user: the intake call (when the daemon takes calls).
+        let intake_on =
+            trunk.get().and_then(std::sync::Weak::upgrade).filter(|t| t.intake.get().is_some());
+        let mut tx = match (method, intake_on) {
+            (sip::Method::Invite, Some(t)) => {
+                // A retransmitted INVITE of an answered call is the stack's, not a new call.
+                match intake::on_invite(&t, tx, cancel.child_token()).await {
+                    None => continue,
+                    Some(tx) => tx,
+                }
+            }
+            _ => tx,
+        };
         let (code, allow) = match inbound::outside_dialog(method) {
             inbound::Outside::Ignore => continue,
             inbound::Outside::Reply { code, allow } => (code, allow),

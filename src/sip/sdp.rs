@@ -1,8 +1,10 @@
 //! The SDP offer callbackd sends: PCMA and PCMU at 20 ms, and RFC 4733 telephone-events;
 //! with SRTP, the `a=crypto` lines of [`crate::media::sdes`]. Pure.
 
+use crate::media::g711::Codec;
 use crate::media::sdes;
-use std::net::IpAddr;
+use crate::media::sdp::{Direction, Local, build};
+use std::net::{IpAddr, SocketAddr};
 
 /// Payload type of telephone-event in our offer.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -14,27 +16,24 @@ pub fn offer(ip: IpAddr, port: u16, session: u64) -> String {
 }
 
 /// [`offer`] with SRTP keys when `srtp` is given: `RTP/SAVP` (required) or `RTP/AVP`
-/// (optional) and one `a=crypto` line per suite.
+/// (optional) and one `a=crypto` line per suite. Printed by [`crate::media::sdp::build`].
 pub fn offer_with(ip: IpAddr, port: u16, session: u64, srtp: Option<&sdes::Offer>) -> String {
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let profile = srtp.map_or("RTP/AVP", sdes::Offer::profile);
-    let crypto: String =
-        srtp.map(|o| o.lines.iter().map(|c| c.line() + "\r\n").collect()).unwrap_or_default();
-    format!(
-        "v=0\r\n\
-         o=callbackd {session} {session} IN {family} {ip}\r\n\
-         s=callbackd\r\n\
-         c=IN {family} {ip}\r\n\
-         t=0 0\r\n\
-         m=audio {port} {profile} 8 0 {TELEPHONE_EVENT_PT}\r\n\
-         a=rtpmap:8 PCMA/8000\r\n\
-         a=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:{TELEPHONE_EVENT_PT} telephone-event/8000\r\n\
-         a=fmtp:{TELEPHONE_EVENT_PT} 0-16\r\n\
-         a=ptime:20\r\n\
-         a=sendrecv\r\n\
-         {crypto}"
-    )
+    let local = Local {
+        addr: SocketAddr::new(ip, port),
+        session,
+        secure: srtp.is_some_and(|o| o.profile() == "RTP/SAVP"),
+        codecs: vec![(Codec::Pcma, 8), (Codec::Pcmu, 0)],
+        dtmf_pt: Some(TELEPHONE_EVENT_PT),
+        ptime_ms: 20,
+        direction: Direction::SendRecv,
+        crypto: srtp.map(|o| o.lines.iter().map(sdes::Crypto::value).collect()).unwrap_or_default(),
+    };
+    // Our own SDES lines are RFC 4568 by construction; should one ever not print, the
+    // offer goes without it (and a required SRTP then fails at the answer, by name).
+    build(&local).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "SDP offer without SDES keys");
+        build(&Local { crypto: Vec::new(), ..local }).unwrap_or_default()
+    })
 }
 
 #[cfg(test)]

@@ -213,8 +213,8 @@ pub(super) async fn insert(
 ) -> Result<Request, sqlx::Error> {
     let row = sqlx::query(&format!(
         "INSERT INTO requests (service, number, state, channel, lang, window_start, \
-         window_end, sms_consent, created_at, due_at, deadline_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         window_end, sms_consent, created_at, due_at, deadline_at, expires_at, team) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          RETURNING {REQUEST_COLUMNS}"
     ))
     .bind(&new.service)
@@ -229,6 +229,7 @@ pub(super) async fn insert(
     .bind(ms(admitted.due))
     .bind(ms(plan.deadline))
     .bind(ms(plan.expires))
+    .bind(new.team.as_deref())
     .fetch_one(&mut **tx)
     .await?;
     request_from(&row).map_err(|e| sqlx::Error::Decode(Box::new(e)))

@@ -105,6 +105,8 @@ pub struct NewRequest {
     pub sms_notice: bool,
     /// When it was made.
     pub created_at: Timestamp,
+    /// The care team (a key of the dialplan's `[teams]`), already checked.
+    pub team: Option<String>,
 }
 
 /// A stored request.
@@ -144,6 +146,8 @@ pub struct Request {
     pub final_at: Option<Timestamp>,
     /// Why it ended, for operators.
     pub end_reason: Option<String>,
+    /// The care team it is routed to (`None`: the service's own target).
+    pub team: Option<String>,
 }
 
 /// A stored attempt.
@@ -231,7 +235,7 @@ pub(crate) const SERVING_ORDER: &str = "deadline_at, created_at, id";
 const LIVE: &str = "('pending','dialing','retry_wait')";
 pub(crate) const REQUEST_COLUMNS: &str = "id, service, number, state, channel, lang, window_start, \
     window_end, sms_consent, created_at, due_at, deadline_at, expires_at, attempts_counted, \
-    deadline_missed, cancel_requested, final_at, end_reason";
+    deadline_missed, cancel_requested, final_at, end_reason, team";
 const ATTEMPT_COLUMNS: &str =
     "id, request_id, seq, started_at, ended_at, outcome, sip_code, answered_at";
 
@@ -283,6 +287,7 @@ pub(crate) fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         final_at: opt_ts(row.try_get("final_at")?)?,
         end_reason: row.try_get("end_reason")?,
+        team: row.try_get("team")?,
     })
 }
 

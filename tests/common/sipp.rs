@@ -39,12 +39,29 @@ impl Sipp {
         Sipp::start_on(scenario, port, calls, "t1")
     }
 
+    /// sipp as the PBX *calling* `target` (`host:port`) over UDP: one call of the
+    /// scenario file `scenario` to the SIP user `user`, from `port`.
+    pub fn call(scenario: &std::path::Path, target: &str, user: &str, port: u16) -> Sipp {
+        Sipp::spawn(scenario, port, 1, "u1", &[target, "-s", user])
+    }
+
     fn start_on(scenario: &str, port: u16, calls: u32, transport: &str) -> Sipp {
+        Sipp::spawn(&repo().join("tests/sipp").join(scenario), port, calls, transport, &[])
+    }
+
+    fn spawn(
+        scenario: &std::path::Path,
+        port: u16,
+        calls: u32,
+        transport: &str,
+        extra: &[&str],
+    ) -> Sipp {
         let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new("sipp")
+            .args(extra)
             .args(["-t", transport])
             .arg("-sf")
-            .arg(repo().join("tests/sipp").join(scenario))
+            .arg(scenario)
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port.to_string()])
             .args(["-m", &calls.to_string(), "-timeout", "60", "-timeout_error", "-nostdin"])
             .arg("-trace_err")
@@ -124,6 +141,7 @@ pub fn trunk_config(pbx_port: u16) -> callbackd::config::Sip {
         register: None,
         tls: callbackd::config::SipTls::default(),
         srtp: callbackd::config::SrtpMode::Off,
+        trusted: Vec::new(),
     }
 }
 
@@ -138,6 +156,7 @@ pub fn patient_call(
         service,
         number: callbackd::number::E164::from_stored("+358401234567".into()),
         lang: callbackd::lang::Lang::Fi,
+        team: None,
         hangup: tokio_util::sync::CancellationToken::new(),
         events: std::sync::Arc::new(callbackd::call::attempt::NoEvents),
     }

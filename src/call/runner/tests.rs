@@ -150,6 +150,17 @@ async fn attempt(
     transfer: Transfer,
     stop_after: Option<u64>,
 ) -> (CallResult, Vec<String>) {
+    attempt_of(None, edits, dials, transfer, stop_after).await
+}
+
+/// [`attempt`] of a request of `team`.
+async fn attempt_of(
+    team: Option<&str>,
+    edits: &[(&str, &str)],
+    dials: Vec<Script>,
+    transfer: Transfer,
+    stop_after: Option<u64>,
+) -> (CallResult, Vec<String>) {
     let log: Log = Arc::default();
     let call = Call {
         request_id: 1,
@@ -158,6 +169,7 @@ async fn attempt(
         service: service(edits),
         number: E164::from_stored("+358401234567".into()),
         lang: Lang::Fi,
+        team: team.map(str::to_owned),
         hangup: CancellationToken::new(),
         events: Arc::new(Recorder(log.clone())),
     };
@@ -197,6 +209,19 @@ async fn press_1_during_the_greeting_then_refer_records_the_answer_first() {
             "bye patient",
         ]
     );
+}
+
+/// A request of a care team is transferred to the team's target (a bridge dials the same
+/// [`Service::staff_target`] in `sip::legs`).
+#[tokio::test(start_paused = true)]
+async fn a_teams_request_goes_to_the_teams_target() {
+    const TEAMS: (&str, &str) =
+        ("[numbers]", "[teams]\ntiimi-a = \"sip:tiimi-a@pbx.hel.example\"\n\n[numbers]");
+    let patient = || Ok(vec![(1, LegEvent::Digit('1'))]);
+    let (r, log) =
+        attempt_of(Some("tiimi-a"), &[TEAMS], vec![patient()], Transfer::Succeeded, None).await;
+    assert_eq!(r, connected());
+    assert!(log.contains(&"refer sip:tiimi-a@pbx.hel.example".to_owned()), "{log:?}");
 }
 
 #[tokio::test(start_paused = true)]

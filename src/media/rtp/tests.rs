@@ -235,6 +235,7 @@ async fn an_srtp_leg_encrypts_what_it_sends_and_takes_only_authentic_packets() {
         pt: 8,
         dtmf_pt: Some(101),
         ptime_ms: 20,
+        direction: crate::media::sdp::Direction::SendRecv,
     };
     let leg = RtpLeg::secured(socket().await, &media, Some(&keys)).expect("leg");
     assert!(leg.is_secure());

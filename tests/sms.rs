@@ -243,6 +243,7 @@ impl Rig {
                         not_before: now,
                         once_per: None,
                     }],
+                    replan: None,
                 })
             })
             .await

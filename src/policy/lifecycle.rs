@@ -265,6 +265,15 @@ pub enum Event<'a> {
     Expire,
     /// The request's same-day deadline has passed.
     DeadlinePassed,
+    /// The patient (`actor`, e.g. `web`) chooses another daily window of the service
+    /// (`None`: any time in opening hours). Only while waiting, and only a window that can
+    /// still be served before the request expires ([`replan`]).
+    Window {
+        /// Who asks, for the audit trail.
+        actor: &'a str,
+        /// The new window.
+        window: Option<DayRange>,
+    },
 }
 
 impl Event<'_> {
@@ -277,6 +286,7 @@ impl Event<'_> {
             Event::Cancel { .. } => "cancel",
             Event::Expire => "expire",
             Event::DeadlinePassed => "miss its deadline",
+            Event::Window { .. } => "change its window",
         }
     }
 }
@@ -392,6 +402,43 @@ pub struct Transition {
     pub audit: Option<Audit>,
     /// SMS to queue with it.
     pub sms: Vec<SmsIntent>,
+    /// A new window and the deadline that follows from it ([`Event::Window`] only).
+    pub replan: Option<Replan>,
+}
+
+/// A request's new daily window, written with its new same-day deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replan {
+    /// The window (`None`: any time in opening hours).
+    pub window: Option<DayRange>,
+    /// The same-day deadline with that window.
+    pub deadline: Timestamp,
+}
+
+/// Where a waiting request would stand with `window` instead of its own: its plan (the
+/// next due time, the deadline with that window, its stored expiry and attempts), or
+/// `None` when no attempt could start in that window before the request expires.
+///
+/// [`step`] writes this for [`Event::Window`]; the patient page offers exactly the windows
+/// for which it is `Some`.
+pub fn replan(
+    rules: &Rules<'_>,
+    facts: &Facts<'_>,
+    window: Option<DayRange>,
+    now: Timestamp,
+) -> Option<Plan> {
+    let req =
+        super::RequestFacts { created_at: facts.created_at, window, attempts: facts.attempts };
+    let Decision::Dial(plan) = super::decide(rules.calendar, rules.attempts, &req) else {
+        return None;
+    };
+    // The expiry stays the one the request was given: a window never extends it.
+    let plan = Plan { expires: facts.expires, counted: facts.counted, ..plan };
+    match super::at(rules.calendar, rules.attempts, window, &plan, now) {
+        Now::Start => Some(Plan { due: now, ..plan }),
+        Now::Wait(t) => Some(Plan { due: t, ..plan }),
+        Now::Expire => None,
+    }
 }
 
 impl Transition {
@@ -412,6 +459,7 @@ impl Transition {
             deadline_missed: false,
             audit: None,
             sms: Vec::new(),
+            replan: None,
         }
     }
 }
@@ -556,7 +604,20 @@ pub fn step(
             }
             Ok(Transition { deadline_missed: true, ..Transition::keep(facts) })
         }
-        (State::Dialing, Event::Serve | Event::Expire)
+        (State::Pending | State::RetryWait, Event::Window { actor, window }) => {
+            let Some(rules) = rules else { return Err(refuse(facts, &event)) };
+            let Some(plan) = replan(rules, facts, window, now) else {
+                return Err(refuse(facts, &event));
+            };
+            let shown = window.map_or_else(|| "any time".to_owned(), |w| w.to_string());
+            Ok(Transition {
+                due: Some(plan.due),
+                audit: audit(actor, format!("window {shown}")),
+                replan: Some(Replan { window, deadline: plan.deadline }),
+                ..Transition::keep(facts)
+            })
+        }
+        (State::Dialing, Event::Serve | Event::Expire | Event::Window { .. })
         | (State::Pending | State::RetryWait, Event::Ended { .. })
         | (
             State::Connected | State::Unreachable | State::Expired | State::Cancelled,
@@ -564,7 +625,8 @@ pub fn step(
             | Event::Ended { .. }
             | Event::Cancel { .. }
             | Event::Expire
-            | Event::DeadlinePassed,
+            | Event::DeadlinePassed
+            | Event::Window { .. },
         ) => Err(refuse(facts, &event)),
     }
 }

@@ -95,7 +95,7 @@ impl Backoff {
 
 /// The service's rules as the lifecycle needs them: the one place a service becomes
 /// [`Rules`].
-fn rules_of(svc: &Service) -> Rules<'_> {
+pub(crate) fn rules_of(svc: &Service) -> Rules<'_> {
     Rules {
         calendar: &svc.calendar,
         attempts: &svc.attempts,

@@ -13,6 +13,7 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code, reason = "each test crate and bench uses a different part of this module")]
 
+pub mod browser;
 pub mod fill;
 pub mod pg;
 pub mod sipp;

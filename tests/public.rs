@@ -391,3 +391,139 @@ async fn check_measures_notices_with_the_configured_link() {
         "{err}"
     );
 }
+
+/// axe-core's source (`npm ci --prefix tests/browser`); `None` after a skip (a failure
+/// under `CI=true`) when it is not installed.
+fn axe_source() -> Option<String> {
+    let path = repo().join("tests/browser/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(src) => Some(src),
+        Err(_) => {
+            common::skip(&format!(
+                "{} is missing: run `npm ci --prefix tests/browser`",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// The page's WCAG 2.1 A and AA violations as axe-core finds them in the browser.
+async fn axe_violations(browser: &common::browser::Browser, axe: &str) -> Vec<String> {
+    let client = browser.client();
+    client.execute(axe, Vec::new()).await.expect("inject axe-core");
+    let result = client
+        .execute_async(
+            "var done = arguments[arguments.length - 1];\n\
+             axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })\n\
+               .then(function (r) { done(r.violations.map(function (v) {\n\
+                 return v.id + ': ' + v.help + ' ' + v.nodes.map(function (n) { return n.html; }).join(' | ');\n\
+               })); })\n\
+               .catch(function (e) { done(['axe-core failed: ' + e]); });",
+            Vec::new(),
+        )
+        .await
+        .expect("run axe-core");
+    serde_json::from_value(result).expect("a list of violations")
+}
+
+/// Waits (bounded) until the browser has followed a form's redirect to a URL containing
+/// `needle`, so the page's text is read from the new document.
+async fn wait_for_url(browser: &common::browser::Browser, needle: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(url) = browser.client().current_url().await {
+            if url.as_str().contains(needle) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the browser never reached a URL with {needle:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_the_page_is_accessible_and_its_forms_work() {
+    let Some(browser) = common::browser::Browser::start().await else { return };
+    let Some(axe) = axe_source() else { return };
+    let rig = rig("").await;
+    let daemon = rig.start().await;
+    let public = daemon.public_base();
+    let number = "+358401234567";
+    let (status, created) = common::post_json(
+        &client(),
+        &daemon.url("/v1/callbacks"),
+        &json!({ "service": "kallio", "number": number, "channel": "ivr", "sms_consent": true }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = common::i(&created, "id");
+    // The link as the patient gets it: from the SMS the gateway received.
+    let token = token_in(&rig.sms_to(number).await);
+    let url = format!("{public}/r/{token}");
+    let origin = format!("{public}/");
+
+    browser.phone().await;
+    for (lang, waiting) in
+        [("sv", "Väntar på samtal"), ("en", "Waiting for the call"), ("fi", "Odottaa soittoa")]
+    {
+        browser.goto(&format!("{url}?lang={lang}")).await;
+        browser.wait_for_text(waiting).await;
+        browser.screenshot(&format!("public-page-{lang}")).await;
+        assert_eq!(axe_violations(&browser, &axe).await, Vec::<String>::new(), "{lang}");
+    }
+    let text = browser.text().await;
+    assert!(text.contains("Paikkasi jonossa\n1"), "{text}");
+    assert!(text.contains("huomenna 08:00–"), "{text}");
+    assert!(text.contains("09 31045501"), "{text}");
+
+    // Change the window with the page's own form.
+    let c = browser.client();
+    c.find(fantoccini::Locator::Css("input[value='14:00-16:00']"))
+        .await
+        .expect("the 14-16 window")
+        .click()
+        .await
+        .expect("choose it");
+    c.find(fantoccini::Locator::Css("form[action*='/window'] button"))
+        .await
+        .expect("the window form's button")
+        .click()
+        .await
+        .expect("send the form");
+    wait_for_url(&browser, "done=window").await;
+    let text = browser.wait_for_text("Soittoaika vaihdettu.").await;
+    assert!(text.contains("huomenna 14:00–"), "the new ETA: {text}");
+    assert!(text.contains("14:00–16:00"), "{text}");
+    browser.screenshot("public-page-window-changed").await;
+    assert_eq!(axe_violations(&browser, &axe).await, Vec::<String>::new());
+
+    // Cancel.
+    browser
+        .client()
+        .find(fantoccini::Locator::Css("form[action*='/cancel'] button"))
+        .await
+        .expect("the cancel button")
+        .click()
+        .await
+        .expect("cancel");
+    wait_for_url(&browser, "done=cancelled").await;
+    browser.wait_for_text("Takaisinsoitto on peruttu.").await;
+    browser.screenshot("public-page-cancelled").await;
+    assert_eq!(axe_violations(&browser, &axe).await, Vec::<String>::new());
+
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    assert_eq!(browser.external_requests(&origin).await, Vec::<String>::new());
+    browser.close().await;
+
+    let db = format!("sqlite:{}", rig.dir.path().join("queue.db").display());
+    let store = Store::open(&db).await.expect("open the daemon's store");
+    let req = store.request(id).await.expect("read").expect("request");
+    assert_eq!(req.state, State::Cancelled);
+    assert_eq!(req.end_reason.as_deref(), Some("cancelled by web"));
+    let trail = store.audit_trail(id).await.expect("audit");
+    let changes: Vec<(&str, &str)> =
+        trail.iter().filter(|a| a.3 == "web").map(|a| (a.2.as_str(), a.4.as_str())).collect();
+    assert_eq!(changes, [("pending", "window 14:00-16:00"), ("cancelled", "")], "{trail:?}");
+    store.close().await;
+}

@@ -1,7 +1,7 @@
 //! The patient page, on its own listener (`[public] bind`): `GET /r/{token}` shows one
 //! request, `POST /r/{token}/window` and `POST /r/{token}/cancel` change it,
 //! `GET /r/{token}/contact.vcf` gives the caller ID as a contact, and `/static/page.css`,
-//! `/static/page.js` are the page's own files. Nothing else answers here: no staff route,
+//! `/static/page.js` are the page's own files (`/favicon.ico` answers 204). Nothing else answers here: no staff route,
 //! no health, no metrics.
 //!
 //! Every change goes through the lifecycle ([`crate::policy::lifecycle::step`]) with the
@@ -164,6 +164,11 @@ pub fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<I
 /// True when a form post comes from the page itself: the browser says the request is
 /// same-origin (or user-initiated), and its `Origin`, when sent, is the public URL's or
 /// the `Host` it was sent to.
+///
+/// The page's `Referrer-Policy: no-referrer` makes browsers send `Origin: null` with its
+/// own forms, so `null` is taken as "not told" and `Sec-Fetch-Site` decides; a browser
+/// too old to send either is stopped by the form MAC (and a forger would need the link's
+/// token in the first place).
 pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = text("sec-fetch-site") {
@@ -171,7 +176,10 @@ pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
             return false;
         }
     }
-    let Some(origin) = text("origin") else { return true };
+    let origin = match text("origin") {
+        None | Some("null") => return true,
+        Some(o) => o,
+    };
     let ours = origin_of(public_url);
     if origin == ours {
         return true;
@@ -202,6 +210,13 @@ pub fn router(state: PublicState) -> Router {
         .route(
             "/static/page.js",
             get(|| async { asset("text/javascript; charset=utf-8", page::JS) }),
+        )
+        // Browsers ask for it unprompted; there is none (no 404 in the console).
+        .route(
+            "/favicon.ico",
+            get(|| async {
+                (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "public, max-age=86400")])
+            }),
         )
         .fallback(|| async { neutral() })
         .with_state(state)
@@ -589,7 +604,8 @@ mod tests {
         assert!(same_origin(&h(&[("origin", "https://soita.example.fi")]), url));
         assert!(same_origin(&h(&[]), url), "no Origin: not a browser's cross-site post");
         assert!(!same_origin(&h(&[("origin", "https://evil.example")]), url));
-        assert!(!same_origin(&h(&[("origin", "null")]), url));
+        assert!(same_origin(&h(&[("origin", "null"), ("sec-fetch-site", "same-origin")]), url));
+        assert!(!same_origin(&h(&[("origin", "null"), ("sec-fetch-site", "cross-site")]), url));
         assert!(!same_origin(&h(&[("sec-fetch-site", "cross-site")]), url));
         assert!(!same_origin(
             &h(&[("sec-fetch-site", "same-site"), ("origin", "https://soita.example.fi")]),

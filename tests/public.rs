@@ -75,7 +75,46 @@ struct Rig {
     inbox: Inbox,
 }
 
+/// Kallio's dialplan in a zone where it is now 03:xx, open every day 12–16 and allowing
+/// "call me on the next open day instead": a request made now is due today at 12:00 (hours
+/// away, so nothing is dialled while the test runs) and may move to tomorrow 12:00.
+fn next_day_dialplan(dir: &Path) -> PathBuf {
+    let dialplans = dialplan(dir);
+    let file = dialplans.join("kallio.toml");
+    let src = std::fs::read_to_string(&file).expect("read");
+    let utc_hour = i64::from(jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).hour());
+    // The whole-hour offset that makes the local hour 3, in -12..=11 (Etc/GMT signs are
+    // inverted: Etc/GMT-3 is UTC+3).
+    let offset = (3 - utc_hour).rem_euclid(24);
+    let offset = if offset > 11 { offset - 24 } else { offset };
+    let zone = match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    };
+    let day = "[\"12:00-16:00\"]";
+    let hours = format!(
+        "[hours]\nholidays = \"none\"\nmon = {day}\ntue = {day}\nwed = {day}\nthu = {day}\n\
+         fri = {day}\nsat = {day}\nsun = {day}\n\n[attempts]"
+    );
+    let start = src.find("[hours]").expect("hours");
+    let end = src.find("[attempts]").expect("attempts");
+    let out = format!("{}{hours}{}", &src[..start], &src[end + "[attempts]".len()..])
+        .replace("timezone = \"Europe/Helsinki\"", &format!("timezone = \"{zone}\""))
+        .replace(
+            "windows = [\"08:00-10:00\", \"10:00-12:00\", \"12:00-14:00\", \"14:00-16:00\"]",
+            "windows = [\"12:00-14:00\", \"14:00-16:00\"]\nnext_open_day = true",
+        );
+    assert!(out.contains("next_open_day = true") && out.contains(&zone), "{out}");
+    std::fs::write(&file, out).expect("write dialplan");
+    dialplans
+}
+
 async fn rig(public_extra: &str) -> Rig {
+    rig_with(public_extra, dialplan).await
+}
+
+async fn rig_with(public_extra: &str, dialplan: fn(&Path) -> PathBuf) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, inbox) = start_gateway().await;
     let dialplans = dialplan(dir.path());
@@ -300,6 +339,74 @@ async fn the_patient_opens_the_sms_link_changes_the_window_and_cancels() {
     .await;
     assert!(created.get("link").is_none(), "{created}");
     common::assert_logs_masked(&daemon.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_asks_to_be_called_on_the_next_open_day_instead() {
+    let rig = rig_with("", next_day_dialplan).await;
+    let daemon = rig.start().await;
+    let public = daemon.public_base();
+    let http = client();
+    let (status, created) = common::post_json(
+        &http,
+        &daemon.url("/v1/callbacks"),
+        &json!({ "service": "kallio", "number": "+358401234567", "channel": "web", "lang": "en" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = common::i(&created, "id");
+    let token = token_in(common::s(&created, "link"));
+    let url = format!("{public}/r/{token}");
+
+    // Due today at 12:00; the next open day is offered with the ETA it would give.
+    let (status, _, html) = page(&http, &format!("{url}?lang=en")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<dd class=\"eta\">today 12:00–"), "{html}");
+    assert!(html.contains(&format!("action=\"/r/{token}/next-day?lang=en\"")), "{html}");
+    assert!(html.contains("Call me on the next open day"), "{html}");
+    assert!(html.contains("id=\"next-day-eta\">estimate: tomorrow 12:00–"), "{html}");
+    let mac = form_mac(&html);
+    let before = {
+        let db = format!("sqlite:{}", rig.dir.path().join("queue.db").display());
+        let store = Store::open(&db).await.expect("open the daemon's store");
+        let req = store.request(id).await.expect("read").expect("request");
+        store.close().await;
+        req
+    };
+
+    // Cross-site and forged forms are refused.
+    let action = format!("{url}/next-day?lang=en");
+    assert_eq!(post_form(&http, &action, "https://evil.example", format!("f={mac}")).await.0, 403);
+    let forged = "f=AAAAAAAAAAAAAAAAAAAAAA".to_owned();
+    assert_eq!(post_form(&http, &action, &public, forged).await.0, 403);
+
+    // Moved: the page says so and shows tomorrow's ETA; it is not offered again.
+    let (status, location) = post_form(&http, &action, &public, format!("f={mac}")).await;
+    assert_eq!(status, 303);
+    assert_eq!(location, Some(format!("/r/{token}?lang=en&done=next-day")));
+    let (_, _, html) = page(&http, &format!("{public}/r/{token}?lang=en&done=next-day")).await;
+    assert!(html.contains("We will call you on the next day we are open."), "{html}");
+    assert!(html.contains("<dd class=\"eta\">tomorrow 12:00–"), "{html}");
+    assert!(!html.contains("/next-day"), "offered once: {html}");
+    // A second post changes nothing and says so.
+    let (status, location) = post_form(&http, &action, &public, format!("f={mac}")).await;
+    assert_eq!((status, location), (303, Some(format!("/r/{token}?lang=en&done=refused"))));
+
+    // The store: still pending, due and deadline one day later, one audit row by `web`.
+    let db = format!("sqlite:{}", rig.dir.path().join("queue.db").display());
+    let store = Store::open(&db).await.expect("open the daemon's store");
+    let req = store.request(id).await.expect("read").expect("request");
+    assert_eq!(req.state, State::Pending);
+    let day = jiff::SignedDuration::from_hours(24);
+    assert_eq!(req.due_at, before.due_at.map(|d| d + day), "{req:?}");
+    assert_eq!(req.deadline_at, before.deadline_at + day, "{req:?}");
+    assert_eq!(req.expires_at, before.expires_at, "the expiry is kept");
+    let trail = store.audit_trail(id).await.expect("audit");
+    let web: Vec<_> = trail.iter().filter(|a| a.3 == "web" && a.1.is_some()).collect();
+    assert_eq!(web.len(), 1, "{trail:?}");
+    assert_eq!(web[0].2, "pending", "{trail:?}");
+    assert!(web[0].4.starts_with("next open day "), "{trail:?}");
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

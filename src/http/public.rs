@@ -1,5 +1,6 @@
 //! The patient page, on its own listener (`[public] bind`): `GET /r/{token}` shows one
-//! request, `POST /r/{token}/window` and `POST /r/{token}/cancel` change it,
+//! request, `POST /r/{token}/window`, `POST /r/{token}/next-day` and `POST /r/{token}/cancel`
+//! change it,
 //! `GET /r/{token}/contact.vcf` gives the caller ID as a contact, and `/static/page.css`,
 //! `/static/page.js` are the page's own files (`/favicon.ico` answers 204). Nothing else answers here: no staff route,
 //! no health, no metrics.
@@ -205,6 +206,7 @@ pub fn router(state: PublicState) -> Router {
         .route("/r/{token}", get(show))
         .route("/r/{token}/contact.vcf", get(contact))
         .route("/r/{token}/window", post(window))
+        .route("/r/{token}/next-day", post(next_day))
         .route("/r/{token}/cancel", post(cancel))
         .route("/static/page.css", get(|| async { asset("text/css; charset=utf-8", page::CSS) }))
         .route(
@@ -388,6 +390,23 @@ pub fn offers(
         .collect()
 }
 
+/// Whether a waiting request may move to the next open day ([`lifecycle::next_day`]) and,
+/// if so, the ETA it would give there (`Some(None)`: allowed, no estimate).
+pub fn next_day_offer(
+    service: &Service,
+    req: &Request,
+    ahead: i64,
+    rate: f64,
+    now: Timestamp,
+) -> Option<Option<Eta>> {
+    let rules = crate::scheduler::rules_of(service);
+    let plan = lifecycle::next_day(&rules, &req.facts(&[]), now)?;
+    let ahead = u32::try_from(ahead).ok().filter(|a| i64::from(*a) < eta::AHEAD_CAP);
+    Some(ahead.and_then(|a| {
+        policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, a, rate)
+    }))
+}
+
 async fn render(
     st: &PublicState,
     req: &Request,
@@ -403,6 +422,7 @@ async fn render(
     let mut place = None;
     let mut eta_now = None;
     let mut offered = Vec::new();
+    let mut next_day = None;
     if let (true, Some(svc)) = (req.state.is_waiting(), service) {
         let ahead = eta::ahead(&st.store, req).await?;
         let rate = st.rate(svc, now).await?;
@@ -411,6 +431,7 @@ async fn render(
             eta_now = eta::at_rate(svc, req, ahead, rate, now);
         }
         offered = offers(svc, req, ahead, rate, now);
+        next_day = next_day_offer(svc, req, ahead, rate, now);
     }
     let form = st.keys.form(token);
     let view = View {
@@ -429,6 +450,7 @@ async fn render(
             (crate::sms::national(&s.caller_id.number), s.caller_id.number.as_str().to_owned())
         }),
         offers: offered.into_iter().map(|(w, e)| (w.map(|w| w.to_string()), e)).collect(),
+        next_day,
         done,
         now,
     };
@@ -530,6 +552,43 @@ async fn window(
             st.wake.notify_one();
             info!(request = req.id, service = %svc.id, window = ?chosen.map(|w| w.to_string()), "window changed on the patient page");
             Done::Window
+        }
+        Ok(Applied::Refused(_) | Applied::Gone) => Done::Refused,
+        Err(e) => return unavailable(&e),
+    };
+    back(&token, q.lang.as_deref(), done)
+}
+
+async fn next_day(
+    AxState(st): AxState<PublicState>,
+    peer: Option<axum::Extension<super::serve::Peer>>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Query(q): Query<PageQuery>,
+    body: Bytes,
+) -> Response {
+    let req = match gate(&st, peer_of(peer.as_deref()), &headers, &token).await {
+        Gate::Open(r) => r,
+        Gate::Stop(r) => return r,
+    };
+    let f = fields(&body);
+    if let Some(r) = refuse_form(&st, &headers, &token, &f) {
+        return r;
+    }
+    let services = st.services.borrow().clone();
+    let Some(svc) = services.get(&req.service) else {
+        return back(&token, q.lang.as_deref(), Done::Refused);
+    };
+    if !svc.next_open_day {
+        return plain(StatusCode::UNPROCESSABLE_ENTITY, "the service does not offer this");
+    }
+    let rules = crate::scheduler::rules_of(svc);
+    let now = st.clock.now();
+    let done = match st.store.set_next_open_day(req.id, &rules, "web", now).await {
+        Ok(Applied::Written(_)) => {
+            st.wake.notify_one();
+            info!(request = req.id, service = %svc.id, "moved to the next open day on the patient page");
+            Done::NextDay
         }
         Ok(Applied::Refused(_) | Applied::Gone) => Done::Refused,
         Err(e) => return unavailable(&e),

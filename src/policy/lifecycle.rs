@@ -168,6 +168,9 @@ pub struct Rules<'a> {
     pub attempts: &'a super::AttemptRules,
     /// The survey after a connected callback (the dialplan's `[sms] feedback`), if any.
     pub survey: Option<Survey>,
+    /// The patient may ask to be called on the next open day instead (the dialplan's
+    /// `next_open_day`).
+    pub next_open_day: bool,
 }
 
 /// When the survey SMS goes after a connected callback.
@@ -274,6 +277,13 @@ pub enum Event<'a> {
         /// The new window.
         window: Option<DayRange>,
     },
+    /// The patient (`actor`, e.g. `web`) asks to be called on the next open day instead of
+    /// today. Only while waiting, where the service allows it ([`Rules::next_open_day`]),
+    /// and only when that day's opening comes before the request expires ([`next_day`]).
+    NextOpenDay {
+        /// Who asks, for the audit trail.
+        actor: &'a str,
+    },
 }
 
 impl Event<'_> {
@@ -287,6 +297,7 @@ impl Event<'_> {
             Event::Expire => "expire",
             Event::DeadlinePassed => "miss its deadline",
             Event::Window { .. } => "change its window",
+            Event::NextOpenDay { .. } => "move to the next open day",
         }
     }
 }
@@ -402,7 +413,8 @@ pub struct Transition {
     pub audit: Option<Audit>,
     /// SMS to queue with it.
     pub sms: Vec<SmsIntent>,
-    /// A new window and the deadline that follows from it ([`Event::Window`] only).
+    /// A new window and the deadline that follows from it ([`Event::Window`]), or the same
+    /// window with the next open day's deadline ([`Event::NextOpenDay`]).
     pub replan: Option<Replan>,
 }
 
@@ -439,6 +451,29 @@ pub fn replan(
         Now::Wait(t) => Some(Plan { due: t, ..plan }),
         Now::Expire => None,
     }
+}
+
+/// Where a waiting request would stand if the patient asked to be called on the next open
+/// day instead: due at the first moment an attempt may start (in its window) on the first
+/// local date after `now`'s that has one, its same-day deadline the end of that day's last
+/// slot (as [`super::deadline`] gives it for a request made then), its expiry and attempts
+/// as stored. `None` when the service does not allow it, when that moment is not before
+/// the request's expiry, or when the request is already due no earlier than that.
+///
+/// [`step`] writes this for [`Event::NextOpenDay`]; the patient page offers the choice
+/// exactly when it is `Some`.
+pub fn next_day(rules: &Rules<'_>, facts: &Facts<'_>, now: Timestamp) -> Option<Plan> {
+    if !rules.next_open_day || !facts.state.is_waiting() {
+        return None;
+    }
+    let cal = rules.calendar;
+    let tomorrow = cal.local_date(now).tomorrow().ok()?.to_zoned(cal.tz().clone()).ok()?;
+    let due = super::first_start(cal, rules.attempts, facts.window, tomorrow.timestamp())?;
+    let (_, deadline) = super::deadline(cal, facts.window, due)?;
+    if due >= facts.expires || facts.due.is_some_and(|d| d >= due) {
+        return None;
+    }
+    Some(Plan { due, deadline, expires: facts.expires, counted: facts.counted })
 }
 
 impl Transition {
@@ -617,7 +652,23 @@ pub fn step(
                 ..Transition::keep(facts)
             })
         }
-        (State::Dialing, Event::Serve | Event::Expire | Event::Window { .. })
+        (State::Pending | State::RetryWait, Event::NextOpenDay { actor }) => {
+            let Some(rules) = rules else { return Err(refuse(facts, &event)) };
+            let Some(plan) = next_day(rules, facts, now) else {
+                return Err(refuse(facts, &event));
+            };
+            let day = rules.calendar.local_date(plan.due);
+            Ok(Transition {
+                due: Some(plan.due),
+                audit: audit(actor, format!("next open day {day}")),
+                replan: Some(Replan { window: facts.window, deadline: plan.deadline }),
+                ..Transition::keep(facts)
+            })
+        }
+        (
+            State::Dialing,
+            Event::Serve | Event::Expire | Event::Window { .. } | Event::NextOpenDay { .. },
+        )
         | (State::Pending | State::RetryWait, Event::Ended { .. })
         | (
             State::Connected | State::Unreachable | State::Expired | State::Cancelled,
@@ -626,7 +677,8 @@ pub fn step(
             | Event::Cancel { .. }
             | Event::Expire
             | Event::DeadlinePassed
-            | Event::Window { .. },
+            | Event::Window { .. }
+            | Event::NextOpenDay { .. },
         ) => Err(refuse(facts, &event)),
     }
 }

@@ -104,6 +104,7 @@ pub(crate) fn rules_of(svc: &Service) -> Rules<'_> {
             .as_ref()
             .and_then(|s| s.feedback)
             .map(|f| Survey { delay: f.delay, period: f.period }),
+        next_open_day: svc.next_open_day,
     }
 }
 

@@ -281,6 +281,24 @@ impl Store {
         .await
     }
 
+    /// The patient asks to be called on the next open day instead: an
+    /// [`Event::NextOpenDay`](crate::policy::lifecycle::Event::NextOpenDay) transition
+    /// (new due time and deadline, audit row by `actor`), refused when the service does not
+    /// allow it or the request is not waiting.
+    pub async fn set_next_open_day(
+        &self,
+        id: i64,
+        rules: &crate::policy::lifecycle::Rules<'_>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        use crate::policy::lifecycle::{Event, step};
+        self.apply(id, now, |req, records| {
+            step(Some(rules), &req.facts(records), Event::NextOpenDay { actor }, now)
+        })
+        .await
+    }
+
     /// Claims a waiting request for an attempt, the write of a `Serve` transition to
     /// `dialing`: the request becomes `dialing` and a live attempt row is written, both
     /// before any call is placed. `None` when another claimer was first or the request is

@@ -47,6 +47,8 @@ pub struct View<'a> {
     pub caller: Option<(String, String)>,
     /// Windows that can still be served, with the ETA each would give (`None` = any time).
     pub offers: Vec<(Option<String>, Option<Eta>)>,
+    /// "Call me on the next open day instead" is offered, with the ETA it would give.
+    pub next_day: Option<Option<Eta>>,
     /// A message after a form was sent.
     pub done: Option<Done>,
     /// Now (for "today"/"tomorrow" and the "updated" line).
@@ -58,6 +60,8 @@ pub struct View<'a> {
 pub enum Done {
     /// The window was changed.
     Window,
+    /// The request was moved to the next open day.
+    NextDay,
     /// The request was cancelled.
     Cancelled,
     /// Cancelled, but the call in progress goes on.
@@ -71,6 +75,7 @@ impl Done {
     pub fn as_str(self) -> &'static str {
         match self {
             Done::Window => "window",
+            Done::NextDay => "next-day",
             Done::Cancelled => "cancelled",
             Done::CancelAfterCall => "cancel-after-call",
             Done::Refused => "refused",
@@ -79,7 +84,7 @@ impl Done {
 
     /// Parses [`Done::as_str`].
     pub fn parse(s: &str) -> Option<Done> {
-        [Done::Window, Done::Cancelled, Done::CancelAfterCall, Done::Refused]
+        [Done::Window, Done::NextDay, Done::Cancelled, Done::CancelAfterCall, Done::Refused]
             .into_iter()
             .find(|d| d.as_str() == s)
     }
@@ -110,6 +115,10 @@ struct Words {
     window_legend: &'static str,
     window_submit: &'static str,
     around: &'static str,
+    next_day_h: &'static str,
+    next_day_text: &'static str,
+    next_day_submit: &'static str,
+    done_next_day: &'static str,
     cancel_h: &'static str,
     cancel_text: &'static str,
     cancel_submit: &'static str,
@@ -147,6 +156,10 @@ const FI: Words = Words {
     window_legend: "Milloin sinulle sopii?",
     window_submit: "Vaihda aika",
     around: "arvio",
+    next_day_h: "Soitto vasta seuraavana aukiolopäivänä",
+    next_day_text: "Jos tänään ei sovi, voimme soittaa seuraavana aukiolopäivänä.",
+    next_day_submit: "Soittakaa seuraavana aukiolopäivänä",
+    done_next_day: "Soitamme seuraavana aukiolopäivänä.",
     cancel_h: "En tarvitse enää soittoa",
     cancel_text: "Jos asiasi on hoitunut, peru pyyntö, niin jono lyhenee muilta.",
     cancel_submit: "Peru takaisinsoitto",
@@ -184,6 +197,10 @@ const SV: Words = Words {
     window_legend: "När passar det dig?",
     window_submit: "Byt tid",
     around: "uppskattning",
+    next_day_h: "Samtal först nästa öppna dag",
+    next_day_text: "Om det inte passar i dag kan vi ringa nästa dag vi har öppet.",
+    next_day_submit: "Ring mig nästa öppna dag",
+    done_next_day: "Vi ringer nästa dag vi har öppet.",
     cancel_h: "Jag behöver inte längre samtalet",
     cancel_text: "Om ditt ärende har ordnat sig, avbeställ begäran så blir kön kortare för andra.",
     cancel_submit: "Avbeställ återuppringningen",
@@ -221,6 +238,10 @@ const EN: Words = Words {
     window_legend: "When suits you?",
     window_submit: "Change the time",
     around: "estimate",
+    next_day_h: "Call me on the next open day instead",
+    next_day_text: "If today does not suit you, we can call you on the next day we are open.",
+    next_day_submit: "Call me on the next open day",
+    done_next_day: "We will call you on the next day we are open.",
     cancel_h: "I no longer need the call",
     cancel_text: "If your matter has been dealt with, cancel the request and the queue gets shorter for others.",
     cancel_submit: "Cancel the callback",
@@ -319,6 +340,7 @@ pub fn render(v: &View<'_>) -> String {
     if let Some(done) = v.done {
         let text = match done {
             Done::Window => w.done_window,
+            Done::NextDay => w.done_next_day,
             Done::Cancelled => w.done_cancelled,
             Done::CancelAfterCall => w.done_after_call,
             Done::Refused => w.done_refused,
@@ -409,6 +431,27 @@ pub fn render(v: &View<'_>) -> String {
             o,
             "</fieldset>\n<button type=\"submit\">{}</button>\n</form>\n</section>",
             w.window_submit
+        );
+    }
+    if let (true, Some(eta)) = (v.state.is_waiting(), v.next_day) {
+        let hint = match eta {
+            Some(e) => format!("{}: {}", w.around, window_words(v.lang, v.tz, v.now, e)),
+            None => w.no_estimate.to_owned(),
+        };
+        let _ = writeln!(
+            o,
+            "<section aria-labelledby=\"h-next-day\">\n<h2 id=\"h-next-day\">{}</h2>\n<p>{}</p>\n\
+             <form method=\"post\" action=\"/r/{}/next-day?lang={}\">\n\
+             <input type=\"hidden\" name=\"f\" value=\"{}\">\n\
+             <button type=\"submit\" aria-describedby=\"next-day-eta\">{}</button>\n\
+             <p class=\"eta-hint\" id=\"next-day-eta\">{}</p>\n</form>\n</section>",
+            w.next_day_h,
+            w.next_day_text,
+            v.token,
+            v.lang.code(),
+            esc(v.form),
+            w.next_day_submit,
+            esc(&hint)
         );
     }
     if v.state.is_waiting() || (v.state == State::Dialing && !v.cancel_requested) {
@@ -513,6 +556,7 @@ mod tests {
                     Some(Eta { from: hel("2026-11-30T14:00"), to: hel("2026-11-30T14:30") }),
                 ),
             ],
+            next_day: None,
             done: None,
             now: hel("2026-11-30T09:00"),
         }
@@ -535,6 +579,22 @@ mod tests {
         assert_eq!(html.matches("<h1>").count(), 1);
         assert!(!html.contains("<script>"), "no inline script");
         assert!(!html.contains("style="), "no inline style");
+    }
+
+    #[test]
+    fn the_next_open_day_is_a_form_only_where_offered() {
+        let tz = tz();
+        let html = render(&view(&tz, State::Pending));
+        assert!(!html.contains("/next-day"), "not offered");
+        let eta = Eta { from: hel("2026-12-01T08:00"), to: hel("2026-12-01T08:30") };
+        let html = render(&View { next_day: Some(Some(eta)), ..view(&tz, State::Pending) });
+        assert!(html.contains("action=\"/r/TOKEN/next-day?lang=fi\""), "{html}");
+        assert!(html.contains("id=\"next-day-eta\">arvio: huomenna 08:00–08:30</p>"), "{html}");
+        let html = render(&View { next_day: Some(None), ..view(&tz, State::Dialing) });
+        assert!(!html.contains("/next-day"), "only while waiting");
+        let html = render(&View { done: Some(Done::NextDay), ..view(&tz, State::Pending) });
+        assert!(html.contains("Soitamme seuraavana aukiolopäivänä."));
+        assert_eq!(Done::parse("next-day"), Some(Done::NextDay));
     }
 
     #[test]

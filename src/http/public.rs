@@ -69,6 +69,10 @@ pub struct PublicState {
     pub by_link: Arc<Mutex<Limiter<i64>>>,
     /// Each service's recent rate, recomputed at most every [`super::DEPTH_TTL`].
     pub rates: Arc<tokio::sync::Mutex<HashMap<String, super::RateSnapshot>>>,
+    /// Each service's waiting order (serving keys), re-read at most every
+    /// [`super::DEPTH_TTL`]: a page's place is a binary search in it instead of a count of
+    /// up to [`eta::AHEAD_CAP`] rows per load.
+    pub orders: Arc<tokio::sync::Mutex<HashMap<String, OrderSnapshot>>>,
     /// Where the daemon started, for the limiters' minutes.
     pub started: tokio::time::Instant,
 }
@@ -93,12 +97,30 @@ impl PublicState {
             public: Arc::new(public),
             keys: Arc::new(keys),
             rates: Arc::default(),
+            orders: Arc::default(),
             started: tokio::time::Instant::now(),
         }
     }
 
     fn minute(&self) -> u64 {
         tokio::time::Instant::now().saturating_duration_since(self.started).as_secs() / 60
+    }
+
+    /// Requests served before `req` (capped at [`eta::AHEAD_CAP`]), from the service's
+    /// waiting order at most [`super::DEPTH_TTL`] old: the same set and order as
+    /// [`eta::ahead`], so the ETA fed from it is the one [`crate::eta`] gives.
+    async fn ahead(&self, req: &Request) -> Result<i64, StoreError> {
+        let mut cache = self.orders.lock().await;
+        let fresh = cache.get(&req.service).is_some_and(|(at, _)| {
+            tokio::time::Instant::now().saturating_duration_since(*at) < super::DEPTH_TTL
+        });
+        if !fresh {
+            let order = Arc::new(self.store.waiting_order(&req.service).await?);
+            cache.insert(req.service.clone(), (tokio::time::Instant::now(), order));
+        }
+        let order = cache.get(&req.service).map(|(_, o)| Arc::clone(o)).unwrap_or_default();
+        drop(cache);
+        Ok(ahead_in(&order, &req.facts(&[]).serving_key()))
     }
 
     async fn rate(&self, service: &Service, now: Timestamp) -> Result<f64, StoreError> {
@@ -339,6 +361,16 @@ fn slow_down() -> Response {
     r
 }
 
+/// A service's waiting order and when it was read.
+pub type OrderSnapshot = (tokio::time::Instant, Arc<Vec<lifecycle::ServingKey>>);
+
+/// The number of keys before `key` in a waiting order sorted in serving order, capped at
+/// [`eta::AHEAD_CAP`] (as [`crate::store::Store::ahead_of`] counts).
+pub fn ahead_in(order: &[lifecycle::ServingKey], key: &lifecycle::ServingKey) -> i64 {
+    let n = order.partition_point(|k| k < key);
+    i64::try_from(n).unwrap_or(i64::MAX).min(eta::AHEAD_CAP)
+}
+
 fn peer_of(req_peer: Option<&super::serve::Peer>) -> Option<SocketAddr> {
     req_peer.map(|p| p.0)
 }
@@ -424,7 +456,7 @@ async fn render(
     let mut offered = Vec::new();
     let mut next_day = None;
     if let (true, Some(svc)) = (req.state.is_waiting(), service) {
-        let ahead = eta::ahead(&st.store, req).await?;
+        let ahead = st.ahead(req).await?;
         let rate = st.rate(svc, now).await?;
         place = Some(ahead + 1);
         if ahead < eta::AHEAD_CAP {
@@ -629,6 +661,24 @@ async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_place_is_the_count_of_keys_before_it_capped() {
+        let t = |s: i64| Timestamp::from_second(s).expect("ts");
+        let key = |d: i64, c: i64, id: i64| lifecycle::ServingKey {
+            deadline: t(d),
+            created_at: t(c),
+            id,
+        };
+        let mut order = vec![key(10, 1, 5), key(10, 1, 3), key(5, 9, 9), key(10, 2, 1)];
+        order.sort();
+        assert_eq!(ahead_in(&order, &key(5, 9, 9)), 0);
+        assert_eq!(ahead_in(&order, &key(10, 1, 5)), 2, "ties go by id");
+        assert_eq!(ahead_in(&order, &key(10, 2, 1)), 3);
+        assert_eq!(ahead_in(&order, &key(11, 0, 0)), 4, "not in the order: all before it");
+        let many: Vec<_> = (0..6000).map(|i| key(1, i, i)).collect();
+        assert_eq!(ahead_in(&many, &key(2, 0, 0)), eta::AHEAD_CAP);
+    }
 
     #[test]
     fn the_limiter_counts_per_key_and_minute() {

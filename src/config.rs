@@ -165,6 +165,8 @@ pub struct Config {
     pub http: Http,
     /// The SMS gateway (`[sms]`); `None`: no SMS is sent (the outbox keeps its rows).
     pub sms: Option<crate::sms::config::SmsConfig>,
+    /// The patient page (`[public]`); `None`: no page and no `{link}`.
+    pub public: Option<crate::link::Public>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +220,7 @@ impl Config {
         let sip: Option<RawSip> = doc.required("sip");
         let http: Option<RawHttp> = doc.optional("http");
         let sms: Option<crate::sms::config::RawSms> = doc.optional("sms");
+        let public: Option<crate::link::RawPublic> = doc.optional("public");
 
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
@@ -262,6 +265,7 @@ impl Config {
         };
         let http = check_http(&mut doc, http, &resolve);
         let sms = sms.map(|s| crate::sms::config::check(&mut doc, s, base));
+        let public = public.map(|p| crate::link::check(&mut doc, p, base));
         let diags = doc.finish();
         match (database, retention_days, shutdown_grace, sip, http, lease) {
             (
@@ -283,6 +287,7 @@ impl Config {
                 sip,
                 http,
                 sms: sms.flatten(),
+                public: public.flatten(),
             }),
             _ => Err(diags),
         }

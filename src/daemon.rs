@@ -56,6 +56,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The patient page's link key is missing or unusable.
+    #[error(transparent)]
+    LinkKey(#[from] crate::link::KeyError),
     /// The SIP trunk could not start.
     #[error(transparent)]
     Sip(#[from] crate::sip::SipError),
@@ -125,6 +128,27 @@ pub async fn run(
     println!("listening: http://{http_addr}");
     info!(%http_addr, "HTTP API listening");
 
+    // The patient page (`[public]`): its key is read before anything listens, so a missing
+    // or short key stops the start with a clear error.
+    let links = match &cfg.public {
+        None => None,
+        Some(public) => {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
+            let path = crate::link::key_path(public, dir.as_deref())?;
+            let bytes = std::fs::read(&path)
+                .map_err(|source| crate::link::KeyError::Read { path: path.clone(), source })?;
+            let keys = crate::link::key_from(&path, &bytes)?;
+            let listener = tokio::net::TcpListener::bind(public.bind)
+                .await
+                .map_err(|source| DaemonError::Bind { addr: public.bind, source })?;
+            let addr = listener.local_addr()?;
+            // A stable line on stdout for operators and tests: where the patient page listens.
+            println!("listening: public http://{addr}");
+            info!(%addr, url = %public.url, "patient page listening");
+            Some((public.clone(), keys, listener))
+        }
+    };
+
     let credential = cfg.sip.auth.as_ref().map(crate::sip::read_credential).transpose()?;
     let token: Option<Arc<str>> = match &cfg.http.token_file {
         None => None,
@@ -178,9 +202,14 @@ pub async fn run(
         store.clone(),
         front.clone(),
     ));
+    let link_maker = links.as_ref().map(|(public, keys, _)| http::Links {
+        public: Arc::new(public.clone()),
+        keys: Arc::new(keys.clone()),
+    });
     // The SMS sender, when `[sms]` configures a gateway.
     crate::notifier::start(
         cfg.sms.as_ref(),
+        link_maker.clone(),
         store.clone(),
         services_rx.clone(),
         clock.clone(),
@@ -209,8 +238,20 @@ pub async fn run(
         token,
         rates: Arc::default(),
         depth: Arc::default(),
+        links: link_maker,
     };
     let limits = http::Limits::for_process(&cfg.http, cfg.sip.max_calls);
+    let public_server = links.map(|(public, keys, listener)| {
+        let st = http::public::PublicState::new(
+            store.clone(),
+            state.services.clone(),
+            state.wake.clone(),
+            clock.clone(),
+            public,
+            keys,
+        );
+        tasks.spawn(http::serve(listener, http::public::router(st), limits, front.clone()))
+    });
     let server = tasks.spawn(http::serve(listener, http::router(state), limits, front.clone()));
     tasks.spawn(retention(store.clone(), clock, cfg.retention_days, front.clone()));
     // Store, dialplans, SIP and HTTP are up: tell systemd (a no-op outside systemd).
@@ -224,6 +265,11 @@ pub async fn run(
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     front.cancel();
     let served = server.await;
+    if let Some(p) = public_server {
+        if let Ok(Err(e)) = p.await {
+            warn!(error = %e, "patient page server failed");
+        }
+    }
     if let Ok(Err(e)) = reloader.await {
         warn!(error = %e, "dialplan reloader failed");
     }

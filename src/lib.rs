@@ -36,6 +36,8 @@
 //! - [`dialplan`]: the per-service TOML files operators edit, parsed and validated with
 //!   every problem reported as `file:line:col: message`.
 //! - [`config`]: the daemon configuration file.
+//! - [`link`]: the patient's link (`[public]`): HMAC tokens naming a request, their
+//!   lifetime, the page's form MACs.
 //! - [`media`]: G.711, the far end's SDP answer, prompt files (pure parts); RTP legs that
 //!   play prompts, read DTMF and relay two calls (the tokio edge).
 //! - [`diag`]: located diagnostics shared by the two parsers.
@@ -90,6 +92,7 @@ pub mod explain;
 pub mod http;
 pub mod intake;
 pub mod lang;
+pub mod link;
 pub mod media;
 pub mod metrics;
 pub mod notifier;

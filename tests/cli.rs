@@ -237,3 +237,25 @@ fn help_teaches_the_commands() {
     assert!(text(&out.stdout).contains("file:line:col"));
     let _ = Path::new(".");
 }
+
+#[test]
+fn next_open_day_needs_a_day_to_move_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml")).expect("read");
+    let allowed = src.replace("capacity = 6\n", "capacity = 6\nnext_open_day = true\n");
+    assert_ne!(allowed, src);
+    std::fs::write(dir.path().join("kallio.toml"), &allowed).expect("write");
+    let out = callbackd(&["check", "--config", CONFIG, dir.path().to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let none_left = allowed.replace("expire_after_open_days = 1", "expire_after_open_days = 0");
+    std::fs::write(dir.path().join("kallio.toml"), none_left).expect("write");
+    let out = callbackd(&["check", "--config", CONFIG, dir.path().to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "kallio.toml:9:17: next_open_day = true needs attempts.expire_after_open_days"
+        ),
+        "{err}"
+    );
+}

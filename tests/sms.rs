@@ -244,6 +244,7 @@ impl Rig {
                         not_before: now,
                         once_per: None,
                     }],
+                    replan: None,
                 })
             })
             .await
@@ -583,6 +584,7 @@ async fn scheduler_outcomes_queue_unreachable_and_the_consented_survey_after_its
         calendar: &svc.calendar,
         attempts: &svc.attempts,
         survey: rule.map(|f| Survey { delay: f.delay, period: f.period }),
+        next_open_day: svc.next_open_day,
     };
     let now = rig.clock.now();
     let event = Event::Ended { seq: attempt.seq, outcome: Outcome::Connected };

@@ -40,6 +40,10 @@ pub fn check(config: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
             // Every named prompt, for every offered language, must be a playable WAV.
             if let Some(cfg) = &cfg {
                 diags.extend(callbackd::media::check_prompts(&cfg.sounds, &s));
+                // Notices with the patient page's `{link}`, measured with the real URL.
+                for (file, msg) in callbackd::link::notice_problems(&s, cfg.public.as_ref()) {
+                    diags.push(Diagnostic::whole_file(&file, msg));
+                }
             }
             s.len()
         }

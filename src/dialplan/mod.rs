@@ -35,6 +35,8 @@ pub struct Service {
     pub capacity: u32,
     /// Time windows a patient may choose; empty = the service offers no choice.
     pub windows: Vec<DayRange>,
+    /// The patient may ask (on the patient page) to be called on the next open day instead.
+    pub next_open_day: bool,
     /// Where and how an answered callback is connected to staff.
     pub connect: Connect,
     /// Which numbers may be called back.

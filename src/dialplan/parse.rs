@@ -35,6 +35,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
     let timezone: Option<Spanned<String>> = doc.optional("timezone");
     let capacity: Option<Spanned<i64>> = doc.optional("capacity");
     let windows: Option<Vec<Spanned<String>>> = doc.optional("windows");
+    let next_open_day: Option<Spanned<bool>> = doc.optional("next_open_day");
     let caller_id = doc.section("caller_id", true).and_then(|c| check_caller(&mut doc, c));
     let hours = doc.section("hours", true).and_then(|h| check_hours(&mut doc, h));
     let rules = doc.section("attempts", false).and_then(|a| check_attempts(&mut doc, a));
@@ -76,6 +77,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
         Some(c) => int_in(&mut doc, &c, "capacity", 1, 1000).map(|v| v as u32),
     };
     let windows = check_windows(&mut doc, windows.unwrap_or_default(), hours.as_ref());
+    let next_open_day = check_next_open_day(&mut doc, next_open_day, rules.as_ref());
 
     let diags = doc.finish();
     let Some(prompts) = prompts else { return Err(diags) };
@@ -104,6 +106,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Service, Vec<Diagnostic>> {
             attempts,
             capacity,
             windows,
+            next_open_day,
             connect,
             numbers,
             language,
@@ -413,6 +416,25 @@ fn check_attempts<'a>(doc: &mut TomlDoc<'a>, mut sec: Section<'a>) -> Option<Att
         network_retry: network?,
         expire_after_open_days: expire?,
     })
+}
+
+/// `next_open_day = true` needs a day to move to: a request that expires at its own
+/// deadline (`[attempts] expire_after_open_days = 0`) has none.
+fn check_next_open_day(
+    doc: &mut TomlDoc<'_>,
+    raw: Option<Spanned<bool>>,
+    rules: Option<&AttemptRules>,
+) -> bool {
+    let Some(raw) = raw else { return false };
+    let on = *raw.get_ref();
+    if on && rules.is_some_and(|r| r.expire_after_open_days == 0) {
+        doc.error(
+            Some(raw.span()),
+            "next_open_day = true needs attempts.expire_after_open_days of at least 1 \
+             (a request that expires at its deadline has no next open day to move to)",
+        );
+    }
+    on
 }
 
 fn check_windows(

@@ -163,6 +163,10 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
         }
     }
     body["duplicate"] = json!(stored.duplicate);
+    // Chat and web channels show the patient their page's link at once.
+    if let (Some(links), Channel::Chat | Channel::Web) = (&st.links, accepted.channel) {
+        body["link"] = json!(links.url(stored.request.id));
+    }
     let status = if stored.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let location = format!("/v1/callbacks/{}", stored.request.id);
     (status, [(header::LOCATION, location)], axum::Json(body)).into_response()

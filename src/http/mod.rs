@@ -9,6 +9,8 @@
 //! - [`sms`]: the survey opt-out list;
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`live`]: the supervisor's live figures `/v1/live` and the page `/ui` that shows them;
+//! - [`public`]: the patient page, served on its own listener (`[public] bind`) by its own
+//!   router;
 //! - [`errors`]: the one error shape `{"error": code, "field": …, "message": …}`;
 //! - [`serve`](mod@serve): the accept loop with its connection limit and header, body and idle
 //!   timeouts.
@@ -17,6 +19,7 @@ pub mod api;
 pub mod errors;
 pub mod health;
 pub mod live;
+pub mod public;
 pub mod serve;
 pub mod sms;
 
@@ -55,6 +58,25 @@ pub struct AppState {
     pub rates: Arc<tokio::sync::Mutex<std::collections::HashMap<String, RateSnapshot>>>,
     /// Queue depth for intake's ETA, recomputed at most every [`DEPTH_TTL`].
     pub depth: Arc<tokio::sync::Mutex<Option<DepthSnapshot>>>,
+    /// The patient's links (`[public]`), given in intake's answer to chat and web
+    /// channels; `None`: no patient page.
+    pub links: Option<Links>,
+}
+
+/// What makes a request's link: `[public]` and the key.
+#[derive(Debug, Clone)]
+pub struct Links {
+    /// `[public]`.
+    pub public: Arc<crate::link::Public>,
+    /// The link key.
+    pub keys: Arc<crate::link::Keys>,
+}
+
+impl Links {
+    /// The link of request `id`.
+    pub fn url(&self, id: i64) -> String {
+        crate::link::url(&self.public, &self.keys, id)
+    }
 }
 
 /// A service rate (calls per hour) and when it was read.

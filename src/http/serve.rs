@@ -123,7 +123,11 @@ pub fn nofile_limit() -> Option<u64> {
 
 /// Body limits for [`read_body`], carried on each request by the accept loop.
 #[derive(Debug, Clone, Copy)]
-struct BodyTimeout(Duration);
+pub(crate) struct BodyTimeout(pub(crate) Duration);
+
+/// The connection's peer address, carried on each request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// Reads the whole request body within [`MAX_BODY`] (`413` beyond) and the body timeout
 /// (`408` after it) before any handler runs; handlers get it in memory.
@@ -188,10 +192,10 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(e) => {
                     metrics::http_accept_error();
                     let quiet = last_accept_warning
@@ -213,7 +217,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         conns.spawn(async move {
             metrics::http_connections(1);
-            connection(stream, router, limits, shutdown).await;
+            connection(stream, peer, router, limits, shutdown).await;
             metrics::http_connections(-1);
             drop(permit);
         });
@@ -232,6 +236,7 @@ pub async fn serve(
 /// Serves one connection until the client closes it, a timeout closes it, or shutdown.
 async fn connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: Limits,
     shutdown: CancellationToken,
@@ -243,6 +248,7 @@ async fn connection(
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(BodyTimeout(limits.body_timeout));
+            req.extensions_mut().insert(Peer(peer));
             let busy = busy.clone();
             busy.head_complete();
             let fut = hyper::service::Service::call(&svc, req);

@@ -45,6 +45,8 @@ pub struct Sender {
     clock: Arc<dyn Clock>,
     /// Cancelled by the daemon on shutdown: finish the current message, return.
     shutdown: CancellationToken,
+    /// Makes the patient page's link for a notice's `{link}` (`[public]`), if configured.
+    links: Option<crate::http::Links>,
 }
 
 /// What to do with one due row.
@@ -77,7 +79,13 @@ impl Sender {
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
     ) -> Self {
-        Sender { store, services, gateway, cfg, clock, shutdown }
+        Sender { store, services, gateway, cfg, clock, shutdown, links: None }
+    }
+
+    /// Gives notices the patient page's link as `{link}`.
+    #[must_use]
+    pub fn with_links(self, links: Option<crate::http::Links>) -> Self {
+        Sender { links, ..self }
     }
 
     /// Runs until shutdown. Store failures are logged and retried after [`IDLE`].
@@ -199,6 +207,13 @@ impl Sender {
         if late {
             vals.insert("late", crate::sms::late(row.lang).to_owned());
         }
+        // In a notice, `{link}` is the patient's own page (the survey link is the feedback's).
+        if row.kind == Kind::Notice {
+            match &self.links {
+                Some(links) => vals.insert("link", links.url(req.id)),
+                None => vals.remove("link"),
+            };
+        }
         let told_to = window.map(|(_, to)| to);
         Ok(Step::Send {
             sender: sms.sender.as_str().to_owned(),
@@ -290,6 +305,7 @@ impl Sender {
 /// cancelled). `None` when no gateway is configured.
 pub fn start(
     cfg: Option<&SmsConfig>,
+    links: Option<crate::http::Links>,
     store: Store,
     services: watch::Receiver<Arc<Services>>,
     clock: Arc<dyn Clock>,
@@ -299,6 +315,7 @@ pub fn start(
     let Some(cfg) = cfg else { return Ok(None) };
     let secret = cfg.gateway.auth.as_ref().map(read_secret).transpose()?;
     let gateway = Arc::new(HttpSmsGateway::new(cfg.gateway.clone(), secret)?);
-    let sender = Sender::new(store, services, gateway, cfg.clone(), clock, shutdown);
+    let sender =
+        Sender::new(store, services, gateway, cfg.clone(), clock, shutdown).with_links(links);
     Ok(Some(tasks.spawn(sender.run())))
 }

@@ -168,6 +168,9 @@ pub struct Rules<'a> {
     pub attempts: &'a super::AttemptRules,
     /// The survey after a connected callback (the dialplan's `[sms] feedback`), if any.
     pub survey: Option<Survey>,
+    /// The patient may ask to be called on the next open day instead (the dialplan's
+    /// `next_open_day`).
+    pub next_open_day: bool,
 }
 
 /// When the survey SMS goes after a connected callback.
@@ -265,6 +268,22 @@ pub enum Event<'a> {
     Expire,
     /// The request's same-day deadline has passed.
     DeadlinePassed,
+    /// The patient (`actor`, e.g. `web`) chooses another daily window of the service
+    /// (`None`: any time in opening hours). Only while waiting, and only a window that can
+    /// still be served before the request expires ([`replan`]).
+    Window {
+        /// Who asks, for the audit trail.
+        actor: &'a str,
+        /// The new window.
+        window: Option<DayRange>,
+    },
+    /// The patient (`actor`, e.g. `web`) asks to be called on the next open day instead of
+    /// today. Only while waiting, where the service allows it ([`Rules::next_open_day`]),
+    /// and only when that day's opening comes before the request expires ([`next_day`]).
+    NextOpenDay {
+        /// Who asks, for the audit trail.
+        actor: &'a str,
+    },
 }
 
 impl Event<'_> {
@@ -277,6 +296,8 @@ impl Event<'_> {
             Event::Cancel { .. } => "cancel",
             Event::Expire => "expire",
             Event::DeadlinePassed => "miss its deadline",
+            Event::Window { .. } => "change its window",
+            Event::NextOpenDay { .. } => "move to the next open day",
         }
     }
 }
@@ -392,6 +413,67 @@ pub struct Transition {
     pub audit: Option<Audit>,
     /// SMS to queue with it.
     pub sms: Vec<SmsIntent>,
+    /// A new window and the deadline that follows from it ([`Event::Window`]), or the same
+    /// window with the next open day's deadline ([`Event::NextOpenDay`]).
+    pub replan: Option<Replan>,
+}
+
+/// A request's new daily window, written with its new same-day deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replan {
+    /// The window (`None`: any time in opening hours).
+    pub window: Option<DayRange>,
+    /// The same-day deadline with that window.
+    pub deadline: Timestamp,
+}
+
+/// Where a waiting request would stand with `window` instead of its own: its plan (the
+/// next due time, the deadline with that window, its stored expiry and attempts), or
+/// `None` when no attempt could start in that window before the request expires.
+///
+/// [`step`] writes this for [`Event::Window`]; the patient page offers exactly the windows
+/// for which it is `Some`.
+pub fn replan(
+    rules: &Rules<'_>,
+    facts: &Facts<'_>,
+    window: Option<DayRange>,
+    now: Timestamp,
+) -> Option<Plan> {
+    let req =
+        super::RequestFacts { created_at: facts.created_at, window, attempts: facts.attempts };
+    let Decision::Dial(plan) = super::decide(rules.calendar, rules.attempts, &req) else {
+        return None;
+    };
+    // The expiry stays the one the request was given: a window never extends it.
+    let plan = Plan { expires: facts.expires, counted: facts.counted, ..plan };
+    match super::at(rules.calendar, rules.attempts, window, &plan, now) {
+        Now::Start => Some(Plan { due: now, ..plan }),
+        Now::Wait(t) => Some(Plan { due: t, ..plan }),
+        Now::Expire => None,
+    }
+}
+
+/// Where a waiting request would stand if the patient asked to be called on the next open
+/// day instead: due at the first moment an attempt may start (in its window) on the first
+/// local date after `now`'s that has one, its same-day deadline the end of that day's last
+/// slot (as [`super::deadline`] gives it for a request made then), its expiry and attempts
+/// as stored. `None` when the service does not allow it, when that moment is not before
+/// the request's expiry, or when the request is already due no earlier than that.
+///
+/// [`step`] writes this for [`Event::NextOpenDay`]; the patient page offers the choice
+/// exactly when it is `Some`.
+pub fn next_day(rules: &Rules<'_>, facts: &Facts<'_>, now: Timestamp) -> Option<Plan> {
+    if !rules.next_open_day || !facts.state.is_waiting() {
+        return None;
+    }
+    let cal = rules.calendar;
+    let tomorrow = cal.local_date(now).tomorrow().ok()?.to_zoned(cal.tz().clone()).ok()?;
+    let due = super::first_start(cal, rules.attempts, facts.window, tomorrow.timestamp())?;
+    let (_, deadline) = super::deadline(cal, facts.window, due)?;
+    if due >= facts.expires || facts.due.is_some_and(|d| d >= due) {
+        return None;
+    }
+    Some(Plan { due, deadline, expires: facts.expires, counted: facts.counted })
 }
 
 impl Transition {
@@ -412,6 +494,7 @@ impl Transition {
             deadline_missed: false,
             audit: None,
             sms: Vec::new(),
+            replan: None,
         }
     }
 }
@@ -556,7 +639,36 @@ pub fn step(
             }
             Ok(Transition { deadline_missed: true, ..Transition::keep(facts) })
         }
-        (State::Dialing, Event::Serve | Event::Expire)
+        (State::Pending | State::RetryWait, Event::Window { actor, window }) => {
+            let Some(rules) = rules else { return Err(refuse(facts, &event)) };
+            let Some(plan) = replan(rules, facts, window, now) else {
+                return Err(refuse(facts, &event));
+            };
+            let shown = window.map_or_else(|| "any time".to_owned(), |w| w.to_string());
+            Ok(Transition {
+                due: Some(plan.due),
+                audit: audit(actor, format!("window {shown}")),
+                replan: Some(Replan { window, deadline: plan.deadline }),
+                ..Transition::keep(facts)
+            })
+        }
+        (State::Pending | State::RetryWait, Event::NextOpenDay { actor }) => {
+            let Some(rules) = rules else { return Err(refuse(facts, &event)) };
+            let Some(plan) = next_day(rules, facts, now) else {
+                return Err(refuse(facts, &event));
+            };
+            let day = rules.calendar.local_date(plan.due);
+            Ok(Transition {
+                due: Some(plan.due),
+                audit: audit(actor, format!("next open day {day}")),
+                replan: Some(Replan { window: facts.window, deadline: plan.deadline }),
+                ..Transition::keep(facts)
+            })
+        }
+        (
+            State::Dialing,
+            Event::Serve | Event::Expire | Event::Window { .. } | Event::NextOpenDay { .. },
+        )
         | (State::Pending | State::RetryWait, Event::Ended { .. })
         | (
             State::Connected | State::Unreachable | State::Expired | State::Cancelled,
@@ -564,7 +676,9 @@ pub fn step(
             | Event::Ended { .. }
             | Event::Cancel { .. }
             | Event::Expire
-            | Event::DeadlinePassed,
+            | Event::DeadlinePassed
+            | Event::Window { .. }
+            | Event::NextOpenDay { .. },
         ) => Err(refuse(facts, &event)),
     }
 }

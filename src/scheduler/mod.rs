@@ -95,7 +95,7 @@ impl Backoff {
 
 /// The service's rules as the lifecycle needs them: the one place a service becomes
 /// [`Rules`].
-fn rules_of(svc: &Service) -> Rules<'_> {
+pub(crate) fn rules_of(svc: &Service) -> Rules<'_> {
     Rules {
         calendar: &svc.calendar,
         attempts: &svc.attempts,
@@ -104,6 +104,7 @@ fn rules_of(svc: &Service) -> Rules<'_> {
             .as_ref()
             .and_then(|s| s.feedback)
             .map(|f| Survey { delay: f.delay, period: f.period }),
+        next_open_day: svc.next_open_day,
     }
 }
 

@@ -431,8 +431,9 @@ impl<'a> Sim<'a> {
         self.params.nurses.0[wd][usize::try_from(z.hour()).unwrap_or(0)]
     }
 
+    /// The scheduler's rules, without the survey SMS (not simulated).
     fn rules(&self) -> Rules<'a> {
-        Rules { calendar: &self.svc.calendar, attempts: &self.svc.attempts, survey: None }
+        Rules { survey: None, ..crate::scheduler::rules_of(self.svc) }
     }
 
     /// Removes a request from the waiting indexes.

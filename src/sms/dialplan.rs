@@ -223,9 +223,14 @@ pub fn check<'a>(
         let t = "2026-12-30T21:45:00Z".parse::<Timestamp>().ok();
         let tz = jiff::tz::TimeZone::get("Europe/Helsinki").unwrap_or(jiff::tz::TimeZone::UTC);
         let vals = values(name, caller, &tz, link.as_deref(), t.map(|t| (t, t)));
+        // A notice's `{link}` is the patient page's link: measured here with a base URL of
+        // typical length, and by `check` again with the configured `[public] url`.
+        let mut notice_vals = vals.clone();
+        notice_vals.insert("link", crate::link::sample(crate::link::TYPICAL_BASE));
         for (key, t) in &templates {
-            // With the `{late}` sentence of the message's language, its longest form.
-            let mut vals = vals.clone();
+            // A notice with its link and the `{late}` sentence of the message's language, its
+            // longest form.
+            let mut vals = if key.1 == Kind::Notice { notice_vals.clone() } else { vals.clone() };
             vals.insert("late", crate::sms::late(key.0).to_owned());
             let text = t.render(&vals);
             let n = parts(&text);

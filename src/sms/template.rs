@@ -41,7 +41,7 @@ impl Kind {
     /// The placeholders a template of this kind may use.
     pub fn placeholders(self) -> &'static [&'static str] {
         match self {
-            Kind::Notice => &["service", "number", "date", "from", "to", "late"],
+            Kind::Notice => &["service", "number", "date", "from", "to", "late", "link"],
             Kind::Unreachable => &["service", "number"],
             Kind::Feedback => &["service", "number", "link"],
         }
@@ -238,8 +238,9 @@ mod tests {
         v.insert("to", "11:30".to_owned());
         assert_eq!(t.render(&v), "Soitamme klo 10:30-11:30 {ok}");
         assert!(t.uses("from") && !t.uses("service"));
-        let e = Template::parse("{link}", Kind::Notice).expect_err("link is not for notices");
+        let e = Template::parse("{link}", Kind::Unreachable).expect_err("no link in unreachable");
         assert!(e.to_string().contains("unknown placeholder {link}"), "{e}");
+        assert!(Template::parse("{link}", Kind::Notice).is_ok(), "the patient page's link");
         assert!(matches!(
             Template::parse("a {from", Kind::Notice),
             Err(TemplateError::Unclosed(3))

@@ -774,6 +774,31 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// The serving keys of a service's waiting requests, in serving order: the same set and
+    /// order [`Store::ahead_of`] counts in, for a snapshot that answers many places at once
+    /// (the number of keys before a request's key is its count of requests ahead).
+    pub async fn waiting_order(
+        &self,
+        service: &str,
+    ) -> Result<Vec<crate::policy::lifecycle::ServingKey>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT deadline_at, created_at, id FROM requests WHERE service = $1 \
+             AND state IN {WAITING} ORDER BY {SERVING_ORDER}"
+        ))
+        .bind(service)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::policy::lifecycle::ServingKey {
+                    deadline: ts(r.try_get("deadline_at")?)?,
+                    created_at: ts(r.try_get("created_at")?)?,
+                    id: r.try_get("id")?,
+                })
+            })
+            .collect()
+    }
+
     /// Queue depth per service and live state, from the `queue_depth` rows the triggers
     /// append in each change's own transaction (migration 0011): a sum over a few rows, not
     /// a count of every live request. When the rows have piled up, they are first folded

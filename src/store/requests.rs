@@ -220,6 +220,18 @@ impl Store {
         .bind(i64::from(t.deadline_missed))
         .execute(&mut **tx)
         .await?;
+        if let Some(r) = &t.replan {
+            sqlx::query(
+                "UPDATE requests SET window_start = $2, window_end = $3, deadline_at = $4 \
+                 WHERE id = $1",
+            )
+            .bind(req.id)
+            .bind(r.window.map(|w| i64::from(w.start_minute())))
+            .bind(r.window.map(|w| i64::from(w.end_minute())))
+            .bind(ms(r.deadline))
+            .execute(&mut **tx)
+            .await?;
+        }
         if let Some(a) = &t.audit {
             audit(tx, req.id, now, Some(t.from), t.to, &a.actor, &a.detail).await?;
         }
@@ -249,6 +261,42 @@ impl Store {
             Applied::Refused(r) => Cancelled::of(&Err(r)),
             Applied::Gone => Cancelled::NotFound,
         })
+    }
+
+    /// Changes a waiting request's daily window through the lifecycle
+    /// ([`crate::policy::lifecycle::Event::Window`]): the new window, due time and deadline
+    /// with an audit row naming `actor`.
+    pub async fn set_window(
+        &self,
+        id: i64,
+        rules: &crate::policy::lifecycle::Rules<'_>,
+        window: Option<crate::calendar::DayRange>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        use crate::policy::lifecycle::{Event, step};
+        self.apply(id, now, |req, records| {
+            step(Some(rules), &req.facts(records), Event::Window { actor, window }, now)
+        })
+        .await
+    }
+
+    /// The patient asks to be called on the next open day instead: an
+    /// [`Event::NextOpenDay`](crate::policy::lifecycle::Event::NextOpenDay) transition
+    /// (new due time and deadline, audit row by `actor`), refused when the service does not
+    /// allow it or the request is not waiting.
+    pub async fn set_next_open_day(
+        &self,
+        id: i64,
+        rules: &crate::policy::lifecycle::Rules<'_>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        use crate::policy::lifecycle::{Event, step};
+        self.apply(id, now, |req, records| {
+            step(Some(rules), &req.facts(records), Event::NextOpenDay { actor }, now)
+        })
+        .await
     }
 
     /// Claims a waiting request for an attempt, the write of a `Serve` transition to

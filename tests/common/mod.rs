@@ -220,6 +220,8 @@ pub struct Daemon {
     pub ready: Duration,
     /// The SIP address once printed.
     sip: Arc<Mutex<Option<String>>>,
+    /// The patient page's address once printed (`[public]` configured).
+    public: Arc<Mutex<Option<String>>>,
     /// Everything the daemon wrote to stderr so far (its logs), unless they go to `log_file`.
     logs: Arc<Mutex<String>>,
     log_file: Option<PathBuf>,
@@ -328,6 +330,8 @@ impl Daemon {
         let (tx, rx) = mpsc::channel();
         let sip = Arc::new(Mutex::new(None));
         let sip_sink = sip.clone();
+        let public = Arc::new(Mutex::new(None));
+        let public_sink = public.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -336,6 +340,10 @@ impl Daemon {
                 }
                 if let Some(addr) = line.strip_prefix("listening: sip://") {
                     *sip_sink.lock().expect("sip address") = Some(addr.trim().to_owned());
+                }
+                if let Some(addr) = line.strip_prefix("listening: public http://") {
+                    *public_sink.lock().expect("public address") =
+                        Some(format!("http://{}", addr.trim()));
                 }
             }
         });
@@ -348,6 +356,7 @@ impl Daemon {
             listening: Duration::ZERO,
             ready: Duration::ZERO,
             sip,
+            public,
             logs,
             log_file: options.log_file.clone(),
             stderr_reader,
@@ -394,6 +403,19 @@ impl Daemon {
                 return a;
             }
             assert!(Instant::now() < deadline, "no `listening: sip://` line");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The patient page's base URL (`http://127.0.0.1:PORT`; `[public]` configured),
+    /// bounded by [`WAIT`].
+    pub fn public_base(&self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(a) = self.public.lock().expect("public address").clone() {
+                return a;
+            }
+            assert!(Instant::now() < deadline, "no `listening: public http://` line");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

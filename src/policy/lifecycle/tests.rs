@@ -51,6 +51,7 @@ impl Fixture {
                 delay: SignedDuration::from_hours(1),
                 period: SignedDuration::from_hours(24 * 30),
             }),
+            next_open_day: true,
         }
     }
 }
@@ -315,6 +316,10 @@ fn any_event() -> impl Strategy<Value = Event<'static>> {
         Just(Event::Cancel { actor: "api" }),
         Just(Event::Expire),
         Just(Event::DeadlinePassed),
+        proptest::sample::select(vec![None, Some("08:00-10:00"), Some("14:00-16:00")]).prop_map(
+            |w| Event::Window { actor: "web", window: w.map(|w| w.parse().expect("range")) }
+        ),
+        Just(Event::NextOpenDay { actor: "web" }),
     ]
 }
 
@@ -367,7 +372,12 @@ proptest! {
         prop_assert!(t.counted >= fa.counted || state != State::Dialing || t.attempt.is_some());
         match event {
             Event::Ended { .. } | Event::Orphaned { .. } => prop_assert!(t.attempt.is_some()),
-            Event::Serve | Event::Cancel { .. } | Event::Expire | Event::DeadlinePassed => {
+            Event::Serve
+            | Event::Cancel { .. }
+            | Event::Expire
+            | Event::DeadlinePassed
+            | Event::Window { .. }
+            | Event::NextOpenDay { .. } => {
                 prop_assert!(t.attempt.is_none());
             }
         }
@@ -379,6 +389,24 @@ proptest! {
         }
         if t.to != t.from || t.attempt.is_some() {
             prop_assert!(t.audit.is_some(), "no audit row: {:?}", t);
+        }
+        if let Event::Window { window, .. } = event {
+            prop_assert_eq!(t.to, state, "a window change keeps the state");
+            let r = t.replan.expect("a window change writes the window");
+            prop_assert_eq!(r.window, window);
+            prop_assert!(t.due.is_some_and(|d| d >= now && d < fa.expires), "{:?}", t);
+            prop_assert!(t.audit.is_some());
+        } else if let Event::NextOpenDay { .. } = event {
+            prop_assert_eq!(t.to, state, "moving to the next open day keeps the state");
+            let r = t.replan.expect("the next open day writes its deadline");
+            prop_assert_eq!(r.window, fa.window, "and keeps the window");
+            let due = t.due.expect("due");
+            prop_assert!(due > now && due < fa.expires, "{:?}", t);
+            prop_assert!(f.cal.local_date(due) > f.cal.local_date(now), "{:?}", t);
+            prop_assert!(r.deadline > due, "{:?}", t);
+            prop_assert!(t.audit.is_some());
+        } else {
+            prop_assert!(t.replan.is_none());
         }
         for sms in &t.sms {
             prop_assert!(t.ends(), "SMS without an end: {:?}", t);
@@ -425,4 +453,110 @@ fn intake_enters_pending_with_its_audit_row_and_the_notice_when_consented() {
     let without = intake(&plan, "api", false, now);
     assert!(without.sms.is_empty(), "no notice without consent or a notice template");
     assert_eq!(without.audit.actor, "api");
+}
+
+fn range(s: &str) -> DayRange {
+    s.parse().expect("range")
+}
+
+#[test]
+fn a_waiting_patient_may_move_to_a_window_that_can_still_be_served() {
+    let f = Fixture::new();
+    let rules = f.rules(false);
+    let fa = facts(State::Pending, &[]);
+    let now = hel("2026-11-23T09:00");
+    // Later today: due at 14:00, the deadline moves to the window's end.
+    let t = step(
+        Some(&rules),
+        &fa,
+        Event::Window { actor: "web", window: Some(range("14:00-16:00")) },
+        now,
+    )
+    .expect("served today");
+    assert_eq!(t.to, State::Pending);
+    assert_eq!(t.due, Some(hel("2026-11-23T14:00")));
+    assert_eq!(
+        t.replan,
+        Some(Replan { window: Some(range("14:00-16:00")), deadline: hel("2026-11-23T16:00") })
+    );
+    assert_eq!(t.audit, Some(Audit { actor: "web".into(), detail: "window 14:00-16:00".into() }));
+    // A morning window that has passed today: tomorrow morning, before the expiry.
+    let t = step(
+        Some(&rules),
+        &fa,
+        Event::Window { actor: "web", window: Some(range("08:00-09:00")) },
+        now,
+    )
+    .expect("tomorrow");
+    assert_eq!(t.due, Some(hel("2026-11-24T08:00")));
+    // Any time again: due now.
+    let t =
+        step(Some(&rules), &fa, Event::Window { actor: "web", window: None }, now).expect("now");
+    assert_eq!(t.due, Some(now));
+    // At Tuesday 10:00 the morning window cannot come before the expiry (Tuesday 16:00):
+    // refused, and not offered.
+    let late = hel("2026-11-24T10:00");
+    let e = Event::Window { actor: "web", window: Some(range("08:00-09:00")) };
+    assert!(step(Some(&rules), &fa, e, late).is_err());
+    assert_eq!(replan(&rules, &fa, Some(range("08:00-09:00")), late), None);
+    assert!(replan(&rules, &fa, Some(range("14:00-16:00")), late).is_some());
+    // Not while dialling, not after the end, not without a dialplan.
+    for state in [State::Dialing, State::Connected, State::Cancelled] {
+        assert!(step(Some(&rules), &facts(state, &[]), e, now).is_err(), "{state:?}");
+    }
+    assert!(step(None, &fa, e, now).is_err());
+}
+
+#[test]
+fn a_waiting_patient_may_ask_for_the_next_open_day_where_the_service_allows_it() {
+    let f = Fixture::new();
+    let rules = f.rules(false);
+    let fa = facts(State::Pending, &[]);
+    let e = Event::NextOpenDay { actor: "web" };
+    // Monday 09:00, due now: moves to Tuesday's opening, the deadline to Tuesday's close.
+    let now = hel("2026-11-23T09:00");
+    let t = step(Some(&rules), &fa, e, now).expect("allowed");
+    assert_eq!(t.to, State::Pending);
+    assert_eq!(t.due, Some(hel("2026-11-24T08:00")));
+    assert_eq!(t.replan, Some(Replan { window: None, deadline: hel("2026-11-24T16:00") }));
+    assert_eq!(
+        t.audit,
+        Some(Audit { actor: "web".into(), detail: "next open day 2026-11-24".into() })
+    );
+    assert_eq!(
+        next_day(&rules, &fa, now).map(|p| p.due),
+        t.due,
+        "the page offers what step writes"
+    );
+    // The patient's window is kept: its start on the next open day.
+    let morning = Facts { window: Some(range("14:00-16:00")), ..fa };
+    let t = step(Some(&rules), &morning, e, now).expect("allowed");
+    assert_eq!(t.due, Some(hel("2026-11-24T14:00")));
+    assert_eq!(t.replan.map(|r| r.window), Some(Some(range("14:00-16:00"))));
+    // Friday: the next open day is Monday (the weekend is closed).
+    let friday = Facts {
+        created_at: hel("2026-11-27T09:00"),
+        due: Some(hel("2026-11-27T09:00")),
+        deadline: hel("2026-11-27T16:00"),
+        expires: hel("2026-11-30T16:00"),
+        ..fa
+    };
+    let t = step(Some(&rules), &friday, e, hel("2026-11-27T10:00")).expect("allowed");
+    assert_eq!(t.due, Some(hel("2026-11-30T08:00")));
+    // Already on its last day (Tuesday, expiring at 16:00): no next open day before expiry.
+    let late = hel("2026-11-24T10:00");
+    assert!(step(Some(&rules), &fa, e, late).is_err());
+    assert_eq!(next_day(&rules, &fa, late), None);
+    // Already due on the next open day: nothing to move.
+    let moved = Facts { due: Some(hel("2026-11-24T08:00")), ..fa };
+    assert_eq!(next_day(&rules, &moved, now), None);
+    // Not where the dialplan does not allow it, not while dialling or after the end, not
+    // without a dialplan.
+    let off = Rules { next_open_day: false, ..rules };
+    assert!(step(Some(&off), &fa, e, now).is_err());
+    assert_eq!(next_day(&off, &fa, now), None);
+    for state in [State::Dialing, State::Connected, State::Cancelled] {
+        assert!(step(Some(&rules), &facts(state, &[]), e, now).is_err(), "{state:?}");
+    }
+    assert!(step(None, &fa, e, now).is_err());
 }

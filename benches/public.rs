@@ -96,6 +96,7 @@ async fn main() {
             sms_consent: false,
             sms_notice: false,
             created_at,
+            team: None,
         };
         (new, plan)
     })

@@ -268,61 +268,6 @@ pub fn sample(base: &str) -> String {
 /// known (`callbackd check` measures again with the configured one).
 pub const TYPICAL_BASE: &str = "https://takaisinsoitto.example.fi";
 
-/// Problems of notices that use `{link}` with the configured `[public] url` (`None`: no
-/// patient page): each as (dialplan file, message).
-pub fn notice_problems(
-    services: &crate::dialplan::Services,
-    public: Option<&Public>,
-) -> Vec<(PathBuf, String)> {
-    use crate::sms::template::{Kind, parts};
-    let mut out = Vec::new();
-    for svc in services.values() {
-        let Some(sms) = &svc.sms else { continue };
-        let mut keys: Vec<_> =
-            sms.templates.keys().filter(|(_, k)| *k == Kind::Notice).copied().collect();
-        keys.sort_by_key(|(l, _)| l.code());
-        for key in keys {
-            let Some(t) = sms.templates.get(&key) else { continue };
-            if !t.uses("link") {
-                continue;
-            }
-            let what = format!("sms.{}.notice", key.0.code());
-            let Some(public) = public else {
-                out.push((
-                    svc.file.clone(),
-                    format!(
-                        "{what}: uses {{link}} but the daemon configuration has no [public] \
-                         section: the link would be empty"
-                    ),
-                ));
-                continue;
-            };
-            // The longest values: as the dialplan's own check, with the real link length.
-            let when = "2026-12-30T21:45:00Z".parse::<Timestamp>().ok();
-            let mut vals = crate::sms::values(
-                &svc.name,
-                &svc.caller_id.number,
-                svc.calendar.tz(),
-                None,
-                when.map(|t| (t, t)),
-            );
-            vals.insert("link", sample(&public.url));
-            let n = parts(&t.render(&vals));
-            if n > usize::from(sms.max_parts) {
-                out.push((
-                    svc.file.clone(),
-                    format!(
-                        "{what}: with the link of [public] url {:?} the message takes {n} SMS \
-                         parts, more than max_parts = {}",
-                        public.url, sms.max_parts
-                    ),
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// True while a link still opens its page: the request is live, or it ended less than
 /// `lifetime` ago.
 pub fn alive(final_at: Option<Timestamp>, lifetime: SignedDuration, now: Timestamp) -> bool {
@@ -439,5 +384,21 @@ mod tests {
             per_link: 1,
         };
         assert_eq!(sample(&public.url).len(), url(&public, &keys(), 123).len());
+    }
+}
+
+/// What makes a request's link: `[public]` and the key.
+#[derive(Debug, Clone)]
+pub struct Links {
+    /// `[public]`.
+    pub public: std::sync::Arc<Public>,
+    /// The link key.
+    pub keys: std::sync::Arc<Keys>,
+}
+
+impl Links {
+    /// The link of request `id`.
+    pub fn url(&self, id: i64) -> String {
+        url(&self.public, &self.keys, id)
     }
 }

@@ -596,29 +596,8 @@ fn hm(minute_of_day: u16) -> (u8, u8) {
     (h, m)
 }
 
-/// The prompt stems the intake call may play besides the greeting and the time words
-/// (`callbackd check` checks them for every language of a service with `[intake]`).
-pub const PROMPTS: [&str; 19] = [
-    "intake-your-number",
-    "intake-this-or-other",
-    "intake-enter-number",
-    "intake-you-typed",
-    "intake-confirm",
-    "intake-refused",
-    "intake-windows",
-    "intake-press",
-    "intake-until",
-    "intake-first-free",
-    "intake-eta-soon",
-    "intake-eta-today",
-    "intake-eta-tomorrow",
-    "intake-eta-later",
-    "intake-sms",
-    "intake-waiting",
-    "intake-place",
-    "intake-goodbye",
-    "intake-not-stored",
-];
+/// The prompt stems the intake call may play (kept with the media that checks them).
+pub use crate::media::INTAKE_PROMPTS as PROMPTS;
 
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,7 @@ pub fn check(config: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
             if let Some(cfg) = &cfg {
                 diags.extend(callbackd::media::check_prompts(&cfg.sounds, &s));
                 // Notices with the patient page's `{link}`, measured with the real URL.
-                for (file, msg) in callbackd::link::notice_problems(&s, cfg.public.as_ref()) {
+                for (file, msg) in notice_problems(&s, cfg.public.as_ref()) {
                     diags.push(Diagnostic::whole_file(&file, msg));
                 }
             }
@@ -62,4 +62,59 @@ pub fn check(config: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
     }
     println!("ok: {count} service{}", if count == 1 { "" } else { "s" });
     ExitCode::SUCCESS
+}
+
+/// Problems of notices that use `{link}` with the configured `[public] url` (`None`: no
+/// patient page): each as (dialplan file, message).
+fn notice_problems(
+    services: &callbackd::dialplan::Services,
+    public: Option<&callbackd::link::Public>,
+) -> Vec<(PathBuf, String)> {
+    use callbackd::sms::template::{Kind, parts};
+    let mut out = Vec::new();
+    for svc in services.values() {
+        let Some(sms) = &svc.sms else { continue };
+        let mut keys: Vec<_> =
+            sms.templates.keys().filter(|(_, k)| *k == Kind::Notice).copied().collect();
+        keys.sort_by_key(|(l, _)| l.code());
+        for key in keys {
+            let Some(t) = sms.templates.get(&key) else { continue };
+            if !t.uses("link") {
+                continue;
+            }
+            let what = format!("sms.{}.notice", key.0.code());
+            let Some(public) = public else {
+                out.push((
+                    svc.file.clone(),
+                    format!(
+                        "{what}: uses {{link}} but the daemon configuration has no [public] \
+                         section: the link would be empty"
+                    ),
+                ));
+                continue;
+            };
+            // The longest values: as the dialplan's own check, with the real link length.
+            let when = "2026-12-30T21:45:00Z".parse::<jiff::Timestamp>().ok();
+            let mut vals = callbackd::sms::values(
+                &svc.name,
+                &svc.caller_id.number,
+                svc.calendar.tz(),
+                None,
+                when.map(|t| (t, t)),
+            );
+            vals.insert("link", callbackd::link::sample(&public.url));
+            let n = parts(&t.render(&vals));
+            if n > usize::from(sms.max_parts) {
+                out.push((
+                    svc.file.clone(),
+                    format!(
+                        "{what}: with the link of [public] url {:?} the message takes {n} SMS \
+                         parts, more than max_parts = {}",
+                        public.url, sms.max_parts
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }

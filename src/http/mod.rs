@@ -63,21 +63,7 @@ pub struct AppState {
     pub links: Option<Links>,
 }
 
-/// What makes a request's link: `[public]` and the key.
-#[derive(Debug, Clone)]
-pub struct Links {
-    /// `[public]`.
-    pub public: Arc<crate::link::Public>,
-    /// The link key.
-    pub keys: Arc<crate::link::Keys>,
-}
-
-impl Links {
-    /// The link of request `id`.
-    pub fn url(&self, id: i64) -> String {
-        crate::link::url(&self.public, &self.keys, id)
-    }
-}
+pub use crate::link::Links;
 
 /// A service rate (calls per hour) and when it was read.
 pub type RateSnapshot = (tokio::time::Instant, f64);

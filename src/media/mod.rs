@@ -142,7 +142,7 @@ pub fn time_stems(hour: u8, minute: u8) -> Option<Vec<String>> {
 fn intake_prompts(svc: &crate::dialplan::Service) -> Vec<(String, crate::dialplan::PromptName)> {
     let Some(intake) = &svc.intake else { return Vec::new() };
     let mut out = vec![("intake.greeting".to_owned(), intake.greeting.clone())];
-    for name in crate::call::intake::PROMPTS {
+    for name in INTAKE_PROMPTS {
         let prompt = crate::dialplan::PromptName { name: name.to_owned(), at: None };
         out.push(("intake prompt".to_owned(), prompt));
     }
@@ -209,6 +209,30 @@ pub fn check_prompts(sounds_dir: &Path, services: &Services) -> Vec<Diagnostic> 
     diags
 }
 
+/// The prompt stems the intake call may play besides the greeting and the time words
+/// (`callbackd check` checks them for every language of a service with `[intake]`).
+pub const INTAKE_PROMPTS: [&str; 19] = [
+    "intake-your-number",
+    "intake-this-or-other",
+    "intake-enter-number",
+    "intake-you-typed",
+    "intake-confirm",
+    "intake-refused",
+    "intake-windows",
+    "intake-press",
+    "intake-until",
+    "intake-first-free",
+    "intake-eta-soon",
+    "intake-eta-today",
+    "intake-eta-tomorrow",
+    "intake-eta-later",
+    "intake-sms",
+    "intake-waiting",
+    "intake-place",
+    "intake-goodbye",
+    "intake-not-stored",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +280,7 @@ mod tests {
             crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
         let all: Vec<String> =
             check_prompts(empty.path(), &services).iter().map(ToString::to_string).collect();
-        for stem in crate::call::intake::PROMPTS {
+        for stem in INTAKE_PROMPTS {
             assert!(all.iter().any(|d| d.contains(&format!("/{stem}.wav"))), "{stem}");
         }
     }

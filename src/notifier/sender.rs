@@ -46,7 +46,7 @@ pub struct Sender {
     /// Cancelled by the daemon on shutdown: finish the current message, return.
     shutdown: CancellationToken,
     /// Makes the patient page's link for a notice's `{link}` (`[public]`), if configured.
-    links: Option<crate::http::Links>,
+    links: Option<crate::link::Links>,
 }
 
 /// What to do with one due row.
@@ -84,7 +84,7 @@ impl Sender {
 
     /// Gives notices the patient page's link as `{link}`.
     #[must_use]
-    pub fn with_links(self, links: Option<crate::http::Links>) -> Self {
+    pub fn with_links(self, links: Option<crate::link::Links>) -> Self {
         Sender { links, ..self }
     }
 
@@ -305,7 +305,7 @@ impl Sender {
 /// cancelled). `None` when no gateway is configured.
 pub fn start(
     cfg: Option<&SmsConfig>,
-    links: Option<crate::http::Links>,
+    links: Option<crate::link::Links>,
     store: Store,
     services: watch::Receiver<Arc<Services>>,
     clock: Arc<dyn Clock>,

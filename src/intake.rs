@@ -399,7 +399,9 @@ impl PhoneDesk {
             tracing::info!(service = %svc.id, request = stored.request.id, number = %accepted.request.number, channel = "ivr", "request accepted");
             self.wake.notify_one();
         }
-        let (place, eta) = crate::eta::of_waiting(&self.store, svc, &stored.request, now).await?;
+        // The one ETA: the window told (and recorded) as the API and the notice SMS tell it.
+        let crate::eta::Answer { place, eta, .. } =
+            crate::eta::tell(&self.store, svc, &stored.request, now).await?;
         let tz = svc.calendar.tz();
         let eta = eta.map(|e| spoken(&e, tz, now));
         Ok(if stored.duplicate {

@@ -241,6 +241,10 @@ async fn the_patient_opens_the_sms_link_changes_the_window_and_cancels() {
     assert!(html.contains("Odottaa soittoa"));
     assert!(html.contains("<dd class=\"place\">1</dd>"), "{html}");
     assert!(html.contains("<dd class=\"eta\">huomenna 08:00–"), "{html}");
+    // One ETA: the page tells exactly the window the intake answer (and the SMS) told.
+    let hhmm = |k: &str| created["eta"][k].as_str().expect("eta")[11..16].to_owned();
+    let told = format!("<dd class=\"eta\">huomenna {}–{}</dd>", hhmm("from"), hhmm("to"));
+    assert!(html.contains(&told), "{told} in {html}");
     assert!(html.contains("href=\"tel:+358931045501\">09 31045501</a>"));
     assert!(html.contains("+35840*****67"));
     common::assert_no_unmasked_numbers("page", &html.replace("+358931045501", ""));

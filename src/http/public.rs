@@ -459,9 +459,9 @@ async fn render(
         let ahead = st.ahead(req).await?;
         let rate = st.rate(svc, now).await?;
         place = Some(ahead + 1);
-        if ahead < eta::AHEAD_CAP {
-            eta_now = eta::at_rate(svc, req, ahead, rate, now);
-        }
+        // The one window told everywhere (API, SMS, IVR, this page): recorded when first
+        // told, told again until it slipped.
+        eta_now = eta::tell_at(&st.store, svc, req, ahead, rate, now).await?.eta;
         offered = offers(svc, req, ahead, rate, now);
         next_day = next_day_offer(svc, req, ahead, rate, now);
     }
@@ -544,6 +544,42 @@ fn back(token: &str, lang: Option<&str>, done: Done) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
+/// A form post that passed the [`gate`] (rate limits, a live link) and [`refuse_form`]:
+/// the request it names and the form's fields; otherwise the answer to send.
+async fn posted(
+    st: &PublicState,
+    peer: Option<&super::serve::Peer>,
+    headers: &HeaderMap,
+    token: &str,
+    body: &[u8],
+) -> Result<(Box<Request>, HashMap<String, String>), Response> {
+    let req = match gate(st, peer_of(peer), headers, token).await {
+        Gate::Open(r) => r,
+        Gate::Stop(r) => return Err(r),
+    };
+    let f = fields(body);
+    match refuse_form(st, headers, token, &f) {
+        Some(r) => Err(r),
+        None => Ok((req, f)),
+    }
+}
+
+/// What a change through the lifecycle gives the page: `done` when written (and the
+/// scheduler is woken), refused when the lifecycle refused it or the request is gone.
+fn applied(
+    st: &PublicState,
+    r: Result<Applied, StoreError>,
+    done: Done,
+) -> Result<Done, StoreError> {
+    match r? {
+        Applied::Written(_) => {
+            st.wake.notify_one();
+            Ok(done)
+        }
+        Applied::Refused(_) | Applied::Gone => Ok(Done::Refused),
+    }
+}
+
 async fn window(
     AxState(st): AxState<PublicState>,
     peer: Option<axum::Extension<super::serve::Peer>>,
@@ -552,14 +588,10 @@ async fn window(
     Query(q): Query<PageQuery>,
     body: Bytes,
 ) -> Response {
-    let req = match gate(&st, peer_of(peer.as_deref()), &headers, &token).await {
-        Gate::Open(r) => r,
-        Gate::Stop(r) => return r,
+    let (req, f) = match posted(&st, peer.as_deref(), &headers, &token, &body).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let f = fields(&body);
-    if let Some(r) = refuse_form(&st, &headers, &token, &f) {
-        return r;
-    }
     let services = st.services.borrow().clone();
     let Some(svc) = services.get(&req.service) else {
         return back(&token, q.lang.as_deref(), Done::Refused);
@@ -578,17 +610,16 @@ async fn window(
         return plain(StatusCode::UNPROCESSABLE_ENTITY, "the service offers no windows");
     }
     let rules = crate::scheduler::rules_of(svc);
-    let now = st.clock.now();
-    let done = match st.store.set_window(req.id, &rules, chosen, "web", now).await {
-        Ok(Applied::Written(_)) => {
-            st.wake.notify_one();
-            info!(request = req.id, service = %svc.id, window = ?chosen.map(|w| w.to_string()), "window changed on the patient page");
-            Done::Window
+    let written = st.store.set_window(req.id, &rules, chosen, "web", st.clock.now()).await;
+    match applied(&st, written, Done::Window) {
+        Ok(done) => {
+            if done == Done::Window {
+                info!(request = req.id, service = %svc.id, window = ?chosen.map(|w| w.to_string()), "window changed on the patient page");
+            }
+            back(&token, q.lang.as_deref(), done)
         }
-        Ok(Applied::Refused(_) | Applied::Gone) => Done::Refused,
-        Err(e) => return unavailable(&e),
-    };
-    back(&token, q.lang.as_deref(), done)
+        Err(e) => unavailable(&e),
+    }
 }
 
 async fn next_day(
@@ -599,14 +630,10 @@ async fn next_day(
     Query(q): Query<PageQuery>,
     body: Bytes,
 ) -> Response {
-    let req = match gate(&st, peer_of(peer.as_deref()), &headers, &token).await {
-        Gate::Open(r) => r,
-        Gate::Stop(r) => return r,
+    let (req, _) = match posted(&st, peer.as_deref(), &headers, &token, &body).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let f = fields(&body);
-    if let Some(r) = refuse_form(&st, &headers, &token, &f) {
-        return r;
-    }
     let services = st.services.borrow().clone();
     let Some(svc) = services.get(&req.service) else {
         return back(&token, q.lang.as_deref(), Done::Refused);
@@ -615,17 +642,16 @@ async fn next_day(
         return plain(StatusCode::UNPROCESSABLE_ENTITY, "the service does not offer this");
     }
     let rules = crate::scheduler::rules_of(svc);
-    let now = st.clock.now();
-    let done = match st.store.set_next_open_day(req.id, &rules, "web", now).await {
-        Ok(Applied::Written(_)) => {
-            st.wake.notify_one();
-            info!(request = req.id, service = %svc.id, "moved to the next open day on the patient page");
-            Done::NextDay
+    let written = st.store.set_next_open_day(req.id, &rules, "web", st.clock.now()).await;
+    match applied(&st, written, Done::NextDay) {
+        Ok(done) => {
+            if done == Done::NextDay {
+                info!(request = req.id, service = %svc.id, "moved to the next open day on the patient page");
+            }
+            back(&token, q.lang.as_deref(), done)
         }
-        Ok(Applied::Refused(_) | Applied::Gone) => Done::Refused,
-        Err(e) => return unavailable(&e),
-    };
-    back(&token, q.lang.as_deref(), done)
+        Err(e) => unavailable(&e),
+    }
 }
 
 async fn cancel(
@@ -636,16 +662,11 @@ async fn cancel(
     Query(q): Query<PageQuery>,
     body: Bytes,
 ) -> Response {
-    let req = match gate(&st, peer_of(peer.as_deref()), &headers, &token).await {
-        Gate::Open(r) => r,
-        Gate::Stop(r) => return r,
+    let (req, _) = match posted(&st, peer.as_deref(), &headers, &token, &body).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let f = fields(&body);
-    if let Some(r) = refuse_form(&st, &headers, &token, &f) {
-        return r;
-    }
-    let now = st.clock.now();
-    let done = match st.store.cancel(req.id, "web", now).await {
+    let done = match st.store.cancel(req.id, "web", st.clock.now()).await {
         Ok(Cancelled::Now) => {
             st.wake.notify_one();
             info!(request = req.id, "cancelled on the patient page");

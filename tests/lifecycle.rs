@@ -73,7 +73,9 @@ async fn sighup_and_file_changes_reload_and_a_broken_dialplan_keeps_the_old_set(
     // A new service, picked up by SIGHUP (or the watch, whichever comes first).
     let extra = std::fs::read_to_string(dir.join("kallio.toml"))
         .expect("read")
-        .replace("id = \"kallio\"", "id = \"kallio-2\"");
+        .replace("id = \"kallio\"", "id = \"kallio-2\"")
+        // An intake user names one service.
+        .replace("\"ringbud-kallio\"", "\"ringbud-kallio-2\"");
     std::fs::write(dir.join("kallio-2.toml"), extra).expect("write");
     hup(&d);
     wait_for_services(&d, &["kallio", "kallio-2", "kotka-neuvonta", "vuosaari"]).await;

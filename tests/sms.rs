@@ -435,7 +435,11 @@ async fn a_slipped_window_gets_a_new_notice() {
     rig.turn(&sender).await;
     assert_eq!(rig.gateway.delivered().len(), 1, "the first notice");
     // Still inside the promised window (plus the slip): nothing new.
-    rig.clock.set(hel("2026-11-23T10:45"));
+    let told = rig.store.told(req.id).await.expect("read").expect("a window was told");
+    assert!(told.to > hel("2026-11-23T10:00") && told.to < hel("2026-11-23T12:00"), "{told:?}");
+    let slip = jiff::SignedDuration::from_mins(30);
+    let inside = told.to.checked_add(slip - jiff::SignedDuration::from_mins(1)).expect("time");
+    rig.clock.set(inside);
     rig.turn(&sender).await;
     assert_eq!(rig.gateway.delivered().len(), 1);
     // Long after the window: a new notice with the window of now.

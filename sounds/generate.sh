@@ -77,6 +77,12 @@ prompt en intake-greeting "You have reached your health station's callback servi
 prompt fi intake-greeting-kallio "Olet soittanut Kallion terveysaseman takaisinsoittopalveluun."
 prompt sv intake-greeting-kallio "Du har kommit till Berghälls hälsostations återuppringningstjänst."
 prompt en intake-greeting-kallio "You have reached the Kallio health station's callback service."
+# The language menu (`[intake] choose_language`): each option in its own language, then
+# the key (num-1 … of that language): "suomeksi, paina 1; på svenska, tryck 2; for
+# English, press 3".
+prompt fi intake-language "Suomeksi, paina"
+prompt sv intake-language "På svenska, tryck"
+prompt en intake-language "For English, press"
 prompt fi intake-your-number "Soitat numerosta"
 prompt sv intake-your-number "Du ringer från numret"
 prompt en intake-your-number "You are calling from the number"

@@ -27,6 +27,9 @@ enum Step {
     Bye,
     /// callbackd hangs up within this many seconds and the scenario ends.
     ExpectBye(u32),
+    /// A re-INVITE offering this direction (`sendonly` puts the caller on hold,
+    /// `sendrecv` takes them off it); the 200's answer must say the second, then ACK.
+    Reinvite(&'static str, &'static str),
 }
 
 /// A sipp UAC scenario: INVITE (from `from`, PCMA/PCMU/telephone-event 101 offered) to the
@@ -86,8 +89,64 @@ fn scenario(from: &str, steps: &[Step]) -> String {
     )
     .replace("FROM", from);
     let mut cseq = 2;
+    let mut checked = vec!["m".to_owned()];
     for step in steps {
         match step {
+            Step::Reinvite(offer, answer) => {
+                let var = format!("re{cseq}");
+                let _ = write!(
+                    x,
+                    r#"  <send retrans="500"><![CDATA[
+
+      INVITE sip:callbackd@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{from}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} INVITE
+      Contact: <sip:pbx@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=pbx 1 {cseq} IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 0 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16
+      a=ptime:20
+      a={offer}
+
+    ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200">
+    <action>
+      <ereg regexp="a={answer}" search_in="body" check_it="true" assign_to="{var}"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+
+      ACK sip:callbackd@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{from}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} ACK
+      Contact: <sip:pbx@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]></send>
+"#
+                );
+                checked.push(var);
+                cseq += 1;
+            }
             Step::Info(k) => {
                 let _ = write!(
                     x,
@@ -162,7 +221,7 @@ fn scenario(from: &str, steps: &[Step]) -> String {
             }
         }
     }
-    x.push_str("  <Reference variables=\"m\"/>\n</scenario>\n");
+    let _ = write!(x, "  <Reference variables=\"{}\"/>\n</scenario>\n", checked.join(","));
     x
 }
 
@@ -170,17 +229,43 @@ fn scenario(from: &str, steps: &[Step]) -> String {
 /// trusted), and one intake call of `steps` from `from`. Returns the daemon after sipp's
 /// verdict (asserted), or `None` when sipp is missing.
 async fn call(from: &str, steps: &[Step]) -> Option<(Daemon, Setup)> {
+    call_to("ringbud-kallio", "", from, steps).await
+}
+
+/// [`call`] to the intake user `user`, with `intake` appended to the `[intake]` section of
+/// the Kallio dialplan (the other dialplans as shipped).
+async fn call_to(user: &str, intake: &str, from: &str, steps: &[Step]) -> Option<(Daemon, Setup)> {
     if !have_sipp() {
         return None;
     }
     let setup = Setup::new();
     let port = free_udp_port();
-    setup.point_at(&format!("127.0.0.1:{port}"), &repo().join("dialplans"), "");
+    let dialplans = if intake.is_empty() {
+        repo().join("dialplans")
+    } else {
+        let dir = setup.dir.path().join("dialplans");
+        std::fs::create_dir(&dir).expect("mkdir");
+        for entry in std::fs::read_dir(repo().join("dialplans")).expect("dialplans") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let name = path.file_name().expect("name");
+                let mut src = std::fs::read_to_string(&path).expect("read");
+                if name == "kallio.toml" {
+                    src = src.replace("max_calls = 10\n", &format!("max_calls = 10\n{intake}\n"));
+                }
+                std::fs::write(dir.join(name), src).expect("write");
+            }
+        }
+        dir
+    };
+    setup.point_at(&format!("127.0.0.1:{port}"), &dialplans, "");
     let daemon = Daemon::start(&setup).await;
     let file = setup.dir.path().join("intake.xml");
     std::fs::write(&file, scenario(from, steps)).expect("write the scenario");
     let target = daemon.sip_addr();
-    let mut sipp = Sipp::call(&file, &target, "ringbud-kallio", port);
+    // A minute for the call's own prompts and keys, plus the scenario's pauses.
+    let paused: u32 = steps.iter().map(|s| if let Step::Pause(ms) = s { *ms } else { 0 }).sum();
+    let mut sipp = Sipp::call_within(&file, &target, user, port, 60 + paused / 1000);
     let passed = tokio::task::spawn_blocking(move || (sipp.passed(), sipp)).await.expect("sipp");
     assert!(passed.0, "sipp's checks:\n{}", daemon.logs());
     Some((daemon, setup))
@@ -304,6 +389,62 @@ async fn hanging_up_after_confirming_still_stores() {
     ended(&daemon, "stored").await;
     let req = first_request(&daemon).await.expect("a request");
     assert_eq!(req["number"], masked(CALLER), "{req}");
+}
+
+#[tokio::test]
+async fn the_pbxs_swedish_queue_is_answered_in_swedish_and_stored_so() {
+    let steps = [Step::Pause(500), Step::Info('1'), Step::Info('0'), Step::ExpectBye(90)];
+    let Some((daemon, _setup)) = call_to("ringbud-kallio-sv", "", CALLER, &steps).await else {
+        return;
+    };
+    ended(&daemon, "stored").await;
+    let req = first_request(&daemon).await.expect("a request");
+    assert_eq!((req["lang"].as_str(), req["channel"].as_str()), (Some("sv"), Some("ivr")), "{req}");
+    assert!(daemon.logs().contains("lang=sv"), "{}", daemon.logs());
+}
+
+#[tokio::test]
+async fn the_caller_chooses_english_at_the_menu_and_is_stored_so() {
+    // 3 = English (said in English), then 1 = this number, 0 = the first free time.
+    let steps =
+        [Step::Pause(500), Step::Info('3'), Step::Info('1'), Step::Info('0'), Step::ExpectBye(120)];
+    let menu = "choose_language = true";
+    let Some((daemon, _setup)) = call_to("ringbud-kallio", menu, CALLER, &steps).await else {
+        return;
+    };
+    ended(&daemon, "stored").await;
+    let req = first_request(&daemon).await.expect("a request");
+    assert_eq!(req["lang"].as_str(), Some("en"), "{req}");
+    let logs = daemon.logs();
+    assert!(logs.contains("intake call language chosen"), "{logs}");
+    assert!(!logs.contains("no such prompt"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_caller_put_on_hold_and_resumed_still_leaves_the_request() {
+    // On hold 3 s into the greeting, for 25 s: longer than the prompts (about 16 s) and the
+    // wait for a key (8 s) together, so a prompt that went on, or a wait that ran, while
+    // held would have timed the question out before the resume. 1 is pressed after it.
+    let steps = [
+        Step::Pause(3000),
+        Step::Reinvite("sendonly", "recvonly"),
+        Step::Pause(25_000),
+        Step::Reinvite("sendrecv", "sendrecv"),
+        Step::Pause(1000),
+        Step::Info('1'),
+        Step::Info('0'),
+        Step::ExpectBye(120),
+    ];
+    let Some((daemon, _setup)) = call(CALLER, &steps).await else { return };
+    ended(&daemon, "stored").await;
+    let req = first_request(&daemon).await.expect("a request");
+    assert_eq!(req["number"], masked(CALLER), "{req}");
+    let logs = daemon.logs();
+    let held = logs.find("held=true").expect("held");
+    let resumed = logs.find("held=false").expect("resumed");
+    assert!(held < resumed, "{logs}");
+    assert!(!logs.contains("no key in time"), "a question timed out while held:\n{logs}");
+    common::assert_logs_masked(&logs);
 }
 
 /// The first final status line the daemon answers `invite` with.

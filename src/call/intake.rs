@@ -4,6 +4,10 @@
 //! request and feeds back [`Event`]s.
 //!
 //! ```text
+//!  start ── [intake] choose_language ──► Language{caller, round}
+//!    │                                     │ 1..n: Speak(lang); no valid key after the
+//!    │ ◄───────────────────────────────────┘ last round: the call's language
+//!    │
 //!  start ── caller's number callable ──► Offer{round} ── 1 ──► (confirmed) ──┐
 //!    │                                     │ 2                               │
 //!    │ anonymous / refused number          ▼                                 │
@@ -27,8 +31,13 @@
 //! stored (`Done(GaveUp)`). A hang-up before the number is confirmed stores nothing
 //! (`Done(HungUp)`); after it (choosing a window, or while storing), the request is still
 //! stored, for the first free time. The expected time is said only after the store answered.
+//!
+//! The language menu (`Language`) is the one question that does not end the call when it
+//! gets no answer: after its last round the call goes on in its own language. A caller back
+//! from hold ([`Event::Resumed`]) hears the pending question again, in the same round.
 
 use crate::calendar::DayRange;
+use crate::lang::Lang;
 use crate::number::{E164, NumberPolicy};
 use crate::policy::Eta;
 use jiff::Timestamp;
@@ -45,6 +54,13 @@ pub const MAX_DIGITS: usize = 15;
 pub enum Word {
     /// The service's intake greeting ("you have reached the … callback service").
     Greeting,
+    /// "På svenska, tryck 2": one option of the language menu, said in `lang` itself.
+    LanguageOption {
+        /// The key.
+        key: u8,
+        /// The language, which the option is said in.
+        lang: Lang,
+    },
     /// "You are calling from the number"
     YourNumber,
     /// A phone number, digit by digit.
@@ -181,6 +197,13 @@ impl End {
 /// Where the call is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
+    /// Choosing the call's language (`[intake] choose_language`).
+    Language {
+        /// The caller's number as presented, for the offer that follows.
+        caller: Option<String>,
+        /// 1 the first time.
+        round: u8,
+    },
     /// Asked whether to call back the caller's own number.
     Offer {
         /// The caller's number (callable by the service's policy).
@@ -234,9 +257,12 @@ pub enum Wait {
 /// What the edge does, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// From now on speak this language: the prompts, and the request's language (its SMS).
+    Speak(Lang),
     /// Play these words (keys pressed meanwhile are kept for the next listen).
     Play(Vec<Word>),
-    /// Wait for one key; feed back [`Event::Digit`] or [`Event::Timeout`].
+    /// Wait for one key; feed back [`Event::Digit`] or [`Event::Timeout`] (or
+    /// [`Event::Resumed`] when the caller comes back from hold meanwhile).
     Listen(Wait),
     /// Store the request (it completes even if the caller hangs up); feed back
     /// [`Event::Stored`] or [`Event::StoreFailed`].
@@ -259,6 +285,9 @@ pub enum Event {
     Timeout,
     /// The caller hung up.
     Hangup,
+    /// The caller is back from hold (the PBX's re-INVITE resumed the media) while a
+    /// question was waiting for its answer.
+    Resumed,
     /// The store took the request (or found the number waiting).
     Stored(Told),
     /// The store failed, or intake refused the request (e.g. no time left to call).
@@ -272,33 +301,67 @@ pub struct Context<'a> {
     pub numbers: &'a NumberPolicy,
     /// The windows that can still be served, in the dialplan's order (key 1 = first).
     pub windows: &'a [DayRange],
+    /// The language the call starts in (the intake user's, else the service's).
+    pub language: Lang,
+    /// The languages of the menu, key 1 = first (`language.offered` with `[intake]
+    /// choose_language`); empty, or a single one: no menu.
+    pub choices: &'a [Lang],
 }
 
 /// The caller's number as the PBX presented it (user part of P-Asserted-Identity or From);
 /// `None` when anonymous.
 pub fn start(cx: Context<'_>, caller: Option<&str>) -> (Phase, Vec<Action>) {
     let caller = caller.map(str::trim).filter(|c| !c.is_empty() && is_number_like(c));
+    if cx.choices.len() > 1 {
+        let mut words = vec![Word::Greeting];
+        words.extend(language_menu(cx));
+        let phase = Phase::Language { caller: caller.map(str::to_owned), round: 1 };
+        return (phase, vec![Action::Play(words), Action::Listen(Wait::Answer)]);
+    }
+    begin(cx, caller, true)
+}
+
+/// The call proper: the offer of the caller's own number, or the entry of another;
+/// `greet` first.
+fn begin(cx: Context<'_>, caller: Option<&str>, greet: bool) -> (Phase, Vec<Action>) {
+    let mut words = if greet { vec![Word::Greeting] } else { Vec::new() };
     match caller.map(|c| cx.numbers.check(c)) {
         Some(Ok(number)) => {
-            let words = vec![
-                Word::Greeting,
-                Word::YourNumber,
-                Word::Digits(say_digits(&number)),
-                Word::ThisOrOther,
-            ];
+            words.extend([Word::YourNumber, Word::Digits(say_digits(&number)), Word::ThisOrOther]);
             (
                 Phase::Offer { number, round: 1 },
                 vec![Action::Play(words), Action::Listen(Wait::Answer)],
             )
         }
         Some(Err(_)) => {
-            let words = vec![Word::Greeting, Word::Refused, Word::EnterNumber];
+            words.extend([Word::Refused, Word::EnterNumber]);
             (entry(1), vec![Action::Play(words), Action::Listen(Wait::Answer)])
         }
         None => {
-            let words = vec![Word::Greeting, Word::EnterNumber];
+            words.push(Word::EnterNumber);
             (entry(1), vec![Action::Play(words), Action::Listen(Wait::Answer)])
         }
+    }
+}
+
+/// "Suomeksi paina 1, på svenska tryck 2, for English press 3".
+fn language_menu(cx: Context<'_>) -> Vec<Word> {
+    (1..=9u8).zip(cx.choices).map(|(key, &lang)| Word::LanguageOption { key, lang }).collect()
+}
+
+/// The language menu answered: `key` chose a language, or (`None`) the last round passed
+/// without a valid key and the call goes on in its own language.
+fn chosen(cx: Context<'_>, caller: Option<&str>, key: Option<u32>) -> (Phase, Vec<Action>) {
+    let lang = key.and_then(|k| cx.choices.get(k.checked_sub(1)? as usize).filter(|_| k <= 9));
+    match lang {
+        Some(&lang) => {
+            // The greeting was said in the call's language: again in the chosen one.
+            let (phase, actions) = begin(cx, caller, lang != cx.language);
+            let mut all = vec![Action::Speak(lang)];
+            all.extend(actions);
+            (phase, all)
+        }
+        None => begin(cx, caller, false),
     }
 }
 
@@ -328,6 +391,7 @@ fn give_up() -> (Phase, Vec<Action>) {
 /// The question of a phase, as asked again.
 fn ask(phase: &Phase, cx: Context<'_>) -> Vec<Word> {
     match phase {
+        Phase::Language { .. } => language_menu(cx),
         Phase::Offer { number, .. } => {
             vec![Word::YourNumber, Word::Digits(say_digits(number)), Word::ThisOrOther]
         }
@@ -352,6 +416,12 @@ fn window_menu(cx: Context<'_>) -> Vec<Word> {
 /// The same question again (round + 1), or the end after [`MAX_ROUNDS`].
 fn again(phase: Phase, cx: Context<'_>, before: Vec<Word>) -> (Phase, Vec<Action>) {
     let next = match phase {
+        Phase::Language { caller, round } => {
+            if round >= MAX_ROUNDS {
+                return chosen(cx, caller.as_deref(), None);
+            }
+            Phase::Language { caller, round: round + 1 }
+        }
         Phase::Offer { number, round } => Phase::Offer { number, round: round + 1 },
         Phase::Entry { round, .. } => entry(round + 1),
         Phase::Confirm { number, round } => Phase::Confirm { number, round: round + 1 },
@@ -359,7 +429,8 @@ fn again(phase: Phase, cx: Context<'_>, before: Vec<Word>) -> (Phase, Vec<Action
         done @ (Phase::Storing { .. } | Phase::Done(_)) => return (done, Vec::new()),
     };
     let round = match &next {
-        Phase::Offer { round, .. }
+        Phase::Language { round, .. }
+        | Phase::Offer { round, .. }
         | Phase::Entry { round, .. }
         | Phase::Confirm { round, .. }
         | Phase::Window { round, .. } => *round,
@@ -412,9 +483,38 @@ pub fn step(phase: Phase, cx: Context<'_>, event: Event) -> (Phase, Vec<Action>)
     match (phase, event) {
         (done @ Phase::Done(_), _) => (done, Vec::new()),
         // Hang-ups: before the number is confirmed nothing is stored; after, it is.
-        (Phase::Offer { .. } | Phase::Entry { .. } | Phase::Confirm { .. }, Event::Hangup) => {
-            (Phase::Done(End::HungUp), Vec::new())
+        (
+            Phase::Language { .. }
+            | Phase::Offer { .. }
+            | Phase::Entry { .. }
+            | Phase::Confirm { .. },
+            Event::Hangup,
+        ) => (Phase::Done(End::HungUp), Vec::new()),
+        // Back from hold: the pending question again, same round (a number being typed
+        // starts over).
+        (Phase::Entry { round, .. }, Event::Resumed) => (
+            entry(round),
+            vec![Action::Play(vec![Word::EnterNumber]), Action::Listen(Wait::Answer)],
+        ),
+        (
+            phase @ (Phase::Language { .. }
+            | Phase::Offer { .. }
+            | Phase::Confirm { .. }
+            | Phase::Window { .. }),
+            Event::Resumed,
+        ) => {
+            let words = ask(&phase, cx);
+            (phase, vec![Action::Play(words), Action::Listen(Wait::Answer)])
         }
+        (storing @ Phase::Storing { .. }, Event::Resumed) => (storing, Vec::new()),
+        // Language: 1..n = the menu's languages.
+        (Phase::Language { caller, round }, Event::Digit(d)) => {
+            match d.to_digit(10).filter(|&k| k >= 1 && (k as usize) <= cx.choices.len().min(9)) {
+                Some(k) => chosen(cx, caller.as_deref(), Some(k)),
+                None => again(Phase::Language { caller, round }, cx, Vec::new()),
+            }
+        }
+        (phase @ Phase::Language { .. }, Event::Timeout) => again(phase, cx, Vec::new()),
         (Phase::Window { number, .. }, Event::Hangup) => (
             Phase::Storing { number: number.clone(), window: None, caller_gone: true },
             vec![Action::Store { number, window: None }],
@@ -448,7 +548,8 @@ pub fn step(phase: Phase, cx: Context<'_>, event: Event) -> (Phase, Vec<Action>)
         }
         // Store answers outside Storing cannot happen; ignored.
         (
-            phase @ (Phase::Offer { .. }
+            phase @ (Phase::Language { .. }
+            | Phase::Offer { .. }
             | Phase::Entry { .. }
             | Phase::Confirm { .. }
             | Phase::Window { .. }),
@@ -520,12 +621,28 @@ pub fn step(phase: Phase, cx: Context<'_>, event: Event) -> (Phase, Vec<Action>)
 /// The prompt file stems that say `words` (`greeting` is the service's intake greeting);
 /// numbers and times use the time words of [`crate::media::TIME_WORDS`].
 pub fn stems(words: &[Word], greeting: &str) -> Vec<String> {
+    stems_in(words, greeting).into_iter().map(|(_, s)| s).collect()
+}
+
+/// [`stems`], each with the language it must be said in when that is not the call's (the
+/// options of the language menu).
+pub fn stems_in(words: &[Word], greeting: &str) -> Vec<(Option<Lang>, String)> {
     use crate::media::{number_stems, time_stems};
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |s: &str| out.push(s.to_owned());
+    let mut out: Vec<(Option<Lang>, String)> = Vec::new();
+    // The language of the words being pushed, when it is not the call's.
+    let speaking = std::cell::Cell::new(None);
+    let mut push = |s: &str| out.push((speaking.get(), s.to_owned()));
     for word in words {
         match word {
             Word::Greeting => push(greeting),
+            Word::LanguageOption { key, lang } => {
+                speaking.set(Some(*lang));
+                push("intake-language");
+                for s in number_stems(*key).unwrap_or_default() {
+                    push(&s);
+                }
+                speaking.set(None);
+            }
             Word::YourNumber => push("intake-your-number"),
             Word::Digits(d) => {
                 for c in d.chars() {

@@ -88,9 +88,25 @@ pub struct Intake {
     pub greeting: PromptName,
     /// The language of the call (default: the service's default language).
     pub language: Lang,
+    /// Users that speak another language than `language` (`[intake.languages]`, e.g.
+    /// `"ringbud-kallio-sv" = "sv"` for the PBX's Swedish queue); each a listed user and an
+    /// offered language.
+    pub languages: BTreeMap<String, Lang>,
+    /// Ask the caller for a language first ("press 1 for Finnish, 2 for Swedish …", each
+    /// option in its own language, in `language.offered` order); needs two or more
+    /// offered languages.
+    pub choose_language: bool,
     /// Intake calls of this service at once; beyond it the PBX gets 486 (its own limit,
     /// separate from the callbacks' `capacity`).
     pub max_calls: u32,
+}
+
+impl Intake {
+    /// The language a call to `user` starts in: its own (`[intake.languages]`), else the
+    /// section's.
+    pub fn language_of(&self, user: &str) -> Lang {
+        self.languages.get(user).copied().unwrap_or(self.language)
+    }
 }
 
 /// The prompts of a service (`[prompts]`): file stems under `sounds/<lang>/<name>.wav`,
@@ -373,6 +389,61 @@ mod tests {
         assert_eq!((lookup.url.as_str(), lookup.timeout.as_millis()), ("http://x/t", 500));
         let m = messages(kallio_with("[intake]\nmax_calls = 2\n"));
         assert!(m.join("\n").contains("users"), "{m:?}");
+    }
+
+    #[test]
+    fn intake_users_may_speak_their_own_language_and_the_caller_may_choose() {
+        let s = kallio_with(
+            "[intake]\nusers = [\"ringbud-kallio\", \"ringbud-kallio-sv\"]\n\
+             choose_language = true\n\n[intake.languages]\n\"ringbud-kallio-sv\" = \"sv\"\n",
+        )
+        .expect("valid");
+        let intake = s["kallio"].intake.as_ref().expect("[intake]");
+        assert_eq!(intake.language_of("ringbud-kallio-sv"), Lang::Sv);
+        assert_eq!(intake.language_of("ringbud-kallio"), Lang::Fi);
+        assert!(intake.choose_language);
+        // Defaults: no menu, every user in the section's language.
+        let plain = kallio_with("[intake]\nusers = [\"a\"]\nlanguage = \"en\"\n").expect("valid");
+        let intake = plain["kallio"].intake.as_ref().expect("[intake]");
+        assert!(!intake.choose_language && intake.languages.is_empty());
+        assert_eq!(intake.language_of("a"), Lang::En);
+    }
+
+    #[test]
+    fn broken_intake_languages_are_reported_where_they_are() {
+        let m = messages(kallio_with(
+            "[intake]\nusers = [\"a\", \"b\"]\nchoose_language = \"yes\"\n\n\
+             [intake.languages]\nnobody = \"sv\"\nb = \"de\"\n",
+        ));
+        let all = m.join("\n");
+        for needle in [
+            "`intake.choose_language`",
+            "intake.languages: \"nobody\" is not one of intake.users (a, b)",
+            "intake.languages.b: unknown language \"de\", expected one of fi, sv, en",
+        ] {
+            assert!(all.contains(needle), "{needle:?} missing from:\n{all}");
+        }
+        let line = |n: usize| format!("kallio.toml:{n}:");
+        let src = m.iter().find(|l| l.contains("\"nobody\"")).expect("nobody");
+        let b = m.iter().find(|l| l.contains("\"de\"")).expect("de");
+        let at = |l: &str| l.split(':').nth(1).and_then(|n| n.parse::<usize>().ok()).expect("line");
+        assert_eq!(at(b), at(src) + 1, "{all}");
+        assert!(src.starts_with(&line(at(src))), "{all}");
+        // A language the service does not offer, and a menu of one language.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(path).expect("the example dialplan");
+        // (The example's ringbud-kallio-sv speaks Swedish.)
+        let one = src
+            .replace("offered = [\"fi\", \"sv\", \"en\"]", "offered = [\"fi\"]")
+            .replace("max_calls = 10\n", "max_calls = 10\nchoose_language = true\n");
+        let m = messages(parse_all(&[(PathBuf::from("kallio.toml"), one)]));
+        let all = m.join("\n");
+        for needle in [
+            "intake.languages.ringbud-kallio-sv: sv is not in language.offered (fi)",
+            "intake.choose_language needs two or more languages in language.offered (it has fi)",
+        ] {
+            assert!(all.contains(needle), "{needle:?} missing from:\n{all}");
+        }
     }
 
     #[test]

@@ -597,9 +597,13 @@ fn check_intake<'a>(
     let greeting: Option<Spanned<String>> = doc.get(&mut sec, "greeting");
     let lang: Option<Spanned<Lang>> = doc.get(&mut sec, "language");
     let max_calls: Option<Spanned<i64>> = doc.get(&mut sec, "max_calls");
+    let per_user: Option<BTreeMap<String, Spanned<String>>> = doc.get(&mut sec, "languages");
+    let choose: Option<Spanned<bool>> = doc.get(&mut sec, "choose_language");
     let mut ok = !((sec.has("greeting") && greeting.is_none())
         || (sec.has("language") && lang.is_none())
-        || (sec.has("max_calls") && max_calls.is_none()));
+        || (sec.has("max_calls") && max_calls.is_none())
+        || (sec.has("languages") && per_user.is_none())
+        || (sec.has("choose_language") && choose.is_none()));
     let whole = sec.span();
     doc.close(sec);
     let Some(users) = users else { return Err(()) };
@@ -659,15 +663,75 @@ fn check_intake<'a>(
         None => Some(4),
         Some(m) => int_in(doc, &m, "intake.max_calls", 1, 1000).map(|v| v as u32),
     };
-    match (ok, max_calls, language) {
-        (true, Some(max_calls), Some(langs)) => Ok(Some(Intake {
+    let offered = language.map(|l| l.offered.as_slice());
+    let languages = check_intake_languages(doc, per_user.unwrap_or_default(), &seen, offered);
+    let choose_language = choose.as_ref().is_some_and(|c| *c.get_ref());
+    if let (Some(c), Some(offered)) = (&choose, offered)
+        && *c.get_ref()
+        && offered.len() < 2
+    {
+        let msg = format!(
+            "intake.choose_language needs two or more languages in language.offered (it has {})",
+            offered.iter().map(|l| l.code()).collect::<Vec<_>>().join(", ")
+        );
+        doc.error(Some(c.span()), msg);
+        ok = false;
+    }
+    match (ok, max_calls, language, languages) {
+        (true, Some(max_calls), Some(langs), Some(languages)) => Ok(Some(Intake {
             users: users.into_iter().map(Spanned::into_inner).collect(),
             greeting,
             language: lang.unwrap_or(langs.default),
+            languages,
+            choose_language,
             max_calls,
         })),
         _ => Err(()),
     }
+}
+
+/// `[intake.languages]`: `"user" = "lang"`, each user one of `intake.users` (`users`), each
+/// language one of `language.offered` (`offered`, `None` when that section is broken).
+fn check_intake_languages(
+    doc: &mut TomlDoc<'_>,
+    per_user: BTreeMap<String, Spanned<String>>,
+    users: &BTreeSet<String>,
+    offered: Option<&[Lang]>,
+) -> Option<BTreeMap<String, Lang>> {
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (user, code) in per_user {
+        if !users.contains(&user) {
+            let listed: Vec<&str> = users.iter().map(String::as_str).collect();
+            let msg = format!(
+                "intake.languages: {user:?} is not one of intake.users ({})",
+                listed.join(", ")
+            );
+            doc.error(Some(code.span()), msg);
+            ok = false;
+            continue;
+        }
+        match code.get_ref().parse::<Lang>() {
+            Err(e) => {
+                doc.error(Some(code.span()), format!("intake.languages.{user}: {e}"));
+                ok = false;
+            }
+            Ok(l) if offered.is_some_and(|o| !o.contains(&l)) => {
+                let list: Vec<&str> =
+                    offered.unwrap_or_default().iter().map(|l| l.code()).collect();
+                let msg = format!(
+                    "intake.languages.{user}: {l} is not in language.offered ({})",
+                    list.join(", ")
+                );
+                doc.error(Some(code.span()), msg);
+                ok = false;
+            }
+            Ok(l) => {
+                out.insert(user, l);
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// `[teams]`: `name = "sip:…"`, one line per care team.

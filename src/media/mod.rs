@@ -146,6 +146,10 @@ fn intake_prompts(svc: &crate::dialplan::Service) -> Vec<(String, crate::dialpla
         let prompt = crate::dialplan::PromptName { name: name.to_owned(), at: None };
         out.push(("intake prompt".to_owned(), prompt));
     }
+    if intake.choose_language {
+        let prompt = crate::dialplan::PromptName { name: INTAKE_LANGUAGE.to_owned(), at: None };
+        out.push(("intake.choose_language".to_owned(), prompt));
+    }
     out
 }
 
@@ -208,6 +212,11 @@ pub fn check_prompts(sounds_dir: &Path, services: &Services) -> Vec<Diagnostic> 
     }
     diags
 }
+
+/// The option of the intake call's language menu ("suomeksi paina", "på svenska tryck",
+/// "for English press", then the key), needed in every offered language of a service with
+/// `[intake] choose_language`.
+pub const INTAKE_LANGUAGE: &str = "intake-language";
 
 /// The prompt stems the intake call may play besides the greeting and the time words
 /// (`callbackd check` checks them for every language of a service with `[intake]`).
@@ -283,6 +292,25 @@ mod tests {
         for stem in INTAKE_PROMPTS {
             assert!(all.iter().any(|d| d.contains(&format!("/{stem}.wav"))), "{stem}");
         }
+        // The language menu's prompt only where the menu is on, in every offered language;
+        // the shipped sounds have it.
+        let menu = |s: &str| s.contains("/intake-language.wav");
+        assert!(!all.iter().any(|d| menu(d)), "{all:?}");
+        let on = std::fs::read_to_string(&file)
+            .expect("read")
+            .replace("max_calls = 10\n", "max_calls = 10\nchoose_language = true\n");
+        let services =
+            crate::dialplan::parse_all(&[(PathBuf::from("kallio.toml"), on)]).expect("valid");
+        let all: Vec<String> =
+            check_prompts(empty.path(), &services).iter().map(ToString::to_string).collect();
+        for lang in ["fi", "sv", "en"] {
+            let needle = format!("/{lang}/intake-language.wav");
+            assert!(
+                all.iter().any(|d| d.contains(&needle) && d.contains("intake.choose_language")),
+                "{needle}: {all:?}"
+            );
+        }
+        assert_eq!(check_prompts(&repo_sounds(), &services), vec![]);
     }
 
     #[test]

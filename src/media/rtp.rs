@@ -293,6 +293,13 @@ impl RtpLeg {
         &self.shared
     }
 
+    /// Sends to `remote` from now on (a new offer moved the far end's media, RFC 3264 §8),
+    /// and latches again on the first packet received (symmetric RTP).
+    pub fn retarget(&self, remote: SocketAddr) {
+        *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()) = remote;
+        self.shared.latched.store(false, Ordering::Release);
+    }
+
     /// The local RTP address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.shared.socket.local_addr()

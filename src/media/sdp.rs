@@ -80,6 +80,13 @@ pub enum SdpError {
 /// Parses the far end's description (an answer to our offer, or an offer to answer).
 /// Lines may end in CRLF or LF.
 pub fn parse(sdp: &str) -> Result<Remote, SdpError> {
+    parse_keeping(sdp, None)
+}
+
+/// [`parse`], choosing `keep` (a codec and its payload type) when the description lists
+/// it, rather than its first G.711 codec: a new offer within a call keeps the call's codec
+/// whatever its order (RFC 3264 §8.3.2).
+pub fn parse_keeping(sdp: &str, keep: Option<(Codec, u8)>) -> Result<Remote, SdpError> {
     let sd = SessionDescription::parse(&BytesStr::from(sdp))
         .map_err(|e| SdpError::Malformed(e.to_string().lines().next().unwrap_or("").into()))?;
     let md = sd
@@ -95,12 +102,14 @@ pub fn parse(sdp: &str) -> Result<Remote, SdpError> {
     let rtpmap = |pt: u8| md.rtpmap.iter().find(|r| r.payload == pt);
     let named =
         |r: &RtpMap, name: &str| r.encoding.eq_ignore_ascii_case(name) && r.clock_rate == 8000;
-    let codec = md.media.fmts.iter().find_map(|&pt| match rtpmap(pt) {
+    let codecs = md.media.fmts.iter().filter_map(|&pt| match rtpmap(pt) {
         Some(r) if named(r, "PCMA") => Some((Codec::Pcma, pt)),
         Some(r) if named(r, "PCMU") => Some((Codec::Pcmu, pt)),
         Some(_) => None,
         None => Codec::from_payload_type(pt).map(|c| (c, pt)),
     });
+    let codecs: Vec<(Codec, u8)> = codecs.collect();
+    let codec = keep.filter(|k| codecs.contains(k)).or_else(|| codecs.first().copied());
     let Some((codec, pt)) = codec else {
         return Err(SdpError::NoCommonCodec(md.media.fmts.iter().map(u8::to_string).collect()));
     };
@@ -161,8 +170,11 @@ fn connection_ip(c: &Connection) -> Result<IpAddr, SdpError> {
 pub struct Local {
     /// Our RTP socket's address (`o=`, `c=`) and port (`m=`).
     pub addr: SocketAddr,
-    /// Session id and version (`o=`), e.g. the attempt's sequence number.
+    /// Session id (`o=`), e.g. the attempt's sequence number.
     pub session: u64,
+    /// Session version (`o=`): the session id in the first description, one more in each
+    /// changed one after it (RFC 3264 §8).
+    pub version: u64,
     /// `RTP/SAVP` instead of `RTP/AVP`.
     pub secure: bool,
     /// The G.711 codecs with their payload types, in order of preference.
@@ -185,6 +197,7 @@ impl Local {
         Local {
             addr,
             session,
+            version: session,
             secure: false,
             codecs: vec![(offer.codec, offer.pt)],
             dtmf_pt: offer.dtmf_pt,
@@ -236,8 +249,8 @@ pub fn build(local: &Local) -> Result<String, SdpError> {
     let sd = SessionDescription {
         origin: Origin {
             username: BytesStr::from_static("callbackd"),
-            session_id: id.clone(),
-            session_version: id,
+            session_id: id,
+            session_version: BytesStr::from(local.version.to_string()),
             address: ip.into(),
         },
         name: BytesStr::from_static("callbackd"),
@@ -434,6 +447,7 @@ mod tests {
         let local = Local {
             addr: "127.0.0.1:40000".parse().expect("addr"),
             session: 3,
+            version: 3,
             secure: true,
             codecs: vec![(Codec::Pcma, 8), (Codec::Pcmu, 0)],
             dtmf_pt: Some(101),

@@ -21,6 +21,7 @@ pub fn offer_with(ip: IpAddr, port: u16, session: u64, srtp: Option<&sdes::Offer
     let local = Local {
         addr: SocketAddr::new(ip, port),
         session,
+        version: session,
         secure: srtp.is_some_and(|o| o.profile() == "RTP/SAVP"),
         codecs: vec![(Codec::Pcma, 8), (Codec::Pcmu, 0)],
         dtmf_pt: Some(TELEPHONE_EVENT_PT),

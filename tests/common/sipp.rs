@@ -26,6 +26,8 @@ pub struct Sipp {
     dir: tempfile::TempDir,
     /// The UDP (or TCP) port sipp listens on.
     pub port: u16,
+    /// sipp's `-timeout`, in seconds: how long the scenario may run.
+    timeout: u32,
 }
 
 impl Sipp {
@@ -42,11 +44,22 @@ impl Sipp {
     /// sipp as the PBX *calling* `target` (`host:port`) over UDP: one call of the
     /// scenario file `scenario` to the SIP user `user`, from `port`.
     pub fn call(scenario: &std::path::Path, target: &str, user: &str, port: u16) -> Sipp {
-        Sipp::spawn(scenario, port, 1, "u1", &[target, "-s", user])
+        Sipp::call_within(scenario, target, user, port, 60)
+    }
+
+    /// [`Sipp::call`] for a scenario that may run up to `timeout` seconds.
+    pub fn call_within(
+        scenario: &std::path::Path,
+        target: &str,
+        user: &str,
+        port: u16,
+        timeout: u32,
+    ) -> Sipp {
+        Sipp::spawn(scenario, port, 1, "u1", &[target, "-s", user], timeout)
     }
 
     fn start_on(scenario: &str, port: u16, calls: u32, transport: &str) -> Sipp {
-        Sipp::spawn(&repo().join("tests/sipp").join(scenario), port, calls, transport, &[])
+        Sipp::spawn(&repo().join("tests/sipp").join(scenario), port, calls, transport, &[], 60)
     }
 
     fn spawn(
@@ -55,6 +68,7 @@ impl Sipp {
         calls: u32,
         transport: &str,
         extra: &[&str],
+        timeout: u32,
     ) -> Sipp {
         let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new("sipp")
@@ -63,7 +77,8 @@ impl Sipp {
             .arg("-sf")
             .arg(scenario)
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-m", &calls.to_string(), "-timeout", "60", "-timeout_error", "-nostdin"])
+            .args(["-m", &calls.to_string(), "-timeout", &timeout.to_string()])
+            .args(["-timeout_error", "-nostdin"])
             .arg("-trace_err")
             .arg("-error_file")
             .arg(dir.path().join("errors.log"))
@@ -86,7 +101,7 @@ impl Sipp {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Sipp { child: Some(child), dir, port }
+        Sipp { child: Some(child), dir, port, timeout }
     }
 
     pub fn log(&self, name: &str) -> String {
@@ -96,7 +111,7 @@ impl Sipp {
     /// Waits (bounded) for sipp to finish; true when every call passed its checks.
     pub fn passed(&mut self) -> bool {
         let Some(mut child) = self.child.take() else { return false };
-        for _ in 0..600 {
+        for _ in 0..self.timeout * 10 {
             if let Ok(Some(status)) = child.try_wait() {
                 if !status.success() {
                     eprintln!(

@@ -42,7 +42,7 @@ fn stores(actions: &[Action]) -> Vec<(E164, Option<DayRange>)> {
         .iter()
         .filter_map(|a| match a {
             Action::Store { number, window } => Some((number.clone(), *window)),
-            Action::Play(_) | Action::Listen(_) | Action::Hangup => None,
+            Action::Speak(_) | Action::Play(_) | Action::Listen(_) | Action::Hangup => None,
         })
         .collect()
 }
@@ -51,7 +51,7 @@ fn stores(actions: &[Action]) -> Vec<(E164, Option<DayRange>)> {
 fn happy_path_own_number_with_a_window() {
     let policy = NumberPolicy::default();
     let w = windows();
-    let cx = Context { numbers: &policy, windows: &w };
+    let cx = Context { numbers: &policy, windows: &w, language: Lang::Fi, choices: &[] };
     let mut events = keys("1"); // this number
     events.extend(keys("2")); // 12-14
     let (phase, actions) = run(cx, Some("+358401234567"), &events);
@@ -88,7 +88,7 @@ fn happy_path_own_number_with_a_window() {
 #[test]
 fn another_number_typed_with_hash_read_back_and_confirmed() {
     let policy = NumberPolicy::default();
-    let cx = Context { numbers: &policy, windows: &[] };
+    let cx = Context { numbers: &policy, windows: &[], language: Lang::Fi, choices: &[] };
     let mut events = keys("2");
     events.extend(keys("0451112223#"));
     let (phase, actions) = run(cx, Some("+358401234567"), &events);
@@ -103,7 +103,7 @@ fn another_number_typed_with_hash_read_back_and_confirmed() {
 #[test]
 fn anonymous_and_refused_callers_type_a_number() {
     let policy = mobile_only();
-    let cx = Context { numbers: &policy, windows: &[] };
+    let cx = Context { numbers: &policy, windows: &[], language: Lang::Fi, choices: &[] };
     for caller in [None, Some("anonymous"), Some(""), Some("+35893104500")] {
         let (phase, actions) = start(cx, caller);
         assert_eq!(phase, Phase::Entry { digits: String::new(), round: 1 }, "{caller:?}");
@@ -117,7 +117,7 @@ fn anonymous_and_refused_callers_type_a_number() {
 #[test]
 fn a_refused_typed_number_is_said_and_asked_again() {
     let policy = mobile_only();
-    let cx = Context { numbers: &policy, windows: &[] };
+    let cx = Context { numbers: &policy, windows: &[], language: Lang::Fi, choices: &[] };
     let (phase, actions) = run(cx, None, &keys("0600123456#"));
     assert_eq!(phase, Phase::Entry { digits: String::new(), round: 2 });
     assert_eq!(actions.last().cloned(), Some(Action::Listen(Wait::Answer)),);
@@ -139,7 +139,7 @@ fn a_refused_typed_number_is_said_and_asked_again() {
 fn timeouts_and_wrong_keys_repeat_twice_then_end_politely() {
     let policy = NumberPolicy::default();
     let w = windows();
-    let cx = Context { numbers: &policy, windows: &w };
+    let cx = Context { numbers: &policy, windows: &w, language: Lang::Fi, choices: &[] };
     for bad in [Event::Timeout, Event::Digit('7')] {
         let (phase, actions) = run(cx, Some("+358401234567"), &[bad.clone(), bad.clone()]);
         assert_eq!(phase, Phase::Offer { number: n("+358401234567"), round: 3 });
@@ -154,7 +154,7 @@ fn timeouts_and_wrong_keys_repeat_twice_then_end_politely() {
 fn hang_up_before_confirming_stores_nothing_after_stores() {
     let policy = NumberPolicy::default();
     let w = windows();
-    let cx = Context { numbers: &policy, windows: &w };
+    let cx = Context { numbers: &policy, windows: &w, language: Lang::Fi, choices: &[] };
     // Before: offer, entry, confirm.
     for prefix in [vec![], keys("2"), keys("2045"), [keys("2"), keys("0451112223#")].concat()] {
         let (phase, actions) =
@@ -177,7 +177,7 @@ fn hang_up_before_confirming_stores_nothing_after_stores() {
 #[test]
 fn an_already_waiting_caller_hears_the_place() {
     let policy = NumberPolicy::default();
-    let cx = Context { numbers: &policy, windows: &[] };
+    let cx = Context { numbers: &policy, windows: &[], language: Lang::Fi, choices: &[] };
     let (phase, _) = run(cx, Some("+358401234567"), &keys("1"));
     let (phase, a) = step(phase, cx, Event::Stored(Told::Waiting { place: 3, eta: None }));
     assert_eq!(phase, Phase::Done(End::AlreadyWaiting));
@@ -187,7 +187,7 @@ fn an_already_waiting_caller_hears_the_place() {
 #[test]
 fn star_restarts_typing_and_too_many_digits_is_refused() {
     let policy = NumberPolicy::default();
-    let cx = Context { numbers: &policy, windows: &[] };
+    let cx = Context { numbers: &policy, windows: &[], language: Lang::Fi, choices: &[] };
     let (phase, _) = run(cx, None, &keys("0409*"));
     assert_eq!(phase, Phase::Entry { digits: String::new(), round: 1 });
     let (phase, _) = run(cx, None, &keys("0123456789012345"));
@@ -201,7 +201,7 @@ fn star_restarts_typing_and_too_many_digits_is_refused() {
 fn window_keys_beyond_the_offer_are_wrong() {
     let policy = NumberPolicy::default();
     let w = windows();
-    let cx = Context { numbers: &policy, windows: &w };
+    let cx = Context { numbers: &policy, windows: &w, language: Lang::Fi, choices: &[] };
     let (phase, _) = run(cx, Some("+358401234567"), &keys("13"));
     assert_eq!(phase, Phase::Window { number: n("+358401234567"), round: 2 });
     let (_, a) = run(cx, Some("+358401234567"), &keys("10"));
@@ -212,6 +212,9 @@ fn all_phases() -> Vec<Phase> {
     let num = n("+358401234567");
     let mut out = Vec::new();
     for round in 1..=MAX_ROUNDS {
+        for caller in [None, Some("+358401234567".to_owned()), Some("0600123456".to_owned())] {
+            out.push(Phase::Language { caller, round });
+        }
         out.push(Phase::Offer { number: num.clone(), round });
         out.push(Phase::Entry { digits: String::new(), round });
         out.push(Phase::Entry { digits: "040".into(), round });
@@ -233,6 +236,7 @@ fn all_events() -> Vec<Event> {
     out.extend([
         Event::Timeout,
         Event::Hangup,
+        Event::Resumed,
         stored_new(),
         Event::Stored(Told::Waiting { place: 2, eta: None }),
         Event::StoreFailed,
@@ -240,12 +244,20 @@ fn all_events() -> Vec<Event> {
     out
 }
 
-/// Every phase × every event: the invariants every transition keeps.
+/// Every phase × every event, with and without the language menu: the invariants every
+/// transition keeps.
 #[test]
 fn every_phase_takes_every_event() {
     let policy = NumberPolicy::default();
     let w = windows();
-    let cx = Context { numbers: &policy, windows: &w };
+    let menu = [Lang::Fi, Lang::Sv, Lang::En];
+    for choices in [&menu[..], &[]] {
+        let cx = Context { numbers: &policy, windows: &w, language: Lang::Fi, choices };
+        every_event_in(cx);
+    }
+}
+
+fn every_event_in(cx: Context<'_>) {
     for phase in all_phases() {
         for event in all_events() {
             let (next, actions) = step(phase.clone(), cx, event.clone());
@@ -257,11 +269,43 @@ fn every_phase_takes_every_event() {
             }
             // Rounds never pass the limit.
             match &next {
-                Phase::Offer { round, .. }
+                Phase::Language { round, .. }
+                | Phase::Offer { round, .. }
                 | Phase::Entry { round, .. }
                 | Phase::Confirm { round, .. }
                 | Phase::Window { round, .. } => assert!(*round <= MAX_ROUNDS, "{case}"),
                 Phase::Storing { .. } | Phase::Done(_) => {}
+            }
+            // The language is chosen only at the menu, by a key of it, before anything else.
+            let speaks: Vec<Lang> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Speak(l) => Some(*l),
+                    Action::Play(_) | Action::Listen(_) | Action::Store { .. } | Action::Hangup => {
+                        None
+                    }
+                })
+                .collect();
+            if !speaks.is_empty() {
+                assert!(matches!(phase, Phase::Language { .. }), "{case}");
+                assert!(matches!(event, Event::Digit('1'..='3')), "{case}");
+                assert_eq!(actions.first(), Some(&Action::Speak(speaks[0])), "{case}");
+                assert_eq!(speaks.len(), 1, "{case}");
+            }
+            // The menu never ends the call: without a choice it goes on in the call's own
+            // language.
+            if matches!(phase, Phase::Language { .. }) && event != Event::Hangup {
+                assert!(!matches!(next, Phase::Done(_)), "{case}");
+            }
+            // Back from hold: the same question, the same round.
+            if event == Event::Resumed {
+                if let (Phase::Entry { round: a, .. }, Phase::Entry { round: b, digits }) =
+                    (&phase, &next)
+                {
+                    assert_eq!((a, digits.as_str()), (b, ""), "{case}");
+                } else {
+                    assert_eq!(next, phase, "{case}");
+                }
             }
             // A store is asked for only with a confirmed number, exactly when entering Storing.
             let asked = stores(&actions).len();
@@ -281,7 +325,10 @@ fn every_phase_takes_every_event() {
             if event == Event::Hangup
                 && matches!(
                     phase,
-                    Phase::Offer { .. } | Phase::Entry { .. } | Phase::Confirm { .. }
+                    Phase::Language { .. }
+                        | Phase::Offer { .. }
+                        | Phase::Entry { .. }
+                        | Phase::Confirm { .. }
                 )
             {
                 assert_eq!((&next, actions.len()), (&Phase::Done(End::HungUp), 0), "{case}");
@@ -289,7 +336,8 @@ fn every_phase_takes_every_event() {
             // A live phase always listens next; a finished call with the caller still there
             // hangs up; nothing is said to a caller who is gone.
             match &next {
-                Phase::Offer { .. }
+                Phase::Language { .. }
+                | Phase::Offer { .. }
                 | Phase::Entry { .. }
                 | Phase::Confirm { .. }
                 | Phase::Window { .. } => {
@@ -408,4 +456,132 @@ fn spoken_eta_rounds_to_five_minutes_and_names_the_day() {
         Spoken { day: Day::Tomorrow, hour: 0, minute: 0 }
     );
     assert_eq!(spoken(&eta("2026-12-02T06:03:00Z"), &tz, now).day, Day::Later);
+}
+
+/// The language the call speaks after `actions` (the last `Speak`), from `first`.
+fn spoken_in(first: Lang, actions: &[Action]) -> Lang {
+    actions.iter().fold(first, |l, a| match a {
+        Action::Speak(chosen) => *chosen,
+        Action::Play(_) | Action::Listen(_) | Action::Store { .. } | Action::Hangup => l,
+    })
+}
+
+fn plays(actions: &[Action]) -> Vec<Vec<Word>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Play(w) => Some(w.clone()),
+            Action::Speak(_) | Action::Listen(_) | Action::Store { .. } | Action::Hangup => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_language_menu_chooses_the_calls_language_and_the_requests() {
+    let policy = NumberPolicy::default();
+    let menu = [Lang::Fi, Lang::Sv, Lang::En];
+    let cx = Context { numbers: &policy, windows: &[], language: Lang::Fi, choices: &menu };
+    let (phase, actions) = start(cx, Some("+358401234567"));
+    assert_eq!(phase, Phase::Language { caller: Some("+358401234567".into()), round: 1 });
+    // Greeted in the call's language, then each option in its own.
+    assert_eq!(
+        plays(&actions),
+        vec![vec![
+            Word::Greeting,
+            Word::LanguageOption { key: 1, lang: Lang::Fi },
+            Word::LanguageOption { key: 2, lang: Lang::Sv },
+            Word::LanguageOption { key: 3, lang: Lang::En },
+        ]]
+    );
+    // 2 = Swedish: greeted again in Swedish, the number offered, stored in Swedish.
+    let mut events = keys("21");
+    events.push(stored_new());
+    let (phase, actions) = run(cx, Some("+358401234567"), &events);
+    assert_eq!(phase, Phase::Done(End::Stored));
+    let at = actions.iter().position(|a| *a == Action::Speak(Lang::Sv)).expect("speak sv");
+    assert_eq!(
+        actions[at + 1],
+        Action::Play(vec![
+            Word::Greeting,
+            Word::YourNumber,
+            Word::Digits("0401234567".into()),
+            Word::ThisOrOther
+        ])
+    );
+    let store = actions.iter().position(|a| matches!(a, Action::Store { .. })).expect("store");
+    assert_eq!(spoken_in(Lang::Fi, &actions[..store]), Lang::Sv);
+    // 1 = the call's own language: not greeted twice.
+    let (phase, actions) = run(cx, None, &keys("1"));
+    assert_eq!(phase, Phase::Entry { digits: String::new(), round: 1 });
+    assert_eq!(plays(&actions)[1], vec![Word::EnterNumber]);
+    assert_eq!(spoken_in(Lang::Sv, &actions), Lang::Fi);
+    // Wrong keys and silence repeat the menu (without the greeting); after the last round
+    // the call goes on in its own language, nothing chosen.
+    let (phase, actions) = run(cx, None, &[Event::Digit('4'), Event::Digit('0')]);
+    assert_eq!(phase, Phase::Language { caller: None, round: 3 });
+    assert_eq!(plays(&actions)[1].first(), Some(&Word::LanguageOption { key: 1, lang: Lang::Fi }));
+    let (phase, actions) = run(cx, None, &[Event::Timeout, Event::Timeout, Event::Timeout]);
+    assert_eq!(phase, Phase::Entry { digits: String::new(), round: 1 });
+    assert!(!actions.iter().any(|a| matches!(a, Action::Speak(_))), "{actions:?}");
+    assert_eq!(plays(&actions).last(), Some(&vec![Word::EnterNumber]));
+    // A hang-up at the menu stores nothing.
+    let (phase, _) = run(cx, None, &[Event::Hangup]);
+    assert_eq!(phase, Phase::Done(End::HungUp));
+    // Only the offered languages are keys: with two, 3 is wrong.
+    let two = [Lang::Sv, Lang::Fi];
+    let cx2 = Context { choices: &two, language: Lang::Sv, ..cx };
+    let (phase, _) = run(cx2, None, &keys("3"));
+    assert_eq!(phase, Phase::Language { caller: None, round: 2 });
+    let (_, actions) = run(cx2, None, &keys("2"));
+    assert_eq!(spoken_in(Lang::Sv, &actions), Lang::Fi);
+    // One language (or none): no menu.
+    let one = [Lang::Fi];
+    let (phase, _) = start(Context { choices: &one, ..cx }, None);
+    assert_eq!(phase, Phase::Entry { digits: String::new(), round: 1 });
+}
+
+#[test]
+fn back_from_hold_the_question_is_asked_again_in_the_same_round() {
+    let policy = NumberPolicy::default();
+    let w = windows();
+    let cx = Context { numbers: &policy, windows: &w, language: Lang::Fi, choices: &[] };
+    let mut events = vec![Event::Timeout, Event::Resumed];
+    let (phase, actions) = run(cx, Some("+358401234567"), &events);
+    assert_eq!(phase, Phase::Offer { number: n("+358401234567"), round: 2 });
+    assert_eq!(
+        plays(&actions).last(),
+        Some(&vec![Word::YourNumber, Word::Digits("0401234567".into()), Word::ThisOrOther])
+    );
+    // A number half typed is typed again.
+    let (phase, actions) = run(cx, None, &[Event::Digit('0'), Event::Digit('4'), Event::Resumed]);
+    assert_eq!(phase, Phase::Entry { digits: String::new(), round: 1 });
+    assert_eq!(plays(&actions).last(), Some(&vec![Word::EnterNumber]));
+    // Then the call goes on and stores.
+    events = keys("1");
+    events.push(Event::Resumed);
+    events.extend(keys("1"));
+    let (phase, actions) = run(cx, Some("+358401234567"), &events);
+    assert_eq!(
+        phase,
+        Phase::Storing { number: n("+358401234567"), window: Some(w[0]), caller_gone: false }
+    );
+    assert_eq!(stores(&actions).len(), 1);
+}
+
+#[test]
+fn language_options_are_said_in_their_own_language() {
+    let s = stems_in(
+        &[Word::Greeting, Word::LanguageOption { key: 2, lang: Lang::Sv }, Word::Goodbye],
+        "g",
+    );
+    assert_eq!(
+        s,
+        [
+            (None, "g".to_owned()),
+            (Some(Lang::Sv), "intake-language".to_owned()),
+            (Some(Lang::Sv), "num-2".to_owned()),
+            (None, "intake-goodbye".to_owned()),
+        ]
+    );
+    assert_eq!(crate::media::INTAKE_LANGUAGE, "intake-language");
 }

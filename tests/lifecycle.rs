@@ -75,7 +75,7 @@ async fn sighup_and_file_changes_reload_and_a_broken_dialplan_keeps_the_old_set(
         .expect("read")
         .replace("id = \"kallio\"", "id = \"kallio-2\"")
         // An intake user names one service.
-        .replace("\"ringbud-kallio\"", "\"ringbud-kallio-2\"");
+        .replace("\"ringbud-kallio", "\"ringbud-kallio2");
     std::fs::write(dir.join("kallio-2.toml"), extra).expect("write");
     hup(&d);
     wait_for_services(&d, &["kallio", "kallio-2", "kotka-neuvonta", "vuosaari"]).await;

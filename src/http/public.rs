@@ -415,6 +415,7 @@ pub fn offers(
         .filter_map(|w| {
             let plan = lifecycle::replan(&rules, &facts, w, now)?;
             let eta = ahead.and_then(|a| {
+                let a = policy::Ahead::due(a);
                 policy::eta(&service.calendar, &service.attempts, w, &plan, now, a, rate)
             });
             Some((w, eta))
@@ -435,6 +436,7 @@ pub fn next_day_offer(
     let plan = lifecycle::next_day(&rules, &req.facts(&[]), now)?;
     let ahead = u32::try_from(ahead).ok().filter(|a| i64::from(*a) < eta::AHEAD_CAP);
     Some(ahead.and_then(|a| {
+        let a = policy::Ahead::due(a);
         policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, a, rate)
     }))
 }
@@ -459,8 +461,11 @@ async fn render(
         let ahead = st.ahead(req).await?;
         let rate = st.rate(svc, now).await?;
         place = Some(ahead + 1);
+        // The page's snapshot has the serving order, not the states: every request ahead
+        // counts as due (the early edge is the later one).
+        let counted = eta::ahead_of_counts(ahead, 0);
         if ahead < eta::AHEAD_CAP {
-            eta_now = eta::at_rate(svc, req, ahead, rate, now);
+            eta_now = eta::at_rate(svc, req, counted, rate, now);
         }
         offered = offers(svc, req, ahead, rate, now);
         next_day = next_day_offer(svc, req, ahead, rate, now);

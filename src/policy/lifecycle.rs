@@ -469,7 +469,7 @@ pub fn next_day(rules: &Rules<'_>, facts: &Facts<'_>, now: Timestamp) -> Option<
     let cal = rules.calendar;
     let tomorrow = cal.local_date(now).tomorrow().ok()?.to_zoned(cal.tz().clone()).ok()?;
     let due = super::first_start(cal, rules.attempts, facts.window, tomorrow.timestamp())?;
-    let (_, deadline) = super::deadline(cal, facts.window, due)?;
+    let (_, deadline) = super::deadline(cal, rules.attempts, facts.window, due)?;
     if due >= facts.expires || facts.due.is_some_and(|d| d >= due) {
         return None;
     }

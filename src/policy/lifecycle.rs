@@ -550,6 +550,23 @@ pub fn intake(plan: &Plan, channel: &str, sms_notice: bool, now: Timestamp) -> I
     }
 }
 
+/// What a scheduler turn does with a due request it has room for ([`serve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// Start an attempt: claim the request (the transition to [`State::Dialing`]), dial.
+    Dial(Transition),
+    /// Write the transition and start nothing: not yet (the hours or the window moved the
+    /// due time), or no opening is left before the expiry.
+    Write(Transition),
+}
+
+/// [`Event::Serve`] for a due request, as the scheduler (and the simulator, which runs the
+/// same turn on a virtual clock) acts on it.
+pub fn serve(rules: &Rules<'_>, facts: &Facts<'_>, now: Timestamp) -> Result<Served, Refused> {
+    let t = step(Some(rules), facts, Event::Serve, now)?;
+    Ok(if t.to == State::Dialing { Served::Dial(t) } else { Served::Write(t) })
+}
+
 /// Decides what `event` does to the request. `rules` is `None` when the request's service
 /// has no dialplan now (removed by a reload): it is then kept as it is wherever the
 /// decision needs the calendar.

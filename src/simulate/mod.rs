@@ -26,7 +26,7 @@ pub use report::{ByDay, ByHour, Report, Totals};
 use crate::calendar::DayRange;
 use crate::dialplan::{Service, Services};
 use crate::intake::{self, RawRequest};
-use crate::policy::lifecycle::{self, Event, Facts, Rules, ServingKey, State, Transition};
+use crate::policy::lifecycle::{self, Event, Facts, Rules, Served, ServingKey, State, Transition};
 use crate::policy::{self, AttemptRecord, Eta, Outcome, admit};
 use jiff::civil::{Date, Weekday};
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -655,12 +655,12 @@ impl<'a> Sim<'a> {
                 break;
             };
             let rules = self.rules();
-            match lifecycle::step(Some(&rules), &self.reqs[idx].facts(), Event::Serve, now) {
-                Ok(t) if t.to == State::Dialing => {
+            match lifecycle::serve(&rules, &self.reqs[idx].facts(), now) {
+                Ok(Served::Dial(t)) => {
                     self.apply(idx, &t, now);
                     self.dial(idx, now);
                 }
-                Ok(t) => self.apply(idx, &t, now),
+                Ok(Served::Write(t)) => self.apply(idx, &t, now),
                 Err(_) => break,
             }
         }

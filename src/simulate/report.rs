@@ -405,12 +405,11 @@ impl Report {
     }
 }
 
+/// One series of a day chart: its label, colour and value (a share) of a day.
+type Series<'a> = (&'a str, RGBColor, fn(&ByDay) -> f64);
+
 /// Bars of shares (0–1) per day, one bar per series side by side, with a goal line.
-fn day_chart(
-    days: &[ByDay],
-    series: &[(&str, RGBColor, fn(&ByDay) -> f64)],
-    goal: Option<f64>,
-) -> String {
+fn day_chart(days: &[ByDay], series: &[Series<'_>], goal: Option<f64>) -> String {
     svg(|root| {
         let n = days.len();
         let mut chart = ChartBuilder::on(&root)

@@ -416,7 +416,11 @@ fn day_chart(days: &[ByDay], series: &[Series<'_>], goal: Option<f64>) -> String
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(44)
-            .build_cartesian_2d(0f64..n.max(1) as f64, 0f64..115f64)
+            // Room above the bars for the legend when there is one.
+            .build_cartesian_2d(
+                0f64..n.max(1) as f64,
+                0f64..if series.len() > 1 { 140f64 } else { 110f64 },
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -427,7 +431,7 @@ fn day_chart(days: &[ByDay], series: &[Series<'_>], goal: Option<f64>) -> String
                 days.get(*x as usize)
                     .map_or_else(String::new, |d| d.date.get(5..).unwrap_or(&d.date).to_owned())
             })
-            .y_label_formatter(&|y| format!("{y:.0} %"))
+            .y_label_formatter(&|y| if *y <= 100.0 { format!("{y:.0} %") } else { String::new() })
             .draw()
             .map_err(|e| e.to_string())?;
         if let Some(g) = goal {
@@ -459,7 +463,7 @@ fn day_chart(days: &[ByDay], series: &[Series<'_>], goal: Option<f64>) -> String
         if series.len() > 1 {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(GREY)
                 .draw()

@@ -11,7 +11,7 @@
 //! later, a later `GET`, the IVR and the patient page all say the same.
 
 use crate::dialplan::Service;
-use crate::policy::{self, Eta, Plan};
+use crate::policy::{self, Ahead, Eta, Plan};
 use crate::store::{Request, Store, StoreError, Told};
 use jiff::{SignedDuration, Timestamp};
 
@@ -34,9 +34,17 @@ pub fn rate_of(done: i64, capacity: u32) -> f64 {
     (done as f64 / 2.0).max(f64::from(capacity) * 6.0)
 }
 
-/// Waiting requests served before `req`, counted up to [`AHEAD_CAP`].
-pub async fn ahead(store: &Store, req: &Request) -> Result<i64, StoreError> {
-    store.ahead_of(req, AHEAD_CAP).await
+/// Waiting requests served before `req` (counted up to [`AHEAD_CAP`]), and how many of
+/// them wait for a retry.
+pub async fn ahead(store: &Store, req: &Request) -> Result<Ahead, StoreError> {
+    let (all, retrying) = store.ahead_by_state(req, AHEAD_CAP).await?;
+    Ok(ahead_of_counts(all, retrying))
+}
+
+/// [`Ahead`] from store counts (`all` capped at [`AHEAD_CAP`]).
+pub fn ahead_of_counts(all: i64, retrying: i64) -> Ahead {
+    let n = |v: i64| u32::try_from(v.clamp(0, AHEAD_CAP)).unwrap_or(0);
+    Ahead { all: n(all), retrying: n(retrying.min(all)) }
 }
 
 /// A waiting request's place (1 = next) and ETA, read from the store now.
@@ -47,11 +55,12 @@ pub async fn of_waiting(
     now: Timestamp,
 ) -> Result<(i64, Option<Eta>), StoreError> {
     let ahead = ahead(store, req).await?;
-    if ahead >= AHEAD_CAP || req.due_at.is_none() {
-        return Ok((ahead + 1, None));
+    let place = i64::from(ahead.all) + 1;
+    if i64::from(ahead.all) >= AHEAD_CAP || req.due_at.is_none() {
+        return Ok((place, None));
     }
     let rate = rate(store, service, now).await?;
-    Ok((ahead + 1, at_rate(service, req, ahead, rate, now)))
+    Ok((place, at_rate(service, req, ahead, rate, now)))
 }
 
 /// The ETA of a waiting request with `ahead` requests before it at a known rate (calls
@@ -59,7 +68,7 @@ pub async fn of_waiting(
 pub fn at_rate(
     service: &Service,
     req: &Request,
-    ahead: i64,
+    ahead: Ahead,
     rate: f64,
     now: Timestamp,
 ) -> Option<Eta> {
@@ -70,7 +79,9 @@ pub fn at_rate(
         expires: req.expires_at,
         counted: u8::try_from(req.attempts_counted).unwrap_or(u8::MAX),
     };
-    let ahead = u32::try_from(ahead).ok().filter(|a| i64::from(*a) < AHEAD_CAP)?;
+    if i64::from(ahead.all) >= AHEAD_CAP {
+        return None;
+    }
     policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, ahead, rate)
 }
 
@@ -127,12 +138,12 @@ pub async fn tell_at(
     store: &Store,
     service: &Service,
     req: &Request,
-    ahead: i64,
+    ahead: Ahead,
     rate: f64,
     now: Timestamp,
 ) -> Result<Answer, StoreError> {
-    let place = ahead.min(AHEAD_CAP) + 1;
-    let fresh = if ahead >= AHEAD_CAP { None } else { at_rate(service, req, ahead, rate, now) };
+    let place = i64::from(ahead.all).min(AHEAD_CAP) + 1;
+    let fresh = at_rate(service, req, ahead, rate, now);
     if let Some(told) = store.told(req.id).await? {
         if !slipped(&told, fresh, now) {
             let eta = Some(Eta { from: told.from, to: told.to });

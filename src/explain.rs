@@ -111,7 +111,7 @@ pub fn explain(svc: &Service, q: &Query) -> Result<String, ExplainError> {
         q.window.map_or_else(|| "none".to_owned(), |w| w.to_string()),
     );
     // Writing to a String cannot fail.
-    if let Some((_, deadline)) = policy::deadline(cal, q.window, q.created_at) {
+    if let Some((_, deadline)) = policy::deadline(cal, rules, q.window, q.created_at) {
         let _ = writeln!(out, "deadline: {} (same-day contact)", local(deadline));
     }
     if let Some(expires) = policy::expiry(cal, rules, q.window, q.created_at) {

@@ -165,7 +165,7 @@ fn next_attempt_explains_why_a_request_waits() {
         "next-attempt",
         "kallio",
         "--created",
-        "2026-11-23T15:55",
+        "2026-11-23T15:45",
         "--now",
         "2026-11-23T15:56",
         "--config",
@@ -175,11 +175,27 @@ fn next_attempt_explains_why_a_request_waits() {
     let s = text(&out.stdout);
     assert!(s.contains("deadline: 2026-11-23 16:00 (Mon)"), "{s}");
     assert!(s.contains("expires:  2026-11-24 16:00 (Tue)"), "{s}");
-    assert!(s.contains("due:      2026-11-24 08:00 (Tue)"), "{s}");
+    assert!(s.contains("due:      2026-11-23 15:45 (Mon)"), "{s}");
     assert!(
         s.contains("waits until 2026-11-24 08:00 (Tue); the same-day deadline is missed"),
         "{s}"
     );
+    // Made after the day's last start moment (15:50): an after-hours request, owed
+    // contact the next open day.
+    let out = callbackd(&[
+        "next-attempt",
+        "kallio",
+        "--created",
+        "2026-11-23T15:55",
+        "--now",
+        "2026-11-23T15:56",
+        "--config",
+        CONFIG,
+    ]);
+    let s = text(&out.stdout);
+    assert!(s.contains("deadline: 2026-11-24 16:00 (Tue)"), "{s}");
+    assert!(s.contains("due:      2026-11-24 08:00 (Tue)"), "{s}");
+    assert!(s.contains("waits until 2026-11-24 08:00 (Tue)\n"), "{s}");
 
     let out = callbackd(&[
         "next-attempt",

@@ -443,14 +443,25 @@ async fn cancelling_during_a_call_does_not_interrupt_it_but_stops_retries() {
 #[tokio::test]
 async fn deadlines_are_supervised_in_real_time() {
     let dialer = Scripted { hold: true, ..Scripted::default() };
-    let mut rig = Rig::new(hel("2026-11-23T15:55"), repo_services(), dialer).await;
+    // Made at 15:45 (kallio starts no call after 15:50) while the scheduler is stopped:
+    // not started in time, the deadline is flagged at 16:00.
+    let mut rig = Rig::new(hel("2026-11-23T15:45"), repo_services(), dialer).await;
+    rig.stop().await;
     let r = rig.enqueue("kallio", "040 123 4567", None).await;
-    assert_eq!(r.due_at, Some(hel("2026-11-24T08:00")));
+    assert_eq!((r.due_at, r.deadline_at), (Some(hel("2026-11-23T15:45")), hel("2026-11-23T16:00")));
+    rig.at(hel("2026-11-23T15:55"));
+    rig.start();
     assert!(!r.deadline_missed);
+    // Made after the last start moment: an after-hours request, owed contact tomorrow.
+    let late = rig.enqueue("kallio", "040 123 4568", None).await;
+    assert_eq!(late.deadline_at, hel("2026-11-24T16:00"));
+    assert_eq!(late.due_at, Some(hel("2026-11-24T08:00")));
     rig.at(hel("2026-11-23T16:00"));
     let r = rig.until(r.id, "deadline missed", |r| r.deadline_missed).await;
     assert_eq!(r.state, State::Pending, "still waiting, served first tomorrow");
     assert!(rig.dialer.placed().is_empty());
+    let late = rig.store.request(late.id).await.expect("read").expect("kept");
+    assert!(!late.deadline_missed, "its deadline is tomorrow's");
     rig.stop().await;
 }
 

@@ -659,9 +659,16 @@ async fn the_notice_tells_the_window_intake_told_even_when_the_estimate_moves() 
     let req = rig.enqueue("040 123 4567", "fi", false).await;
     // Intake counts every waiting request of its cached depth as ahead (here 30): the
     // window it tells is recorded.
-    let told = callbackd::eta::tell_at(&rig.store, &svc, &req, 30, 36.0, rig.clock.now())
-        .await
-        .expect("tell");
+    let told = callbackd::eta::tell_at(
+        &rig.store,
+        &svc,
+        &req,
+        callbackd::policy::Ahead::due(30),
+        36.0,
+        rig.clock.now(),
+    )
+    .await
+    .expect("tell");
     let eta = told.eta.expect("an ETA");
     assert!(told.same_day, "{told:?}");
     // Three seconds later the exact place is 1, a different estimate: the SMS and a GET
@@ -700,9 +707,16 @@ async fn a_full_day_is_told_honestly_by_tell_and_in_the_sms() {
         ("en", "040 333 3333", "Today's callback times are full. we will call you on 24.11."),
     ] {
         let req = rig.enqueue(number, lang, false).await;
-        let told = callbackd::eta::tell_at(&rig.store, &svc, &req, 300, 36.0, rig.clock.now())
-            .await
-            .expect("tell");
+        let told = callbackd::eta::tell_at(
+            &rig.store,
+            &svc,
+            &req,
+            callbackd::policy::Ahead::due(300),
+            36.0,
+            rig.clock.now(),
+        )
+        .await
+        .expect("tell");
         assert!(!told.same_day, "{told:?}");
         let eta = told.eta.expect("a window on a later day");
         assert!(eta.from > req.deadline_at, "{eta:?} after the deadline {}", req.deadline_at);
@@ -712,9 +726,16 @@ async fn a_full_day_is_told_honestly_by_tell_and_in_the_sms() {
     }
     // A request told it is not the same day keeps being told so by a GET.
     let req = rig.enqueue("040 444 4444", "en", false).await;
-    let first = callbackd::eta::tell_at(&rig.store, &svc, &req, 300, 36.0, rig.clock.now())
-        .await
-        .expect("tell");
+    let first = callbackd::eta::tell_at(
+        &rig.store,
+        &svc,
+        &req,
+        callbackd::policy::Ahead::due(300),
+        36.0,
+        rig.clock.now(),
+    )
+    .await
+    .expect("tell");
     let again = callbackd::eta::tell(&rig.store, &svc, &req, rig.clock.now()).await.expect("tell");
     assert_eq!((again.eta, again.same_day), (first.eta, false));
 }

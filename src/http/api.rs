@@ -138,14 +138,19 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
     // At intake every waiting request of the service counts as ahead (a cached count, so
     // intake cost does not grow with the queue). The window told here is recorded: the
     // notice SMS, a later GET, the IVR and the patient page tell it again until it slips.
+    // Requests waiting for a retry are counted apart: they come back ahead only if they
+    // fall due before the patient is called.
     let ahead = match st.depth().await {
-        Ok(d) => d
-            .iter()
-            .filter(|d| {
-                d.service == service.id && matches!(d.state, State::Pending | State::RetryWait)
-            })
-            .map(|d| d.count)
-            .sum(),
+        Ok(d) => {
+            let of = |state: State| -> i64 {
+                d.iter()
+                    .filter(|d| d.service == service.id && d.state == state)
+                    .map(|d| d.count)
+                    .sum()
+            };
+            let retrying = of(State::RetryWait);
+            eta::ahead_of_counts(of(State::Pending) + retrying, retrying)
+        }
         Err(e) => return store_unavailable(&e),
     };
     let mut body = request_json(Some(service), &stored.request);
@@ -259,6 +264,11 @@ async fn services(AxState(st): AxState<AppState>) -> Response {
     let mut out = Vec::new();
     for svc in services.values() {
         let queued: i64 = depth.iter().filter(|d| d.service == svc.id).map(|d| d.count).sum();
+        let retrying: i64 = depth
+            .iter()
+            .filter(|d| d.service == svc.id && d.state == State::RetryWait)
+            .map(|d| d.count)
+            .sum();
         let open_now = svc.calendar.is_open(now);
         let next_opening =
             if open_now { None } else { svc.calendar.next_open(now, policy::HORIZON_DAYS) };
@@ -270,7 +280,10 @@ async fn services(AxState(st): AxState<AppState>) -> Response {
                     Ok(r) => r,
                     Err(e) => return store_unavailable(&e),
                 };
-                let ahead = u32::try_from(queued).unwrap_or(u32::MAX);
+                let ahead = policy::Ahead {
+                    all: u32::try_from(queued).unwrap_or(u32::MAX),
+                    retrying: u32::try_from(retrying).unwrap_or(0),
+                };
                 policy::eta(&svc.calendar, &svc.attempts, None, &plan, now, ahead, rate)
             }
             policy::Decision::End { .. } => None,

@@ -100,7 +100,11 @@ async fn live(AxState(st): AxState<AppState>) -> Response {
         let facts = policy::RequestFacts { created_at: now, window: None, attempts: &[] };
         let eta = match policy::decide(&svc.calendar, &svc.attempts, &facts) {
             policy::Decision::Dial(plan) => {
-                let ahead = u32::try_from(waiting + in_call).unwrap_or(u32::MAX);
+                let retrying: i64 = of(State::RetryWait).map(|d| d.count).sum();
+                let ahead = policy::Ahead {
+                    all: u32::try_from(waiting + in_call).unwrap_or(u32::MAX),
+                    retrying: u32::try_from(retrying).unwrap_or(0),
+                };
                 policy::eta(&svc.calendar, &svc.attempts, None, &plan, now, ahead, rate)
             }
             policy::Decision::End { .. } => None,

@@ -415,6 +415,7 @@ pub fn offers(
         .filter_map(|w| {
             let plan = lifecycle::replan(&rules, &facts, w, now)?;
             let eta = ahead.and_then(|a| {
+                let a = policy::Ahead::due(a);
                 policy::eta(&service.calendar, &service.attempts, w, &plan, now, a, rate)
             });
             Some((w, eta))
@@ -435,6 +436,7 @@ pub fn next_day_offer(
     let plan = lifecycle::next_day(&rules, &req.facts(&[]), now)?;
     let ahead = u32::try_from(ahead).ok().filter(|a| i64::from(*a) < eta::AHEAD_CAP);
     Some(ahead.and_then(|a| {
+        let a = policy::Ahead::due(a);
         policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, a, rate)
     }))
 }
@@ -460,8 +462,10 @@ async fn render(
         let rate = st.rate(svc, now).await?;
         place = Some(ahead + 1);
         // The one window told everywhere (API, SMS, IVR, this page): recorded when first
-        // told, told again until it slipped.
-        eta_now = eta::tell_at(&st.store, svc, req, ahead, rate, now).await?.eta;
+        // told, told again until it slipped. The page's snapshot has the serving order,
+        // not the states: a fresh estimate counts every request ahead as due.
+        let counted = eta::ahead_of_counts(ahead, 0);
+        eta_now = eta::tell_at(&st.store, svc, req, counted, rate, now).await?.eta;
         offered = offers(svc, req, ahead, rate, now);
         next_day = next_day_offer(svc, req, ahead, rate, now);
     }

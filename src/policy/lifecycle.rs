@@ -469,7 +469,7 @@ pub fn next_day(rules: &Rules<'_>, facts: &Facts<'_>, now: Timestamp) -> Option<
     let cal = rules.calendar;
     let tomorrow = cal.local_date(now).tomorrow().ok()?.to_zoned(cal.tz().clone()).ok()?;
     let due = super::first_start(cal, rules.attempts, facts.window, tomorrow.timestamp())?;
-    let (_, deadline) = super::deadline(cal, facts.window, due)?;
+    let (_, deadline) = super::deadline(cal, rules.attempts, facts.window, due)?;
     if due >= facts.expires || facts.due.is_some_and(|d| d >= due) {
         return None;
     }
@@ -548,6 +548,23 @@ pub fn intake(plan: &Plan, channel: &str, sms_notice: bool, now: Timestamp) -> I
         audit: Audit { actor: channel.to_owned(), detail: String::new() },
         sms,
     }
+}
+
+/// What a scheduler turn does with a due request it has room for ([`serve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// Start an attempt: claim the request (the transition to [`State::Dialing`]), dial.
+    Dial(Transition),
+    /// Write the transition and start nothing: not yet (the hours or the window moved the
+    /// due time), or no opening is left before the expiry.
+    Write(Transition),
+}
+
+/// [`Event::Serve`] for a due request, as the scheduler (and the simulator, which runs the
+/// same turn on a virtual clock) acts on it.
+pub fn serve(rules: &Rules<'_>, facts: &Facts<'_>, now: Timestamp) -> Result<Served, Refused> {
+    let t = step(Some(rules), facts, Event::Serve, now)?;
+    Ok(if t.to == State::Dialing { Served::Dial(t) } else { Served::Write(t) })
 }
 
 /// Decides what `event` does to the request. `rules` is `None` when the request's service

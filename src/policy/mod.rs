@@ -10,8 +10,10 @@
 //! - A *start slot* is the part of a slot in which a new attempt may start: the open
 //!   interval shortened by `last_call_before_close`, then intersected with the window.
 //! - The *deadline day* is the first local date, starting with the day the request was
-//!   made, that still has a slot ending after the request was made. The *deadline* is the
-//!   end of that day's last slot (Health Care Act § 51: contact the same weekday).
+//!   made, on which an attempt can still start after the request was made (a start slot
+//!   ends after it). The *deadline* is the end of that day's last slot (Health Care Act
+//!   § 51: contact the same weekday). A request made after the day's last start moment
+//!   is an after-hours request: its deadline day is the next day with a start slot.
 //! - The request *expires* at the end of the last slot of the `expire_after_open_days`-th
 //!   open day after the deadline day.
 //!
@@ -297,12 +299,22 @@ fn start_slots<'a>(
     window: Option<DayRange>,
     from: Timestamp,
 ) -> impl Iterator<Item = Interval> + 'a {
+    dated_start_slots(cal, rules, window, from).map(|(_, iv)| iv)
+}
+
+/// [`start_slots`] tagged with their local date.
+fn dated_start_slots<'a>(
+    cal: &'a Calendar,
+    rules: &'a AttemptRules,
+    window: Option<DayRange>,
+    from: Timestamp,
+) -> impl Iterator<Item = (Date, Interval)> + 'a {
     cal.intervals_from(from, HORIZON_DAYS).filter_map(move |(date, iv)| {
         let end = iv.end.checked_sub(rules.last_call_before_close).ok()?;
         let iv = intersect(iv, Interval { start: iv.start, end })?;
         match window {
-            None => Some(iv),
-            Some(w) => intersect(iv, cal.range_on(date, w)?),
+            None => Some((date, iv)),
+            Some(w) => intersect(iv, cal.range_on(date, w)?).map(|i| (date, i)),
         }
     })
 }
@@ -323,15 +335,28 @@ pub fn first_start(
     start_slots(cal, rules, window, t).find(|iv| iv.end > t).map(|iv| iv.start.max(t))
 }
 
-/// The deadline day and deadline of a request made at `created_at`.
+/// The deadline day and deadline of a request made at `created_at`: the first local date
+/// on which an attempt can still start after `created_at` (a start slot ends after it),
+/// and the end of that date's last slot.
+///
+/// A request made when no attempt can start any more that day (15:55 when the hours end
+/// at 16:00 and `last_call_before_close` is 10 min) is an after-hours request: nobody
+/// can call it back that day, so its deadline day is the next day with a start slot, as
+/// for a request made in the evening, and the patient is told that day's window.
 pub fn deadline(
     cal: &Calendar,
+    rules: &AttemptRules,
     window: Option<DayRange>,
     created_at: Timestamp,
 ) -> Option<(Date, Timestamp)> {
-    let mut it = slots(cal, window, created_at).filter(|(_, iv)| iv.end > created_at);
-    let (day, first) = it.next()?;
-    let last = it.take_while(|(d, _)| *d == day).last().map_or(first.end, |(_, iv)| iv.end);
+    let (day, first) =
+        dated_start_slots(cal, rules, window, created_at).find(|(_, iv)| iv.end > created_at)?;
+    let last = slots(cal, window, first.start)
+        .skip_while(|(d, _)| *d < day)
+        .take_while(|(d, _)| *d == day)
+        .map(|(_, iv)| iv.end)
+        .max()
+        .unwrap_or(first.end);
     Some((day, last))
 }
 
@@ -342,7 +367,7 @@ pub fn expiry(
     window: Option<DayRange>,
     created_at: Timestamp,
 ) -> Option<Timestamp> {
-    let (day, deadline) = deadline(cal, window, created_at)?;
+    let (day, deadline) = deadline(cal, rules, window, created_at)?;
     if rules.expire_after_open_days == 0 {
         return Some(deadline);
     }
@@ -389,9 +414,10 @@ pub fn decide(cal: &Calendar, rules: &AttemptRules, req: &RequestFacts<'_>) -> D
         end: if counted > 0 { End::Unreachable } else { End::Expired },
         reason,
     };
-    let (Some((_, deadline)), Some(expires)) =
-        (deadline(cal, req.window, req.created_at), expiry(cal, rules, req.window, req.created_at))
-    else {
+    let (Some((_, deadline)), Some(expires)) = (
+        deadline(cal, rules, req.window, req.created_at),
+        expiry(cal, rules, req.window, req.created_at),
+    ) else {
         return give_up(Reason::NeverOpen);
     };
     match first_start(cal, rules, req.window, earliest) {
@@ -452,18 +478,40 @@ pub struct Eta {
     pub to: Timestamp,
 }
 
-/// The told window spans the queue's work ahead (at the recent rate) from
-/// [`ETA_EARLY`] of it to [`ETA_LATE`] of it, plus [`ETA_MARGIN`] on either side. The
-/// work is an upper bound (every waiting request counts as ahead at intake, including
-/// retries not yet due and requests for a later window, and the rate is a floor), so the
-/// window reaches well before it. Chosen with `callbackd simulate` so that at least 90%
-/// of first calls start inside the told window (BENCHMARKS.md) while the window stays as
-/// narrow as that allows.
-pub const ETA_EARLY: f64 = 0.4;
+/// The requests served before a waiting request, as the ETA counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ahead {
+    /// Every waiting request served before it (deadline first, then age).
+    pub all: u32,
+    /// Those of them waiting for a retry (not due yet): under deadline first each comes
+    /// back ahead of the patient if it falls due before the patient is called, which the
+    /// late edge assumes and the early edge does not.
+    pub retrying: u32,
+}
+
+impl Ahead {
+    /// `all` requests ahead, none of them waiting for a retry.
+    pub fn due(all: u32) -> Ahead {
+        Ahead { all, retrying: 0 }
+    }
+}
+
+/// The told window spans the queue's work ahead at the recent rate, walked through the
+/// opening hours: from [`ETA_EARLY`] of the work of the requests already due ahead, to
+/// [`ETA_LATE`] of the work of all ahead (the retries ahead back in time), each widened by
+/// the spread: [`ETA_SPREAD`] × √(requests ahead) calls' time (the statistical spread of
+/// the sum of that many callbacks of unknown length) and [`ETA_MARGIN`]. The rate is a
+/// floor (six calls an hour per line when the queue is short), so the work is an upper
+/// bound and the early edge reaches well before it. Chosen with `callbackd simulate` so
+/// that at least 90% of first calls start inside the told window at 70%, 90% and 100%
+/// nurse load (BENCHMARKS.md) while the window stays as narrow as that allows.
+pub const ETA_EARLY: f64 = 0.6;
 /// See [`ETA_EARLY`].
-pub const ETA_LATE: f64 = 1.0;
+pub const ETA_LATE: f64 = 0.9;
+/// See [`ETA_EARLY`].
+pub const ETA_SPREAD: f64 = 0.5;
 /// The least half-width of the told window.
-pub const ETA_MARGIN: SignedDuration = SignedDuration::from_mins(10);
+pub const ETA_MARGIN: SignedDuration = SignedDuration::from_mins(5);
 
 /// The instant after `work` of open start-slot time from `start` (any window).
 fn walk(
@@ -491,16 +539,17 @@ fn walk(
 /// at `calls_per_hour` (the service's recent rate), in the service's opening hours.
 /// `None` when it cannot be served before it expires or the rate is not positive.
 ///
-/// The window runs from [`ETA_EARLY`] of the queue's work ahead (less [`ETA_MARGIN`]) to
-/// [`ETA_LATE`] of it (plus the margin), walked through the opening hours, within the
-/// patient's window and the same opening, on quarter hours.
+/// The window runs from [`ETA_EARLY`] of the work of the requests due ahead to
+/// [`ETA_LATE`] of the work of all ahead, each widened by the spread (see [`ETA_EARLY`]),
+/// walked through the opening hours, within the patient's window and one opening (the
+/// one where all the work ahead is done, when that is a later one), on quarter hours.
 pub fn eta(
     cal: &Calendar,
     rules: &AttemptRules,
     window: Option<DayRange>,
     plan: &Plan,
     now: Timestamp,
-    ahead: u32,
+    ahead: Ahead,
     calls_per_hour: f64,
 ) -> Option<Eta> {
     if !(calls_per_hour.is_finite() && calls_per_hour > 0.0) {
@@ -511,17 +560,30 @@ pub fn eta(
         Now::Wait(t) => t,
         Now::Expire => return None,
     };
-    let work = f64::from(ahead) * 3600.0 / calls_per_hour;
+    let per = 3600.0 / calls_per_hour;
+    let all = f64::from(ahead.all);
+    let due = f64::from(ahead.all.saturating_sub(ahead.retrying));
+    let spread = ETA_SPREAD * all.sqrt() * per + ETA_MARGIN.as_secs_f64();
     let secs = |x: f64| SignedDuration::from_secs(x.round().max(0.0) as i64);
-    let margin = ETA_MARGIN.as_secs_f64();
-    let early = walk(cal, rules, start, secs(work * ETA_EARLY - margin))?;
-    let late = walk(cal, rules, start, secs(work * ETA_LATE + margin))?;
-    let from = first_start(cal, rules, window, early)?;
+    let early = walk(cal, rules, start, secs(due * per * ETA_EARLY - spread))?;
+    let late = walk(cal, rules, start, secs(all * per * ETA_LATE + spread))?;
+    let mut from = first_start(cal, rules, window, early)?;
+    let mut slot_end =
+        start_slots(cal, rules, window, from).find(|iv| iv.end > from).map_or(from, |iv| iv.end);
+    // The work ahead is expected to last past the opening the early edge falls in: the
+    // callback is expected in a later opening, and the window is told there (a window never
+    // spans a closed night; clipped at today's close it would be missed).
+    let expected = walk(cal, rules, start, secs(all * per))?;
+    if expected >= slot_end {
+        let t = first_start(cal, rules, window, expected);
+        if let Some(iv) = t.and_then(|t| start_slots(cal, rules, window, t).find(|iv| iv.end > t)) {
+            from = iv.start.max(start);
+            slot_end = iv.end;
+        }
+    }
     if from >= plan.expires {
         return None;
     }
-    let slot_end =
-        start_slots(cal, rules, window, from).find(|iv| iv.end > from).map_or(from, |iv| iv.end);
     let to = late.min(slot_end).max(from);
     let quarter = 15 * 60;
     let floor = |t: Timestamp| Timestamp::from_second(t.as_second().div_euclid(quarter) * quarter);

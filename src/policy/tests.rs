@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::calendar::{Calendar, DayRange, HolidayCalendar, Hours};
-use jiff::civil::DateTime;
+use jiff::civil::{DateTime, date};
 use jiff::tz::TimeZone;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,15 +108,56 @@ fn request_after_closing_is_due_at_the_next_opening() {
 }
 
 #[test]
-fn request_just_before_closing_misses_its_deadline_and_goes_first_tomorrow() {
+fn a_request_after_the_days_last_start_is_an_after_hours_request() {
     let cal = helsinki();
+    // 15:55, the hours end at 16:00 and no attempt starts in the last 10 minutes: nobody
+    // can call it back today, so its deadline day is the next open day, as in the evening.
     let late = plan(&cal, &fresh(hel("2026-11-23T15:55")));
     assert_eq!(late.due, hel("2026-11-24T08:00"), "no new attempt in the last 10 minutes");
-    assert_eq!(late.deadline, hel("2026-11-23T16:00"), "contact was still owed the same day");
-    assert!(deadline_missed(&cal, &rules(), None, &late, hel("2026-11-23T15:55")));
-    let tomorrow = plan(&cal, &fresh(hel("2026-11-24T07:30")));
+    assert_eq!(late.deadline, hel("2026-11-24T16:00"), "the deadline day is tomorrow");
+    assert!(!deadline_missed(&cal, &rules(), None, &late, hel("2026-11-23T15:55")));
+    assert_eq!(
+        deadline(&cal, &rules(), None, hel("2026-11-23T15:55")).map(|d| d.0),
+        Some(date(2026, 11, 24))
+    );
+    // The last start moment itself is after hours; a second before it is still today.
+    assert_eq!(plan(&cal, &fresh(hel("2026-11-23T15:50"))).deadline, hel("2026-11-24T16:00"));
+    let last = plan(&cal, &fresh(hel("2026-11-23T15:49:59")));
+    assert_eq!((last.due, last.deadline), (hel("2026-11-23T15:49:59"), hel("2026-11-23T16:00")));
+    // Friday closes at 15:00: 14:55 on Friday is Monday's.
+    assert_eq!(plan(&cal, &fresh(hel("2026-11-27T14:55"))).deadline, hel("2026-11-30T16:00"));
+    // With no closing margin an attempt may start until the hours end, and so may today's.
+    let open_to_end = AttemptRules { last_call_before_close: SignedDuration::ZERO, ..rules() };
+    assert_eq!(
+        deadline(&cal, &open_to_end, None, hel("2026-11-23T15:55")),
+        Some((date(2026, 11, 23), hel("2026-11-23T16:00")))
+    );
+    // A window: its own last moment counts (the margin is kept from the closing time only).
+    let w = Some(r("12:00-14:00"));
+    assert_eq!(
+        deadline(&cal, &rules(), w, hel("2026-11-23T13:55")),
+        Some((date(2026, 11, 23), hel("2026-11-23T14:00")))
+    );
+    let w = Some(r("15:00-16:00"));
+    assert_eq!(
+        deadline(&cal, &rules(), w, hel("2026-11-23T15:52")),
+        Some((date(2026, 11, 24), hel("2026-11-24T16:00")))
+    );
+}
+
+#[test]
+fn a_request_that_missed_its_deadline_goes_first_at_the_next_opening() {
+    let cal = helsinki();
+    let missed = plan(&cal, &fresh(hel("2026-11-23T15:45")));
+    assert_eq!((missed.due, missed.deadline), (hel("2026-11-23T15:45"), hel("2026-11-23T16:00")));
+    assert!(!deadline_missed(&cal, &rules(), None, &missed, hel("2026-11-23T15:49")));
     assert!(
-        key(&late, hel("2026-11-23T15:55"), 2) < key(&tomorrow, hel("2026-11-24T07:30"), 1),
+        deadline_missed(&cal, &rules(), None, &missed, hel("2026-11-23T15:50")),
+        "not started in time"
+    );
+    let after_hours = plan(&cal, &fresh(hel("2026-11-23T15:55")));
+    assert!(
+        key(&missed, hel("2026-11-23T15:45"), 2) < key(&after_hours, hel("2026-11-23T15:55"), 1),
         "a missed request is served first at the next opening"
     );
     // A request made early the same day goes before a later one.
@@ -234,10 +275,15 @@ fn a_window_crossing_closing_time_is_cut_at_closing() {
 fn christmas_week() {
     let cal = helsinki();
     // Wed 2026-12-23 is a holiday eve (08-15); Dec 24-26 holidays; Dec 27 Sunday.
-    let p = plan(&cal, &fresh(hel("2026-12-23T14:55")));
-    assert_eq!(p.due, hel("2026-12-28T08:00"));
+    let p = plan(&cal, &fresh(hel("2026-12-23T14:45")));
+    assert_eq!(p.due, hel("2026-12-23T14:45"));
     assert_eq!(p.deadline, hel("2026-12-23T15:00"));
     assert_eq!(p.expires, hel("2026-12-28T16:00"), "the end of the next open day");
+    // 14:55, after the eve's last start moment: owed contact on the next open day.
+    let p = plan(&cal, &fresh(hel("2026-12-23T14:55")));
+    assert_eq!(p.due, hel("2026-12-28T08:00"));
+    assert_eq!(p.deadline, hel("2026-12-28T16:00"));
+    assert_eq!(p.expires, hel("2026-12-29T16:00"));
     // Dec 31 (Thu) is the eve of New Year's Day; Jan 1 holiday, then the weekend.
     let p = plan(&cal, &fresh(hel("2026-12-31T15:30")));
     assert_eq!(p.due, hel("2027-01-04T08:00"));
@@ -256,9 +302,12 @@ fn midsummer_and_easter_weeks() {
     // Maundy Thursday 2026-04-02 closes at 15; Good Friday to Easter Monday closed.
     let p = plan(&cal, &fresh(hel("2026-04-02T14:00")));
     assert_eq!(p.deadline, hel("2026-04-02T15:00"));
-    let p = plan(&cal, &fresh(hel("2026-04-02T14:55")));
-    assert_eq!(p.due, hel("2026-04-07T08:00"));
+    let p = plan(&cal, &fresh(hel("2026-04-02T14:45")));
+    assert_eq!(p.due, hel("2026-04-02T14:45"));
     assert_eq!(p.expires, hel("2026-04-07T16:00"));
+    let p = plan(&cal, &fresh(hel("2026-04-02T14:55")));
+    assert_eq!((p.due, p.deadline), (hel("2026-04-07T08:00"), hel("2026-04-07T16:00")));
+    assert_eq!(p.expires, hel("2026-04-08T16:00"));
 }
 
 #[test]
@@ -287,11 +336,16 @@ fn expiry_zero_means_the_deadline() {
     let d = decide(&cal, &rules0, &fresh(hel("2026-11-23T10:00")));
     let Decision::Dial(p) = d else { panic!("{d:?}") };
     assert_eq!(p.expires, p.deadline);
-    // Made after the last start moment of the day: it cannot be served in time.
-    assert_eq!(
-        decide(&cal, &rules0, &fresh(hel("2026-11-23T15:55"))),
-        Decision::End { end: End::Expired, reason: Reason::NoTimeBeforeExpiry }
-    );
+    // Made after the last start moment of the day: an after-hours request, its deadline
+    // (and so its expiry) the end of the next open day.
+    let d = decide(&cal, &rules0, &fresh(hel("2026-11-23T15:55")));
+    let Decision::Dial(p) = d else { panic!("{d:?}") };
+    assert_eq!((p.due, p.expires), (hel("2026-11-24T08:00"), hel("2026-11-24T16:00")));
+    // A window already over for today's last start moment: the same, on the window.
+    let w = RequestFacts { window: Some(r("12:00-14:00")), ..fresh(hel("2026-11-23T14:30")) };
+    let d = decide(&cal, &rules0, &w);
+    let Decision::Dial(p) = d else { panic!("{d:?}") };
+    assert_eq!((p.due, p.expires), (hel("2026-11-24T12:00"), hel("2026-11-24T14:00")));
 }
 
 #[test]
@@ -299,23 +353,57 @@ fn eta_walks_the_queue_through_opening_hours() {
     let cal = helsinki();
     let p = plan(&cal, &fresh(hel("2026-11-23T10:00")));
     let now = hel("2026-11-23T10:00");
-    // 30 min of work: from 40% of it less 10 min (10:02, floored to 10:00) to all of it
-    // plus 10 min (10:40, ceiled to 10:45).
-    let e = eta(&cal, &rules(), None, &p, now, 10, 20.0).expect("eta");
+    // 10 ahead at 20 an hour (3 min each), spread 0.5 × √10 × 3 min + 5 min ≈ 9.7 min:
+    // from 60% of 30 min less it (10:08, floored to 10:00) to 90% of it plus it (10:36,
+    // ceiled to 10:45).
+    let e = eta(&cal, &rules(), None, &p, now, Ahead::due(10), 20.0).expect("eta");
     assert_eq!((e.from, e.to), (hel("2026-11-23T10:00"), hel("2026-11-23T10:45")));
-    // 6 h of work from 10:00 with the day's last start at 15:50: from 12:14 (floored to
-    // 12:00) to the end of the day's start slot (15:50, told as 16:00).
-    let e = eta(&cal, &rules(), None, &p, now, 120, 20.0).expect("eta");
-    assert_eq!((e.from, e.to), (hel("2026-11-23T12:00"), hel("2026-11-23T16:00")));
-    // 9 h of work: from 13:26 (floored to 13:15) to the same day's end, never overnight.
-    let e = eta(&cal, &rules(), None, &p, now, 180, 20.0).expect("eta");
-    assert_eq!((e.from, e.to), (hel("2026-11-23T13:15"), hel("2026-11-23T16:00")));
-    // 20 h of work: 7 h 50 min of open time from 10:00 = 10:00 next morning.
-    let e = eta(&cal, &rules(), None, &p, now, 400, 20.0).expect("eta");
-    assert_eq!(e.from, hel("2026-11-24T10:00"));
-    assert!(e.to > e.from);
-    assert_eq!(eta(&cal, &rules(), None, &p, now, 10, 0.0), None);
-    assert_eq!(eta(&cal, &rules(), None, &p, now, 10_000, 20.0), None, "not before expiry");
+    // 100 ahead: 5 h of work, spread 20 min; from 12:40 (floored to 12:30) to 14:50 (15:00).
+    let e = eta(&cal, &rules(), None, &p, now, Ahead::due(100), 20.0).expect("eta");
+    assert_eq!((e.from, e.to), (hel("2026-11-23T12:30"), hel("2026-11-23T15:00")));
+    // 9 h of work: done only tomorrow, so the window is told tomorrow, never overnight.
+    let e = eta(&cal, &rules(), None, &p, now, Ahead::due(180), 20.0).expect("eta");
+    assert_eq!(e.from, hel("2026-11-24T08:00"));
+    assert!(e.to > e.from && e.to <= hel("2026-11-24T16:00"), "{e:?}");
+    // 20 h of work: done only after the request expires (Tuesday 16:00).
+    assert_eq!(eta(&cal, &rules(), None, &p, now, Ahead::due(400), 20.0), None);
+    assert_eq!(eta(&cal, &rules(), None, &p, now, Ahead::due(10), 0.0), None);
+    assert_eq!(
+        eta(&cal, &rules(), None, &p, now, Ahead::due(10_000), 20.0),
+        None,
+        "not before expiry"
+    );
+}
+
+#[test]
+fn retries_ahead_move_only_the_early_edge() {
+    let cal = helsinki();
+    let now = hel("2026-11-23T09:00");
+    let p = plan(&cal, &fresh(now));
+    let all_due = eta(&cal, &rules(), None, &p, now, Ahead::due(60), 30.0).expect("eta");
+    let half = Ahead { all: 60, retrying: 30 };
+    let retrying = eta(&cal, &rules(), None, &p, now, half, 30.0).expect("eta");
+    assert!(retrying.from < all_due.from, "{retrying:?} {all_due:?}");
+    assert_eq!(retrying.to, all_due.to, "every retry may come back ahead of the patient");
+    let none_due = Ahead { all: 60, retrying: 60 };
+    assert_eq!(eta(&cal, &rules(), None, &p, now, none_due, 30.0).map(|e| e.from), Some(now));
+}
+
+#[test]
+fn the_window_widens_with_the_square_root_of_the_queue_not_beyond() {
+    let cal = always_open();
+    let now = hel("2026-11-23T00:00");
+    let p = plan(&cal, &fresh(now));
+    let width = |n: u32| {
+        let e = eta(&cal, &rules(), None, &p, now, Ahead::due(n), 60.0).expect("eta");
+        e.to.duration_since(e.from).as_secs_f64() / 60.0
+    };
+    // 0.3 × n min of work plus 2 × (0.5 √n + 5) min of spread, rounded to quarter hours.
+    for n in [16u32, 64, 256] {
+        let expected = 0.3 * f64::from(n) + 2.0 * (0.5 * f64::from(n).sqrt() + 5.0);
+        assert!((width(n) - expected).abs() <= 30.0, "{n}: {} vs {expected}", width(n));
+    }
+    assert!(width(0) <= 15.0, "an empty queue: the next quarter hour");
 }
 
 #[test]
@@ -387,6 +475,11 @@ proptest! {
             prop_assert!(p.deadline <= p.expires);
             if let Some(last) = attempts.last() {
                 prop_assert!(p.due >= last.ended_at);
+            } else {
+                // A new request is never born late: its first start moment lies before
+                // its deadline, whenever it is made.
+                prop_assert!(p.due < p.deadline, "due {} deadline {}", p.due, p.deadline);
+                prop_assert!(!deadline_missed(&cal, &rules(), w, &p, created));
             }
         }
     }

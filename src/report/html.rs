@@ -25,7 +25,8 @@ pub fn escape(s: &str) -> String {
     o
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:62em;\
+/// The page's style sheet (the simulator's HTML report uses it too).
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:62em;\
 color:#111;padding:0 1em}h1{font-size:1.5em}h2{border-bottom:2px solid #246;margin-top:2em}\
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{padding:.15em .6em;text-align:right;\
 border-bottom:1px solid #ddd}th:first-child,td:first-child{text-align:left}\
@@ -138,12 +139,15 @@ fn section(o: &mut String, r: &Report, s: &Section) {
 }
 
 const SIZE: (u32, u32) = (460, 260);
-const BLUE: RGBColor = RGBColor(0x24, 0x66, 0xaa);
-const GREEN: RGBColor = RGBColor(0x2a, 0x8a, 0x4a);
-const GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
+/// The charts' colours (the simulator's HTML report draws with them too).
+pub(crate) const BLUE: RGBColor = RGBColor(0x24, 0x66, 0xaa);
+/// See [`BLUE`].
+pub(crate) const GREEN: RGBColor = RGBColor(0x2a, 0x8a, 0x4a);
+/// See [`BLUE`].
+pub(crate) const GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
 
 /// Draws into an SVG string; a drawing error leaves a note instead of the chart.
-fn svg(
+pub(crate) fn svg(
     draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
 ) -> String {
     let mut out = String::new();

@@ -31,7 +31,9 @@ use crate::clock::{Clock, until};
 use crate::dialplan::{Service, Services};
 use crate::metrics;
 use crate::policy::admit::{self, Admission};
-use crate::policy::lifecycle::{Event, Orphan, Rules, State, Survey, Transition, step};
+use crate::policy::lifecycle::{
+    Event, Orphan, Rules, Served, State, Survey, Transition, serve, step,
+};
 use crate::store::{Applied, Attempt, Fence, Request, Store, StoreError};
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -390,8 +392,8 @@ impl Scheduler {
             let batch = free.min(CLAIM_BATCH) as i64;
             let rules = rules_of(svc);
             for req in self.store.due(&svc.id, now, batch).await? {
-                match step(Some(&rules), &req.facts(&[]), Event::Serve, now) {
-                    Ok(t) if t.to == State::Dialing => {
+                match serve(&rules, &req.facts(&[]), now) {
+                    Ok(Served::Dial(_)) => {
                         if let Err(at) = self.admission.start(now) {
                             wake_at.push(Some(at));
                             break 'services;
@@ -401,7 +403,7 @@ impl Scheduler {
                     }
                     // Not yet (the hours or window moved it), or no opening is left: the
                     // transition is decided again on the stored facts and written.
-                    Ok(_) => {
+                    Ok(Served::Write(_)) => {
                         self.apply(Some(svc), &req, Event::Serve, now).await?;
                     }
                     Err(refused) => warn!(request = req.id, %refused, "due request not served"),

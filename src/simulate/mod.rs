@@ -26,7 +26,7 @@ pub use report::{ByDay, ByHour, Report, Totals};
 use crate::calendar::DayRange;
 use crate::dialplan::{Service, Services};
 use crate::intake::{self, RawRequest};
-use crate::policy::lifecycle::{self, Event, Facts, Rules, ServingKey, State, Transition};
+use crate::policy::lifecycle::{self, Event, Facts, Rules, Served, ServingKey, State, Transition};
 use crate::policy::{self, AttemptRecord, Eta, Outcome, admit};
 use jiff::civil::{Date, Weekday};
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -136,7 +136,9 @@ impl Staffing {
 pub enum Order {
     /// The daemon's order: earliest same-day deadline first ([`ServingKey`]).
     Deadline,
-    /// First come, first served (what most contact centres do), for comparison.
+    /// First come, first served, as contact centres queue: a new request by the time it
+    /// was made, a retry at the back of the queue by the time it became due again
+    /// ([`fifo_key`]). For comparison only: the daemon serves deadline first.
     Fifo,
 }
 
@@ -285,6 +287,20 @@ enum Key {
     Fifo(Timestamp, i64),
 }
 
+/// The first-come-first-served key of a request: when it joined the queue (made, or, for
+/// a retry, due again: a retry goes to the back of the queue), then its id.
+pub fn fifo_key(
+    created: Timestamp,
+    due: Option<Timestamp>,
+    tried: bool,
+    id: i64,
+) -> (Timestamp, i64) {
+    match (tried, due) {
+        (true, Some(due)) => (due.max(created), id),
+        (false, _) | (true, None) => (created, id),
+    }
+}
+
 /// The whole state of a run.
 struct Sim<'a> {
     svc: &'a Service,
@@ -293,6 +309,8 @@ struct Sim<'a> {
     reqs: Vec<Req>,
     /// Waiting requests in serving order.
     queue: BTreeSet<(Key, usize)>,
+    /// Those of them waiting for a retry.
+    retrying: usize,
     /// Waiting requests by due time.
     by_due: BTreeSet<(Timestamp, usize)>,
     /// Waiting requests by expiry.
@@ -421,7 +439,10 @@ impl<'a> Sim<'a> {
         let r = &self.reqs[idx];
         match self.params.order {
             Order::Deadline => Key::Deadline(r.facts().serving_key()),
-            Order::Fifo => Key::Fifo(r.created, r.id),
+            Order::Fifo => {
+                let (at, id) = fifo_key(r.created, r.due, !r.attempts.is_empty(), r.id);
+                Key::Fifo(at, id)
+            }
         }
     }
 
@@ -440,7 +461,9 @@ impl<'a> Sim<'a> {
     fn unindex(&mut self, idx: usize) {
         let key = self.key(idx);
         let r = &self.reqs[idx];
-        self.queue.remove(&(key, idx));
+        if self.queue.remove(&(key, idx)) && r.state == State::RetryWait {
+            self.retrying -= 1;
+        }
         if let Some(d) = r.due {
             self.by_due.remove(&(d, idx));
         }
@@ -452,7 +475,9 @@ impl<'a> Sim<'a> {
         let key = self.key(idx);
         let r = &self.reqs[idx];
         if r.state.is_waiting() {
-            self.queue.insert((key, idx));
+            if self.queue.insert((key, idx)) && r.state == State::RetryWait {
+                self.retrying += 1;
+            }
             if let Some(d) = r.due {
                 self.by_due.insert((d, idx));
             }
@@ -510,13 +535,26 @@ impl<'a> Sim<'a> {
             .map_err(|e| SimError::Intake(e.to_string()))?;
         let plan = accepted.plan;
         let written = lifecycle::intake(&plan, "web", false, at);
-        // The intake answer's ETA: every waiting request counts as ahead, at the recent
-        // rate (the API's computation, see `crate::eta`).
-        let ahead = u32::try_from(self.queue.len()).unwrap_or(u32::MAX);
+        // The intake answer's ETA: every waiting request counts as ahead, those waiting for
+        // a retry apart, at the recent rate (the API's computation, see `crate::eta`).
+        let ahead = crate::eta::ahead_of_counts(
+            i64::try_from(self.queue.len()).unwrap_or(i64::MAX),
+            i64::try_from(self.retrying).unwrap_or(0),
+        );
         while self.recent.front().is_some_and(|t| at.duration_since(*t).as_secs() > 2 * 3600) {
             self.recent.pop_front();
         }
-        let rate = crate::eta::rate_of(self.recent.len() as i64, self.nurses(at).max(1));
+        // The daemon's capacity is the dialplan's, the same at every hour; here it follows
+        // the nurses, so the capacity that serves the request is the one at its first start
+        // moment (a request made on Saturday is served by Monday's nurses).
+        let serves = policy::first_start(
+            &self.svc.calendar,
+            &self.svc.attempts,
+            accepted.request.window,
+            at,
+        )
+        .unwrap_or(at);
+        let rate = crate::eta::rate_of(self.recent.len() as i64, self.nurses(serves).max(1));
         let told = policy::eta(
             &self.svc.calendar,
             &self.svc.attempts,
@@ -617,12 +655,12 @@ impl<'a> Sim<'a> {
                 break;
             };
             let rules = self.rules();
-            match lifecycle::step(Some(&rules), &self.reqs[idx].facts(), Event::Serve, now) {
-                Ok(t) if t.to == State::Dialing => {
+            match lifecycle::serve(&rules, &self.reqs[idx].facts(), now) {
+                Ok(Served::Dial(t)) => {
                     self.apply(idx, &t, now);
                     self.dial(idx, now);
                 }
-                Ok(t) => self.apply(idx, &t, now),
+                Ok(Served::Write(t)) => self.apply(idx, &t, now),
                 Err(_) => break,
             }
         }
@@ -719,6 +757,7 @@ pub fn run(services: &Services, service: &str, params: &Params) -> Result<Run, S
         params,
         reqs: Vec::with_capacity(arrivals.len()),
         queue: BTreeSet::new(),
+        retrying: 0,
         by_due: BTreeSet::new(),
         by_expiry: BTreeSet::new(),
         by_deadline: BTreeSet::new(),
@@ -773,7 +812,7 @@ pub fn staffing_for_load(
         for h in 0..24i8 {
             let Ok(z) = date.at(h, 30, 0, 0).to_zoned(cal.tz().clone()) else { continue };
             let mean = arrivals.0[weekday_ix(date.weekday())][usize::try_from(h).unwrap_or(0)];
-            if let Some((day, _)) = policy::deadline(cal, None, z.timestamp()) {
+            if let Some((day, _)) = policy::deadline(cal, &svc.attempts, None, z.timestamp()) {
                 let k = (day - monday).get_days();
                 if (0..7).contains(&k) {
                     work[usize::try_from(k).unwrap_or(0)] += mean * per;

@@ -3,8 +3,10 @@
 use super::{Params, Req, weekday_ix};
 use crate::dialplan::Service;
 use crate::policy::lifecycle::State;
+use crate::report::html::{BLUE, GREEN, GREY, STYLE, escape, svg};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
+use plotters::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +18,9 @@ pub struct Totals {
     pub requests: usize,
     /// Share first called before their same-day deadline (Health Care Act § 51).
     pub same_day: f64,
+    /// Share connected to a nurse before their same-day deadline (the report command's
+    /// same-day figure: a retry that reaches the patient in time counts).
+    pub contacted_same_day: f64,
     /// Requests flagged by the daemon's deadline supervision (still waiting or in retry
     /// at their deadline): the `callbackd_deadline_missed_total` figure.
     pub deadlines_missed: usize,
@@ -184,6 +189,10 @@ pub(super) fn build(
     let totals = Totals {
         requests: n,
         same_day: share(reqs.iter().filter(|r| same_day(r)).count(), n),
+        contacted_same_day: share(
+            reqs.iter().filter(|r| r.connected_at.is_some_and(|t| t < r.deadline)).count(),
+            n,
+        ),
         deadlines_missed: reqs.iter().filter(|r| r.deadline_missed).count(),
         callback_p50_min: quantile(callback.clone(), 0.5),
         callback_p90_min: quantile(callback, 0.9),
@@ -272,6 +281,11 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
+/// A share near 100% with the digits that tell 99.5% from 99.96%.
+fn pct2(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
 impl Report {
     /// The plain-text report.
     pub fn text(&self) -> String {
@@ -283,7 +297,8 @@ impl Report {
             self.service, self.start, self.days, self.order, self.seed
         );
         let _ = writeln!(o, "requests              {}", t.requests);
-        let _ = writeln!(o, "same day (first call) {}", pct(t.same_day));
+        let _ = writeln!(o, "same day (first call) {}", pct2(t.same_day));
+        let _ = writeln!(o, "contacted same day    {}", pct(t.contacted_same_day));
         let _ = writeln!(o, "deadlines missed      {}", t.deadlines_missed);
         let _ = writeln!(
             o,
@@ -346,73 +361,143 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    /// A self-contained HTML page: the totals and bar charts (SVG) by day and by hour.
+    /// A self-contained HTML page: the figures, and charts by day and by hour drawn by
+    /// `plotters`' SVG backend (as `callbackd report --format html` draws its own).
     pub fn html(&self) -> String {
-        let t = &self.totals;
         let mut o = String::new();
+        let title = format!(
+            "callbackd simulate {}: {} days from {}, {} order",
+            self.service, self.days, self.start, self.order
+        );
         let _ = write!(
             o,
-            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
-             <title>callbackd simulate {svc}</title>\
-             <style>body{{font:14px sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:right}}\
-             </style><h1>{svc}: {days} days from {start}, {order} order</h1>",
-            svc = esc(&self.service),
-            days = self.days,
-            start = esc(&self.start),
-            order = self.order,
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
+            t = escape(&title),
         );
-        let _ = write!(o, "<pre>{}</pre>", esc(&self.text()));
-        let days: Vec<(String, f64)> =
-            self.by_day.iter().map(|d| (d.date.clone(), d.same_day)).collect();
-        o.push_str(&bars("Same day by day", &days, 1.0, true));
-        let util: Vec<(String, f64)> =
-            self.by_day.iter().map(|d| (d.date.clone(), d.utilisation)).collect();
-        o.push_str(&bars("Nurse utilisation by day", &util, 1.0, true));
-        let hours: Vec<(String, f64)> =
-            self.by_hour.iter().map(|h| (h.hour.to_string(), h.requests as f64)).collect();
-        let max = hours.iter().map(|h| h.1).fold(1.0, f64::max);
-        o.push_str(&bars("Requests by hour of day", &hours, max, false));
-        let waits: Vec<(String, f64)> =
-            self.by_hour.iter().map(|h| (h.hour.to_string(), h.first_call_p50_min)).collect();
-        let max = waits.iter().map(|h| h.1).fold(1.0, f64::max);
-        o.push_str(&bars("Minutes to first call (median) by hour of request", &waits, max, false));
-        let _ = write!(o, "<p>ETA punctuality {}</p></html>", pct(t.eta_punctual));
+        let _ = writeln!(o, "<div class=\"charts\">");
+        for (caption, chart) in [
+            ("Same day (first call before the deadline) by day of request; line: 99.5 %", {
+                day_chart(&self.by_day, &[("same day", GREEN, |d| d.same_day)], Some(0.995))
+            }),
+            (
+                "Nurse utilisation and ETA punctuality by day",
+                day_chart(
+                    &self.by_day,
+                    &[
+                        ("utilisation", BLUE, |d| d.utilisation),
+                        ("ETA kept", GREEN, |d| d.eta_punctual),
+                    ],
+                    None,
+                ),
+            ),
+            ("Requests by hour of request", hour_chart(&self.by_hour, |h| h.requests as f64, "")),
+            (
+                "Minutes to the first call (median) by hour of request",
+                hour_chart(&self.by_hour, |h| h.first_call_p50_min, "min"),
+            ),
+        ] {
+            let _ = writeln!(o, "<figure>{chart}<figcaption>{caption}</figcaption></figure>");
+        }
+        let _ = writeln!(o, "</div>\n<pre>{}</pre>\n</body></html>", escape(&self.text()));
         o
     }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// One series of a day chart: its label, colour and value (a share) of a day.
+type Series<'a> = (&'a str, RGBColor, fn(&ByDay) -> f64);
+
+/// Bars of shares (0–1) per day, one bar per series side by side, with a goal line.
+fn day_chart(days: &[ByDay], series: &[Series<'_>], goal: Option<f64>) -> String {
+    svg(|root| {
+        let n = days.len();
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(44)
+            // Room above the bars for the legend when there is one.
+            .build_cartesian_2d(
+                0f64..n.max(1) as f64,
+                0f64..if series.len() > 1 { 140f64 } else { 110f64 },
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .x_labels(n.clamp(1, 16))
+            .x_label_formatter(&|x| {
+                days.get(*x as usize)
+                    .map_or_else(String::new, |d| d.date.get(5..).unwrap_or(&d.date).to_owned())
+            })
+            .y_label_formatter(&|y| if *y <= 100.0 { format!("{y:.0} %") } else { String::new() })
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if let Some(g) = goal {
+            chart
+                .draw_series(LineSeries::new(
+                    [(0.0, g * 100.0), (n as f64, g * 100.0)],
+                    RED.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        let k = series.len().max(1) as f64;
+        for (j, (label, colour, value)) in series.iter().enumerate() {
+            let (colour, value) = (*colour, *value);
+            let j = j as f64;
+            chart
+                .draw_series(days.iter().enumerate().map(|(i, d)| {
+                    let x = i as f64 + 0.1 + 0.8 * j / k;
+                    Rectangle::new(
+                        [(x, 0.0), (x + 0.8 / k, value(d) * 100.0)],
+                        colour.mix(0.7).filled(),
+                    )
+                }))
+                .map_err(|e| e.to_string())?
+                .label(*label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 12, y + 4)], colour.mix(0.7).filled())
+                });
+        }
+        if series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(GREY)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
 }
 
-/// A bar chart as inline SVG.
-fn bars(title: &str, data: &[(String, f64)], max: f64, percent: bool) -> String {
-    let (w, h, pad) = (40.0, 160.0, 30.0);
-    let width = pad + w * data.len() as f64 + 10.0;
-    let mut o = format!(
-        "<h2>{}</h2><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" \
-         role=\"img\" aria-label=\"{}\">",
-        esc(title),
-        h + 40.0,
-        esc(title)
-    );
-    for (i, (label, v)) in data.iter().enumerate() {
-        let bh = if max > 0.0 { (v / max).clamp(0.0, 1.0) * h } else { 0.0 };
-        let x = pad + w * i as f64;
-        let value = if percent { pct(*v) } else { format!("{v:.0}") };
-        let _ = write!(
-            o,
-            "<rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{bh}\" fill=\"#3a7\"><title>{} {}</title></rect>\
-             <text x=\"{}\" y=\"{}\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
-            10.0 + h - bh,
-            w - 6.0,
-            esc(label),
-            value,
-            x + (w - 6.0) / 2.0,
-            h + 24.0,
-            esc(label.get(5..).unwrap_or(label)),
-        );
-    }
-    o.push_str("</svg>");
-    o
+/// Bars per local hour of request.
+fn hour_chart(hours: &[ByHour], value: fn(&ByHour) -> f64, unit: &str) -> String {
+    svg(|root| {
+        let top = hours.iter().map(value).fold(1.0, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0f64..24f64, 0f64..top)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .x_labels(13)
+            .x_label_formatter(&|x| format!("{:02}", *x as i64))
+            .y_desc(unit)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(hours.iter().map(|h| {
+                let x = f64::from(h.hour);
+                Rectangle::new([(x + 0.1, 0.0), (x + 0.9, value(h))], BLUE.mix(0.7).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }

@@ -759,8 +759,16 @@ impl Store {
     /// counted up to `cap`: the cost stays bounded however long the queue is, and a queue
     /// longer than `cap` is beyond any useful estimate anyway.
     pub async fn ahead_of(&self, req: &Request, cap: i64) -> Result<i64, StoreError> {
+        Ok(self.ahead_by_state(req, cap).await?.0)
+    }
+
+    /// [`Store::ahead_of`], and how many of those requests wait for a retry
+    /// (`retry_wait`), in one query.
+    pub async fn ahead_by_state(&self, req: &Request, cap: i64) -> Result<(i64, i64), StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM requests WHERE service = $1 \
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(retrying), 0) AS BIGINT) AS r FROM (SELECT \
+             CASE WHEN state = 'retry_wait' THEN 1 ELSE 0 END AS retrying FROM requests \
+             WHERE service = $1 \
              AND state IN {WAITING} AND (deadline_at < $2 OR (deadline_at = $2 AND \
              (created_at < $3 OR (created_at = $3 AND id < $4)))) LIMIT $5) AS ahead"
         ))
@@ -771,7 +779,7 @@ impl Store {
         .bind(cap)
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.try_get("n")?)
+        Ok((row.try_get("n")?, row.try_get("r")?))
     }
 
     /// The serving keys of a service's waiting requests, in serving order: the same set and

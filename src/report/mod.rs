@@ -553,17 +553,11 @@ fn mean_ms(n: u64, sum_ms: i64) -> Option<f64> {
 
 /// Per-day and per-hour sums of one section: requests, and the count and sum (ms) of
 /// their waits.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Detail {
     days: BTreeMap<Date, (u64, Share, u64, i64)>,
     /// Weekday (0 = Monday) × hour.
     hours: [[(u64, u64, i64); 24]; 7],
-}
-
-impl Default for Detail {
-    fn default() -> Self {
-        Detail { days: BTreeMap::new(), hours: [[(0, 0, 0); 24]; 7] }
-    }
 }
 
 /// Computes the report from rows: the query's period and the one before, per service and

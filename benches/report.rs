@@ -8,11 +8,19 @@
 //!    `REPORT_BENCH_ROWS` (80,000) requests for November 2026 and as many for October,
 //!    spread over three services and the opening hours, each with 1–3 finished attempts
 //!    (about 1.6 on average), a told window and a notice SMS, in large transactions (the
-//!    rows a year of the daemon would have written; intake speed is the queue bench's);
+//!    rows a year of the daemon would have written; intake speed is the queue bench's),
+//!    then `ANALYZE` on PostgreSQL (as autovacuum would);
 //! 2. runs the real command `callbackd report --month 2026-11` (text, then html) against
 //!    it `REPORT_BENCH_RUNS` (3) times each, timing the whole process (start, read-only
 //!    open, the three reads, the figures, the output);
-//! 3. prints the median and the slowest run per backend and format.
+//! 3. prints the median and the slowest run per backend and format;
+//! 4. in this process, times the phases of the same report (`REPORT_BENCH_RUNS` times,
+//!    median): the store's read (`store::report::read`: the month's requests folded in SQL,
+//!    the month before summed in SQL), the figures (`report::compute_read`), the text and
+//!    the HTML; then, for comparison, the design before it: every row of both months
+//!    (requests, attempts, SMS) read through the store's `Any` pool and folded in Rust
+//!    (`Store::history` + `report::compute`), once, with a check that both give the same
+//!    report. `REPORT_BENCH_PLANS=1` also prints the database's plan of each statement.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -135,6 +143,13 @@ async fn fill(url: &str, rows: u64) {
     fill_month(&mut conn, date(2026, 11, 1), rows, 0x2545_f491_4f6c_dd1d).await;
     println!("  filled {} requests in {:.1} s", 2 * rows, t.elapsed().as_secs_f64());
     conn.close().await.expect("close");
+    if !url.starts_with("sqlite:") {
+        // A production server analyses its tables (autovacuum); one with autovacuum off,
+        // right after the fill, has no statistics and plans the joins blind.
+        let mut pg = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query("ANALYZE").execute(&mut pg).await.expect("ANALYZE");
+        pg.close().await.expect("close");
+    }
 }
 
 fn time_runs(setup: &common::Setup, label: &str, runs: usize) {
@@ -175,6 +190,79 @@ fn time_runs(setup: &common::Setup, label: &str, runs: usize) {
     }
 }
 
+fn median(mut xs: Vec<Duration>) -> f64 {
+    xs.sort();
+    xs[xs.len() / 2].as_secs_f64() * 1000.0
+}
+
+/// The phases of the report in this process (see the top of the file).
+async fn phases(url: &str, label: &str, runs: usize) {
+    use callbackd::report::{self, Period, Query};
+    let mut services: Vec<String> = SERVICES.iter().map(|s| (*s).to_owned()).collect();
+    services.sort();
+    let tz = TimeZone::get("Europe/Helsinki").expect("tz");
+    let query = Query { period: Period::month("2026-11").expect("month"), services, tz };
+    let now = jiff::Timestamp::now();
+    if std::env::var("REPORT_BENCH_PLANS").is_ok_and(|v| v == "1") {
+        for (name, plan) in
+            callbackd::store::report::explain(url, &query, now).await.expect("explain")
+        {
+            println!("  {label} plan of {name}:");
+            for line in plan.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    let (mut read_t, mut compute_t, mut text_t, mut html_t) = (vec![], vec![], vec![], vec![]);
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let read = callbackd::store::report::read(url, &query, now).await.expect("read");
+        read_t.push(t.elapsed());
+        let t = Instant::now();
+        let r = report::compute_read(&read, &query, now);
+        compute_t.push(t.elapsed());
+        let t = Instant::now();
+        let text = report::render::text(&r);
+        text_t.push(t.elapsed());
+        let t = Instant::now();
+        let html = report::html::html(&r);
+        html_t.push(t.elapsed());
+        assert!(text.len() > 1000 && html.len() > 1000);
+        last = Some((read.current.len(), r));
+    }
+    let (rows, fast) = last.expect("a run");
+    println!(
+        "  {label} phases (median of {runs}): read {:.0} ms ({rows} request rows + sums), \
+         figures {:.0} ms, text {:.0} ms, html {:.0} ms",
+        median(read_t),
+        median(compute_t),
+        median(text_t),
+        median(html_t)
+    );
+    let store = callbackd::store::Store::open(url).await.expect("open store");
+    let (from, _) = query.period.previous().instants(&query.tz);
+    let (_, to) = query.period.instants(&query.tz);
+    let t = Instant::now();
+    let history = store.history(&query.services, from, to).await.expect("rows");
+    let read = t.elapsed();
+    let t = Instant::now();
+    let slow = report::compute(&history, &query, now);
+    let compute = t.elapsed();
+    store.close().await;
+    println!(
+        "  {label} rows of both months through Any (before): read {:.0} ms ({} requests, \
+         {} attempts, {} SMS), figures {:.0} ms",
+        read.as_secs_f64() * 1000.0,
+        history.requests.len(),
+        history.attempts.len(),
+        history.sms.len(),
+        compute.as_secs_f64() * 1000.0
+    );
+    let json = |r: &report::Report| serde_json::to_value(r).expect("JSON");
+    assert_eq!(json(&fast), json(&slow), "both ways give the same report");
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -197,6 +285,7 @@ async fn main() {
     let url = format!("sqlite:{}", setup.database().display());
     fill(&url, rows).await;
     time_runs(&setup, "SQLite    ", runs);
+    phases(&url, "SQLite    ", runs).await;
 
     if let Some(db) = common::pg::TestDb::create().await {
         fill(&db.url, rows).await;
@@ -208,6 +297,7 @@ async fn main() {
         )
         .expect("write config");
         time_runs(&pg, "PostgreSQL", runs);
+        phases(&db.url, "PostgreSQL", runs).await;
     }
     println!("load after: {}", loadavg());
 }

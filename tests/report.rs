@@ -328,3 +328,156 @@ fn bad_input_and_a_missing_store() {
     std::fs::write(&setup.config, "nonsense = [").expect("write");
     assert_eq!(code(&[]).0, Some(64));
 }
+
+/// A declined request (its last finished attempt declined) and a request still in a call
+/// (a live attempt after an answered one), beside the history, for [`both_ways`].
+async fn fill_more(url: &str) {
+    let url = url.replace("sqlite:", "sqlite://");
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+    let rows = [
+        (
+            "cancelled",
+            at(12, 22, 8, 0),
+            vec![
+                (at(12, 22, 8, 10), Some("busy"), None),
+                (at(12, 22, 9, 0), Some("declined"), None),
+            ],
+        ),
+        (
+            "dialing",
+            at(12, 23, 10, 0),
+            vec![
+                (at(12, 23, 10, 5), Some("no_answer"), None),
+                (at(12, 23, 11, 0), None, Some(at(12, 23, 11, 1))),
+            ],
+        ),
+        ("pending", at(12, 28, 9, 0), vec![]),
+    ];
+    for (state, created, attempts) in rows {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO requests (service, number, state, channel, lang, created_at, deadline_at, \
+             expires_at, told_from, told_to) \
+             VALUES ('vuosaari', NULL, $1, 'ivr', 'fi', $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(state)
+        .bind(created)
+        .bind(created + 6 * HOUR)
+        .bind(created + 72 * HOUR)
+        .bind(created + HOUR)
+        .bind(created + 2 * HOUR)
+        .fetch_one(&mut conn)
+        .await
+        .expect("insert request");
+        for (seq, (start, outcome, answered)) in attempts.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO attempts (request_id, seq, started_at, ended_at, outcome, answered_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(seq as i64 + 1)
+            .bind(*start)
+            .bind(outcome.map(|_| *start + 60_000))
+            .bind(*outcome)
+            .bind(*answered)
+            .execute(&mut conn)
+            .await
+            .expect("insert attempt");
+        }
+    }
+    conn.close().await.expect("close");
+}
+
+/// The store's read (the period's requests folded in SQL, the previous period summed in
+/// SQL) against the same figures computed from the plain rows of both periods: the previous
+/// period's sums and percentiles, and the whole report, equal.
+async fn both_ways(url: &str) {
+    use callbackd::report::{self, Period, Query};
+    let store = callbackd::store::Store::open(url).await.expect("open the store");
+    let tz = TimeZone::get("Europe/Helsinki").expect("tz");
+    let all: Vec<String> = ["kallio", "kotka-neuvonta", "vuosaari"].map(String::from).to_vec();
+    let cases = [
+        (Period::week("2026-W52"), all.clone()),
+        (Period::week("2027-W01"), all.clone()), // the Christmas week is the previous one
+        (Period::week("2026-W44"), vec!["kallio".to_owned()]), // after the DST week
+        (Period::month("2027-01"), all.clone()),
+        (Period::month("2026-11"), all.clone()),
+        (
+            Period::range(date(2026, 12, 24), date(2026, 12, 31)),
+            vec!["vuosaari".to_owned(), "kallio".to_owned()],
+        ),
+    ];
+    // Before some deadlines (undecided requests) and after all of them.
+    for now in [at(12, 23, 12, 0), at(12, 31, 12, 0)] {
+        let now = jiff::Timestamp::from_millisecond(now).expect("instant");
+        for (period, services) in &cases {
+            let query = Query {
+                period: period.clone().expect("period"),
+                services: services.clone(),
+                tz: tz.clone(),
+            };
+            let (from, _) = query.period.previous().instants(&tz);
+            let (_, to) = query.period.instants(&tz);
+            let rows = store.history(&query.services, from, to).await.expect("rows");
+            let by_rows = report::read_rows(&rows, &query, now);
+            let by_sql = callbackd::store::report::read(url, &query, now).await.expect("read");
+            assert_eq!(by_sql.previous, by_rows.previous, "{} at {now}", query.period);
+            assert!(by_sql.previous.services.iter().any(|t| t.requests > 0), "a previous period");
+            let json = |r: &report::Report| serde_json::to_value(r).expect("JSON");
+            assert_eq!(
+                json(&report::compute_read(&by_sql, &query, now)),
+                json(&report::compute(&rows, &query, now)),
+                "{} at {now}",
+                query.period
+            );
+        }
+    }
+    store.close().await;
+}
+
+/// Every statement of the report's read finds its requests through `requests_created`, on
+/// the created-at range (SQLite's plans; PostgreSQL chooses by its statistics).
+async fn plans(url: &str) {
+    use callbackd::report::{Period, Query};
+    let query = Query {
+        period: Period::month("2026-12").expect("month"),
+        services: vec!["kallio".to_owned(), "vuosaari".to_owned()],
+        tz: TimeZone::get("Europe/Helsinki").expect("tz"),
+    };
+    let now = jiff::Timestamp::from_millisecond(at(12, 31, 12, 0)).expect("instant");
+    let plans = callbackd::store::report::explain(url, &query, now).await.expect("explain");
+    for (name, plan) in &plans {
+        println!("-- {name}\n{plan}");
+        if url.starts_with("sqlite:") {
+            assert!(
+                plan.contains("INDEX requests_created (created_at>? AND created_at<?)"),
+                "{name}: {plan}"
+            );
+        }
+    }
+    assert_eq!(plans.len(), 6);
+}
+
+#[test]
+fn sql_sums_equal_rows_on_sqlite() {
+    let setup = Setup::new();
+    let url = format!("sqlite:{}", setup.database().display());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        fill(&url).await;
+        fill_more(&url).await;
+        both_ways(&url).await;
+        plans(&url).await;
+    });
+}
+
+#[test]
+fn sql_sums_equal_rows_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(db) = rt.block_on(common::pg::TestDb::create()) else { return };
+    rt.block_on(async {
+        fill(&db.url).await;
+        fill_more(&db.url).await;
+        both_ways(&db.url).await;
+        plans(&db.url).await;
+    });
+}

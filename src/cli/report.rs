@@ -87,8 +87,6 @@ pub fn report(args: Args) -> ExitCode {
         }
     };
     let query = Query { period, services: ids, tz };
-    let (from, _) = period.previous().instants(&query.tz);
-    let (_, to) = period.instants(&query.tz);
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -96,19 +94,14 @@ pub fn report(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let history = match rt.block_on(callbackd::store::report::history(
-        &cfg.database,
-        &query.services,
-        from,
-        to,
-    )) {
-        Ok(h) => h,
+    let read = match rt.block_on(callbackd::store::report::read(&cfg.database, &query, now)) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("cannot read the store {}: {e}", callbackd::daemon::redact(&cfg.database));
             return ExitCode::FAILURE;
         }
     };
-    let r = report::compute(&history, &query, now);
+    let r = report::compute_read(&read, &query, now);
     let text = match args.format {
         Format::Text => render::text(&r),
         Format::Csv => render::csv(&r),

@@ -1,9 +1,15 @@
 //! Supervisors' reports (`callbackd report`): every figure of a period and of the period
 //! before it, per service and for all services, from plain rows the store reads.
 //!
-//! Pure: [`compute`] takes the rows ([`History`]), the period and `now`, and returns a
-//! [`Report`] the renderers ([`render`], [`html`]) print; nothing here reads a clock or the
-//! store. Rows carry no phone numbers: a report only counts.
+//! Pure: [`compute_read`] takes what the store read ([`Read`]), the period and `now`, and
+//! returns a [`Report`] the renderers ([`render`], [`html`]) print; nothing here reads a
+//! clock or the store. [`Read`] holds the period's requests one by one (the day and hour
+//! tables and the percentiles need them), their attempts folded ([`Calls`]), and the
+//! previous period only as sums ([`Totals`], [`Aggregate`]) that the store computes in SQL.
+//! [`read_rows`] folds plain rows ([`History`]) into the same [`Read`], so both ways give
+//! the same figures ([`compute`] = both steps; the supervisor page uses it). Rows carry no
+//! phone numbers: a report only counts. Means are computed from integer sums of
+//! milliseconds, so they do not depend on the order rows come in.
 //!
 //! Every figure is about the requests *made* in the period (their creation instant in the
 //! report's time zone), whatever happened to them later:
@@ -248,79 +254,287 @@ pub struct HourCell {
     pub mean_to_callback_min: Option<f64>,
 }
 
-/// What one request contributes, folded from its attempts.
-#[derive(Debug, Clone, Copy, Default)]
-struct Calls {
-    finished: u64,
-    first: Option<(Timestamp, Option<Outcome>)>,
-    connected_at: Option<Timestamp>,
-    last: Option<(i64, Outcome)>,
+/// What one request's attempts come to, as a report needs them: folded from attempt rows by
+/// [`read_rows`], or in SQL by the store's report read (one row per request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// Finished attempts.
+    pub finished: u64,
+    /// The first attempt (`seq` 1): its start, and its outcome (`None` while live).
+    pub first: Option<(Timestamp, Option<Outcome>)>,
+    /// When the connected call started (the far end's answer, else the attempt's start);
+    /// the latest one if there were several.
+    pub connected_at: Option<Timestamp>,
+    /// The last finished attempt (the highest `seq`) ended `declined`.
+    pub declined: bool,
 }
 
-/// Sums that become [`Figures`].
+/// One request made in the report's period, with its calls: what the day and hour tables
+/// and the percentiles need row by row. Services and channels are indices, not strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// Index in [`Query::services`].
+    pub service: usize,
+    /// Index in [`Read::channels`].
+    pub channel: usize,
+    /// State now.
+    pub state: State,
+    /// Made at.
+    pub created_at: Timestamp,
+    /// Same-day deadline.
+    pub deadline_at: Timestamp,
+    /// The deadline passed before the request was served.
+    pub deadline_missed: bool,
+    /// The window the patient was last told, if any.
+    pub told: Option<(Timestamp, Timestamp)>,
+    /// Its attempts, folded.
+    pub calls: Calls,
+}
+
+/// The sums of one service's period: every figure but the percentiles, in a form SQL
+/// aggregates (counts and sums of integer milliseconds) and that adds up across services.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    /// Requests made.
+    pub requests: u64,
+    /// Requests by intake channel.
+    pub by_channel: BTreeMap<String, u64>,
+    /// Ended connected.
+    pub connected: u64,
+    /// Ended unreachable.
+    pub unreachable: u64,
+    /// Ended expired.
+    pub expired: u64,
+    /// Cancelled (by staff or the API).
+    pub cancelled: u64,
+    /// Declined by the patient during a call.
+    pub declined: u64,
+    /// Still waiting or in a call.
+    pub open: u64,
+    /// Connected requests with a connected call: the waits to callback.
+    pub waits: u64,
+    /// Their waits added up, milliseconds.
+    pub wait_ms: i64,
+    /// Same-day rate (its `rate` is left `None` here).
+    pub same_day: Share,
+    /// Requests whose deadline passed before they were served.
+    pub deadlines_missed: u64,
+    /// First-attempt reach (`rate` left `None`).
+    pub first_attempt: Share,
+    /// Finished attempts.
+    pub attempts: u64,
+    /// Requests with at least one finished attempt.
+    pub with_calls: u64,
+    /// Finished attempts by outcome.
+    pub outcomes: BTreeMap<String, u64>,
+    /// SMS sent by kind.
+    pub sms_sent: BTreeMap<String, u64>,
+    /// Punctuality against the told window (`rate` left `None`).
+    pub punctuality: Share,
+    /// How far the first calls outside the told window missed it, added up, milliseconds
+    /// (they are `punctuality.of - punctuality.hits`).
+    pub miss_ms: i64,
+}
+
+impl Totals {
+    /// Adds another service's sums (for the all-services section).
+    fn merge(&mut self, o: &Totals) {
+        let add = |a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>| {
+            for (k, n) in b {
+                *a.entry(k.clone()).or_default() += n;
+            }
+        };
+        let share = |a: &mut Share, b: &Share| {
+            a.hits += b.hits;
+            a.of += b.of;
+        };
+        self.requests += o.requests;
+        add(&mut self.by_channel, &o.by_channel);
+        self.connected += o.connected;
+        self.unreachable += o.unreachable;
+        self.expired += o.expired;
+        self.cancelled += o.cancelled;
+        self.declined += o.declined;
+        self.open += o.open;
+        self.waits += o.waits;
+        self.wait_ms += o.wait_ms;
+        share(&mut self.same_day, &o.same_day);
+        self.deadlines_missed += o.deadlines_missed;
+        share(&mut self.first_attempt, &o.first_attempt);
+        self.attempts += o.attempts;
+        self.with_calls += o.with_calls;
+        add(&mut self.outcomes, &o.outcomes);
+        add(&mut self.sms_sent, &o.sms_sent);
+        share(&mut self.punctuality, &o.punctuality);
+        self.miss_ms += o.miss_ms;
+    }
+
+    /// The figures, with the waits' nearest-rank median and 90th percentile (ms).
+    fn figures(mut self, ranks: Option<(i64, i64)>) -> Figures {
+        let to_callback = match ranks {
+            Some((p50, p90)) if self.waits > 0 => Some(Spread {
+                n: self.waits,
+                mean_min: minutes_ms(self.wait_ms) / self.waits as f64,
+                p50_min: minutes_ms(p50),
+                p90_min: minutes_ms(p90),
+            }),
+            _ => None,
+        };
+        self.same_day.finish();
+        self.first_attempt.finish();
+        self.punctuality.finish();
+        let missed = self.punctuality.of - self.punctuality.hits;
+        Figures {
+            requests: self.requests,
+            by_channel: self.by_channel,
+            connected: self.connected,
+            unreachable: self.unreachable,
+            expired: self.expired,
+            cancelled: self.cancelled,
+            declined: self.declined,
+            open: self.open,
+            to_callback,
+            same_day: self.same_day,
+            deadlines_missed: self.deadlines_missed,
+            first_attempt: self.first_attempt,
+            attempts: self.attempts,
+            attempts_per_request: (self.with_calls > 0)
+                .then(|| self.attempts as f64 / self.with_calls as f64),
+            outcomes: self.outcomes,
+            sms_sent: self.sms_sent,
+            punctuality: self.punctuality,
+            mean_miss_min: (missed > 0).then(|| minutes_ms(self.miss_ms) / missed as f64),
+        }
+    }
+}
+
+/// A period summed per service, as the store computes it in SQL for the previous period.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Aggregate {
+    /// One per [`Query::services`], in its order.
+    pub services: Vec<Totals>,
+    /// The waits' nearest-rank median and 90th percentile (ms, see [`ranks`]), one per
+    /// service and then one for all services together; `None` without waits.
+    pub ranks: Vec<Option<(i64, i64)>>,
+}
+
+/// Finished attempts by outcome and sent SMS by kind, of one service's period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Finished attempts by outcome.
+    pub outcomes: BTreeMap<String, u64>,
+    /// SMS sent by kind.
+    pub sms_sent: BTreeMap<String, u64>,
+}
+
+/// What a report is computed from: the period's requests one by one (for the day and hour
+/// tables and the percentiles), the period's attempts and SMS counted per service, and the
+/// previous period only as sums.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Read {
+    /// The channel names [`Served::channel`] points into.
+    pub channels: Vec<String>,
+    /// The requests made in the period, of the query's services, in any order.
+    pub current: Vec<Served>,
+    /// The period's attempts and SMS, one per [`Query::services`].
+    pub tally: Vec<Tally>,
+    /// The previous period.
+    pub previous: Aggregate,
+}
+
+/// The 1-based nearest ranks of the median and of the 90th percentile among `n` values:
+/// ⌈n/2⌉ and ⌈9n/10⌉ in integers (as SQL computes them), for `n` ≥ 1.
+pub fn ranks(n: u64) -> (u64, u64) {
+    (n.div_ceil(2), (9 * n).div_ceil(10))
+}
+
+/// Sums of one section and period, from rows.
 #[derive(Debug, Default)]
 struct Acc {
-    f: Figures,
-    waits: Vec<f64>,
-    with_calls: u64,
-    misses: Vec<f64>,
+    t: Totals,
+    /// Requests per channel index.
+    channels: Vec<u64>,
+    /// Waits, milliseconds.
+    waits: Vec<i64>,
+}
+
+/// Whether a request is waiting or in a call.
+fn live(state: State) -> bool {
+    matches!(state, State::Pending | State::Dialing | State::RetryWait)
+}
+
+/// The connected call's wait, ms: only for requests that ended connected.
+fn wait_ms(r: &Served) -> Option<i64> {
+    let at = r.calls.connected_at.filter(|_| r.state == State::Connected)?;
+    Some(at.as_millisecond() - r.created_at.as_millisecond())
+}
+
+/// Whether the request counts in the same-day rate (`Some`), and whether it was contacted
+/// by its deadline: all but cancelled requests and those still waiting before it.
+fn same_day(r: &Served, now: Timestamp) -> Option<bool> {
+    let undecided = live(r.state) && r.deadline_at > now;
+    (r.state != State::Cancelled && !undecided).then(|| {
+        r.state == State::Connected && r.calls.connected_at.is_some_and(|at| at <= r.deadline_at)
+    })
 }
 
 impl Acc {
-    fn add(&mut self, r: &RequestRow, c: &Calls, now: Timestamp) {
-        let f = &mut self.f;
-        f.requests += 1;
-        *f.by_channel.entry(r.channel.clone()).or_default() += 1;
-        let declined = matches!(c.last, Some((_, Outcome::Declined)));
+    fn add(&mut self, r: &Served, now: Timestamp) {
+        let t = &mut self.t;
+        let c = &r.calls;
+        t.requests += 1;
+        if self.channels.len() <= r.channel {
+            self.channels.resize(r.channel + 1, 0);
+        }
+        self.channels[r.channel] += 1;
         match r.state {
-            State::Connected => f.connected += 1,
-            State::Unreachable => f.unreachable += 1,
-            State::Expired => f.expired += 1,
-            State::Cancelled if declined => f.declined += 1,
-            State::Cancelled => f.cancelled += 1,
-            State::Pending | State::Dialing | State::RetryWait => f.open += 1,
+            State::Connected => t.connected += 1,
+            State::Unreachable => t.unreachable += 1,
+            State::Expired => t.expired += 1,
+            State::Cancelled if c.declined => t.declined += 1,
+            State::Cancelled => t.cancelled += 1,
+            State::Pending | State::Dialing | State::RetryWait => t.open += 1,
         }
-        let contacted = c.connected_at.filter(|_| r.state == State::Connected);
-        if let Some(at) = contacted {
-            self.waits.push(minutes(at.duration_since(r.created_at)));
+        if let Some(w) = wait_ms(r) {
+            t.waits += 1;
+            t.wait_ms += w;
+            self.waits.push(w);
         }
-        let waiting = matches!(r.state, State::Pending | State::Dialing | State::RetryWait);
-        let undecided = waiting && r.deadline_at > now;
-        if r.state != State::Cancelled && !undecided {
-            f.same_day.add(contacted.is_some_and(|at| at <= r.deadline_at));
+        if let Some(hit) = same_day(r, now) {
+            t.same_day.add(hit);
         }
-        f.deadlines_missed += u64::from(r.deadline_missed);
-        f.attempts += c.finished;
-        if c.finished > 0 {
-            self.with_calls += 1;
-        }
+        t.deadlines_missed += u64::from(r.deadline_missed);
+        t.attempts += c.finished;
+        t.with_calls += u64::from(c.finished > 0);
         if let Some((_, Some(o))) = c.first {
-            f.first_attempt.add(o == Outcome::Connected);
+            t.first_attempt.add(o == Outcome::Connected);
         }
         if let (Some((from, to)), Some((start, _))) = (r.told, c.first) {
             let inside = start >= from && start <= to;
-            f.punctuality.add(inside);
-            if !inside {
-                let miss = if start < from {
-                    from.duration_since(start)
-                } else {
-                    start.duration_since(to)
-                };
-                self.misses.push(minutes(miss));
+            t.punctuality.add(inside);
+            if start < from {
+                t.miss_ms += from.as_millisecond() - start.as_millisecond();
+            } else if start > to {
+                t.miss_ms += start.as_millisecond() - to.as_millisecond();
             }
         }
     }
 
-    fn finish(mut self) -> Figures {
-        let f = &mut self.f;
-        f.to_callback = spread(&mut self.waits);
-        f.same_day.finish();
-        f.first_attempt.finish();
-        f.punctuality.finish();
-        f.attempts_per_request =
-            (self.with_calls > 0).then(|| f.attempts as f64 / self.with_calls as f64);
-        f.mean_miss_min = mean(&self.misses);
-        self.f
+    /// The sums (channels named) and the waits' ranks.
+    fn finish(mut self, channels: &[String]) -> (Totals, Option<(i64, i64)>) {
+        for (name, n) in channels.iter().zip(&self.channels) {
+            if *n > 0 {
+                *self.t.by_channel.entry(name.clone()).or_default() += n;
+            }
+        }
+        self.waits.sort_unstable();
+        let n = self.waits.len() as u64;
+        let ranks = (n > 0).then(|| {
+            let (p50, p90) = ranks(n);
+            let at = |k: u64| self.waits[usize::try_from(k - 1).unwrap_or(0)];
+            (at(p50), at(p90))
+        });
+        (self.t, ranks)
     }
 }
 
@@ -328,134 +542,207 @@ fn minutes(d: SignedDuration) -> f64 {
     d.as_secs_f64() / 60.0
 }
 
-fn mean(xs: &[f64]) -> Option<f64> {
-    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+fn minutes_ms(ms: i64) -> f64 {
+    minutes(SignedDuration::from_millis(ms))
 }
 
-/// Mean and nearest-rank percentiles; `None` for no values.
-fn spread(xs: &mut [f64]) -> Option<Spread> {
-    let mean_min = mean(xs)?;
-    xs.sort_by(f64::total_cmp);
-    let rank = |p: f64| {
-        let i = (p * xs.len() as f64).ceil() as usize;
-        xs[i.clamp(1, xs.len()) - 1]
-    };
-    Some(Spread { n: xs.len() as u64, mean_min, p50_min: rank(0.5), p90_min: rank(0.9) })
+/// The mean of `n` waits adding up to `sum_ms`, in minutes.
+fn mean_ms(n: u64, sum_ms: i64) -> Option<f64> {
+    (n > 0).then(|| minutes_ms(sum_ms) / n as f64)
 }
 
-/// Per-day and per-hour sums of one section.
+/// Per-day and per-hour sums of one section: requests, and the count and sum (ms) of
+/// their waits.
 #[derive(Debug, Default)]
 struct Detail {
-    days: BTreeMap<Date, (u64, u64, Share, Vec<f64>)>,
-    hours: HashMap<(i8, i8), (u64, Vec<f64>)>,
+    days: BTreeMap<Date, (u64, Share, u64, i64)>,
+    /// Weekday (0 = Monday) × hour.
+    hours: [[(u64, u64, i64); 24]; 7],
 }
 
-/// Computes the report: the query's period and the one before, per service and for all.
+/// Computes the report from rows: the query's period and the one before, per service and
+/// for all (the supervisor page's figures of today and the tests use it; `callbackd
+/// report` reads [`Read`] from the store directly).
 ///
 /// Requests of services not in the query and requests outside the two periods are left
 /// out; attempts and SMS rows of requests not in `history.requests` are ignored.
 pub fn compute(history: &History, query: &Query, now: Timestamp) -> Report {
-    let previous = query.period.previous();
+    compute_read(&read_rows(history, query, now), query, now)
+}
+
+/// Folds rows into what [`compute_read`] takes: the same figures the store's read sums in
+/// SQL, so the two can be compared.
+pub fn read_rows(history: &History, query: &Query, now: Timestamp) -> Read {
     let (cur_from, cur_to) = query.period.instants(&query.tz);
-    let (prev_from, _) = previous.instants(&query.tz);
-    let mut calls: HashMap<i64, Calls> = HashMap::with_capacity(history.requests.len());
+    let (prev_from, _) = query.period.previous().instants(&query.tz);
+    let mut calls: HashMap<i64, (Calls, Option<(i64, Outcome)>)> =
+        HashMap::with_capacity(history.requests.len());
     for a in &history.attempts {
-        let c = calls.entry(a.request_id).or_default();
+        let (c, last) = calls.entry(a.request_id).or_default();
         if let Some(o) = a.outcome {
             c.finished += 1;
             if o == Outcome::Connected {
-                c.connected_at = Some(a.answered_at.unwrap_or(a.started_at));
+                let at = a.answered_at.unwrap_or(a.started_at);
+                c.connected_at = Some(c.connected_at.map_or(at, |b| b.max(at)));
             }
-            if c.last.is_none_or(|(seq, _)| a.seq > seq) {
-                c.last = Some((a.seq, o));
+            if last.is_none_or(|(seq, _)| a.seq > seq) {
+                *last = Some((a.seq, o));
             }
         }
         if a.seq == 1 {
             c.first = Some((a.started_at, a.outcome));
         }
     }
+    let n = query.services.len();
     let index: HashMap<&str, usize> =
         query.services.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-    let n = query.services.len();
-    let mut cur: Vec<Acc> = (0..=n).map(|_| Acc::default()).collect();
+    let mut read = Read {
+        tally: vec![Tally::default(); n],
+        previous: Aggregate { services: vec![Totals::default(); n], ranks: vec![None; n + 1] },
+        ..Read::default()
+    };
     let mut prev: Vec<Acc> = (0..=n).map(|_| Acc::default()).collect();
-    let mut detail: Vec<Detail> = (0..=n).map(|_| Detail::default()).collect();
-    let mut sent: HashMap<i64, (usize, bool)> = HashMap::new();
-    let none = Calls::default();
+    let mut which: HashMap<i64, (usize, bool)> = HashMap::new();
     for r in &history.requests {
-        let Some(&i) = index.get(r.service.as_str()) else { continue };
+        let Some(&service) = index.get(r.service.as_str()) else { continue };
         let current = r.created_at >= cur_from && r.created_at < cur_to;
         let previous = r.created_at >= prev_from && r.created_at < cur_from;
         if !current && !previous {
             continue;
         }
-        sent.insert(r.id, (i, current));
-        let c = calls.get(&r.id).unwrap_or(&none);
-        let accs = if current { &mut cur } else { &mut prev };
-        accs[i].add(r, c, now);
-        accs[n].add(r, c, now);
+        which.insert(r.id, (service, current));
+        let channel = match read.channels.iter().position(|c| *c == r.channel) {
+            Some(i) => i,
+            None => {
+                read.channels.push(r.channel.clone());
+                read.channels.len() - 1
+            }
+        };
+        let (mut c, last) = calls.get(&r.id).copied().unwrap_or_default();
+        c.declined = matches!(last, Some((_, Outcome::Declined)));
+        let s = Served {
+            service,
+            channel,
+            state: r.state,
+            created_at: r.created_at,
+            deadline_at: r.deadline_at,
+            deadline_missed: r.deadline_missed,
+            told: r.told,
+            calls: c,
+        };
         if current {
-            let local = r.created_at.to_zoned(query.tz.clone());
-            let wait = c
-                .connected_at
-                .filter(|_| r.state == State::Connected)
-                .map(|at| minutes(at.duration_since(r.created_at)));
-            for j in [i, n] {
-                let d = &mut detail[j];
-                let day = d.days.entry(local.date()).or_default();
-                day.0 += 1;
-                day.1 += u64::from(wait.is_some());
-                let waiting = matches!(r.state, State::Pending | State::Dialing | State::RetryWait);
-                if r.state != State::Cancelled && !(waiting && r.deadline_at > now) {
-                    let hit = c.connected_at.is_some_and(|at| at <= r.deadline_at)
-                        && r.state == State::Connected;
-                    day.2.add(hit);
-                }
-                day.3.extend(wait);
-                let cell = d
-                    .hours
-                    .entry((local.weekday().to_monday_one_offset(), local.hour()))
-                    .or_default();
-                cell.0 += 1;
-                cell.1.extend(wait);
+            read.current.push(s);
+        } else {
+            prev[service].add(&s, now);
+            prev[n].add(&s, now);
+        }
+    }
+    let mut prev_tally = vec![Tally::default(); n];
+    let mut count = |id: i64, key: &str, sms: bool| {
+        let Some(&(i, current)) = which.get(&id) else { return };
+        let t = if current { &mut read.tally[i] } else { &mut prev_tally[i] };
+        let map = if sms { &mut t.sms_sent } else { &mut t.outcomes };
+        *map.entry(key.to_owned()).or_default() += 1;
+    };
+    for s in history.sms.iter().filter(|s| s.state == "sent") {
+        count(s.request_id, &s.kind, true);
+    }
+    for a in &history.attempts {
+        if let Some(o) = a.outcome {
+            count(a.request_id, o.as_str(), false);
+        }
+    }
+    for (i, acc) in prev.into_iter().enumerate() {
+        let (mut totals, ranks) = acc.finish(&read.channels);
+        read.previous.ranks[i] = ranks;
+        if let Some(t) = prev_tally.get_mut(i) {
+            totals.outcomes = std::mem::take(&mut t.outcomes);
+            totals.sms_sent = std::mem::take(&mut t.sms_sent);
+            read.previous.services[i] = totals;
+        }
+    }
+    read
+}
+
+/// Computes the report from what the store read: the query's period row by row, the
+/// previous one as sums.
+pub fn compute_read(read: &Read, query: &Query, now: Timestamp) -> Report {
+    let previous = query.period.previous();
+    let n = query.services.len();
+    let mut cur: Vec<Acc> = (0..=n).map(|_| Acc::default()).collect();
+    let mut detail: Vec<Detail> = (0..=n).map(|_| Detail::default()).collect();
+    for r in &read.current {
+        let i = r.service;
+        if i >= n {
+            continue;
+        }
+        cur[i].add(r, now);
+        cur[n].add(r, now);
+        let local = query.tz.to_datetime(r.created_at);
+        let wait = wait_ms(r);
+        let hit = same_day(r, now);
+        let wd = usize::from(local.weekday().to_monday_zero_offset().unsigned_abs());
+        let hour = usize::from(local.hour().unsigned_abs());
+        for j in [i, n] {
+            let d = &mut detail[j];
+            let day = d.days.entry(local.date()).or_default();
+            day.0 += 1;
+            if let Some(hit) = hit {
+                day.1.add(hit);
+            }
+            let cell = &mut d.hours[wd.min(6)][hour.min(23)];
+            cell.0 += 1;
+            if let Some(w) = wait {
+                day.2 += 1;
+                day.3 += w;
+                cell.1 += 1;
+                cell.2 += w;
             }
         }
     }
-    for s in &history.sms {
-        if s.state != "sent" {
-            continue;
-        }
-        let Some(&(i, current)) = sent.get(&s.request_id) else { continue };
-        let accs = if current { &mut cur } else { &mut prev };
-        for j in [i, n] {
-            *accs[j].f.sms_sent.entry(s.kind.clone()).or_default() += 1;
-        }
-    }
-    // Attempts' outcomes, by the section and period of their request.
-    for a in &history.attempts {
-        let (Some(o), Some(&(i, current))) = (a.outcome, sent.get(&a.request_id)) else {
-            continue;
-        };
-        let accs = if current { &mut cur } else { &mut prev };
-        for j in [i, n] {
-            *accs[j].f.outcomes.entry(o.as_str().to_owned()).or_default() += 1;
-        }
+    let mut all_prev = Totals::default();
+    for t in &read.previous.services {
+        all_prev.merge(t);
     }
     let mut sections = Vec::new();
-    let mut parts: Vec<_> = cur.into_iter().zip(prev).zip(detail).collect();
-    let all = parts.pop();
-    let mut push = |service: Option<String>, ((c, p), d): ((Acc, Acc), Detail)| {
+    let mut all_cur = None;
+    let mut parts = Vec::with_capacity(n);
+    for (i, (acc, d)) in cur.into_iter().zip(detail).enumerate() {
+        let (mut totals, ranks) = acc.finish(&read.channels);
+        if i < n {
+            if let Some(t) = read.tally.get(i) {
+                totals.outcomes.clone_from(&t.outcomes);
+                totals.sms_sent.clone_from(&t.sms_sent);
+            }
+            let prev = read.previous.services.get(i).cloned().unwrap_or_default();
+            let prev_ranks = read.previous.ranks.get(i).copied().flatten();
+            parts.push((totals.figures(ranks), prev.figures(prev_ranks), d));
+        } else {
+            for t in &read.tally {
+                let empty = Totals {
+                    outcomes: t.outcomes.clone(),
+                    sms_sent: t.sms_sent.clone(),
+                    ..Totals::default()
+                };
+                totals.merge(&empty);
+            }
+            let prev_ranks = read.previous.ranks.get(n).copied().flatten();
+            all_cur =
+                Some((totals.figures(ranks), std::mem::take(&mut all_prev).figures(prev_ranks), d));
+        }
+    }
+    let mut push = |service: Option<String>, (current, previous, d): (Figures, Figures, Detail)| {
         sections.push(Section {
             service,
-            current: c.finish(),
-            previous: p.finish(),
+            current,
+            previous,
             days: days(&query.period, d.days),
             hour_of_day: hour_of_day(&d.hours),
-            hours: hours(d.hours),
+            hours: hours(&d.hours),
         });
     };
     if n > 1 {
-        if let Some(all) = all {
+        if let Some(all) = all_cur {
             push(None, all);
         }
     }
@@ -473,51 +760,56 @@ pub fn compute(history: &History, query: &Query, now: Timestamp) -> Report {
     }
 }
 
-fn days(period: &Period, mut sums: BTreeMap<Date, (u64, u64, Share, Vec<f64>)>) -> Vec<Day> {
+fn days(period: &Period, mut sums: BTreeMap<Date, (u64, Share, u64, i64)>) -> Vec<Day> {
     period
         .dates()
         .map(|date| {
-            let (requests, connected, mut same_day, waits) = sums.remove(&date).unwrap_or_default();
+            let (requests, mut same_day, connected, wait_ms) =
+                sums.remove(&date).unwrap_or_default();
             same_day.finish();
-            Day { date, requests, connected, same_day, mean_to_callback_min: mean(&waits) }
+            Day {
+                date,
+                requests,
+                connected,
+                same_day,
+                mean_to_callback_min: mean_ms(connected, wait_ms),
+            }
         })
         .collect()
 }
 
-fn hours(mut sums: HashMap<(i8, i8), (u64, Vec<f64>)>) -> Vec<HourCell> {
+fn hours(sums: &[[(u64, u64, i64); 24]; 7]) -> Vec<HourCell> {
     let mut out = Vec::with_capacity(7 * 24);
-    for wd in 1..=7 {
-        for hour in 0..24 {
-            let (requests, waits) = sums.remove(&(wd, hour)).unwrap_or_default();
-            out.push(cell(wd, hour, requests, &waits));
+    for (wd, day) in (1..=7).zip(sums) {
+        for (hour, &(requests, n, sum)) in (0..24).zip(day) {
+            out.push(cell(wd, hour, requests, n, sum));
         }
     }
     out
 }
 
-fn hour_of_day(sums: &HashMap<(i8, i8), (u64, Vec<f64>)>) -> Vec<HourCell> {
-    (0..24)
+fn hour_of_day(sums: &[[(u64, u64, i64); 24]; 7]) -> Vec<HourCell> {
+    (0..24_i8)
         .map(|hour| {
-            let mut requests = 0;
-            let mut waits = Vec::new();
-            for wd in 1..=7 {
-                if let Some((n, w)) = sums.get(&(wd, hour)) {
-                    requests += n;
-                    waits.extend_from_slice(w);
-                }
+            let (mut requests, mut n, mut sum) = (0, 0, 0);
+            for day in sums {
+                let c = day[usize::from(hour.unsigned_abs())];
+                requests += c.0;
+                n += c.1;
+                sum += c.2;
             }
-            cell(0, hour, requests, &waits)
+            cell(0, hour, requests, n, sum)
         })
         .collect()
 }
 
-fn cell(weekday: i8, hour: i8, requests: u64, waits: &[f64]) -> HourCell {
+fn cell(weekday: i8, hour: i8, requests: u64, connected: u64, sum_ms: i64) -> HourCell {
     HourCell {
         weekday,
         hour,
         requests,
-        connected: waits.len() as u64,
-        mean_to_callback_min: mean(waits),
+        connected,
+        mean_to_callback_min: mean_ms(connected, sum_ms),
     }
 }
 

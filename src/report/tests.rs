@@ -260,3 +260,43 @@ fn every_format_shows_the_figures() {
         assert!(!bare.contains(outside), "{outside} in the page");
     }
 }
+
+#[test]
+fn integer_ranks_are_the_nearest_ranks() {
+    // The store computes ⌈n/2⌉ and ⌈9n/10⌉ in integers; the same as ⌈p·n⌉ in floating point.
+    for n in 1..=1_000_000_u64 {
+        let float = |p: f64| ((p * n as f64).ceil() as u64).clamp(1, n);
+        assert_eq!(ranks(n), (float(0.5), float(0.9)), "n = {n}");
+    }
+}
+
+#[test]
+fn rows_fold_the_last_finished_attempt_and_the_latest_connected_call() {
+    let mon8 = at(2026, 11, 23, 8, 0);
+    let dl = at(2026, 11, 23, 16, 0);
+    let live = AttemptRow {
+        request_id: 1,
+        seq: 3,
+        started_at: mins(mon8, 90),
+        answered_at: None,
+        outcome: None,
+    };
+    let h = History {
+        requests: vec![req(1, "kallio", State::Cancelled, mon8, dl)],
+        // Out of order, the last finished one declined, a live third one.
+        attempts: vec![
+            live,
+            att(1, 2, mins(mon8, 60), Outcome::Declined),
+            att(1, 1, mins(mon8, 30), Outcome::Busy),
+        ],
+        sms: vec![],
+    };
+    let q = Query { services: vec!["kallio".into()], ..query() };
+    let read = read_rows(&h, &q, at(2026, 11, 30, 9, 0));
+    let c = read.current[0].calls;
+    assert_eq!(c.finished, 2);
+    assert!(c.declined);
+    assert_eq!(c.first, Some((mins(mon8, 30), Some(Outcome::Busy))));
+    let r = compute_read(&read, &q, at(2026, 11, 30, 9, 0));
+    assert_eq!((r.sections[0].current.declined, r.sections[0].current.cancelled), (1, 0));
+}

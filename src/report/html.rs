@@ -212,13 +212,23 @@ fn per_day(s: &Section) -> String {
 }
 
 fn per_hour(s: &Section) -> String {
+    let bars: Vec<(u32, f64)> = s
+        .hour_of_day
+        .iter()
+        .filter_map(|c| Some((u32::try_from(c.hour).ok()?, c.mean_to_callback_min?)))
+        .collect();
+    hour_bars(&bars, "min")
+}
+
+/// Bars per local hour of day (`(hour, value)`, hours 0–23), the y axis in `unit`: the
+/// report's time to callback per hour, the simulator's per-hour figures.
+pub(crate) fn hour_bars(bars: &[(u32, f64)], unit: &str) -> String {
     svg(|root| {
-        let top =
-            s.hour_of_day.iter().filter_map(|c| c.mean_to_callback_min).fold(1.0, f64::max) * 1.1;
+        let top = bars.iter().map(|(_, v)| *v).fold(1.0, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(28)
-            .y_label_area_size(40)
+            .y_label_area_size(44)
             .build_cartesian_2d(0f64..24f64, 0f64..top)
             .map_err(|e| e.to_string())?;
         chart
@@ -227,14 +237,13 @@ fn per_hour(s: &Section) -> String {
             .light_line_style(WHITE)
             .x_labels(13)
             .x_label_formatter(&|x| format!("{:02}", *x as i64))
-            .y_desc("min")
+            .y_desc(unit)
             .draw()
             .map_err(|e| e.to_string())?;
         chart
-            .draw_series(s.hour_of_day.iter().filter_map(|c| {
-                let m = c.mean_to_callback_min?;
-                let h = f64::from(c.hour);
-                Some(Rectangle::new([(h + 0.1, 0.0), (h + 0.9, m)], BLUE.mix(0.7).filled()))
+            .draw_series(bars.iter().map(|(hour, v)| {
+                let h = f64::from(*hour);
+                Rectangle::new([(h + 0.1, 0.0), (h + 0.9, *v)], BLUE.mix(0.7).filled())
             }))
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -3,7 +3,7 @@
 use super::{Params, Req, weekday_ix};
 use crate::dialplan::Service;
 use crate::policy::lifecycle::State;
-use crate::report::html::{BLUE, GREEN, GREY, STYLE, escape, svg};
+use crate::report::html::{BLUE, GREEN, GREY, STYLE, escape, hour_bars, svg};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use plotters::prelude::*;
@@ -475,29 +475,6 @@ fn day_chart(days: &[ByDay], series: &[Series<'_>], goal: Option<f64>) -> String
 
 /// Bars per local hour of request.
 fn hour_chart(hours: &[ByHour], value: fn(&ByHour) -> f64, unit: &str) -> String {
-    svg(|root| {
-        let top = hours.iter().map(value).fold(1.0, f64::max) * 1.1;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(44)
-            .build_cartesian_2d(0f64..24f64, 0f64..top)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(WHITE)
-            .x_labels(13)
-            .x_label_formatter(&|x| format!("{:02}", *x as i64))
-            .y_desc(unit)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(hours.iter().map(|h| {
-                let x = f64::from(h.hour);
-                Rectangle::new([(x + 0.1, 0.0), (x + 0.9, value(h))], BLUE.mix(0.7).filled())
-            }))
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    })
+    let bars: Vec<(u32, f64)> = hours.iter().map(|h| (u32::from(h.hour), value(h))).collect();
+    hour_bars(&bars, unit)
 }

@@ -1,11 +1,14 @@
 //! The RTP pacer: one thread sends the prompt frames of every playing leg.
 //!
-//! Time is cut into 20 ms ticks on one absolute grid (tick *k* starts at `epoch + k × 20 ms`,
-//! `epoch` being when the pacer started). At each tick the pacer thread wakes once and, in one
-//! pass over every playing leg in a stable order, sends each frame that is due: frame *n* of a
-//! prompt whose first frame went out at tick *k₀* is due at tick *k₀ + n*. So the send time
-//! of a frame depends neither on how many legs play nor on when the previous pass ended, and
-//! a leg keeps its place in the pass (and so its offset from the tick) for the whole prompt.
+//! Time is cut into 20 ms ticks on absolute grids. A leg joins one of [`PHASES`] phases
+//! (the least busy), 1 ms apart: tick *k* of phase *p* starts at `epoch + p ms + k × 20 ms`,
+//! `epoch` being when the pacer started. At each tick of a phase the pacer thread wakes and,
+//! in one pass over that phase's legs in a stable order, sends each frame that is due:
+//! frame *n* of a prompt whose first frame went out at tick *k₀* is due at tick *k₀ + n*.
+//! So the send time of a frame depends neither on how many legs play nor on when the
+//! previous pass ended; a leg keeps its phase and its place in the pass (and so its offset
+//! from the tick) for the whole prompt; and a wake-up sends a twentieth of the frames of a
+//! 20 ms period, so the last leg of a pass is not held behind all the others.
 //!
 //! - **Exact stamps.** Sequence numbers and timestamps come from the leg's send state
 //!   (shared with the relay): sequence +1 and timestamp +160 per frame, the marker bit on a
@@ -212,42 +215,74 @@ pub(super) async fn play(
     }
 }
 
+/// Phases of the frame: legs are spread over [`PHASES`] start offsets 1 ms apart, so each
+/// wake-up sends the frames of a twentieth of the legs instead of all of them at once.
+pub const PHASES: usize = 20;
+
+/// The start of phase `p`'s grid: `epoch` plus `p` twentieths of a frame.
+pub fn phase_epoch(epoch: Instant, p: usize) -> Instant {
+    epoch + FRAME / PHASES as u32 * u32::try_from(p).unwrap_or(0)
+}
+
+/// The phase a new leg joins: the one with the fewest legs (the first of equals).
+pub fn least_busy(lens: &[usize]) -> usize {
+    lens.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(p, _)| p)
+}
+
 /// The pacer thread.
 fn run(pacer: &Pacer) {
     // Wake-ups as close to the grid as the kernel allows (the default slack is 50 µs).
     let _ = nix::sys::prctl::set_timerslack(1_000);
     super::rt::raise_priority("rtp-pacer");
     let epoch = Instant::now();
-    let mut jobs: Vec<Job> = Vec::new();
+    let mut phases: Vec<Vec<Job>> = (0..PHASES).map(|_| Vec::new()).collect();
+    // The tick each phase's next pass serves (on that phase's own grid).
+    let mut next = [0u64; PHASES];
     let mut out = Outbox::default();
-    // The tick the next pass serves.
-    let mut tick = 0u64;
     loop {
         {
             let mut intake = pacer.intake.lock().unwrap_or_else(|e| e.into_inner());
-            if jobs.is_empty() && intake.is_empty() {
+            if phases.iter().all(Vec::is_empty) && intake.is_empty() {
                 drop(intake);
                 std::thread::park();
-                tick = tick.max(tick_of(epoch, Instant::now()) + 1);
+                let now = Instant::now();
+                for (p, n) in next.iter_mut().enumerate() {
+                    *n = (*n).max(tick_of(phase_epoch(epoch, p), now) + 1);
+                }
                 continue;
             }
-            jobs.append(&mut intake);
+            for job in intake.drain(..) {
+                let lens: Vec<usize> = phases.iter().map(Vec::len).collect();
+                phases[least_busy(&lens)].push(job);
+            }
         }
-        let start = tick_start(epoch, tick);
+        // Sleep until the soonest tick of a phase with legs.
+        let soonest = (0..PHASES)
+            .filter(|p| !phases[*p].is_empty())
+            .map(|p| tick_start(phase_epoch(epoch, p), next[p]))
+            .min();
         let now = Instant::now();
-        if start > now {
+        if let Some(start) = soonest.filter(|s| *s > now) {
             #[expect(
                 clippy::disallowed_methods,
                 reason = "the pacer is its own OS thread, not a tokio worker: it sleeps until its tick"
             )]
             std::thread::sleep(start - now);
         }
-        // A late pass serves the tick it is in (and catches up with the grid).
-        let current = tick.max(tick_of(epoch, Instant::now()));
+        // Every phase whose tick has come; a late wake-up serves the tick it is in (and
+        // catches up with the grid).
+        let now = Instant::now();
         let mut record = pacer.record.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.retain_mut(|job| pass(job, current, epoch, &mut out, record.as_mut()));
+        for (p, jobs) in phases.iter_mut().enumerate() {
+            let grid = phase_epoch(epoch, p);
+            if jobs.is_empty() || tick_start(grid, next[p]) > now {
+                continue;
+            }
+            let current = next[p].max(tick_of(grid, now));
+            jobs.retain_mut(|job| pass(job, current, grid, &mut out, record.as_mut()));
+            next[p] = current + 1;
+        }
         drop(record);
-        tick = current + 1;
     }
 }
 
@@ -517,6 +552,20 @@ mod tests {
             rel,
             [(0, 0, true, 0), (1, 160, false, 1), (2, 320, false, 2), (5, 800, false, 9)]
         );
+    }
+
+    #[test]
+    fn legs_spread_over_the_phases_of_a_frame() {
+        let epoch = Instant::now();
+        assert_eq!(phase_epoch(epoch, 0), epoch);
+        assert_eq!(phase_epoch(epoch, 19) - epoch, std::time::Duration::from_millis(19));
+        let mut lens = [0usize; PHASES];
+        for _ in 0..1000 {
+            let p = least_busy(&lens);
+            lens[p] += 1;
+        }
+        assert!(lens.iter().all(|n| *n == 50), "{lens:?}");
+        assert_eq!(least_busy(&[3, 1, 1, 2]), 1, "the first of the least busy");
     }
 
     #[test]

@@ -543,7 +543,7 @@ fn sipp_playing(n: usize, prompt: &Prompt) -> Option<Playing> {
         .current_dir(dir.path())
         .args(["-sf", "uas.xml", "-inf", "ports.csv", "-i", "127.0.0.1", "-p"])
         .arg(uas_port.to_string())
-        .args(["-m", &n.to_string(), "-bg", "-nostdin"])
+        .args(["-m", &n.to_string(), "-nostdin"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -468,6 +468,17 @@ async fn snapshot(url: &str, query: &Query, now: Timestamp, job: Job) -> Result<
         sqlx::query("PRAGMA query_only = 1").execute(&mut conn).await?;
         let busy = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
         sqlx::query(&busy).execute(&mut conn).await?;
+        // A report reads a month of requests with their attempts and SMS once, and groups
+        // and ranks them: its sorts and groupings stay in memory instead of temporary
+        // files, the file is read through a memory map, and the page cache may hold the
+        // month (limits, not allocations; this connection lives for one report).
+        for pragma in [
+            "PRAGMA temp_store = MEMORY",
+            "PRAGMA mmap_size = 536870912",
+            "PRAGMA cache_size = -262144",
+        ] {
+            sqlx::query(pragma).execute(&mut conn).await?;
+        }
         let mut tx = conn.begin().await?;
         let done = match job {
             Job::Read => Done::Read(read_sqlite(&mut tx, &plan).await?),

@@ -212,6 +212,20 @@ fn rms(samples: &[i16], from: f64, to: f64) -> f64 {
     (part.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / part.len() as f64).sqrt()
 }
 
+/// Kallio's shipped dialplan with `edits` (pattern, replacement) applied, its prompts and
+/// the service.
+fn kallio_with(edits: &[(&str, &str)]) -> (Arc<Prompts>, Arc<callbackd::dialplan::Service>) {
+    let mut src = std::fs::read_to_string(repo().join("dialplans/kallio.toml")).expect("read");
+    for (from, to) in edits {
+        assert!(src.contains(from), "kallio.toml has {from}");
+        src = src.replace(from, to);
+    }
+    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
+    let prompts =
+        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
+    (prompts, Arc::new(services.get("kallio").expect("kallio").clone()))
+}
+
 #[tokio::test]
 async fn a_bridged_callback_relays_audio_between_the_legs() {
     if !have_sipp() || !have_baresip() {
@@ -220,15 +234,11 @@ async fn a_bridged_callback_relays_audio_between_the_legs() {
     // One baresip answers both legs: the patient's number and the staff queue. What it sends
     // on the staff leg (a 300 Hz tone) must arrive, relayed by callbackd, on the patient's leg.
     let phone = Phone::start_with(&["+358401234567", "hoitajat"]);
-    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
-        .expect("read")
-        .replace("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1")
-        .replace("method = \"refer\"", "method = \"bridge\"")
-        .replace("confirm = \"dtmf\"", "confirm = \"none\"");
-    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
-    let prompts =
-        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
-    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let (prompts, service) = kallio_with(&[
+        ("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1"),
+        ("method = \"refer\"", "method = \"bridge\""),
+        ("confirm = \"dtmf\"", "confirm = \"none\""),
+    ]);
     let trunk = Trunk::start(&trunk_config(phone.port), None, CancellationToken::new())
         .await
         .expect("trunk");
@@ -257,15 +267,11 @@ async fn agent_first_calls_the_nurse_whispers_then_bridges_the_patient() {
     }
     // One baresip answers both: the staff queue (first) and the patient (second).
     let phone = Phone::start_with(&["hoitajat", "+358401234567"]);
-    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
-        .expect("read")
-        .replace("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1")
-        .replace("method = \"refer\"", "method = \"bridge\"")
-        .replace("mode = \"patient-first\"", "mode = \"agent-first\"");
-    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
-    let prompts =
-        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
-    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let (prompts, service) = kallio_with(&[
+        ("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1"),
+        ("method = \"refer\"", "method = \"bridge\""),
+        ("mode = \"patient-first\"", "mode = \"agent-first\""),
+    ]);
     let trunk = Trunk::start(&trunk_config(phone.port), None, CancellationToken::new())
         .await
         .expect("trunk");
@@ -298,14 +304,9 @@ async fn a_callback_to_baresip_is_heard_confirmed_and_transferred() {
     // The staff queue: sipp answering whatever comes (the transferred patient).
     let staff_port = free_udp_port();
     let staff = Sipp::start("uas_staff_answer.xml", staff_port, 1);
-    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml")).expect("read").replace(
-        "sip:hoitajat-kallio@pbx.hel.example",
-        &format!("sip:hoitajat@127.0.0.1:{staff_port}"),
-    );
-    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
-    let prompts =
-        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
-    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let staff_uri = format!("sip:hoitajat@127.0.0.1:{staff_port}");
+    let (prompts, service) =
+        kallio_with(&[("sip:hoitajat-kallio@pbx.hel.example", staff_uri.as_str())]);
     let trunk = Trunk::start(&trunk_config(phone.port), None, CancellationToken::new())
         .await
         .expect("trunk");
@@ -360,14 +361,10 @@ async fn a_callback_over_tls_with_srtp_is_heard_confirmed_and_bridged() {
     let extra = format!("module srtp.so\nsip_certificate {}\n", pki.combined().display());
     let mut phone =
         Phone::launch(&["+358401234567", "hoitajat"], "tls", ";mediaenc=srtp-mand", &extra);
-    let src = std::fs::read_to_string(repo().join("dialplans/kallio.toml"))
-        .expect("read")
-        .replace("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1")
-        .replace("method = \"refer\"", "method = \"bridge\"");
-    let services = dialplan::parse_all(&[(PathBuf::from("kallio.toml"), src)]).expect("valid");
-    let prompts =
-        Arc::new(Prompts::for_services(&repo().join("sounds"), &services).expect("prompts"));
-    let service = Arc::new(services.get("kallio").expect("kallio").clone());
+    let (prompts, service) = kallio_with(&[
+        ("sip:hoitajat-kallio@pbx.hel.example", "sip:hoitajat@127.0.0.1"),
+        ("method = \"refer\"", "method = \"bridge\""),
+    ]);
     let cfg = callbackd::config::Sip {
         transport: callbackd::config::Transport::Tls,
         tls: callbackd::config::SipTls { ca_file: Some(pki.ca()), client: None },

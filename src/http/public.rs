@@ -568,19 +568,24 @@ async fn posted(
     }
 }
 
-/// What a change through the lifecycle gives the page: `done` when written (and the
-/// scheduler is woken), refused when the lifecycle refused it or the request is gone.
+/// The page's answer to a change through the lifecycle: back to the page with `done` when
+/// written (the scheduler woken, the change logged as `what`), refused when the lifecycle
+/// refused it or the request is gone, 503 when the store failed.
 fn applied(
     st: &PublicState,
-    r: Result<Applied, StoreError>,
-    done: Done,
-) -> Result<Done, StoreError> {
-    match r? {
-        Applied::Written(_) => {
+    written: Result<Applied, StoreError>,
+    (token, lang): (&str, Option<&str>),
+    (req, service): (&Request, &str),
+    (done, what): (Done, &str),
+) -> Response {
+    match written {
+        Ok(Applied::Written(_)) => {
             st.wake.notify_one();
-            Ok(done)
+            info!(request = req.id, service, "{what} on the patient page");
+            back(token, lang, done)
         }
-        Applied::Refused(_) | Applied::Gone => Ok(Done::Refused),
+        Ok(Applied::Refused(_) | Applied::Gone) => back(token, lang, Done::Refused),
+        Err(e) => unavailable(&e),
     }
 }
 
@@ -615,15 +620,8 @@ async fn window(
     }
     let rules = crate::scheduler::rules_of(svc);
     let written = st.store.set_window(req.id, &rules, chosen, "web", st.clock.now()).await;
-    match applied(&st, written, Done::Window) {
-        Ok(done) => {
-            if done == Done::Window {
-                info!(request = req.id, service = %svc.id, window = ?chosen.map(|w| w.to_string()), "window changed on the patient page");
-            }
-            back(&token, q.lang.as_deref(), done)
-        }
-        Err(e) => unavailable(&e),
-    }
+    let what = format!("window changed to {}", chosen.map_or("any".to_owned(), |w| w.to_string()));
+    applied(&st, written, (&token, q.lang.as_deref()), (&req, &svc.id), (Done::Window, &what))
 }
 
 async fn next_day(
@@ -647,15 +645,8 @@ async fn next_day(
     }
     let rules = crate::scheduler::rules_of(svc);
     let written = st.store.set_next_open_day(req.id, &rules, "web", st.clock.now()).await;
-    match applied(&st, written, Done::NextDay) {
-        Ok(done) => {
-            if done == Done::NextDay {
-                info!(request = req.id, service = %svc.id, "moved to the next open day on the patient page");
-            }
-            back(&token, q.lang.as_deref(), done)
-        }
-        Err(e) => unavailable(&e),
-    }
+    let what = "moved to the next open day";
+    applied(&st, written, (&token, q.lang.as_deref()), (&req, &svc.id), (Done::NextDay, what))
 }
 
 async fn cancel(

@@ -164,17 +164,7 @@ pub async fn risk(
     service: &Service,
     now: Timestamp,
 ) -> Result<policy::risk::Summary, StoreError> {
-    let queue: Vec<policy::risk::Waiting> = store
-        .waiting(&service.id, AHEAD_CAP)
-        .await?
-        .iter()
-        .filter_map(|r| {
-            let due = r.due_at?;
-            let counted = u8::try_from(r.attempts_counted).unwrap_or(u8::MAX);
-            let plan = Plan { due, deadline: r.deadline_at, expires: r.expires_at, counted };
-            Some(policy::risk::Waiting { plan, window: r.window })
-        })
-        .collect();
+    let queue = store.waiting_plans(&service.id, AHEAD_CAP).await?;
     let rate = rate(store, service, now).await?;
     Ok(policy::risk::assess(&service.calendar, &service.attempts, &queue, rate, now))
 }

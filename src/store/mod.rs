@@ -229,6 +229,8 @@ pub struct Depth {
 const WAITING: &str = "('pending','retry_wait')";
 /// [`Store::depth`] folds the `queue_depth` rows once they span this many ids.
 const FOLD_DEPTH_AT: i64 = 4096;
+/// The most `queue_depth` ids one fold takes: a short write transaction even over a backlog.
+const FOLD_BATCH: i64 = 16_384;
 /// The serving order in SQL: [`crate::policy::lifecycle::ServingKey`]'s fields in its order,
 /// matching the `requests_waiting_order` index (tested in `tests/scheduler.rs`).
 pub(crate) const SERVING_ORDER: &str = "deadline_at, created_at, id";
@@ -253,12 +255,11 @@ fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
     ms.map(ts).transpose()
 }
 
-pub(crate) fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
-    let state: String = row.try_get("state")?;
-    let lang: String = row.try_get("lang")?;
+/// The patient's chosen window of a row with `window_start` and `window_end`.
+pub(crate) fn window_from(row: &AnyRow) -> Result<Option<DayRange>, StoreError> {
     let ws: Option<i64> = row.try_get("window_start")?;
     let we: Option<i64> = row.try_get("window_end")?;
-    let window = match (ws, we) {
+    Ok(match (ws, we) {
         (Some(s), Some(e)) => Some(
             u16::try_from(s)
                 .ok()
@@ -267,7 +268,13 @@ pub(crate) fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
                 .ok_or_else(|| StoreError::Corrupt { what: "window", value: format!("{s}-{e}") })?,
         ),
         _ => None,
-    };
+    })
+}
+
+pub(crate) fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
+    let state: String = row.try_get("state")?;
+    let lang: String = row.try_get("lang")?;
+    let window = window_from(row)?;
     let number: Option<String> = row.try_get("number")?;
     Ok(Request {
         id: row.try_get("id")?,
@@ -810,8 +817,8 @@ impl Store {
     /// Queue depth per service and live state, from the `queue_depth` rows the triggers
     /// append in each change's own transaction (migration 0011): a sum over a few rows, not
     /// a count of every live request. When the rows have piled up, they are first folded
-    /// into one row per service and state (best effort: while the store refuses writes, the
-    /// sum is read over the rows as they are).
+    /// into one row per service and state, one bounded batch per call (best effort: while
+    /// the store refuses writes, the sum is read over the rows as they are).
     pub async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         let row = sqlx::query("SELECT MIN(id) AS lo, MAX(id) AS hi FROM queue_depth")
             .fetch_one(&self.pool)
@@ -819,7 +826,7 @@ impl Store {
         let (lo, hi): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
         if let (Some(lo), Some(hi)) = (lo, hi) {
             if hi - lo >= FOLD_DEPTH_AT {
-                if let Err(e) = self.fold_depth().await {
+                if let Err(e) = self.fold_depth(lo.saturating_add(FOLD_BATCH - 1).min(hi)).await {
                     tracing::debug!(error = %e, "queue depth rows not folded now");
                 }
             }
@@ -844,26 +851,44 @@ impl Store {
             .collect()
     }
 
-    /// Replaces the `queue_depth` rows by their sums, in one transaction: exactly the rows
-    /// deleted are summed back, so a row appended meanwhile (another server's change) is
-    /// kept as it is, and two folds at once never count a row twice.
-    async fn fold_depth(&self) -> Result<(), StoreError> {
+    /// Replaces the oldest `queue_depth` rows (ids up to `cut`, at most [`FOLD_BATCH`] of
+    /// them and none above the largest id read) by their sums, in one short transaction, in SQL: the fold's cost and memory do not grow with
+    /// a backlog of rows (a queue filled without reads of its depth), and each call takes
+    /// the next batch. Exactly the rows deleted are summed back, so a row appended
+    /// meanwhile (another server's change) is kept as it is, and two folds at once never
+    /// count a row twice: SQLite's write transaction excludes other writers, and
+    /// PostgreSQL sums the rows its `DELETE` returns.
+    async fn fold_depth(&self, cut: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let gone = sqlx::query("DELETE FROM queue_depth RETURNING service, state, n")
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut sums = std::collections::BTreeMap::<(String, String), i64>::new();
-        for r in &gone {
-            *sums.entry((r.try_get("service")?, r.try_get("state")?)).or_default() +=
-                r.try_get::<i64, _>("n")?;
-        }
-        for ((service, state), n) in sums.into_iter().filter(|(_, n)| *n != 0) {
-            sqlx::query("INSERT INTO queue_depth (service, state, n) VALUES ($1, $2, $3)")
-                .bind(service)
-                .bind(state)
-                .bind(n)
+        match self.backend {
+            Backend::Sqlite => {
+                // New rows take ids above every existing one, and `cut` is an id that
+                // existed, so the insert cannot meet the delete's range.
+                sqlx::query(
+                    "INSERT INTO queue_depth (service, state, n) \
+                     SELECT service, state, SUM(n) FROM queue_depth WHERE id <= $1 \
+                     GROUP BY service, state HAVING SUM(n) <> 0",
+                )
+                .bind(cut)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("DELETE FROM queue_depth WHERE id <= $1")
+                    .bind(cut)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Backend::Postgres => {
+                sqlx::query(
+                    "WITH gone AS (DELETE FROM queue_depth WHERE id <= $1 \
+                     RETURNING service, state, n) \
+                     INSERT INTO queue_depth (service, state, n) \
+                     SELECT service, state, SUM(n) FROM gone \
+                     GROUP BY service, state HAVING SUM(n) <> 0",
+                )
+                .bind(cut)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -3,7 +3,8 @@
 //!
 //! Run with `cargo bench --bench media` (see BENCHMARKS.md, "Media"). Knobs (environment):
 //! `MEDIA_BENCH_LEGS` (1000), `MEDIA_BENCH_PAIRS` (500), `MEDIA_BENCH_SECS` (relay
-//! duration, 10).
+//! duration, 10), `MEDIA_BENCH_PHASES` (`20,1`: the relay runs once per value, the phones
+//! sending in that many phases spread over each 20 ms frame; 1 is every phone at once).
 //!
 //! - **The receiver** is this bench re-executed (`--media-peer`): one socket per stream,
 //!   each with kernel receive timestamps (`SO_TIMESTAMPNS`), so a figure is when the packet
@@ -16,7 +17,8 @@
 //!   the stream); for callbackd it is also taken at the sender, from the pacer's record of
 //!   the instant just before each send.
 //! - **Relaying.** `MEDIA_BENCH_PAIRS` pairs of phones (patient and nurse, in the receiver
-//!   process) each send a 20 ms A-law stream carrying its send time, through callbackd's
+//!   process) each send a 20 ms A-law stream carrying its send time, phone i in phase
+//!   i mod `MEDIA_BENCH_PHASES` of the frame, through callbackd's
 //!   relay (`media::relay`) and then through rtpengine (userspace forwarding, sessions set up
 //!   with ng `offer`/`answer`/`delete`). Added latency = arrival (kernel timestamp) − send
 //!   time, both hops of loopback included.
@@ -43,6 +45,17 @@ const FRAME: Duration = Duration::from_millis(20);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+/// A comma-separated list of numbers from the environment; a bad entry is an error.
+fn env_list(name: &str, default: &[u32]) -> Vec<u32> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .split(',')
+            .map(|x| x.trim().parse().unwrap_or_else(|_| panic!("{name}: {x:?} is not a number")))
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
 }
 
 /// (user + system) CPU seconds of a process (`self` or a pid).
@@ -152,7 +165,8 @@ fn receive_all(socks: &[UdpSocket], stop: &AtomicBool) -> Vec<Arrival> {
 }
 
 /// The peer's main: `--media-peer sink N` (N receiver sockets) or `--media-peer phones N
-/// SECS` (N pairs of phones sending for SECS seconds). Prints its ports, reads its orders
+/// SECS PHASES` (N pairs of phones sending for SECS seconds, in PHASES groups spread over
+/// each 20 ms frame). Prints its ports, reads its orders
 /// on stdin, prints what it received.
 fn peer(args: &[String]) {
     let role = args.first().map(String::as_str).unwrap_or("");
@@ -176,15 +190,19 @@ fn peer(args: &[String]) {
             .collect();
         assert_eq!(targets.len(), count, "one target per phone");
         let secs: u64 = args.get(2).and_then(|v| v.parse().ok()).expect("secs");
+        let phases: u32 = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
         let send: Vec<UdpSocket> = socks.iter().map(|s| s.try_clone().expect("clone")).collect();
         sender = Some(std::thread::spawn(move || {
             let base = Instant::now();
-            for f in 0..secs * 50 {
-                let due = base + FRAME * f as u32;
+            // Phone i sends in phase i % phases of each 20 ms frame, the phases spread evenly
+            // over the frame (1: every phone at the same instant).
+            for (f, phase) in (0..secs * 50).flat_map(|f| (0..phases).map(move |p| (f, p))) {
+                let due = base + FRAME * f as u32 + FRAME * phase / phases;
                 if let Some(d) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(d);
                 }
-                for (i, (s, to)) in send.iter().zip(&targets).enumerate() {
+                let mine = send.iter().zip(&targets).enumerate();
+                for (i, (s, to)) in mine.filter(|(i, _)| *i as u32 % phases == phase) {
                     let mut pkt = [0xD5u8; 172];
                     pkt[0] = 0x80;
                     pkt[1] = 8;
@@ -622,8 +640,9 @@ fn latency(got: &[Arrival]) -> Vec<u64> {
     v
 }
 
-async fn callbackd_relaying(pairs: usize, secs: u64) -> Relaying {
-    let mut phones = Peer::start(&["phones", &pairs.to_string(), &secs.to_string()]);
+async fn callbackd_relaying(pairs: usize, secs: u64, phases: u32) -> Relaying {
+    let mut phones =
+        Peer::start(&["phones", &pairs.to_string(), &secs.to_string(), &phases.to_string()]);
     // Phone 2i is the patient of pair i, 2i + 1 the nurse.
     let mut legs = Vec::new();
     let mut targets = Vec::new();
@@ -657,7 +676,7 @@ async fn callbackd_relaying(pairs: usize, secs: u64) -> Relaying {
         r.await.expect("relay");
     }
     Relaying {
-        who: "callbackd (`media::relay`)".to_owned(),
+        who: format!("callbackd (`media::relay`), {}", in_phases(phases)),
         packets: got.len(),
         expected: pairs * 2 * secs as usize * 50,
         latency: latency(&got),
@@ -713,7 +732,12 @@ fn sdp_port(sdp: &str) -> u16 {
         .expect("m=audio port")
 }
 
-fn rtpengine_relaying(pairs: usize, secs: u64) -> Option<Relaying> {
+/// How the phones send, for the table.
+fn in_phases(phases: u32) -> String {
+    if phases == 1 { "phones in step".to_owned() } else { format!("phones in {phases} phases") }
+}
+
+fn rtpengine_relaying(pairs: usize, secs: u64, phases: u32) -> Option<Relaying> {
     let program = common::tool("rtpengine", "rtpengine-daemon")?;
     let ng_port = common::sipp::free_udp_port();
     let mut daemon = Command::new(program)
@@ -739,7 +763,8 @@ fn rtpengine_relaying(pairs: usize, secs: u64) -> Option<Relaying> {
         }
         assert!(Instant::now() < deadline, "rtpengine did not answer ping");
     }
-    let mut phones = Peer::start(&["phones", &pairs.to_string(), &secs.to_string()]);
+    let mut phones =
+        Peer::start(&["phones", &pairs.to_string(), &secs.to_string(), &phases.to_string()]);
     let mut targets = Vec::new();
     for i in 0..pairs {
         let call = format!("bench-{i}");
@@ -786,7 +811,7 @@ fn rtpengine_relaying(pairs: usize, secs: u64) -> Option<Relaying> {
     let _ = daemon.kill();
     let _ = daemon.wait();
     Some(Relaying {
-        who: "rtpengine 10.5 (userspace)".to_owned(),
+        who: format!("rtpengine 10.5 (userspace), {}", in_phases(phases)),
         packets: got.len(),
         expected: pairs * 2 * secs as usize * 50,
         latency: latency(&got),
@@ -814,10 +839,15 @@ fn main() {
     let ours = rt.block_on(callbackd_playing(legs, &prompt));
     eprintln!("media bench: {legs} sipp calls playing a pcap");
     let sipp = sipp_playing(legs, &prompt);
-    eprintln!("media bench: callbackd relaying {pairs} pairs");
-    let relayed = rt.block_on(callbackd_relaying(pairs, secs));
-    eprintln!("media bench: rtpengine relaying {pairs} pairs");
-    let engine = rtpengine_relaying(pairs, secs);
+    // Real phones send on phases of their own; in step (every phone's packet at one
+    // instant) is the worst case, a queue of a whole frame's packets at once.
+    let mut relaying = Vec::new();
+    for phases in env_list("MEDIA_BENCH_PHASES", &[20, 1]) {
+        eprintln!("media bench: callbackd relaying {pairs} pairs, {}", in_phases(phases));
+        relaying.push(rt.block_on(callbackd_relaying(pairs, secs, phases)));
+        eprintln!("media bench: rtpengine relaying {pairs} pairs, {}", in_phases(phases));
+        relaying.extend(rtpengine_relaying(pairs, secs, phases));
+    }
     let load_after = loadavg();
     let mut out = format!(
         "prompt: {} ({:.2} s, {} frames); {} cores; load before {load_before}, after {load_after}\n\n\
@@ -839,9 +869,8 @@ fn main() {
     out.push_str(&format!(
         "\n| {pairs} pairs relayed both ways, {secs} s | packets | added latency p50 / p99 / max | CPU per stream |\n|---|---:|---:|---:|\n"
     ));
-    out.push_str(&relayed.row());
-    if let Some(e) = engine {
-        out.push_str(&e.row());
+    for r in &relaying {
+        out.push_str(&r.row());
     }
     print!("{out}");
 }

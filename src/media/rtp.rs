@@ -396,10 +396,13 @@ pub fn event_digit(event: u8) -> Option<char> {
     }
 }
 
-/// The receiver task of a leg (see [`RtpLeg::receiver`]). At each wake-up it reads every
-/// datagram that is ready and handles each at once (a relayed one is forwarded before the
-/// next is read, without waiting: [`Shared::send_now`]). Ends on a socket error or when
-/// aborted.
+/// The receiver task of a leg (see [`RtpLeg::receiver`]). At each wake-up it reads the
+/// datagrams that are ready, up to [`RECV_BATCH`] per system call (`recvmmsg(2)`), and
+/// handles each at once (a relayed one is forwarded before the next is handled, without
+/// waiting: [`Shared::send_now`]). A read that returns fewer than it asked for has emptied
+/// the socket, so the task waits again without a further read only to learn that (tokio
+/// keeps a datagram that arrived meanwhile as a new readiness event). Ends on a socket
+/// error or when aborted.
 async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Option<Unprotector>) {
     let mut rx = Receiver {
         shared,
@@ -409,16 +412,26 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Opt
         out: Vec::with_capacity(HEADER + MAX_PAYLOAD + 32),
         last_event: None,
     };
-    let mut buf = vec![0u8; 2048];
+    let mut batch = Batch::new();
     loop {
         if let Err(e) = rx.shared.socket.readable().await {
             tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
             return;
         }
         loop {
-            let (len, from) = match rx.shared.socket.try_recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            let mut drained = false;
+            let read = rx.shared.socket.try_io(tokio::io::Interest::READABLE, || {
+                let n = batch.read(&rx.shared.socket)?;
+                if n < RECV_BATCH {
+                    // Emptied: the datagrams are kept, and WouldBlock tells tokio to wait.
+                    drained = true;
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok(())
+            });
+            let more = match read {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
                 // ICMP errors reported on some platforms: the far end is not there (yet).
                 Err(e)
                     if matches!(
@@ -433,9 +446,76 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Opt
                     return;
                 }
             };
-            rx.take(&buf[..len], from);
+            for (datagram, from) in batch.datagrams() {
+                rx.take(datagram, from);
+            }
+            batch.clear();
+            if drained || !more {
+                break;
+            }
         }
     }
+}
+
+/// Datagrams read from a socket per `recvmmsg(2)`.
+const RECV_BATCH: usize = 8;
+
+/// The buffers of one batched read and what it received.
+struct Batch {
+    bufs: Vec<[u8; 2048]>,
+    /// Length and sender of each datagram received, in order.
+    got: Vec<(usize, SocketAddr)>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch { bufs: vec![[0u8; 2048]; RECV_BATCH], got: Vec::with_capacity(RECV_BATCH) }
+    }
+
+    /// Reads up to [`RECV_BATCH`] ready datagrams without waiting; how many (never 0: an
+    /// empty socket is `WouldBlock`).
+    fn read(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+        use std::os::fd::AsRawFd;
+        // Headers per read (raw pointers, so not kept in the task across an await).
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
+        let mut iovs: Vec<[std::io::IoSliceMut<'_>; 1]> =
+            self.bufs.iter_mut().map(|b| [std::io::IoSliceMut::new(b)]).collect();
+        let results =
+            recvmmsg(socket.as_raw_fd(), &mut headers, &mut iovs, MsgFlags::MSG_DONTWAIT, None)
+                .map_err(std::io::Error::from)?;
+        let start = self.got.len();
+        for r in results {
+            // A datagram without a usable sender address is dropped (not an IP peer).
+            if let Some(from) = r.address.and_then(|a| sockaddr(&a)) {
+                self.got.push((r.bytes, from));
+            } else {
+                self.got.push((0, SocketAddr::from(([0, 0, 0, 0], 0))));
+            }
+        }
+        Ok(self.got.len() - start)
+    }
+
+    /// The datagrams read since the last [`Batch::clear`].
+    fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.got
+            .iter()
+            .zip(&self.bufs)
+            .filter(|((len, _), _)| *len > 0)
+            .map(|((len, from), buf)| (&buf[..(*len).min(buf.len())], *from))
+    }
+
+    fn clear(&mut self) {
+        self.got.clear();
+    }
+}
+
+/// The IP address of a received datagram's sender.
+fn sockaddr(a: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// What a leg's receiver task keeps between datagrams.

@@ -325,6 +325,26 @@ fn bad_input_and_a_missing_store() {
     assert_eq!(c, Some(1), "{err}");
     assert!(err.contains("does not exist"), "{err}");
     assert!(!setup.database().exists());
+    // Services in different time zones have no common days and hours: refused, by name.
+    let plans = setup.dir.path().join("dialplans");
+    std::fs::create_dir(&plans).expect("dialplans dir");
+    for f in ["kallio.toml", "kotka-neuvonta.toml", "vuosaari.toml"] {
+        let text = std::fs::read_to_string(common::repo().join("dialplans").join(f)).expect(f);
+        let text = if f == "kotka-neuvonta.toml" {
+            text.replace("capacity = 10", "capacity = 10\ntimezone = \"Europe/Stockholm\"")
+        } else {
+            text
+        };
+        std::fs::write(plans.join(f), text).expect("write dialplan");
+    }
+    setup.point_at(&setup.pbx.addr, &plans, "");
+    let (c, err) = code(&["--week", "2026-W52"]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("kotka-neuvonta (Europe/Stockholm)"), "{err}");
+    assert!(err.contains("kallio (Europe/Helsinki)"), "{err}");
+    // One service alone is one zone: past the check (and on to the missing store).
+    let (c, err) = code(&["--week", "2026-W52", "--service", "kotka-neuvonta"]);
+    assert_eq!(c, Some(1), "{err}");
     std::fs::write(&setup.config, "nonsense = [").expect("write");
     assert_eq!(code(&[]).0, Some(64));
 }

@@ -62,8 +62,21 @@ pub fn report(args: Args) -> ExitCode {
         eprintln!("no services are configured: nothing to report");
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    // Days and hours are the (first) service's local ones; Finnish services share one zone.
+    // Days and hours are the services' local ones, so the services of one report must keep
+    // one time zone (Finnish services all do); others are reported separately.
     let tz = first.calendar.tz().clone();
+    let zone = |id: &String| services.get(id).map(|s| zone_name(s.calendar.tz()));
+    let zones: std::collections::BTreeSet<String> = ids.iter().filter_map(zone).collect();
+    if zones.len() > 1 {
+        let each: Vec<String> =
+            ids.iter().filter_map(|id| Some(format!("{id} ({})", zone(id)?))).collect();
+        eprintln!(
+            "the services keep different time zones: {}; a report's days and hours are in one \
+             zone, so report them separately (--service S)",
+            each.join(", ")
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     let now = SystemClock.now();
     let period = match (&args.week, &args.month, args.from, args.to) {
         (Some(w), None, None, None) => Period::week(w),
@@ -121,4 +134,9 @@ pub fn report(args: Args) -> ExitCode {
             }
         },
     }
+}
+
+/// A time zone's IANA name, or its offset when it has none.
+fn zone_name(tz: &jiff::tz::TimeZone) -> String {
+    tz.iana_name().map_or_else(|| format!("{tz:?}"), str::to_owned)
 }

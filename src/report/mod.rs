@@ -24,7 +24,8 @@
 //! - *attempts per request*: finished attempts over requests with at least one;
 //! - *punctuality*: requests whose first call started inside the window the patient was last
 //!   told (`told_from..told_to`), over requests told a window that had a call; the mean
-//!   miss is the mean distance to the nearer edge of the window for the calls outside it;
+//!   miss is the mean distance to the nearer edge of the window for the calls outside it
+//!   (the rule is [`crate::policy::punctuality::judge`], which the live metrics use too);
 //! - *SMS sent*: outbox rows in state `sent`, by kind.
 
 pub mod html;
@@ -34,8 +35,8 @@ pub mod render;
 
 pub use period::{Kind, Period, PeriodError};
 
-use crate::policy::Outcome;
 use crate::policy::lifecycle::State;
+use crate::policy::{Eta, Outcome, punctuality};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -510,13 +511,9 @@ impl Acc {
             t.first_attempt.add(o == Outcome::Connected);
         }
         if let (Some((from, to)), Some((start, _))) = (r.told, c.first) {
-            let inside = start >= from && start <= to;
-            t.punctuality.add(inside);
-            if start < from {
-                t.miss_ms += from.as_millisecond() - start.as_millisecond();
-            } else if start > to {
-                t.miss_ms += start.as_millisecond() - to.as_millisecond();
-            }
+            let miss = punctuality::judge(Eta { from, to }, start);
+            t.punctuality.add(miss.on_time());
+            t.miss_ms += i64::try_from(miss.by.as_millis()).unwrap_or(i64::MAX);
         }
     }
 

@@ -32,6 +32,7 @@ pub mod html;
 pub mod live;
 pub mod period;
 pub mod render;
+pub mod words;
 
 pub use period::{Kind, Period, PeriodError};
 
@@ -810,14 +811,10 @@ fn cell(weekday: i8, hour: i8, requests: u64, connected: u64, sum_ms: i64) -> Ho
     }
 }
 
-/// The English short name of an ISO weekday number (1 = Monday).
+/// The English short name of an ISO weekday number (1 = Monday): the CSV keys' (`Mon.08`),
+/// in every language.
 pub fn weekday(n: i8) -> &'static str {
-    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][usize::try_from(n - 1).unwrap_or(0).min(6)]
-}
-
-/// The English short name of a date's weekday.
-pub fn weekday_of(d: Date) -> &'static str {
-    weekday(d.weekday().to_monday_one_offset())
+    crate::lang::Lang::En.weekday(usize::try_from(n - 1).unwrap_or(0))
 }
 
 #[cfg(test)]

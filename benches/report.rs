@@ -223,10 +223,10 @@ async fn phases(url: &str, label: &str, runs: usize) {
         let r = report::compute_read(&read, &query, now);
         compute_t.push(t.elapsed());
         let t = Instant::now();
-        let text = report::render::text(&r);
+        let text = report::render::text(&r, callbackd::lang::Lang::En);
         text_t.push(t.elapsed());
         let t = Instant::now();
-        let html = report::html::html(&r);
+        let html = report::html::html(&r, callbackd::lang::Lang::En);
         html_t.push(t.elapsed());
         assert!(text.len() > 1000 && html.len() > 1000);
         last = Some((read.current.len(), r));

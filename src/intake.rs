@@ -397,11 +397,15 @@ impl PhoneDesk {
         crate::metrics::request(&svc.id, Channel::Ivr.as_str(), result);
         if !stored.duplicate {
             tracing::info!(service = %svc.id, request = stored.request.id, number = %accepted.request.number, channel = "ivr", "request accepted");
-            self.wake.notify_one();
         }
         // The one ETA: the window told (and recorded) as the API and the notice SMS tell it.
-        let crate::eta::Answer { place, eta, .. } =
-            crate::eta::tell(&self.store, svc, &stored.request, now).await?;
+        // The scheduler is woken after it is recorded (also when telling failed), so the
+        // first call is judged against the window told here.
+        let told = crate::eta::tell(&self.store, svc, &stored.request, now).await;
+        if !stored.duplicate {
+            self.wake.notify_one();
+        }
+        let crate::eta::Answer { place, eta, .. } = told?;
         let tz = svc.calendar.tz();
         let eta = eta.map(|e| spoken(&e, tz, now));
         Ok(if stored.duplicate {

@@ -1,4 +1,7 @@
-//! The languages callbackd speaks to patients in: prompts and SMS.
+//! The languages callbackd speaks in: to patients (prompts, SMS, the patient page) and to
+//! supervisors (`callbackd report --lang`). Each speaker keeps its words as one table per
+//! language chosen by a [`Lang`] (`match lang { Lang::Fi => &FI, … }`); the words they
+//! share, the weekdays' short names, are here.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,6 +30,17 @@ impl Lang {
             Lang::Sv => "sv",
             Lang::En => "en",
         }
+    }
+
+    /// The short name of a weekday, 0 = Monday (`ma`, `mån`, `Mon`); out of range reads
+    /// as Sunday.
+    pub fn weekday(self, monday_zero: usize) -> &'static str {
+        let names = match self {
+            Lang::Fi => ["ma", "ti", "ke", "to", "pe", "la", "su"],
+            Lang::Sv => ["mån", "tis", "ons", "tors", "fre", "lör", "sön"],
+            Lang::En => ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        };
+        names[monday_zero.min(6)]
     }
 }
 

@@ -10,6 +10,7 @@
 use callbackd::calendar::DayRange;
 use callbackd::config;
 use callbackd::intake::RawRequest;
+use callbackd::lang::Lang;
 use callbackd::store::{ListFilter, State};
 use clap::{Parser, Subcommand};
 use jiff::civil::Date;
@@ -233,6 +234,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: cli::report::Format,
+        /// Language of the text and HTML headings and labels: fi, sv or en (CSV keys and
+        /// JSON names stay English identifiers).
+        #[arg(long, default_value = "en")]
+        lang: Lang,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -310,7 +315,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Cancel { id, config } => cli::store::cancel(config, id),
-        Command::Report { services, week, month, from, to, format, out, config } => {
+        Command::Report { services, week, month, from, to, format, lang, out, config } => {
             cli::report::report(cli::report::Args {
                 services,
                 week,
@@ -318,6 +323,7 @@ fn main() -> ExitCode {
                 from,
                 to,
                 format,
+                lang,
                 out,
                 config,
             })

@@ -4,8 +4,9 @@
 //! `_total` for counters). Label values come only from fixed sets, never from a client's
 //! text: `service` (a loaded dialplan's id, or `unknown`), `channel`
 //! ([`crate::intake::Channel`], or `invalid`), and `&'static str` constants for `result`,
-//! `outcome`, `state`, `kind` and `version`.
+//! `outcome`, `state`, `kind`, `side` and `version`.
 
+use crate::policy::punctuality::Miss;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -46,6 +47,14 @@ pub const STORE_WRITABLE: &str = "callbackd_store_writable";
 /// Gauge: waiting requests still in time but expected after their same-day deadline at
 /// the service's recent rate ([`crate::policy::risk`]).
 pub const REQUESTS_AT_RISK: &str = "callbackd_requests_at_risk";
+/// Counter: first calls of requests told a window, by `side` against it (`early`,
+/// `inside`, `late`; [`crate::policy::punctuality`]). The share on time is `inside` over
+/// all sides.
+pub const ETA_FIRST_CALLS: &str = "callbackd_eta_first_calls_total";
+/// Histogram: how far the first call of a request told a window started from it, seconds
+/// (0 inside, else the distance to the nearer edge; the counter's `side` tells early from
+/// late). Observed with [`ETA_FIRST_CALLS`], once per request.
+pub const ETA_MISS: &str = "callbackd_eta_miss_seconds";
 /// SIP datagrams dropped unread: `reason` is `unreadable`, `start_line` or `headers`.
 pub const SIP_MALFORMED: &str = "callbackd_sip_malformed_total";
 
@@ -54,6 +63,10 @@ const DELAY_BUCKETS: [f64; 12] = [
     60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
     259200.0,
 ];
+
+/// Buckets for the miss of the told window: 0 (inside) … 1 day.
+const MISS_BUCKETS: [f64; 11] =
+    [0.0, 60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0];
 
 /// Metrics setup failure.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +83,7 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
     }
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(CALLBACK_DELAY.to_owned()), &DELAY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(ETA_MISS.to_owned()), &MISS_BUCKETS)?
         .install_recorder()?;
     describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -106,6 +120,15 @@ fn describe() {
     describe_gauge!(
         REQUESTS_AT_RISK,
         "Waiting requests expected after their same-day deadline at the recent rate, by service."
+    );
+    describe_counter!(
+        ETA_FIRST_CALLS,
+        "First calls of requests told a window, by service and side of it (early, inside, late)."
+    );
+    describe_histogram!(
+        ETA_MISS,
+        metrics::Unit::Seconds,
+        "How far first calls started from the window the patient was told (0 inside), by service."
     );
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_TIMEOUTS, "HTTP connections or requests ended by a timeout, by kind.");
@@ -145,6 +168,13 @@ pub fn ended(service: &str, state: &'static str) {
 /// A callback connected `secs` after the request.
 pub fn callback_delay(service: &str, secs: f64) {
     histogram!(CALLBACK_DELAY, "service" => service.to_owned()).record(secs);
+}
+
+/// A request's first call started against the window its patient was told.
+pub fn first_call(service: &str, miss: Miss) {
+    counter!(ETA_FIRST_CALLS, "service" => service.to_owned(), "side" => miss.side.as_str())
+        .increment(1);
+    histogram!(ETA_MISS, "service" => service.to_owned()).record(miss.by.as_secs_f64());
 }
 
 /// Calls in progress for a service.

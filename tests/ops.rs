@@ -264,6 +264,10 @@ fn dashboard_parses_and_uses_only_defined_metrics() {
         "First-attempt reach rate (estimate)",
         "Same-day completion rate",
         "SIP outcome mix",
+        "Requests at risk of missing today's deadline",
+        "Requests at risk now",
+        "Share of first calls in the told window",
+        "How far first calls missed the told window (p50 / p90 / p99)",
     ] {
         assert!(panels.iter().any(|p| p["title"] == title), "no panel {title:?}");
     }
@@ -273,7 +277,14 @@ fn dashboard_parses_and_uses_only_defined_metrics() {
     let unknown = unknown_metrics(&found.join("\n"));
     assert!(unknown.is_empty(), "dashboard uses metrics src/metrics.rs lacks: {unknown:?}");
     let used = metric_names(&found.join("\n"));
-    for m in ["callbackd_queue_depth", "callbackd_attempts_total", "callbackd_requests_total"] {
+    for m in [
+        "callbackd_queue_depth",
+        "callbackd_attempts_total",
+        "callbackd_requests_total",
+        "callbackd_requests_at_risk",
+        "callbackd_eta_first_calls_total",
+        "callbackd_eta_miss_seconds_bucket",
+    ] {
         assert!(used.iter().any(|u| u == m), "dashboard does not use {m}");
     }
 }

@@ -281,6 +281,27 @@ fn check(setup: &Setup) {
     for number in ["+358", "040"] {
         assert!(!csv.contains(number) && !text.contains(number), "a number in the report");
     }
+
+    // --lang: Finnish headings and labels; the CSV keys stay the same identifiers.
+    let fi = run(setup, &["--week", "2026-W52", "--service", "kallio", "--lang", "fi"]);
+    artefact("report-sample-fi.txt", &fi);
+    assert!(fi.starts_with("callbackd-raportti 2026-W52 (2026-12-21 .. 2026-12-27"), "{fi}");
+    let line = |name: &str| {
+        fi.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {fi}"))
+    };
+    assert!(line("tavoitettu samana päivänä").ends_with("50.0%      100.0%"), "{fi}");
+    assert!(line("to 12-24").split_whitespace().eq(["to", "12-24", "0", "0", "-", "-"]));
+    assert!(!fi.contains("same day rate") && !fi.contains("By day"), "{fi}");
+    let csv_fi = run(setup, &["--week", "2026-W52", "--format", "csv", "--lang", "fi"]);
+    assert_eq!(csv_fi, csv, "CSV is the same in every language");
+    let out = setup.dir.path().join("raportti.html");
+    let path = out.to_str().expect("UTF-8");
+    run(setup, &["--week", "2026-W52", "--format", "html", "--lang", "sv", "--out", path]);
+    let page = std::fs::read_to_string(&out).expect("the HTML report");
+    assert!(page.contains("<html lang=\"sv\">"));
+    assert!(page.contains("<h2 id=\"s-all\">Alla tjänster</h2>"));
+    assert!(page.contains("<td>nådda samma dag</td>"));
+    assert!(!page.contains(">same day rate<") && !page.contains(">All services<"));
 }
 
 #[test]
@@ -317,6 +338,9 @@ fn bad_input_and_a_missing_store() {
     assert!(err.contains("not an ISO week"), "{err}");
     assert_eq!(code(&["--month", "2026-13"]).0, Some(2));
     assert_eq!(code(&["--from", "2026-11-02", "--to", "2026-11-01"]).0, Some(2));
+    let (c, err) = code(&["--lang", "de"]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("expected one of fi, sv, en"), "{err}");
     let (c, err) = code(&["--service", "nowhere"]);
     assert_eq!(c, Some(2), "{err}");
     assert!(err.contains("unknown service"), "{err}");

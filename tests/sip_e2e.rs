@@ -89,6 +89,7 @@ async fn busy_then_retry_after_the_pause_then_answered() {
     let (status, v) = d.post(&json!({"service": "e2e", "number": "040 123 4567"})).await;
     assert_eq!(status, 201, "{v}");
     let id = i(&v, "id");
+    assert!(v["eta"].is_object(), "the intake answer tells a window: {v}");
     assert!(busy.passed(), "sipp saw the INVITE with the station's caller ID and answered busy");
     let v = until(&d, id, WAIT, "retry_wait", |v| s(v, "state") == "retry_wait").await;
     let attempts = v["attempts"].as_array().expect("attempts");
@@ -98,6 +99,9 @@ async fn busy_then_retry_after_the_pause_then_answered() {
     let ended = common::t(&attempts[0], "ended_at");
     let due = common::t(&v, "due_at");
     assert_eq!(due.duration_since(ended).as_secs(), 10, "due exactly the dialplan's pause later");
+    let (_, metrics) = d.get_text("/metrics").await;
+    let miss_count = "callbackd_eta_miss_seconds_count{service=\"e2e\"} 1\n";
+    assert!(metrics.contains(miss_count), "the first call is judged when it starts: {metrics}");
 
     // The patient answers the retry; the call is transferred to staff (REFER, NOTIFY 200).
     let mut answer = Sipp::start("uas_refer_ok.xml", port, 1);
@@ -118,6 +122,16 @@ async fn busy_then_retry_after_the_pause_then_answered() {
         metrics.contains("callbackd_attempts_total{service=\"e2e\",outcome=\"connected\"} 1"),
         "{metrics}"
     );
+    // Punctuality: the first call (busy) was judged against the window the intake answer
+    // told, once; the retry that connected is not a first call.
+    assert!(v["attempts"][0]["seq"] == 1, "{v}");
+    assert!(metrics.contains(miss_count), "the retry is not judged again: {metrics}");
+    let sides: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("callbackd_eta_first_calls_total{service=\"e2e\""))
+        .collect();
+    // Called at once with an empty queue: inside the window told a moment before.
+    assert_eq!(sides, ["callbackd_eta_first_calls_total{service=\"e2e\",side=\"inside\"} 1"]);
     common::assert_logs_masked(&d.logs());
 }
 

@@ -3,6 +3,7 @@
 
 use super::{EXIT_BAD_INPUT, load, print_diags, service};
 use callbackd::clock::{Clock, SystemClock};
+use callbackd::lang::Lang;
 use callbackd::report::{self, Period, Query, html, render};
 use jiff::civil::Date;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct Args {
     pub to: Option<Date>,
     /// `--format`.
     pub format: Format,
+    /// `--lang`: the language of the text and HTML formats' headings and labels.
+    pub lang: Lang,
     /// `--out` (stdout when `None`).
     pub out: Option<PathBuf>,
     /// `--config`.
@@ -116,10 +119,10 @@ pub fn report(args: Args) -> ExitCode {
     };
     let r = report::compute_read(&read, &query, now);
     let text = match args.format {
-        Format::Text => render::text(&r),
+        Format::Text => render::text(&r, args.lang),
         Format::Csv => render::csv(&r),
         Format::Json => render::json(&r),
-        Format::Html => html::html(&r),
+        Format::Html => html::html(&r, args.lang),
     };
     match &args.out {
         None => {

@@ -133,8 +133,14 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
     metrics::request(&service.id, accepted.channel.as_str(), result);
     if !stored.duplicate {
         info!(service = %service.id, request = stored.request.id, number = %accepted.request.number, "request accepted");
-        st.wake.notify_one();
     }
+    // The scheduler is woken once the window is recorded, so the first call is judged
+    // against the window this answer tells (punctuality); also when telling failed.
+    let wake = || {
+        if !stored.duplicate {
+            st.wake.notify_one();
+        }
+    };
     // At intake every waiting request of the service counts as ahead (a cached count, so
     // intake cost does not grow with the queue). The window told here is recorded: the
     // notice SMS, a later GET, the IVR and the patient page tell it again until it slips.
@@ -151,7 +157,10 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
             let retrying = of(State::RetryWait);
             eta::ahead_of_counts(of(State::Pending) + retrying, retrying)
         }
-        Err(e) => return store_unavailable(&e),
+        Err(e) => {
+            wake();
+            return store_unavailable(&e);
+        }
     };
     let mut body = request_json(Some(service), &stored.request);
     body["place"] = Value::Null;
@@ -162,10 +171,13 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
             Ok(rate) => eta::tell_at(&st.store, service, &stored.request, ahead, rate, now).await,
             Err(e) => Err(e),
         };
+        wake();
         match told {
             Ok(answer) => answer_json(&mut body, Some(service), &answer),
             Err(e) => return store_unavailable(&e),
         }
+    } else {
+        wake();
     }
     body["duplicate"] = json!(stored.duplicate);
     // Chat and web channels show the patient their page's link at once.

@@ -23,6 +23,7 @@
 
 pub mod admit;
 pub mod lifecycle;
+pub mod punctuality;
 pub mod risk;
 
 use crate::calendar::{Calendar, DayRange, Interval};

@@ -3,9 +3,15 @@
 //!
 //! Charts per section: requests and callbacks per day; mean time to callback per hour of
 //! request; the same-day rate per day against the 100% line; the outcome mix.
+//!
+//! Headings, labels, captions and legends are in the report's language
+//! ([`super::words`]); service, channel and outcome names are identifiers and stay as they
+//! are.
 
-use super::render::{name, paired};
-use super::{Report, Section, weekday};
+use super::render::{name, paired, weekday_in};
+use super::words::words;
+use super::{Report, Section};
+use crate::lang::Lang;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -34,25 +40,29 @@ border-bottom:1px solid #ddd}th:first-child,td:first-child{text-align:left}\
 figcaption{font-size:.9em;color:#444}small{color:#555}\
 @media print{h2{break-before:page}.charts figure{break-inside:avoid}}";
 
-/// The whole page.
-pub fn html(r: &Report) -> String {
+/// The whole page, headings and labels in `lang` (`<html lang>` says which).
+pub fn html(r: &Report, lang: Lang) -> String {
+    let w = words(lang);
     let mut o = String::new();
-    let title = format!("callbackd report {}", r.period_name);
+    let title = format!("{} {}", w.title, r.period_name);
     let _ = write!(
         o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n\
-         <p>{from} .. {to} ({tz}), compared with {prev}. <small>Made {gen}.</small></p>\n",
+         <p>{from} .. {to} ({tz}), {cmp} {prev}. <small>{made} {gen}.</small></p>\n",
+        code = lang.code(),
         t = escape(&title),
         from = r.period.from,
         to = r.period.to,
         tz = escape(&r.time_zone),
+        cmp = escape(w.compared_with),
         prev = escape(&r.previous_name),
+        made = escape(w.made),
         gen = r.generated_at,
     );
     for s in &r.sections {
-        section(&mut o, r, s);
+        section(&mut o, r, s, lang);
     }
     o.push_str("</body></html>\n");
     o
@@ -69,22 +79,25 @@ fn cell(key: &str, v: Option<f64>) -> String {
     }
 }
 
-fn section(o: &mut String, r: &Report, s: &Section) {
-    let title = s.service.as_deref().unwrap_or("All services");
+fn section(o: &mut String, r: &Report, s: &Section, lang: Lang) {
+    let w = words(lang);
+    let title = s.service.as_deref().unwrap_or(w.all_services);
     let _ = writeln!(o, "<h2 id=\"s-{}\">{}</h2>", escape(name(s)), escape(title));
     let _ = writeln!(o, "<div class=\"charts\">");
+    let [per_day_caption, same_day_caption, outcomes_caption] = w.charts;
     for (caption, svg) in [
-        ("Requests and callbacks per day", per_day(s)),
-        ("Mean minutes to callback by hour of request", per_hour(s)),
-        ("Same-day rate per day (line: 100 %)", same_day(s)),
-        ("Outcome mix of the attempts", outcomes(s)),
+        (per_day_caption, per_day(s, w.legend)),
+        (w.mean_by_hour, per_hour(s)),
+        (same_day_caption, same_day(s)),
+        (outcomes_caption, outcomes(s)),
     ] {
-        let _ = writeln!(o, "<figure>{svg}<figcaption>{caption}</figcaption></figure>");
+        let _ = writeln!(o, "<figure>{svg}<figcaption>{}</figcaption></figure>", escape(caption));
     }
     let _ = writeln!(o, "</div>");
     let _ = writeln!(
         o,
-        "<table><thead><tr><th>figure</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        escape(w.figure),
         escape(&r.period_name),
         escape(&r.previous_name)
     );
@@ -92,22 +105,22 @@ fn section(o: &mut String, r: &Report, s: &Section) {
         let _ = writeln!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&k.replace('_', " ")),
+            escape(&w.figure(&k)),
             cell(&k, c),
             cell(&k, p)
         );
     }
     let _ = writeln!(o, "</tbody></table>");
-    let _ = writeln!(
-        o,
-        "<table><thead><tr><th>day</th><th>requests</th><th>connected</th><th>same-day</th>\
-         <th>mean min to callback</th></tr></thead><tbody>"
-    );
+    let _ = write!(o, "<table><thead><tr>");
+    for column in w.day_columns {
+        let _ = write!(o, "<th>{}</th>", escape(column));
+    }
+    let _ = writeln!(o, "</tr></thead><tbody>");
     for d in &s.days {
         let _ = writeln!(
             o,
             "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            super::weekday_of(d.date),
+            weekday_in(lang, d.date),
             d.date,
             d.requests,
             d.connected,
@@ -118,9 +131,9 @@ fn section(o: &mut String, r: &Report, s: &Section) {
     let _ = writeln!(o, "</tbody></table>");
     let active: Vec<i8> =
         (0..24).filter(|h| s.hour_of_day.iter().any(|c| c.hour == *h && c.requests > 0)).collect();
-    let _ = write!(o, "<table><thead><tr><th>hour</th>");
-    for wd in 1..=7 {
-        let _ = write!(o, "<th>{}</th>", weekday(wd));
+    let _ = write!(o, "<table><thead><tr><th>{}</th>", escape(w.hour));
+    for wd in 0..7 {
+        let _ = write!(o, "<th>{}</th>", lang.weekday(wd));
     }
     let _ = writeln!(o, "</tr></thead><tbody>");
     for h in active {
@@ -132,10 +145,7 @@ fn section(o: &mut String, r: &Report, s: &Section) {
         }
         let _ = writeln!(o, "</tr>");
     }
-    let _ = writeln!(
-        o,
-        "</tbody></table><p><small>Requests by weekday and hour of request / their mean minutes to callback.</small></p>"
-    );
+    let _ = writeln!(o, "</tbody></table><p><small>{}</small></p>", escape(w.hour_note));
 }
 
 const SIZE: (u32, u32) = (460, 260);
@@ -162,7 +172,7 @@ pub(crate) fn svg(
     }
 }
 
-fn per_day(s: &Section) -> String {
+fn per_day(s: &Section, [requests, connected]: [&str; 2]) -> String {
     svg(|root| {
         let n = s.days.len();
         let top = s.days.iter().map(|d| d.requests).max().unwrap_or(0).max(1) as f64 * 1.1;
@@ -192,7 +202,7 @@ fn per_day(s: &Section) -> String {
                 )
             }))
             .map_err(|e| e.to_string())?
-            .label("requests")
+            .label(requests)
             .legend(|(x, y)| Rectangle::new([(x, y - 4), (x + 12, y + 4)], BLUE.mix(0.6).filled()));
         chart
             .draw_series(LineSeries::new(
@@ -200,7 +210,7 @@ fn per_day(s: &Section) -> String {
                 GREEN.stroke_width(2),
             ))
             .map_err(|e| e.to_string())?
-            .label("callbacks connected")
+            .label(connected)
             .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], GREEN.stroke_width(2)));
         chart
             .configure_series_labels()

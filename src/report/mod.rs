@@ -24,18 +24,20 @@
 //! - *attempts per request*: finished attempts over requests with at least one;
 //! - *punctuality*: requests whose first call started inside the window the patient was last
 //!   told (`told_from..told_to`), over requests told a window that had a call; the mean
-//!   miss is the mean distance to the nearer edge of the window for the calls outside it;
+//!   miss is the mean distance to the nearer edge of the window for the calls outside it
+//!   (the rule is [`crate::policy::punctuality::judge`], which the live metrics use too);
 //! - *SMS sent*: outbox rows in state `sent`, by kind.
 
 pub mod html;
 pub mod live;
 pub mod period;
 pub mod render;
+pub mod words;
 
 pub use period::{Kind, Period, PeriodError};
 
-use crate::policy::Outcome;
 use crate::policy::lifecycle::State;
+use crate::policy::{Eta, Outcome, punctuality};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -510,13 +512,9 @@ impl Acc {
             t.first_attempt.add(o == Outcome::Connected);
         }
         if let (Some((from, to)), Some((start, _))) = (r.told, c.first) {
-            let inside = start >= from && start <= to;
-            t.punctuality.add(inside);
-            if start < from {
-                t.miss_ms += from.as_millisecond() - start.as_millisecond();
-            } else if start > to {
-                t.miss_ms += start.as_millisecond() - to.as_millisecond();
-            }
+            let miss = punctuality::judge(Eta { from, to }, start);
+            t.punctuality.add(miss.on_time());
+            t.miss_ms += i64::try_from(miss.by.as_millis()).unwrap_or(i64::MAX);
         }
     }
 
@@ -813,14 +811,10 @@ fn cell(weekday: i8, hour: i8, requests: u64, connected: u64, sum_ms: i64) -> Ho
     }
 }
 
-/// The English short name of an ISO weekday number (1 = Monday).
+/// The English short name of an ISO weekday number (1 = Monday): the CSV keys' (`Mon.08`),
+/// in every language.
 pub fn weekday(n: i8) -> &'static str {
-    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][usize::try_from(n - 1).unwrap_or(0).min(6)]
-}
-
-/// The English short name of a date's weekday.
-pub fn weekday_of(d: Date) -> &'static str {
-    weekday(d.weekday().to_monday_one_offset())
+    crate::lang::Lang::En.weekday(usize::try_from(n - 1).unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! A report as text (aligned tables), CSV (one long table) and JSON.
 //!
+//! The text's headings and labels are in the report's language ([`super::words`]); CSV
+//! keys and JSON names are English identifiers in every language.
+//!
 //! CSV columns: `period,service,section,key,value`. `period` is the period's name
 //! (`2026-W48`) or the previous period's; `service` is a service id or `all`; `section` is
 //! `figures` (key = figure name, e.g. `same_day_rate`, `by_channel.api`, `outcome.busy`),
@@ -8,7 +11,9 @@
 //! `Mon.08.mean_to_callback_min`). Rates are fractions (0.95), durations minutes; an empty
 //! value means there was nothing to measure.
 
+use super::words::{Words, words};
 use super::{Figures, Report, Section, weekday};
+use crate::lang::Lang;
 use std::fmt::Write as _;
 
 /// One figure's name and value (`None`: nothing to measure).
@@ -58,13 +63,10 @@ fn is_rate(key: &str) -> bool {
     matches!(key, "same_day_rate" | "first_attempt_reach" | "punctuality")
 }
 
-fn label(key: &str) -> String {
-    match key.split_once('.') {
-        Some(("by_channel", ch)) => format!("  channel {ch}"),
-        Some(("outcome", o)) => format!("  outcome {o}"),
-        Some(("sms_sent", k)) => format!("  SMS sent: {k}"),
-        _ => key.replace('_', " "),
-    }
+/// A figure's label in the text tables: the keyed families indented under their figure.
+fn label(w: &Words, key: &str) -> String {
+    let label = w.figure(key);
+    if key.contains('.') { format!("  {label}") } else { label }
 }
 
 fn text_value(key: &str, v: Option<f64>) -> String {
@@ -112,64 +114,99 @@ pub fn paired(s: &Section) -> Vec<(String, Option<f64>, Option<f64>)> {
     keys.into_iter().map(|k| (k.clone(), get(&cur, &k), get(&prev, &k))).collect()
 }
 
-/// Aligned text tables.
-pub fn text(r: &Report) -> String {
+/// Aligned text tables, headings and labels in `lang`.
+pub fn text(r: &Report, lang: Lang) -> String {
+    let w = words(lang);
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "callbackd report {} ({} .. {}, {}), compared with {}",
-        r.period_name, r.period.from, r.period.to, r.time_zone, r.previous_name
+        "{} {} ({} .. {}, {}), {} {}",
+        w.title,
+        r.period_name,
+        r.period.from,
+        r.period.to,
+        r.time_zone,
+        w.compared_with,
+        r.previous_name
     );
+    // Column widths: the widest label of the language decides the first.
+    let keys = paired_keys(r);
+    let width = keys.iter().map(|k| label(w, k).chars().count() + 2).max().unwrap_or(0).max(28);
     for s in &r.sections {
-        let _ = writeln!(o, "\n== {} ==\n", s.service.as_deref().unwrap_or("all services"));
-        let _ = writeln!(o, "{:<28}{:>12}{:>12}", "", r.period_name, r.previous_name);
+        let heading = match &s.service {
+            Some(id) => id.clone(),
+            None => w.all_services.to_lowercase(),
+        };
+        let _ = writeln!(o, "\n== {heading} ==\n");
+        let _ = writeln!(o, "{:<width$}{:>12}{:>12}", "", r.period_name, r.previous_name);
         for (k, c, p) in paired(s) {
-            let _ =
-                writeln!(o, "{:<28}{:>12}{:>12}", label(&k), text_value(&k, c), text_value(&k, p));
+            let (c, p) = (text_value(&k, c), text_value(&k, p));
+            let _ = writeln!(o, "{:<width$}{c:>12}{p:>12}", label(w, &k));
         }
-        let _ = writeln!(o, "\nBy day ({})\n", r.period_name);
+        let _ = writeln!(o, "\n{} ({})\n", w.by_day, r.period_name);
+        let [day, requests, connected, same_day, to_callback] = w.day_columns;
+        let cols = [requests, connected, same_day, to_callback].map(|c| c.chars().count() + 1);
         let _ = writeln!(
             o,
-            "{:<14}{:>9}{:>11}{:>10}{:>17}",
-            "date", "requests", "connected", "same-day", "to callback min"
+            "{day:<14}{requests:>a$}{connected:>b$}{same_day:>c$}{to_callback:>d$}",
+            a = cols[0].max(9),
+            b = cols[1].max(11),
+            c = cols[2].max(10),
+            d = cols[3].max(17),
         );
         for d in &s.days {
             let _ = writeln!(
                 o,
-                "{:<14}{:>9}{:>11}{:>10}{:>17}",
-                format!("{} {}", super::weekday_of(d.date), d.date.strftime("%m-%d")),
+                "{:<14}{:>a$}{:>b$}{:>c$}{:>e$}",
+                format!("{} {}", weekday_in(lang, d.date), d.date.strftime("%m-%d")),
                 d.requests,
                 d.connected,
                 text_value("same_day_rate", d.same_day.rate),
                 text_value("x_min", d.mean_to_callback_min),
+                a = cols[0].max(9),
+                b = cols[1].max(11),
+                c = cols[2].max(10),
+                e = cols[3].max(17),
             );
         }
-        hour_table(&mut o, s, "Requests by hour of request", |c| {
+        hour_table(&mut o, s, lang, w.requests_by_hour, |c| {
             (c.requests > 0).then(|| c.requests.to_string())
         });
-        hour_table(&mut o, s, "Mean minutes to callback by hour of request", |c| {
+        hour_table(&mut o, s, lang, w.mean_by_hour, |c| {
             c.mean_to_callback_min.map(|m| format!("{m:.0}"))
         });
     }
     o
 }
 
+/// Every figure key of every section (for the label column's width).
+fn paired_keys(r: &Report) -> Vec<String> {
+    r.sections.iter().flat_map(|s| paired(s).into_iter().map(|(k, _, _)| k)).collect()
+}
+
+/// A date's weekday, short, in `lang`.
+pub fn weekday_in(lang: Lang, d: jiff::civil::Date) -> &'static str {
+    lang.weekday(usize::from(d.weekday().to_monday_zero_offset().unsigned_abs()))
+}
+
 fn hour_table(
     o: &mut String,
     s: &Section,
+    lang: Lang,
     title: &str,
     cell: impl Fn(&super::HourCell) -> Option<String>,
 ) {
+    let w = words(lang);
     let _ = writeln!(o, "\n{title}\n");
-    let _ = write!(o, "{:<6}", "hour");
-    for wd in 1..=7 {
-        let _ = write!(o, "{:>7}", weekday(wd));
+    let _ = write!(o, "{:<6}", w.hour);
+    for wd in 0..7 {
+        let _ = write!(o, "{:>7}", lang.weekday(wd));
     }
     let _ = writeln!(o);
     let active: Vec<i8> =
         (0..24).filter(|h| s.hours.iter().any(|c| c.hour == *h && c.requests > 0)).collect();
     if active.is_empty() {
-        let _ = writeln!(o, "(no requests)");
+        let _ = writeln!(o, "{}", w.no_requests);
     }
     for h in active {
         let _ = write!(o, "{:<6}", format!("{h:02}"));

@@ -1,6 +1,7 @@
 //! Figures against a small history computed by hand.
 
 use super::*;
+use crate::lang::Lang;
 use jiff::civil::date;
 
 fn tz() -> TimeZone {
@@ -238,7 +239,7 @@ fn an_empty_period_has_no_rates() {
 #[test]
 fn every_format_shows_the_figures() {
     let r = compute(&history(), &query(), at(2026, 11, 30, 9, 0));
-    let text = render::text(&r);
+    let text = render::text(&r, Lang::En);
     assert!(text.contains("callbackd report 2026-W48"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("same day rate") && l.contains("50.0%")), "{text}");
     assert!(text.contains("Mean minutes to callback by hour of request"));
@@ -252,7 +253,7 @@ fn every_format_shows_the_figures() {
     let json: serde_json::Value = serde_json::from_str(&render::json(&r)).expect("test value");
     assert_eq!(json["sections"][1]["current"]["same_day"]["rate"], 0.5);
     assert_eq!(json["sections"][1]["current"]["requests"], 7);
-    let page = html::html(&r);
+    let page = html::html(&r, Lang::En);
     assert_eq!(page.matches("<svg").count(), 4 * 3, "four charts per section");
     // Nothing outside the file: no script, no link, no URL but the SVG namespace.
     let bare = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
@@ -299,4 +300,70 @@ fn rows_fold_the_last_finished_attempt_and_the_latest_connected_call() {
     assert_eq!(c.first, Some((mins(mon8, 30), Some(Outcome::Busy))));
     let r = compute_read(&read, &q, at(2026, 11, 30, 9, 0));
     assert_eq!((r.sections[0].current.declined, r.sections[0].current.cancelled), (1, 0));
+}
+
+/// The English headings and labels a report prints (figure labels of every key the
+/// report has, table headings, captions).
+fn english_words(r: &Report) -> Vec<String> {
+    let en = words::words(Lang::En);
+    let mut out: Vec<String> = r
+        .sections
+        .iter()
+        .flat_map(|s| render::paired(s).into_iter().map(|(k, _, _)| en.figure(&k)))
+        .collect();
+    out.extend(
+        [en.title, en.compared_with, en.made, en.all_services, en.figure, en.by_day, en.hour]
+            .map(str::to_owned),
+    );
+    out.extend(
+        [en.requests_by_hour, en.mean_by_hour, en.no_requests, en.hour_note].map(str::to_owned),
+    );
+    out.extend(en.day_columns.map(str::to_owned));
+    out.extend(en.charts.map(str::to_owned));
+    out.extend(en.legend.map(str::to_owned));
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn a_finnish_report_has_finnish_headings_and_no_english_ones() {
+    let r = compute(&history(), &query(), at(2026, 11, 30, 9, 0));
+    let english = english_words(&r);
+    assert!(english.len() > 30, "{english:?}");
+
+    let page = html::html(&r, Lang::Fi);
+    assert!(page.contains("<html lang=\"fi\">"));
+    assert!(page.contains("<h1>callbackd-raportti 2026-W48</h1>"), "{page}");
+    assert!(page.contains("<h2 id=\"s-all\">Kaikki palvelut</h2>"));
+    assert!(page.contains("<th>tunnusluku</th>"));
+    assert!(page.contains("<td>soitto luvattuna aikana</td>"));
+    assert!(page.contains("<td>tavoitettu samana päivänä</td>"));
+    assert!(page.contains("<figcaption>Pyynnöt ja takaisinsoitot päivittäin</figcaption>"));
+    assert!(page.contains("<th>päivä</th><th>pyynnöt</th>"));
+    assert!(page.contains("<td>ti 2026-11-24</td>"), "weekdays in Finnish");
+    assert!(page.contains("<th>ma</th><th>ti</th>"));
+    for en in &english {
+        // As a whole cell, heading, caption or legend text: `>label<`.
+        let cell = format!(">{}<", html::escape(en));
+        assert!(!page.contains(&cell), "English {en:?} left in the Finnish page");
+    }
+    assert!(!page.contains(">Tue 2026-11-24<"));
+
+    let text = render::text(&r, Lang::Fi);
+    assert!(text.starts_with("callbackd-raportti 2026-W48"), "{text}");
+    assert!(text.contains("verrattuna jaksoon 2026-W47"), "{text}");
+    assert!(text.contains("== kaikki palvelut =="), "{text}");
+    assert!(text.contains("Päivittäin (2026-W48)"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("tavoitettu samana päivänä") && l.contains("50.0%")),
+        "{text}"
+    );
+    for en in &english {
+        let starts = text.lines().any(|l| l.trim_start().starts_with(en.as_str()));
+        assert!(!starts && !text.contains(&format!("\n{en}\n")), "English {en:?} in\n{text}");
+    }
+
+    let sv = html::html(&r, Lang::Sv);
+    assert!(sv.contains("<html lang=\"sv\">") && sv.contains("<td>samtal inom utlovad tid</td>"));
 }

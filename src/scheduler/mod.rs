@@ -14,6 +14,10 @@
 //! unless the far end had answered: an answered attempt is never dialled again. The answer
 //! is written by [`StoreEvents`] before the call goes on.
 //!
+//! When a request's first attempt starts, it is judged against the window its patient was
+//! last told ([`crate::policy::punctuality`], the told window read with the request) and
+//! counted in `callbackd_eta_first_calls_total` and `callbackd_eta_miss_seconds`.
+//!
 //! Layout: this file is the loop (serve, expire, supervise deadlines, start calls, record
 //! outcomes); `recovery.rs` is crash recovery and lease take-over, one function;
 //! `cluster.rs` is lease renewal and shared claims; `answer.rs` the answer mark.
@@ -34,6 +38,7 @@ use crate::policy::admit::{self, Admission};
 use crate::policy::lifecycle::{
     Event, Orphan, Rules, Served, State, Survey, Transition, serve, step,
 };
+use crate::policy::{Eta, punctuality};
 use crate::store::{Applied, Attempt, Fence, Request, Store, StoreError};
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -447,6 +452,12 @@ impl Scheduler {
         attempt: Attempt,
         hangup: &CancellationToken,
     ) {
+        if let (1, Some(told)) = (attempt.seq, request.told) {
+            // The request's first call, against the window its patient was last told (read
+            // with the request: no store read here).
+            let told = Eta { from: told.from, to: told.to };
+            metrics::first_call(&service.id, punctuality::judge(told, attempt.started_at));
+        }
         let Some(number) = request.number.clone() else { return };
         let n = self.active.entry(service.id.clone()).or_insert(0);
         *n += 1;

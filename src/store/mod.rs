@@ -148,6 +148,10 @@ pub struct Request {
     pub end_reason: Option<String>,
     /// The care team it is routed to (`None`: the service's own target).
     pub team: Option<String>,
+    /// The window last told to the patient ([`crate::eta::tell`]), if any: read with the
+    /// request, so a claimed request carries the window its first call is judged against
+    /// ([`crate::policy::punctuality`]) without another read.
+    pub told: Option<Told>,
 }
 
 /// A stored attempt.
@@ -237,7 +241,8 @@ pub(crate) const SERVING_ORDER: &str = "deadline_at, created_at, id";
 const LIVE: &str = "('pending','dialing','retry_wait')";
 pub(crate) const REQUEST_COLUMNS: &str = "id, service, number, state, channel, lang, window_start, \
     window_end, sms_consent, created_at, due_at, deadline_at, expires_at, attempts_counted, \
-    deadline_missed, cancel_requested, final_at, end_reason, team";
+    deadline_missed, cancel_requested, final_at, end_reason, team, told_from, told_to, told_at, \
+    told_same_day";
 const ATTEMPT_COLUMNS: &str =
     "id, request_id, seq, started_at, ended_at, outcome, sip_code, answered_at";
 
@@ -295,6 +300,7 @@ pub(crate) fn request_from(row: &AnyRow) -> Result<Request, StoreError> {
         final_at: opt_ts(row.try_get("final_at")?)?,
         end_reason: row.try_get("end_reason")?,
         team: row.try_get("team")?,
+        told: told::told_from(row)?,
     })
 }
 

@@ -6,6 +6,7 @@ use crate::policy::Plan;
 use crate::policy::risk::Waiting;
 use jiff::Timestamp;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 /// The window a patient was told, as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,20 @@ pub struct Told {
     pub same_day: bool,
 }
 
+/// The told window of a row with the `told_*` columns (`None` when none was told).
+pub(super) fn told_from(row: &AnyRow) -> Result<Option<Told>, StoreError> {
+    let from = opt_ts(row.try_get("told_from")?)?;
+    let to = opt_ts(row.try_get("told_to")?)?;
+    let at = opt_ts(row.try_get("told_at")?)?;
+    let same_day: Option<i64> = row.try_get("told_same_day")?;
+    Ok(match (from, to, at) {
+        (Some(from), Some(to), Some(at)) => {
+            Some(Told { from, to, at, same_day: same_day.unwrap_or(1) != 0 })
+        }
+        _ => None,
+    })
+}
+
 impl Store {
     /// The window last told to the patient of request `id`, if any.
     pub async fn told(&self, id: i64) -> Result<Option<Told>, StoreError> {
@@ -30,16 +45,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let from = opt_ts(row.try_get("told_from")?)?;
-        let to = opt_ts(row.try_get("told_to")?)?;
-        let at = opt_ts(row.try_get("told_at")?)?;
-        let same_day: Option<i64> = row.try_get("told_same_day")?;
-        Ok(match (from, to, at) {
-            (Some(from), Some(to), Some(at)) => {
-                Some(Told { from, to, at, same_day: same_day.unwrap_or(1) != 0 })
-            }
-            _ => None,
-        })
+        told_from(&row)
     }
 
     /// Records the window told to the patient of request `id`.

@@ -128,7 +128,6 @@ struct Words {
     done_refused: &'static str,
     today: &'static str,
     tomorrow: &'static str,
-    days: [&'static str; 7],
     privacy: &'static str,
 }
 
@@ -169,7 +168,6 @@ const FI: Words = Words {
     done_refused: "Muutosta ei voitu tehdä. Tilanne on alla.",
     today: "tänään",
     tomorrow: "huomenna",
-    days: ["ma", "ti", "ke", "to", "pe", "la", "su"],
     privacy: "Sivulla ei näytetä terveystietoja. Älä jaa tätä linkkiä.",
 };
 
@@ -210,7 +208,6 @@ const SV: Words = Words {
     done_refused: "Ändringen kunde inte göras. Läget visas nedan.",
     today: "i dag",
     tomorrow: "i morgon",
-    days: ["mån", "tis", "ons", "tors", "fre", "lör", "sön"],
     privacy: "Sidan visar inga hälsouppgifter. Dela inte den här länken.",
 };
 
@@ -251,7 +248,6 @@ const EN: Words = Words {
     done_refused: "The change could not be made. The current status is below.",
     today: "today",
     tomorrow: "tomorrow",
-    days: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     privacy: "This page shows no health information. Do not share this link.",
 };
 
@@ -290,13 +286,13 @@ pub fn window_words(lang: Lang, tz: &TimeZone, now: Timestamp, eta: Eta) -> Stri
         w.tomorrow.to_owned()
     } else {
         let wd = usize::try_from(from.weekday().to_monday_zero_offset()).unwrap_or(0);
-        format!("{} {}", w.days[wd], from.strftime("%-d.%-m."))
+        format!("{} {}", lang.weekday(wd), from.strftime("%-d.%-m."))
     };
     let end = if to.date() == from.date() {
         to.strftime("%H:%M").to_string()
     } else {
         let wd = usize::try_from(to.weekday().to_monday_zero_offset()).unwrap_or(0);
-        format!("{} {} {}", w.days[wd], to.strftime("%-d.%-m."), to.strftime("%H:%M"))
+        format!("{} {} {}", lang.weekday(wd), to.strftime("%-d.%-m."), to.strftime("%H:%M"))
     };
     format!("{day} {}–{end}", from.strftime("%H:%M"))
 }

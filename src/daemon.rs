@@ -254,6 +254,7 @@ pub async fn run(
     });
     let server = tasks.spawn(http::serve(listener, http::router(state), limits, front.clone()));
     tasks.spawn(retention(store.clone(), clock, cfg.retention_days, front.clone()));
+    tasks.spawn(fold_depth(store.clone(), front.clone()));
     // Store, dialplans, SIP and HTTP are up: tell systemd (a no-op outside systemd).
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tasks.spawn(watchdog(turns, front.clone()));
@@ -328,6 +329,19 @@ async fn watchdog(turns: Arc<std::sync::atomic::AtomicU64>, shutdown: Cancellati
         } else {
             warn!("scheduler loop stuck: withholding the watchdog ping");
         }
+    }
+}
+
+/// Folds a backlog of queue depth rows once, in the background (see
+/// [`Store::fold_depth_backlog`]); a failure leaves it to the depth reads' own folding.
+async fn fold_depth(store: Store, shutdown: CancellationToken) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        folded = store.fold_depth_backlog() => match folded {
+            Ok(0) => {}
+            Ok(n) => info!(batches = n, "queue depth rows folded"),
+            Err(e) => warn!(error = %e, "queue depth rows not folded; the depth reads fold them later"),
+        },
     }
 }
 

@@ -826,15 +826,9 @@ impl Store {
     /// into one row per service and state, one bounded batch per call (best effort: while
     /// the store refuses writes, the sum is read over the rows as they are).
     pub async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
-        let row = sqlx::query("SELECT MIN(id) AS lo, MAX(id) AS hi FROM queue_depth")
-            .fetch_one(&self.pool)
-            .await?;
-        let (lo, hi): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
-        if let (Some(lo), Some(hi)) = (lo, hi) {
-            if hi - lo >= FOLD_DEPTH_AT {
-                if let Err(e) = self.fold_depth(lo.saturating_add(FOLD_BATCH - 1).min(hi)).await {
-                    tracing::debug!(error = %e, "queue depth rows not folded now");
-                }
+        if let Some(cut) = self.depth_fold_cut().await? {
+            if let Err(e) = self.fold_depth(cut).await {
+                tracing::debug!(error = %e, "queue depth rows not folded now");
             }
         }
         let rows = sqlx::query(
@@ -855,6 +849,36 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Folds the `queue_depth` rows batch by batch until they no longer span
+    /// [`FOLD_DEPTH_AT`] ids: a backlog (a queue filled with nothing reading its depth)
+    /// is folded in short transactions, other writers taking their turns between them.
+    /// The daemon runs it once in the background at start, so start-up does not wait.
+    /// Returns the batches folded.
+    pub async fn fold_depth_backlog(&self) -> Result<u32, StoreError> {
+        let mut batches = 0;
+        while let Some(cut) = self.depth_fold_cut().await? {
+            self.fold_depth(cut).await?;
+            batches += 1;
+            tokio::task::yield_now().await;
+        }
+        Ok(batches)
+    }
+
+    /// The last id of the next batch to fold, when the rows span [`FOLD_DEPTH_AT`] ids or
+    /// more: at most [`FOLD_BATCH`] ids from the oldest, never past the newest.
+    async fn depth_fold_cut(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(id) AS lo, MAX(id) AS hi FROM queue_depth")
+            .fetch_one(&self.pool)
+            .await?;
+        let (lo, hi): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
+        Ok(match (lo, hi) {
+            (Some(lo), Some(hi)) if hi - lo >= FOLD_DEPTH_AT => {
+                Some(lo.saturating_add(FOLD_BATCH - 1).min(hi))
+            }
+            _ => None,
+        })
     }
 
     /// Replaces the oldest `queue_depth` rows (ids up to `cut`, at most [`FOLD_BATCH`] of

@@ -56,6 +56,21 @@ pub fn raise_priority(thread: &str) -> Priority {
     }
 }
 
+/// How long the media thread lets datagrams gather before it waits for the next one.
+pub const GATHER: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// Runs each time the media runtime runs out of work, before it waits on its sockets:
+/// a short sleep, so that the datagrams of every phone that sends within [`GATHER`] are
+/// read in one wake-up rather than one wake-up (two context switches) each. Without it a
+/// relay of 500 pairs woke about 50,000 times a second, once per datagram, and most of its
+/// CPU went to those switches; with it a datagram waits at most [`GATHER`] (plus the
+/// timer's slack) longer. An idle runtime sleeps once and then waits as before.
+fn gather() {
+    // A runtime hook, not async code: nothing else runs on this thread meanwhile.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(GATHER);
+}
+
 static MEDIA: OnceLock<Option<Handle>> = OnceLock::new();
 
 /// The media runtime, started on first use; `None` when its thread could not be started
@@ -65,7 +80,11 @@ pub fn media_runtime() -> Option<Handle> {
         .get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::channel();
             let started = std::thread::Builder::new().name("rtp-media".into()).spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .on_thread_park(gather)
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         tracing::error!(error = %e, "media runtime could not start");

@@ -57,7 +57,7 @@ pub fn raise_priority(thread: &str) -> Priority {
 }
 
 /// How long the media thread lets datagrams gather before it waits for the next one.
-pub const GATHER: std::time::Duration = std::time::Duration::from_micros(100);
+pub const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// Runs each time the media runtime runs out of work, before it waits on its sockets:
 /// a short sleep, so that the datagrams of every phone that sends within [`GATHER`] are

@@ -300,3 +300,29 @@ fn rows_fold_the_last_finished_attempt_and_the_latest_connected_call() {
     let r = compute_read(&read, &q, at(2026, 11, 30, 9, 0));
     assert_eq!((r.sections[0].current.declined, r.sections[0].current.cancelled), (1, 0));
 }
+
+/// A request's calls do not depend on the order its attempts come in.
+#[test]
+fn calls_fold_the_same_in_any_order() {
+    let mon8 = at(2026, 11, 23, 8, 0);
+    let mut connected = att(1, 2, mins(mon8, 60), Outcome::Connected);
+    connected.answered_at = Some(mins(mon8, 61));
+    let rows = [
+        att(1, 1, mins(mon8, 30), Outcome::Busy),
+        connected,
+        att(1, 3, mins(mon8, 90), Outcome::Declined),
+    ];
+    let want = Calls {
+        finished: 3,
+        first: Some((mins(mon8, 30), Some(Outcome::Busy))),
+        connected_at: Some(mins(mon8, 61)),
+        declined: true,
+    };
+    for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        let mut fold = CallsFold::default();
+        for i in order {
+            fold.add(&rows[i]);
+        }
+        assert_eq!(fold.finish(), want, "{order:?}");
+    }
+}

@@ -14,8 +14,9 @@
 //!   columns a report needs, the service as an index, never a number;
 //! - the SMS sent for them, counted per service, period and kind by the database.
 //!
-//! Both are an index range scan of `requests_created (created_at, service)`, joined to
-//! attempts by `(request_id, seq)` and to the outbox by `outbox_request` (migration 0012).
+//! On SQLite both are an index range scan of `requests_created (created_at, service)`,
+//! joined to attempts by `(request_id, seq)` and to the outbox by `outbox_request`
+//! (migration 0012); PostgreSQL chooses by its statistics.
 
 use super::{StoreError, opt_ts, sqlite_url, ts};
 use crate::policy::Outcome;

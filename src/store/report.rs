@@ -219,9 +219,10 @@ fn statements(p: &Plan<'_>) -> [(&'static str, String, Vec<i64>); 2] {
 }
 
 /// The reads of [`read`] for one backend, inside its read-only transaction. And
-/// [`explain`]'s plans: `$explain` is the backend's prefix, `$col` the plan text's column.
+/// [`explain`]'s plans: `$explain` is the backend's prefix, `$col` the plan text's column;
+/// `$batch` whether the requests' rows are waited for in batches ([`next`]).
 macro_rules! read_in {
-    ($db:ty, $read:ident, $plans:ident, $explain:literal, $col:literal) => {
+    ($db:ty, $read:ident, $plans:ident, $explain:literal, $col:literal, $batch:literal) => {
         async fn $read(
             tx: &mut sqlx::Transaction<'_, $db>,
             p: &Plan<'_>,
@@ -245,7 +246,7 @@ macro_rules! read_in {
             let mut stream =
                 Stream { fold: Fold::new(n, p.now), services: n, cur_from: p.cur_from, open: None };
             let mut rows = bind(&requests.1, &requests.2, p.services).fetch(&mut **tx);
-            while let Some(row) = rows.try_next().await? {
+            while let Some(row) = next(&mut rows, $batch).await? {
                 stream.row(&row)?;
             }
             drop(rows);
@@ -286,8 +287,31 @@ macro_rules! read_in {
     };
 }
 
-read_in!(sqlx::Sqlite, read_sqlite, plans_sqlite, "EXPLAIN QUERY PLAN", 3);
-read_in!(sqlx::Postgres, read_postgres, plans_postgres, "EXPLAIN", 0);
+read_in!(sqlx::Sqlite, read_sqlite, plans_sqlite, "EXPLAIN QUERY PLAN", 3, true);
+read_in!(sqlx::Postgres, read_postgres, plans_postgres, "EXPLAIN", 0, false);
+
+/// Rows sqlx's SQLite worker thread may read ahead of the report ([`next`]).
+const ROW_BUFFER: usize = 4096;
+
+/// The stream's next row. With `batch` (SQLite, whose rows come one at a time from sqlx's
+/// worker thread through a channel), when no row is ready it sleeps a millisecond while the
+/// worker reads ahead (up to [`ROW_BUFFER`] rows), instead of waiting for each row: waking
+/// for every one of the hundreds of thousands of rows costs two thread switches each.
+async fn next<R, S>(rows: &mut S, batch: bool) -> Result<Option<R>, sqlx::Error>
+where
+    S: futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
+    use futures_util::FutureExt;
+    if batch {
+        loop {
+            if let Some(row) = rows.try_next().now_or_never() {
+                return row;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    rows.try_next().await
+}
 
 /// What a snapshot is opened for.
 enum Job {
@@ -346,7 +370,9 @@ async fn snapshot(url: &str, query: &Query, now: Timestamp, job: Job) -> Result<
         }
         params.push("mode=ro".to_owned());
         let url = format!("sqlite://{path}?{}", params.join("&"));
-        let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+        let mut conn =
+            sqlx::SqliteConnection::connect_with(&options.row_buffer_size(ROW_BUFFER)).await?;
         sqlx::query("PRAGMA query_only = 1").execute(&mut conn).await?;
         let busy = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
         sqlx::query(&busy).execute(&mut conn).await?;

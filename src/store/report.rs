@@ -296,7 +296,9 @@ const ROW_BUFFER: usize = 4096;
 /// The stream's next row. With `batch` (SQLite, whose rows come one at a time from sqlx's
 /// worker thread through a channel), when no row is ready it sleeps a millisecond while the
 /// worker reads ahead (up to [`ROW_BUFFER`] rows), instead of waiting for each row: waking
-/// for every one of the hundreds of thousands of rows costs two thread switches each.
+/// for every one of the hundreds of thousands of rows costs two thread switches each. When
+/// the report falls a whole buffer behind (a busy machine), the worker again waits for a
+/// free slot row by row until the report catches up.
 async fn next<R, S>(rows: &mut S, batch: bool) -> Result<Option<R>, sqlx::Error>
 where
     S: futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,

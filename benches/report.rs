@@ -15,8 +15,9 @@
 //!    open, the three reads, the figures, the output);
 //! 3. prints the median and the slowest run per backend and format;
 //! 4. in this process, times the phases of the same report (`REPORT_BENCH_RUNS` times,
-//!    median): the store's read (`store::report::read`: the month's requests folded in SQL,
-//!    the month before summed in SQL), the figures (`report::compute_read`), the text and
+//!    median): the store's read (`store::report::read`: both months' requests joined to
+//!    their attempts in one ordered pass, folded as they stream in, the month before only
+//!    summed), the figures (`report::compute_read`), the text and
 //!    the HTML; then, for comparison, the design before it: every row of both months
 //!    (requests, attempts, SMS) read through the store's `Any` pool and folded in Rust
 //!    (`Store::history` + `report::compute`), once, with a check that both give the same

@@ -5,11 +5,13 @@
 //! returns a [`Report`] the renderers ([`render`], [`html`]) print; nothing here reads a
 //! clock or the store. [`Read`] holds the period's requests one by one (the day and hour
 //! tables and the percentiles need them), their attempts folded ([`Calls`]), and the
-//! previous period only as sums ([`Totals`], [`Aggregate`]) that the store computes in SQL.
-//! [`read_rows`] folds plain rows ([`History`]) into the same [`Read`], so both ways give
-//! the same figures ([`compute`] = both steps; the supervisor page uses it). Rows carry no
-//! phone numbers: a report only counts. Means are computed from integer sums of
-//! milliseconds, so they do not depend on the order rows come in.
+//! previous period only as sums ([`Totals`], [`Aggregate`]). A [`Fold`] builds it from the
+//! requests of both periods given one at a time, each with its attempts folded by a
+//! [`CallsFold`]: the store's report read feeds it from one ordered pass over the store,
+//! [`read_rows`] from plain rows ([`History`]), so both ways give the same figures
+//! ([`compute`] = both steps; the supervisor page uses it). Rows carry no phone numbers: a
+//! report only counts. Means are computed from integer sums of milliseconds, so they do
+//! not depend on the order rows come in.
 //!
 //! Every figure is about the requests *made* in the period (their creation instant in the
 //! report's time zone), whatever happened to them later:
@@ -256,8 +258,8 @@ pub struct HourCell {
     pub mean_to_callback_min: Option<f64>,
 }
 
-/// What one request's attempts come to, as a report needs them: folded from attempt rows by
-/// [`read_rows`], or in SQL by the store's report read (one row per request).
+/// What one request's attempts come to, as a report needs them: folded from its attempt
+/// rows by a [`CallsFold`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Calls {
     /// Finished attempts.
@@ -410,7 +412,7 @@ impl Totals {
     }
 }
 
-/// A period summed per service, as the store computes it in SQL for the previous period.
+/// A period summed per service (the previous period, by [`Fold`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Aggregate {
     /// One per [`Query::services`], in its order.
@@ -568,38 +570,163 @@ pub fn compute(history: &History, query: &Query, now: Timestamp) -> Report {
     compute_read(&read_rows(history, query, now), query, now)
 }
 
-/// Folds rows into what [`compute_read`] takes: the same figures the store's read sums in
-/// SQL, so the two can be compared.
-pub fn read_rows(history: &History, query: &Query, now: Timestamp) -> Read {
-    let (cur_from, cur_to) = query.period.instants(&query.tz);
-    let (prev_from, _) = query.period.previous().instants(&query.tz);
-    let mut calls: HashMap<i64, (Calls, Option<(i64, Outcome)>)> =
-        HashMap::with_capacity(history.requests.len());
-    for a in &history.attempts {
-        let (c, last) = calls.entry(a.request_id).or_default();
+/// One request's attempts folded into [`Calls`], one attempt at a time, in any order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallsFold {
+    calls: Calls,
+    /// The finished attempt with the highest `seq` so far, and its outcome.
+    last: Option<(i64, Outcome)>,
+}
+
+impl CallsFold {
+    /// Adds one attempt of the request (its `request_id` is not looked at).
+    pub fn add(&mut self, a: &AttemptRow) {
+        let c = &mut self.calls;
         if let Some(o) = a.outcome {
             c.finished += 1;
             if o == Outcome::Connected {
                 let at = a.answered_at.unwrap_or(a.started_at);
                 c.connected_at = Some(c.connected_at.map_or(at, |b| b.max(at)));
             }
-            if last.is_none_or(|(seq, _)| a.seq > seq) {
-                *last = Some((a.seq, o));
+            if self.last.is_none_or(|(seq, _)| a.seq > seq) {
+                self.last = Some((a.seq, o));
             }
         }
         if a.seq == 1 {
             c.first = Some((a.started_at, a.outcome));
         }
     }
-    let n = query.services.len();
+
+    /// The request's calls.
+    pub fn finish(self) -> Calls {
+        Calls { declined: matches!(self.last, Some((_, Outcome::Declined))), ..self.calls }
+    }
+}
+
+/// Builds a [`Read`] from the requests made in a report's two periods, given one at a time
+/// with their calls folded, and from their finished attempts and sent SMS counted one by
+/// one: the period's requests are kept row by row, the previous period's only summed (its
+/// waits kept for the percentiles). Services are indices in [`Query::services`]; a request
+/// of another index is left out.
+#[derive(Debug)]
+pub struct Fold {
+    now: Timestamp,
+    read: Read,
+    /// The previous period's sums: one per service, then one for all.
+    previous: Vec<Acc>,
+    /// Finished attempts per service, period (`[previous, current]`) and outcome (its
+    /// index in [`Outcome::ALL`]).
+    outcomes: Vec<[[u64; Outcome::ALL.len()]; 2]>,
+    /// The previous period's SMS sent per service and kind.
+    previous_sms: Vec<BTreeMap<String, u64>>,
+}
+
+impl Fold {
+    /// An empty fold of a report of `services` services, made at `now` (which decides the
+    /// requests still undecided).
+    pub fn new(services: usize, now: Timestamp) -> Fold {
+        Fold {
+            now,
+            read: Read { tally: vec![Tally::default(); services], ..Read::default() },
+            previous: (0..=services).map(|_| Acc::default()).collect(),
+            outcomes: vec![[[0; Outcome::ALL.len()]; 2]; services],
+            previous_sms: vec![BTreeMap::new(); services],
+        }
+    }
+
+    /// The index of the channel `name` in [`Read::channels`], added if new (a store has a
+    /// handful of channels: a linear search, no allocation once seen).
+    pub fn channel(&mut self, name: &str) -> usize {
+        let channels = &mut self.read.channels;
+        channels.iter().position(|c| c == name).unwrap_or_else(|| {
+            channels.push(name.to_owned());
+            channels.len() - 1
+        })
+    }
+
+    /// One request, of the period (`current`) or of the previous one.
+    pub fn request(&mut self, r: Served, current: bool) {
+        let n = self.read.tally.len();
+        if r.service >= n {
+            return;
+        }
+        if current {
+            self.read.current.push(r);
+        } else {
+            self.previous[r.service].add(&r, self.now);
+            self.previous[n].add(&r, self.now);
+        }
+    }
+
+    /// One finished attempt of a request of `service`, of the period (`current`) or of the
+    /// previous one.
+    pub fn outcome(&mut self, service: usize, current: bool, outcome: Outcome) {
+        if let Some(counts) = self.outcomes.get_mut(service) {
+            let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+            counts[usize::from(current)][i] += 1;
+        }
+    }
+
+    /// `count` SMS of `kind` sent for requests of `service`, of the period (`current`) or
+    /// of the previous one.
+    pub fn sms(&mut self, service: usize, current: bool, kind: &str, count: u64) {
+        let map = if current {
+            self.read.tally.get_mut(service).map(|t| &mut t.sms_sent)
+        } else {
+            self.previous_sms.get_mut(service)
+        };
+        if let Some(map) = map {
+            match map.get_mut(kind) {
+                Some(c) => *c += count,
+                None => {
+                    map.insert(kind.to_owned(), count);
+                }
+            }
+        }
+    }
+
+    /// What [`compute_read`] takes.
+    pub fn finish(self) -> Read {
+        let Fold { mut read, previous, outcomes, mut previous_sms, .. } = self;
+        let n = read.tally.len();
+        let named = |counts: &[u64; Outcome::ALL.len()]| -> BTreeMap<String, u64> {
+            Outcome::ALL
+                .iter()
+                .zip(counts)
+                .filter(|(_, c)| **c > 0)
+                .map(|(o, c)| (o.as_str().to_owned(), *c))
+                .collect()
+        };
+        read.previous =
+            Aggregate { services: Vec::with_capacity(n), ranks: Vec::with_capacity(n + 1) };
+        for (i, acc) in previous.into_iter().enumerate() {
+            let (mut totals, ranks) = acc.finish(&read.channels);
+            read.previous.ranks.push(ranks);
+            if let (Some(counts), Some(sms)) = (outcomes.get(i), previous_sms.get_mut(i)) {
+                totals.outcomes = named(&counts[0]);
+                totals.sms_sent = std::mem::take(sms);
+                read.previous.services.push(totals);
+            }
+        }
+        for (t, counts) in read.tally.iter_mut().zip(&outcomes) {
+            t.outcomes = named(&counts[1]);
+        }
+        read
+    }
+}
+
+/// Folds rows into what [`compute_read`] takes, through the same [`Fold`] as the store's
+/// report read, so the two can be compared.
+pub fn read_rows(history: &History, query: &Query, now: Timestamp) -> Read {
+    let (cur_from, cur_to) = query.period.instants(&query.tz);
+    let (prev_from, _) = query.period.previous().instants(&query.tz);
+    let mut calls: HashMap<i64, CallsFold> = HashMap::with_capacity(history.requests.len());
+    for a in &history.attempts {
+        calls.entry(a.request_id).or_default().add(a);
+    }
     let index: HashMap<&str, usize> =
         query.services.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-    let mut read = Read {
-        tally: vec![Tally::default(); n],
-        previous: Aggregate { services: vec![Totals::default(); n], ranks: vec![None; n + 1] },
-        ..Read::default()
-    };
-    let mut prev: Vec<Acc> = (0..=n).map(|_| Acc::default()).collect();
+    let mut fold = Fold::new(query.services.len(), now);
     let mut which: HashMap<i64, (usize, bool)> = HashMap::new();
     for r in &history.requests {
         let Some(&service) = index.get(r.service.as_str()) else { continue };
@@ -609,57 +736,29 @@ pub fn read_rows(history: &History, query: &Query, now: Timestamp) -> Read {
             continue;
         }
         which.insert(r.id, (service, current));
-        let channel = match read.channels.iter().position(|c| *c == r.channel) {
-            Some(i) => i,
-            None => {
-                read.channels.push(r.channel.clone());
-                read.channels.len() - 1
-            }
-        };
-        let (mut c, last) = calls.get(&r.id).copied().unwrap_or_default();
-        c.declined = matches!(last, Some((_, Outcome::Declined)));
-        let s = Served {
+        let served = Served {
             service,
-            channel,
+            channel: fold.channel(&r.channel),
             state: r.state,
             created_at: r.created_at,
             deadline_at: r.deadline_at,
             deadline_missed: r.deadline_missed,
             told: r.told,
-            calls: c,
+            calls: calls.get(&r.id).copied().unwrap_or_default().finish(),
         };
-        if current {
-            read.current.push(s);
-        } else {
-            prev[service].add(&s, now);
-            prev[n].add(&s, now);
-        }
+        fold.request(served, current);
     }
-    let mut prev_tally = vec![Tally::default(); n];
-    let mut count = |id: i64, key: &str, sms: bool| {
-        let Some(&(i, current)) = which.get(&id) else { return };
-        let t = if current { &mut read.tally[i] } else { &mut prev_tally[i] };
-        let map = if sms { &mut t.sms_sent } else { &mut t.outcomes };
-        *map.entry(key.to_owned()).or_default() += 1;
-    };
     for s in history.sms.iter().filter(|s| s.state == "sent") {
-        count(s.request_id, &s.kind, true);
+        if let Some(&(service, current)) = which.get(&s.request_id) {
+            fold.sms(service, current, &s.kind, 1);
+        }
     }
     for a in &history.attempts {
-        if let Some(o) = a.outcome {
-            count(a.request_id, o.as_str(), false);
+        if let (Some(&(service, current)), Some(o)) = (which.get(&a.request_id), a.outcome) {
+            fold.outcome(service, current, o);
         }
     }
-    for (i, acc) in prev.into_iter().enumerate() {
-        let (mut totals, ranks) = acc.finish(&read.channels);
-        read.previous.ranks[i] = ranks;
-        if let Some(t) = prev_tally.get_mut(i) {
-            totals.outcomes = std::mem::take(&mut t.outcomes);
-            totals.sms_sent = std::mem::take(&mut t.sms_sent);
-            read.previous.services[i] = totals;
-        }
-    }
-    read
+    fold.finish()
 }
 
 /// Computes the report from what the store read: the query's period row by row, the

@@ -367,3 +367,29 @@ fn a_finnish_report_has_finnish_headings_and_no_english_ones() {
     let sv = html::html(&r, Lang::Sv);
     assert!(sv.contains("<html lang=\"sv\">") && sv.contains("<td>samtal inom utlovad tid</td>"));
 }
+
+/// A request's calls do not depend on the order its attempts come in.
+#[test]
+fn calls_fold_the_same_in_any_order() {
+    let mon8 = at(2026, 11, 23, 8, 0);
+    let mut connected = att(1, 2, mins(mon8, 60), Outcome::Connected);
+    connected.answered_at = Some(mins(mon8, 61));
+    let rows = [
+        att(1, 1, mins(mon8, 30), Outcome::Busy),
+        connected,
+        att(1, 3, mins(mon8, 90), Outcome::Declined),
+    ];
+    let want = Calls {
+        finished: 3,
+        first: Some((mins(mon8, 30), Some(Outcome::Busy))),
+        connected_at: Some(mins(mon8, 61)),
+        declined: true,
+    };
+    for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        let mut fold = CallsFold::default();
+        for i in order {
+            fold.add(&rows[i]);
+        }
+        assert_eq!(fold.finish(), want, "{order:?}");
+    }
+}

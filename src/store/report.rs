@@ -3,23 +3,25 @@
 //! One connection, one read-only transaction, so every read sees one snapshot: SQLite
 //! opened with `mode=ro` and `PRAGMA query_only` (a WAL reader never blocks the daemon's
 //! writer), PostgreSQL in a `REPEATABLE READ, READ ONLY` transaction. No migration is run
-//! and nothing is written. [`read`] goes through the backend's own sqlx driver (not `Any`):
+//! and nothing is written. [`read`] goes through the backend's own sqlx driver (not `Any`)
+//! and reads both periods (the report's and the previous one) in two statements:
 //!
-//! - the period's requests, one row each with their attempts folded in SQL ([`Calls`]),
-//!   the service as an index and only the columns a report needs, never a number: the day
-//!   and hour tables and the percentiles need them one by one;
-//! - the period's finished attempts and sent SMS counted per service and outcome or kind;
-//! - the previous period only as sums per service ([`Totals`]) and the waits at the two
-//!   percentile ranks, computed by the database.
+//! - the requests made in them, each joined to its attempts (one row per attempt, one for a
+//!   request without any), in the order of `requests_created (created_at, service)` so a
+//!   request's rows come together: one pass over the requests and their attempts, folded in
+//!   Rust by [`crate::report::Fold`] as they stream in (the period's requests kept one by
+//!   one, the previous period summed, finished attempts counted by outcome); only the
+//!   columns a report needs, the service as an index, never a number;
+//! - the SMS sent for them, counted per service, period and kind by the database.
 //!
-//! Every read is an index range scan of `requests_created (created_at, service)`, joined to
-//! attempts by `(request_id, seq)` and to the outbox by `outbox_request` (migration 0012).
+//! On SQLite both are an index range scan of `requests_created (created_at, service)`,
+//! joined to attempts by `(request_id, seq)` and to the outbox by `outbox_request`
+//! (migration 0012); PostgreSQL chooses by its statistics.
 
 use super::{StoreError, opt_ts, sqlite_url, ts};
 use crate::policy::Outcome;
 use crate::report::{
-    Aggregate, AttemptRow, Calls, History, Query, Read, RequestRow, Served, Share, SmsRow, Tally,
-    Totals, ranks,
+    AttemptRow, Calls, CallsFold, Fold, History, Query, Read, RequestRow, Served, SmsRow,
 };
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
@@ -54,7 +56,8 @@ struct Plan<'a> {
     prev: i64,
     cur_from: i64,
     cur_to: i64,
-    now: i64,
+    /// Decides which requests are still undecided.
+    now: Timestamp,
 }
 
 /// `$first, $first+1, …`: one parameter per service.
@@ -75,105 +78,28 @@ fn made_in(first: usize, n: usize) -> String {
     format!("r.created_at >= $1 AND r.created_at < $2 AND r.service IN ({})", params(first, n))
 }
 
-/// One row per request made in `$1..$2` by the services `$first…`, its attempts folded as
-/// [`Calls`]: finished attempts, the first one's start and outcome, the latest connected
-/// call's start, whether the last finished one was declined. Grouped in the index's order,
-/// so no sort is needed.
-fn fold(first: usize, n: usize) -> String {
+/// The requests made in `$1..$2` by the services `$3…`, one row per attempt (attempt
+/// columns NULL for a request without any), ordered by request: the order of the index
+/// `requests_created (created_at, service)` and the id, so SQLite needs no sort. Columns in
+/// the order [`Stream::row`] reads them.
+fn joined(n: usize) -> String {
     format!(
-        "SELECT {s} AS s, r.channel AS channel, r.state AS state, r.created_at AS created_at, \
-         r.deadline_at AS deadline_at, r.deadline_missed AS deadline_missed, \
-         r.told_from AS told_from, r.told_to AS told_to, \
-         COUNT(a.outcome) AS finished, \
-         MAX(CASE WHEN a.seq = 1 THEN a.started_at END) AS first_start, \
-         MAX(CASE WHEN a.seq = 1 THEN a.outcome END) AS first_outcome, \
-         MAX(CASE WHEN a.outcome = 'connected' THEN COALESCE(a.answered_at, a.started_at) END) \
-           AS connected_at, \
-         CAST(CASE WHEN MAX(CASE WHEN a.outcome IS NOT NULL THEN a.seq END) \
-           = MAX(CASE WHEN a.outcome = 'declined' THEN a.seq END) THEN 1 ELSE 0 END AS BIGINT) \
-           AS declined \
-         FROM requests r LEFT JOIN attempts a ON a.request_id = r.id \
-         WHERE {w} GROUP BY r.created_at, r.service, r.id",
-        s = service_index(first, n),
-        w = made_in(first, n),
-    )
-}
-
-/// The previous period's [`Totals`] per service but channels, outcomes and SMS: `$1..$2`,
-/// `$3` now, services from `$4`. Columns in the order [`totals`] reads them.
-fn sums(n: usize) -> String {
-    let live = "state IN ('pending','dialing','retry_wait')";
-    let waited = "state = 'connected' AND connected_at IS NOT NULL";
-    let told = "told_from IS NOT NULL AND told_to IS NOT NULL AND first_start IS NOT NULL";
-    let sum = |e: &str| format!("CAST(SUM(CASE WHEN {e} THEN 1 ELSE 0 END) AS BIGINT)");
-    let cols = [
-        "CAST(COUNT(*) AS BIGINT)".to_owned(),
-        sum("state = 'connected'"),
-        sum("state = 'unreachable'"),
-        sum("state = 'expired'"),
-        sum("state = 'cancelled' AND declined = 0"),
-        sum("state = 'cancelled' AND declined = 1"),
-        sum(live),
-        sum(waited),
-        format!(
-            "CAST(SUM(CASE WHEN {waited} THEN connected_at - created_at ELSE 0 END) AS BIGINT)"
-        ),
-        sum(&format!("NOT (state = 'cancelled' OR ({live} AND deadline_at > $3))")),
-        sum(&format!("{waited} AND connected_at <= deadline_at")),
-        sum("deadline_missed <> 0"),
-        sum("first_outcome IS NOT NULL"),
-        sum("first_outcome = 'connected'"),
-        "CAST(SUM(finished) AS BIGINT)".to_owned(),
-        sum("finished > 0"),
-        sum(told),
-        sum(&format!("{told} AND first_start >= told_from AND first_start <= told_to")),
-        format!(
-            "CAST(SUM(CASE WHEN {told} AND first_start < told_from THEN told_from - first_start \
-             WHEN {told} AND first_start > told_to THEN first_start - told_to ELSE 0 END) AS BIGINT)"
-        ),
-    ];
-    format!("SELECT s, {} FROM ({}) x GROUP BY s", cols.join(", "), fold(4, n))
-}
-
-/// The previous period's waits at the nearest ranks of the median and the 90th percentile
-/// ([`crate::report::ranks`]), per service and (`s` = -1) for all: `$1..$2`, services
-/// from `$3`. Rows: `s, k, n, wait`.
-fn percentiles(n: usize) -> String {
-    format!(
-        "WITH w AS MATERIALIZED (SELECT s, connected_at - created_at AS wait FROM ({fold}) x \
-           WHERE state = 'connected' AND connected_at IS NOT NULL), \
-         ranked AS (SELECT s, wait, ROW_NUMBER() OVER (PARTITION BY s ORDER BY wait) AS k, \
-             COUNT(*) OVER (PARTITION BY s) AS n FROM w \
-           UNION ALL \
-           SELECT -1, wait, ROW_NUMBER() OVER (ORDER BY wait), COUNT(*) OVER () FROM w) \
-         SELECT CAST(s AS BIGINT), CAST(k AS BIGINT), CAST(n AS BIGINT), CAST(wait AS BIGINT) \
-         FROM ranked WHERE k = (n + 1) / 2 OR k = (9 * n + 9) / 10",
-        fold = fold(3, n),
-    )
-}
-
-/// Requests per service and channel made in `$1..$2`, services from `$3`.
-fn channels(n: usize) -> String {
-    format!(
-        "SELECT {s}, r.channel, CAST(COUNT(*) AS BIGINT) FROM requests r WHERE {w} \
-         GROUP BY r.service, r.channel",
+        "SELECT r.id, {s}, r.channel, r.state, r.created_at, r.deadline_at, \
+         r.deadline_missed, r.told_from, r.told_to, a.seq, a.started_at, a.answered_at, \
+         a.outcome FROM requests r LEFT JOIN attempts a ON a.request_id = r.id \
+         WHERE {w} ORDER BY r.created_at, r.service, r.id",
         s = service_index(3, n),
         w = made_in(3, n),
     )
 }
 
-/// Finished attempts (`outcomes`) or sent SMS per service, period (1 = current: made at or
-/// after `$3`) and outcome or kind, of the requests made in `$1..$2`, services from `$4`.
-fn tally(n: usize, sms: bool) -> String {
-    let (join, key, only) = if sms {
-        ("outbox o ON o.request_id = r.id", "o.kind", "o.state = 'sent'")
-    } else {
-        ("attempts o ON o.request_id = r.id", "o.outcome", "o.outcome IS NOT NULL")
-    };
+/// Sent SMS per service, period (1 = current: made at or after `$3`) and kind, of the
+/// requests made in `$1..$2`, services from `$4`.
+fn sent(n: usize) -> String {
     format!(
-        "SELECT {s}, CAST(CASE WHEN r.created_at >= $3 THEN 1 ELSE 0 END AS BIGINT), {key}, \
-         CAST(COUNT(*) AS BIGINT) FROM requests r JOIN {join} WHERE {w} AND {only} \
-         GROUP BY 1, 2, 3",
+        "SELECT {s}, CAST(CASE WHEN r.created_at >= $3 THEN 1 ELSE 0 END AS BIGINT), o.kind, \
+         CAST(COUNT(*) AS BIGINT) FROM requests r JOIN outbox o ON o.request_id = r.id \
+         WHERE {w} AND o.state = 'sent' GROUP BY 1, 2, 3",
         s = service_index(4, n),
         w = made_in(4, n),
     )
@@ -188,111 +114,115 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// One row of [`fold`]. The channel is looked up among the few seen so far, not copied.
-fn served<'r, R>(
-    row: &'r R,
-    n: usize,
-    channels: &mut Vec<String>,
-) -> Result<Option<Served>, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let Some(service) = index(row.try_get(0)?, n) else { return Ok(None) };
-    let channel: &str = row.try_get(1)?;
-    let channel = match channels.iter().position(|c| c == channel) {
-        Some(i) => i,
-        None => {
-            channels.push(channel.to_owned());
-            channels.len() - 1
-        }
-    };
-    let state: &str = row.try_get(2)?;
-    let state = state
-        .parse()
-        .map_err(|_| StoreError::Corrupt { what: "state", value: state.to_owned() })?;
-    let told = (opt_ts(row.try_get(6)?)?, opt_ts(row.try_get(7)?)?);
-    let first_start = opt_ts(row.try_get(9)?)?;
-    let first_outcome: Option<&str> = row.try_get(10)?;
-    let first_outcome = first_outcome
-        .map(|o| {
-            o.parse::<Outcome>()
-                .map_err(|_| StoreError::Corrupt { what: "outcome", value: o.to_owned() })
-        })
-        .transpose()?;
-    Ok(Some(Served {
-        service,
-        channel,
-        state,
-        created_at: ts(row.try_get(3)?)?,
-        deadline_at: ts(row.try_get(4)?)?,
-        deadline_missed: row.try_get::<i64, _>(5)? != 0,
-        told: match told {
-            (Some(f), Some(t)) => Some((f, t)),
-            _ => None,
-        },
-        calls: Calls {
-            finished: count(row.try_get(8)?),
-            first: first_start.map(|at| (at, first_outcome)),
-            connected_at: opt_ts(row.try_get(11)?)?,
-            declined: row.try_get::<i64, _>(12)? != 0,
-        },
-    }))
+/// The request whose rows of [`joined`] are streaming in.
+#[derive(Debug)]
+struct Open {
+    id: i64,
+    /// The request, its calls not yet folded.
+    request: Served,
+    /// Made in the report's period (else in the previous one).
+    current: bool,
+    calls: CallsFold,
 }
 
-/// One row of [`sums`].
-fn totals<'r, R>(row: &'r R) -> Result<Totals, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let n = |i: usize| -> Result<u64, StoreError> { Ok(count(row.try_get::<i64, _>(i)?)) };
-    let share = |i: usize| -> Result<Share, StoreError> {
-        Ok(Share { of: n(i)?, hits: n(i + 1)?, rate: None })
-    };
-    Ok(Totals {
-        requests: n(1)?,
-        connected: n(2)?,
-        unreachable: n(3)?,
-        expired: n(4)?,
-        cancelled: n(5)?,
-        declined: n(6)?,
-        open: n(7)?,
-        waits: n(8)?,
-        wait_ms: row.try_get(9)?,
-        same_day: share(10)?,
-        deadlines_missed: n(12)?,
-        first_attempt: share(13)?,
-        attempts: n(15)?,
-        with_calls: n(16)?,
-        punctuality: share(17)?,
-        miss_ms: row.try_get(19)?,
-        ..Totals::default()
-    })
+/// [`joined`]'s rows folded as they stream in, one request at a time.
+#[derive(Debug)]
+struct Stream {
+    fold: Fold,
+    services: usize,
+    /// The report's period starts here (Unix ms); the previous one before.
+    cur_from: i64,
+    open: Option<Open>,
+}
+
+impl Stream {
+    /// One row: a request's first row opens it (and hands the one before to the fold), each
+    /// row's attempt, if any, is added to its calls and counted by outcome. Strings are read
+    /// borrowed; the channel is looked up among the few seen so far, not copied.
+    fn row<'r, R>(&mut self, row: &'r R) -> Result<(), StoreError>
+    where
+        R: Row,
+        usize: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let id: i64 = row.try_get(0)?;
+        if self.open.as_ref().is_none_or(|o| o.id != id) {
+            self.close();
+            let Some(service) = index(row.try_get(1)?, self.services) else { return Ok(()) };
+            let state: &str = row.try_get(3)?;
+            let state = state
+                .parse()
+                .map_err(|_| StoreError::Corrupt { what: "state", value: state.to_owned() })?;
+            let created_at: i64 = row.try_get(4)?;
+            let told = (opt_ts(row.try_get(7)?)?, opt_ts(row.try_get(8)?)?);
+            let request = Served {
+                service,
+                channel: self.fold.channel(row.try_get(2)?),
+                state,
+                created_at: ts(created_at)?,
+                deadline_at: ts(row.try_get(5)?)?,
+                deadline_missed: row.try_get::<i64, _>(6)? != 0,
+                told: match told {
+                    (Some(f), Some(t)) => Some((f, t)),
+                    _ => None,
+                },
+                calls: Calls::default(),
+            };
+            let current = created_at >= self.cur_from;
+            self.open = Some(Open { id, request, current, calls: CallsFold::default() });
+        }
+        let Some(open) = self.open.as_mut() else { return Ok(()) };
+        let Some(seq) = row.try_get::<Option<i64>, _>(9)? else { return Ok(()) };
+        let outcome: Option<&str> = row.try_get(12)?;
+        let outcome = outcome
+            .map(|o| {
+                o.parse::<Outcome>()
+                    .map_err(|_| StoreError::Corrupt { what: "outcome", value: o.to_owned() })
+            })
+            .transpose()?;
+        open.calls.add(&AttemptRow {
+            request_id: id,
+            seq,
+            started_at: ts(row.try_get(10)?)?,
+            answered_at: opt_ts(row.try_get(11)?)?,
+            outcome,
+        });
+        if let Some(o) = outcome {
+            self.fold.outcome(open.request.service, open.current, o);
+        }
+        Ok(())
+    }
+
+    /// Hands the open request, its calls folded, to the fold.
+    fn close(&mut self) {
+        if let Some(o) = self.open.take() {
+            self.fold.request(Served { calls: o.calls.finish(), ..o.request }, o.current);
+        }
+    }
+
+    /// The fold, every request in it.
+    fn finish(mut self) -> Fold {
+        self.close();
+        self.fold
+    }
 }
 
 /// The report's statements in the order [`read`] runs them, each with its leading integer
 /// parameters (the services follow them).
-fn statements(p: &Plan<'_>) -> [(&'static str, String, Vec<i64>); 6] {
+fn statements(p: &Plan<'_>) -> [(&'static str, String, Vec<i64>); 2] {
     let n = p.services.len();
     [
-        ("the period's requests", fold(3, n), vec![p.cur_from, p.cur_to]),
-        ("the previous period's sums", sums(n), vec![p.prev, p.cur_from, p.now]),
-        ("the previous period's channels", channels(n), vec![p.prev, p.cur_from]),
-        ("the previous period's percentiles", percentiles(n), vec![p.prev, p.cur_from]),
-        ("outcomes of both periods", tally(n, false), vec![p.prev, p.cur_to, p.cur_from]),
-        ("SMS sent in both periods", tally(n, true), vec![p.prev, p.cur_to, p.cur_from]),
+        ("the requests of both periods with their attempts", joined(n), vec![p.prev, p.cur_to]),
+        ("SMS sent in both periods", sent(n), vec![p.prev, p.cur_to, p.cur_from]),
     ]
 }
 
-/// The reads of [`read`] for one backend, inside its read-only transaction: the period's
-/// requests row by row, everything else summed by the database. And [`explain`]'s plans:
-/// `$explain` is the backend's prefix, `$col` the plan text's column.
+/// The reads of [`read`] for one backend, inside its read-only transaction. And
+/// [`explain`]'s plans: `$explain` is the backend's prefix, `$col` the plan text's column;
+/// `$batch` whether the requests' rows are waited for in batches ([`next`]).
 macro_rules! read_in {
-    ($db:ty, $read:ident, $plans:ident, $explain:literal, $col:literal) => {
+    ($db:ty, $read:ident, $plans:ident, $explain:literal, $col:literal, $batch:literal) => {
         async fn $read(
             tx: &mut sqlx::Transaction<'_, $db>,
             p: &Plan<'_>,
@@ -312,71 +242,23 @@ macro_rules! read_in {
                 q
             }
             let n = p.services.len();
-            let mut read = Read {
-                tally: vec![Tally::default(); n],
-                previous: Aggregate {
-                    services: vec![Totals::default(); n],
-                    ranks: vec![None; n + 1],
-                },
-                ..Read::default()
-            };
-            let [requests, previous, by_channel, ranked, outcomes, sent] = statements(p);
+            let [requests, sms] = statements(p);
+            let mut stream =
+                Stream { fold: Fold::new(n, p.now), services: n, cur_from: p.cur_from, open: None };
             let mut rows = bind(&requests.1, &requests.2, p.services).fetch(&mut **tx);
-            while let Some(row) = rows.try_next().await? {
-                if let Some(s) = served(&row, n, &mut read.channels)? {
-                    read.current.push(s);
-                }
+            while let Some(row) = next(&mut rows, $batch).await? {
+                stream.row(&row)?;
             }
             drop(rows);
-            let mut rows = bind(&previous.1, &previous.2, p.services).fetch(&mut **tx);
+            let mut fold = stream.finish();
+            let mut rows = bind(&sms.1, &sms.2, p.services).fetch(&mut **tx);
             while let Some(row) = rows.try_next().await? {
-                if let Some(i) = index(row.try_get(0)?, n) {
-                    read.previous.services[i] = totals(&row)?;
-                }
+                let Some(i) = index(row.try_get(0)?, n) else { continue };
+                let current = row.try_get::<i64, _>(1)? != 0;
+                let kind: &str = row.try_get(2)?;
+                fold.sms(i, current, kind, count(row.try_get(3)?));
             }
-            drop(rows);
-            let mut rows = bind(&by_channel.1, &by_channel.2, p.services).fetch(&mut **tx);
-            while let Some(row) = rows.try_next().await? {
-                if let Some(i) = index(row.try_get(0)?, n) {
-                    let channel: String = row.try_get(1)?;
-                    let c = count(row.try_get(2)?);
-                    *read.previous.services[i].by_channel.entry(channel).or_default() += c;
-                }
-            }
-            drop(rows);
-            let mut rows = bind(&ranked.1, &ranked.2, p.services).fetch(&mut **tx);
-            while let Some(row) = rows.try_next().await? {
-                let s: i64 = row.try_get(0)?;
-                let Some(i) = (if s == -1 { Some(n) } else { index(s, n) }) else { continue };
-                let (k, of, wait): (i64, i64, i64) =
-                    (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-                let (p50, p90) = ranks(count(of));
-                let r = read.previous.ranks[i].get_or_insert((wait, wait));
-                if count(k) == p50 {
-                    r.0 = wait;
-                }
-                if count(k) == p90 {
-                    r.1 = wait;
-                }
-            }
-            drop(rows);
-            for (statement, sms) in [(outcomes, false), (sent, true)] {
-                let mut rows = bind(&statement.1, &statement.2, p.services).fetch(&mut **tx);
-                while let Some(row) = rows.try_next().await? {
-                    let Some(i) = index(row.try_get(0)?, n) else { continue };
-                    let current = row.try_get::<i64, _>(1)? != 0;
-                    let key: String = row.try_get(2)?;
-                    let c = count(row.try_get(3)?);
-                    let map = match (current, sms) {
-                        (true, false) => &mut read.tally[i].outcomes,
-                        (true, true) => &mut read.tally[i].sms_sent,
-                        (false, false) => &mut read.previous.services[i].outcomes,
-                        (false, true) => &mut read.previous.services[i].sms_sent,
-                    };
-                    *map.entry(key).or_default() += c;
-                }
-            }
-            Ok(read)
+            Ok(fold.finish())
         }
 
         async fn $plans(
@@ -405,8 +287,33 @@ macro_rules! read_in {
     };
 }
 
-read_in!(sqlx::Sqlite, read_sqlite, plans_sqlite, "EXPLAIN QUERY PLAN", 3);
-read_in!(sqlx::Postgres, read_postgres, plans_postgres, "EXPLAIN", 0);
+read_in!(sqlx::Sqlite, read_sqlite, plans_sqlite, "EXPLAIN QUERY PLAN", 3, true);
+read_in!(sqlx::Postgres, read_postgres, plans_postgres, "EXPLAIN", 0, false);
+
+/// Rows sqlx's SQLite worker thread may read ahead of the report ([`next`]).
+const ROW_BUFFER: usize = 4096;
+
+/// The stream's next row. With `batch` (SQLite, whose rows come one at a time from sqlx's
+/// worker thread through a channel), when no row is ready it sleeps a millisecond while the
+/// worker reads ahead (up to [`ROW_BUFFER`] rows), instead of waiting for each row: waking
+/// for every one of the hundreds of thousands of rows costs two thread switches each. When
+/// the report falls a whole buffer behind (a busy machine), the worker again waits for a
+/// free slot row by row until the report catches up.
+async fn next<R, S>(rows: &mut S, batch: bool) -> Result<Option<R>, sqlx::Error>
+where
+    S: futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
+    use futures_util::FutureExt;
+    if batch {
+        loop {
+            if let Some(row) = rows.try_next().now_or_never() {
+                return row;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    rows.try_next().await
+}
 
 /// What a snapshot is opened for.
 enum Job {
@@ -421,8 +328,9 @@ enum Done {
 }
 
 /// Reads what a report of `query` needs (see [`Read`]), read-only, through the backend's
-/// own driver: the period's requests one row each with their attempts folded, the rest
-/// summed by the database. `now` decides which requests are still undecided.
+/// own driver: the requests of both periods with their attempts in one ordered pass, folded
+/// as they come; the SMS counted by the database. `now` decides which requests are still
+/// undecided.
 pub async fn read(url: &str, query: &Query, now: Timestamp) -> Result<Read, StoreError> {
     match snapshot(url, query, now, Job::Read).await? {
         Done::Read(r) => Ok(r),
@@ -452,7 +360,7 @@ async fn snapshot(url: &str, query: &Query, now: Timestamp, job: Job) -> Result<
         prev: super::ms(prev),
         cur_from: super::ms(cur_from),
         cur_to: super::ms(cur_to),
-        now: super::ms(now),
+        now,
     };
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let (path, mut params, _) = sqlite_url(rest);
@@ -464,7 +372,9 @@ async fn snapshot(url: &str, query: &Query, now: Timestamp, job: Job) -> Result<
         }
         params.push("mode=ro".to_owned());
         let url = format!("sqlite://{path}?{}", params.join("&"));
-        let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+        let mut conn =
+            sqlx::SqliteConnection::connect_with(&options.row_buffer_size(ROW_BUFFER)).await?;
         sqlx::query("PRAGMA query_only = 1").execute(&mut conn).await?;
         let busy = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
         sqlx::query(&busy).execute(&mut conn).await?;

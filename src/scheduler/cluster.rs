@@ -95,7 +95,7 @@ impl Scheduler {
         }
         let service = Arc::new(svc.clone());
         for (req, attempt) in batch.claimed {
-            self.start(calls, dialer, service.clone(), req, attempt, hangup);
+            self.start(calls, dialer, service.clone(), req, attempt, Duration::ZERO, hangup);
         }
         for req in batch.skipped {
             match step(Some(&rules), &req.facts(&[]), Event::Serve, now) {

@@ -128,6 +128,15 @@ fn later(t: Timestamp, d: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(t)
 }
 
+/// A claimed attempt, ready to start.
+#[derive(Debug)]
+struct Claimed {
+    request: Request,
+    attempt: Attempt,
+    /// How long it waits for the start the call rate booked for it.
+    wait: Duration,
+}
+
 /// A finished call, handed from its task back to the scheduler loop.
 #[derive(Debug)]
 struct Done {
@@ -435,7 +444,8 @@ impl Scheduler {
             for ((req, attempt), at) in dial.into_iter().zip(claimed).zip(slots) {
                 let Some(attempt) = attempt else { continue };
                 let wait = until(now, at);
-                self.start(calls, &dialer, service.clone(), req, attempt, wait, hangup);
+                let claimed = Claimed { request: req, attempt, wait };
+                self.start(calls, &dialer, service.clone(), claimed, hangup);
             }
             if held_back {
                 // The rate stops this turn: the next start is one interval after the last.
@@ -476,9 +486,7 @@ impl Scheduler {
         calls: &mut JoinSet<Done>,
         dialer: &Arc<dyn Dialer>,
         service: Arc<Service>,
-        request: Request,
-        attempt: Attempt,
-        wait: Duration,
+        Claimed { request, attempt, wait }: Claimed,
         hangup: &CancellationToken,
     ) {
         let Some(number) = request.number.clone() else { return };

@@ -97,11 +97,11 @@ impl Store {
         self.health.check()?;
         let (reply, answer) = oneshot::channel();
         let job = Job::Intake { new: new.clone(), plan: *plan, reply };
-        if let Err(mpsc::error::SendError(job)) = self.writer().send(job).await {
+        if let Err(mpsc::error::SendError(Job::Intake { new, plan, .. })) =
+            self.writer().send(job).await
+        {
             // The writer is gone (its runtime ended): this intake was not written.
-            if let Job::Intake { new, plan, .. } = job {
-                return self.enqueue_one(&new, &plan).await;
-            }
+            return self.enqueue_one(&new, &plan).await;
         }
         // A writer that vanished without answering may or may not have committed: not
         // acknowledged either way (a retry is answered as a duplicate if it was stored).

@@ -369,15 +369,19 @@ impl Scheduler {
         }
         let now = self.clock.now();
         // Each sweep runs only when its earliest instant has come: a turn costs a few index
-        // lookups, whatever the queue length.
-        if self.store.next_deadline().await?.is_some_and(|d| d <= now) {
+        // lookups, whatever the queue length. Each instant is read again only after a sweep
+        // changed what it depends on.
+        let mut deadline = self.store.next_deadline().await?;
+        if deadline.is_some_and(|d| d <= now) {
             for (service, n) in self.store.mark_missed(now).await? {
                 warn!(service, requests = n, "same-day deadline missed");
                 metrics::deadline_missed(&service, u64::try_from(n).unwrap_or(0));
             }
+            deadline = self.store.next_deadline().await?;
         }
         let services = self.services.borrow().clone();
-        while self.store.next_expiry().await?.is_some_and(|e| e <= now) {
+        let mut expiry = self.store.next_expiry().await?;
+        while expiry.is_some_and(|e| e <= now) {
             let expired = self.store.expired_waiting(now, 500).await?;
             if expired.is_empty() {
                 break;
@@ -386,9 +390,10 @@ impl Scheduler {
                 let svc = services.get(&req.service);
                 self.apply(svc, &req, Event::Expire, now).await?;
             }
+            expiry = self.store.next_expiry().await?;
+            deadline = self.store.next_deadline().await?;
         }
-        let mut wake_at: Vec<Option<Timestamp>> =
-            vec![self.store.next_deadline().await?, self.store.next_expiry().await?];
+        let mut wake_at: Vec<Option<Timestamp>> = vec![deadline, expiry];
         let Some(dialer) = self.dialer.clone() else { return Ok(earliest(&wake_at)) };
         let mut claimable = Vec::new();
         'services: for svc in services.values() {

@@ -536,7 +536,7 @@ impl Scheduler {
                         () = stop.cancelled() => {}
                     }
                 }
-                info!("dialling");
+                tracing::debug!("dialling");
                 let result = fut.await;
                 info!(outcome = %result.outcome, sip = result.sip_code, "attempt ended");
                 Done { request, attempt, service, result }

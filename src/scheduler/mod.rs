@@ -418,7 +418,16 @@ impl Scheduler {
             // A batch at a time, as many as free slots and the call rate allow: they are
             // claimed in one transaction, and each call starts at the instant the rate
             // booked for it (at most `CLAIM_AHEAD` from now).
-            let batch = free.min(CLAIM_BATCH) as i64;
+            // Only as many rows as the rate lets start: none at all while it holds calls back.
+            let mut probe = self.admission;
+            let room = match probe.book(now, free.min(CLAIM_BATCH), CLAIM_AHEAD) {
+                Ok(slots) => slots.len(),
+                Err(at) => {
+                    wake_at.push(Some(at));
+                    break 'services;
+                }
+            };
+            let batch = free.min(CLAIM_BATCH).min(room) as i64;
             let rules = rules_of(svc);
             let mut dial = Vec::new();
             for req in self.store.due(&svc.id, now, batch).await? {

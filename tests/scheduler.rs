@@ -45,6 +45,9 @@ struct Scripted {
     answer: bool,
     held: Mutex<Vec<oneshot::Sender<Outcome>>>,
     in_flight: Arc<Mutex<(usize, usize)>>,
+    /// Per call, in the order they were handed over: the request, and how long its dialling
+    /// waited after the scheduler handed it over (its booked start).
+    waited: Arc<Mutex<Vec<(i64, Duration)>>>,
 }
 
 impl Scripted {
@@ -85,7 +88,11 @@ impl Dialer for Scripted {
             None
         };
         let answer = self.answer;
+        let handed = tokio::time::Instant::now();
+        let waited = self.waited.clone();
+        let request_id = call.request_id;
         Box::pin(async move {
+            waited.lock().expect("lock").push((request_id, handed.elapsed()));
             if answer {
                 call.events.answered().await;
             }
@@ -121,10 +128,21 @@ struct Rig {
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<Result<(), callbackd::store::StoreError>>>,
     dialer: Arc<Scripted>,
+    /// The trunk's call rate.
+    calls_per_second: u32,
 }
 
 impl Rig {
     async fn new(start: Timestamp, services: Services, dialer: Scripted) -> Rig {
+        Rig::with_rate(start, services, dialer, 1000).await
+    }
+
+    async fn with_rate(
+        start: Timestamp,
+        services: Services,
+        dialer: Scripted,
+        calls_per_second: u32,
+    ) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite:{}", dir.path().join("queue.db").display());
         let store = Store::open(&url).await.expect("store");
@@ -139,6 +157,7 @@ impl Rig {
             shutdown: CancellationToken::new(),
             task: None,
             dialer,
+            calls_per_second,
         };
         rig.start();
         rig
@@ -146,8 +165,11 @@ impl Rig {
 
     fn start(&mut self) {
         let (_tx, rx) = watch::channel(Arc::new(self.services.clone()));
-        let limits =
-            Limits { max_calls: 100, calls_per_second: 1000, grace: Duration::from_secs(5) };
+        let limits = Limits {
+            max_calls: 100,
+            calls_per_second: self.calls_per_second,
+            grace: Duration::from_secs(5),
+        };
         self.shutdown = CancellationToken::new();
         let dialer: Arc<dyn Dialer> = self.dialer.clone();
         let s = Scheduler::new(
@@ -366,6 +388,63 @@ async fn capacity_holds_and_requests_go_in_deadline_order() {
     assert_eq!(rig.dialer.in_flight.lock().expect("lock").1, 2, "never more than 2 at once");
     let order: Vec<i64> = rig.dialer.placed().iter().map(|p| p.request_id).collect();
     assert_eq!(order, ids);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn calls_claimed_together_start_one_rate_interval_apart() {
+    let dialer = Scripted { hold: true, ..Scripted::default() };
+    let mut rig = Rig::with_rate(hel("2026-11-23T07:00"), repo_services(), dialer, 100).await;
+    let mut ids = Vec::new();
+    for (i, n) in ["040 100 0001", "040 100 0002", "040 100 0003", "040 100 0004", "040 100 0005"]
+        .iter()
+        .enumerate()
+    {
+        rig.clock.set(hel("2026-11-23T07:00") + SignedDuration::from_mins(i as i64));
+        ids.push(rig.enqueue("kallio", n, None).await.id);
+    }
+    let waited = |rig: &Rig| rig.dialer.waited.lock().expect("lock").clone();
+    let started = |rig: &Rig, n: usize| {
+        let w = rig.dialer.waited.clone();
+        async move {
+            for _ in 0..500 {
+                if w.lock().expect("lock").len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("expected {n} calls to start, saw {:?}", w.lock().expect("lock"));
+        }
+    };
+    // 100 calls/s, all five due at 08:00: the starts that fit in the next 20 ms (at 0, 10
+    // and 20 ms) are claimed at once, and each call waits for its own.
+    let ms = |n: i64| hel("2026-11-23T08:00") + SignedDuration::from_millis(n);
+    rig.at(ms(0));
+    started(&rig, 3).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(rig.dialer.placed().len(), 3, "the rate held the other two back");
+    let w = waited(&rig);
+    assert_eq!(w.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[..3].to_vec());
+    for (i, (_, wait)) in w.iter().enumerate() {
+        assert!(*wait >= Duration::from_millis(10 * i as u64), "call {i} waited {wait:?}");
+    }
+    // The rate runs on the scheduler's clock: at 15 ms, the start at 30 ms is in reach.
+    rig.at(ms(15));
+    started(&rig, 4).await;
+    assert!(waited(&rig)[3].1 >= Duration::from_millis(15), "{:?}", waited(&rig));
+    rig.at(ms(30));
+    started(&rig, 5).await;
+    assert!(waited(&rig)[4].1 >= Duration::from_millis(10), "{:?}", waited(&rig));
+    let order: Vec<i64> = rig.dialer.placed().iter().map(|p| p.request_id).collect();
+    assert_eq!(order, ids, "in serving order");
+    for tx in rig.dialer.held.lock().expect("lock").drain(..) {
+        tx.send(Outcome::Connected).expect("release");
+    }
+    for id in &ids {
+        let r = rig.until(*id, "connected", |r| r.state == State::Connected).await;
+        let attempts = rig.store.attempts(r.id).await.expect("attempts");
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+    }
     rig.stop().await;
 }
 
@@ -707,5 +786,51 @@ async fn outcomes_and_answers_that_cannot_be_written_are_kept_and_written_later(
     assert_eq!(attempts[0].outcome, Some(Outcome::Connected));
     assert!(attempts[0].answered_at.is_some(), "the kept answer was written");
     assert_eq!(rig.dialer.placed().len(), 1);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn an_outcome_that_cannot_be_written_does_not_hold_back_the_others() {
+    use sqlx::Executor;
+    let dialer = Scripted { hold: true, ..Scripted::default() };
+    let mut rig = Rig::new(hel("2026-11-23T10:00"), repo_services(), dialer).await;
+    let url = format!("sqlite:{}", rig._dir.path().join("queue.db").display());
+    let mut conn = sql(&url).await;
+    let a = rig.enqueue("kallio", "040 123 4567", None).await;
+    let b = rig.enqueue("kallio", "040 765 4321", None).await;
+    rig.placed_count(2).await;
+    for _ in 0..500 {
+        if rig.dialer.held.lock().expect("lock").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The database refuses to end A's attempt (as it would a corrupt row), not B's.
+    conn.execute(
+        format!(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF outcome ON attempts \
+             WHEN NEW.request_id = {} BEGIN SELECT RAISE(ABORT, 'refused (test)'); END",
+            a.id
+        )
+        .as_str(),
+    )
+    .await
+    .expect("trigger");
+    // Both calls end at the same moment: their outcomes are written together.
+    for tx in rig.dialer.held.lock().expect("lock").drain(..) {
+        tx.send(Outcome::Connected).expect("release");
+    }
+    rig.until(b.id, "connected", |r| r.state == State::Connected).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let kept = rig.store.request(a.id).await.expect("read").expect("kept");
+    assert_eq!(kept.state, State::Dialing, "A's outcome is kept, B's was written");
+    conn.execute("DROP TRIGGER refuse").await.expect("drop trigger");
+    rig.until(a.id, "connected", |r| r.state == State::Connected).await;
+    for id in [a.id, b.id] {
+        let attempts = rig.store.attempts(id).await.expect("attempts");
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(attempts[0].outcome, Some(Outcome::Connected));
+    }
+    assert_eq!(rig.dialer.placed().len(), 2, "neither dialled again");
     rig.stop().await;
 }

@@ -143,15 +143,13 @@ pub enum Flow {
     Converse,
 }
 
-/// Runs one attempt to its end.
+/// Runs one attempt to its end (the scheduler logs how it ended, in the attempt's span).
 pub async fn run<L: Legs>(legs: &L, call: &Call, flow: Flow) -> CallResult {
-    let result = match (flow, call.service.connect.mode) {
+    match (flow, call.service.connect.mode) {
         (Flow::Converse, ConnectMode::AgentFirst) => agent_first(legs, call).await,
         (Flow::Converse | Flow::Hold(_), ConnectMode::PatientFirst)
         | (Flow::Hold(_), ConnectMode::AgentFirst) => patient_first(legs, call, flow).await,
-    };
-    info!(outcome = %result.outcome, sip = result.sip_code, "attempt ended");
-    result
+    }
 }
 
 fn ended(ending: Ending) -> CallResult {

@@ -117,7 +117,8 @@ pub struct SentPacket {
 #[derive(Debug)]
 struct Job {
     leg: Arc<Shared>,
-    samples: Arc<[i16]>,
+    /// The prompt in the leg's codec, whole frames ([`super::Prompt::encoded`]).
+    codes: Arc<[u8]>,
     /// `None` until the first pass that sees the job puts it on the grid.
     grid: Option<Grid>,
     frames: u64,
@@ -184,15 +185,16 @@ pub fn take_sends() -> Vec<SentPacket> {
         .unwrap_or_default()
 }
 
-/// Plays `samples` on `leg` through the pacer. Returns the frames sent, and whether `cancel`
+/// Plays `codes` (G.711 in the leg's codec, 160 a frame, the last frame padded with
+/// silence if short) on `leg` through the pacer. Returns the frames sent, and whether `cancel`
 /// stopped it first (cancelling, or dropping the returned future, stops the prompt before
 /// the next pass).
 pub(super) async fn play(
     leg: Arc<Shared>,
-    samples: Arc<[i16]>,
+    codes: Arc<[u8]>,
     cancel: &CancellationToken,
 ) -> Result<(usize, bool), MediaError> {
-    let frames = samples.len().div_ceil(FRAME_SAMPLES) as u64;
+    let frames = codes.len().div_ceil(FRAME_SAMPLES) as u64;
     if frames == 0 {
         return Ok((0, cancel.is_cancelled()));
     }
@@ -201,7 +203,7 @@ pub(super) async fn play(
     let _stop_on_drop = stop.clone().drop_guard();
     let sent = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = oneshot::channel();
-    let job = Job { leg, samples, grid: None, frames, stop, sent: sent.clone(), done: Some(tx) };
+    let job = Job { leg, codes, grid: None, frames, stop, sent: sent.clone(), done: Some(tx) };
     pacer.intake.lock().unwrap_or_else(|e| e.into_inner()).push(job);
     pacer.thread.unpark();
     tokio::select! {
@@ -306,11 +308,16 @@ fn pass(
     let codec = job.leg.codec;
     for n in due.send.clone() {
         let from = n as usize * FRAME_SAMPLES;
-        let chunk = &job.samples[from..(from + FRAME_SAMPLES).min(job.samples.len())];
-        let mut payload = [codec.silence(); FRAME_SAMPLES];
-        codec.encode_into(chunk, &mut payload);
+        let chunk = &job.codes[from..(from + FRAME_SAMPLES).min(job.codes.len())];
+        let mut padded = [codec.silence(); FRAME_SAMPLES];
+        let payload = if chunk.len() == FRAME_SAMPLES {
+            chunk
+        } else {
+            padded[..chunk.len()].copy_from_slice(chunk);
+            &padded[..]
+        };
         let at = tick_start(epoch, grid.first_tick + n);
-        if let Err(e) = out.push(&job.leg, &payload, n == 0, at) {
+        if let Err(e) = out.push(&job.leg, payload, n == 0, at) {
             finish(job, Err(e));
             return false;
         }

@@ -66,8 +66,10 @@ pub const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
 /// CPU went to those switches; with it a datagram waits at most [`GATHER`] (plus the
 /// timer's slack) longer. An idle runtime sleeps once and then waits as before.
 fn gather() {
-    // A runtime hook, not async code: nothing else runs on this thread meanwhile.
-    #[allow(clippy::disallowed_methods)]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a runtime hook, not async code: nothing else runs on this thread meanwhile"
+    )]
     std::thread::sleep(GATHER);
 }
 

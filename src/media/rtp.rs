@@ -346,7 +346,8 @@ impl RtpLeg {
         cancel: &CancellationToken,
     ) -> Result<Played, MediaError> {
         let (frames, cancelled) =
-            super::pacer::play(self.shared.clone(), prompt.samples.clone(), cancel).await?;
+            super::pacer::play(self.shared.clone(), prompt.encoded(self.shared.codec), cancel)
+                .await?;
         Ok(Played { frames, cancelled })
     }
 

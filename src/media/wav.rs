@@ -1,7 +1,8 @@
 //! Prompts: 8 kHz mono 16-bit PCM WAV files, read once with hound into shared samples.
 
+use super::g711::Codec;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The only sample rate callbackd plays (G.711 is 8 kHz).
@@ -10,17 +11,51 @@ pub const SAMPLE_RATE: u32 = 8000;
 /// The command that converts any audio file to the required format.
 pub const CONVERT_HINT: &str = "convert with `sox in.wav -r 8000 -c 1 -b 16 out.wav`";
 
-/// One prompt's audio: 8 kHz mono linear samples, shared by every call that plays it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One prompt's audio: 8 kHz mono linear samples, shared by every call that plays it,
+/// and its G.711 encoding in each codec, made once on first use and shared too.
+#[derive(Debug, Clone)]
 pub struct Prompt {
     /// The samples; cloning a `Prompt` clones the `Arc`, never the audio.
     pub samples: Arc<[i16]>,
+    /// The encodings made so far (shared by every clone).
+    encoded: Arc<Encoded>,
 }
+
+/// A prompt's encodings, each made once.
+#[derive(Debug, Default)]
+struct Encoded {
+    pcma: OnceLock<Arc<[u8]>>,
+    pcmu: OnceLock<Arc<[u8]>>,
+}
+
+impl PartialEq for Prompt {
+    fn eq(&self, other: &Prompt) -> bool {
+        self.samples == other.samples
+    }
+}
+
+impl Eq for Prompt {}
 
 impl Prompt {
     /// A prompt from samples already at 8 kHz (tests, generated tones).
     pub fn from_samples(samples: Vec<i16>) -> Prompt {
-        Prompt { samples: samples.into() }
+        Prompt { samples: samples.into(), encoded: Arc::default() }
+    }
+
+    /// The prompt in `codec`: whole 20 ms frames of 160 codes, the last one padded with
+    /// silence. Encoded on the first call for each codec; later calls (every other call
+    /// that plays the prompt) share it.
+    pub fn encoded(&self, codec: Codec) -> Arc<[u8]> {
+        let cell = match codec {
+            Codec::Pcma => &self.encoded.pcma,
+            Codec::Pcmu => &self.encoded.pcmu,
+        };
+        cell.get_or_init(|| {
+            let mut codes = vec![codec.silence(); self.frames() * 160];
+            codec.encode_into(&self.samples, &mut codes);
+            codes.into()
+        })
+        .clone()
     }
 
     /// How long it plays.
@@ -159,6 +194,20 @@ mod tests {
         assert_eq!(p.frames(), 1);
         assert_eq!(Prompt::from_samples(vec![0; 8000]).duration(), Duration::from_secs(1));
         assert_eq!(Prompt::from_samples(vec![0; 161]).frames(), 2);
+    }
+
+    #[test]
+    fn a_prompt_is_encoded_once_per_codec_in_whole_frames() {
+        let p = Prompt::from_samples(vec![1000; 161]);
+        let copy = p.clone();
+        for codec in [Codec::Pcma, Codec::Pcmu] {
+            let codes = p.encoded(codec);
+            assert_eq!(codes.len(), 320, "two frames");
+            assert!(codes[..161].iter().all(|c| *c == codec.encode(1000)));
+            assert!(codes[161..].iter().all(|c| *c == codec.silence()), "padded with silence");
+            assert!(Arc::ptr_eq(&codes, &copy.encoded(codec)), "made once, shared by clones");
+        }
+        assert_ne!(p.encoded(Codec::Pcma), p.encoded(Codec::Pcmu));
     }
 
     #[test]

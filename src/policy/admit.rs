@@ -20,13 +20,18 @@ pub fn free(capacity: u32, service_active: usize, max_calls: u32, total_active: 
 pub struct Admission {
     interval: SignedDuration,
     next_start: Option<Timestamp>,
+    /// How far ahead of the clock the next start may lie when the clock is right: one
+    /// interval, plus the farthest [`Admission::book`] has booked ahead. A next start
+    /// farther ahead means the clock went back.
+    reach: SignedDuration,
 }
 
 impl Admission {
     /// A gate for `calls_per_second` (0 is taken as 1).
     pub fn new(calls_per_second: u32) -> Self {
         let per = i64::from(calls_per_second.max(1));
-        Admission { interval: SignedDuration::from_nanos(1_000_000_000 / per), next_start: None }
+        let interval = SignedDuration::from_nanos(1_000_000_000 / per);
+        Admission { interval, next_start: None, reach: interval }
     }
 
     /// The time between two call starts.
@@ -36,9 +41,10 @@ impl Admission {
 
     /// Whether a call may start at `now`: `Ok` books the start (the next one may start one
     /// interval later), `Err(t)` says when. A clock that went back by more than one interval
-    /// (a corrected wall clock) does not hold calls back.
+    /// (and more than [`Admission::book`] books ahead; a corrected wall clock) does not hold
+    /// calls back.
     pub fn start(&mut self, now: Timestamp) -> Result<(), Timestamp> {
-        let next = self.next_start.filter(|t| t.duration_since(now) <= self.interval);
+        let next = self.next_start.filter(|t| t.duration_since(now) <= self.reach);
         match next {
             Some(t) if t > now => Err(t),
             Some(_) | None => {
@@ -46,6 +52,43 @@ impl Admission {
                 Ok(())
             }
         }
+    }
+
+    /// The earliest instant the next start may be booked at, once one was.
+    pub fn next(&self) -> Option<Timestamp> {
+        self.next_start
+    }
+
+    /// Books up to `want` starts, evenly spaced one interval apart, the first at `now` or
+    /// at the next start already booked, none later than `now + ahead`: the instant each
+    /// may start at, in order. `Err(t)` when not even one fits: none may start before `t`.
+    /// `ahead` zero books at most one start, at `now` ([`Admission::start`]). The spacing
+    /// is that of [`Admission::start`]: booking `n` at once books what `n` starts at their
+    /// instants would.
+    pub fn book(
+        &mut self,
+        now: Timestamp,
+        want: usize,
+        ahead: SignedDuration,
+    ) -> Result<Vec<Timestamp>, Timestamp> {
+        let ahead = ahead.max(SignedDuration::ZERO);
+        let horizon = now.checked_add(ahead).unwrap_or(now);
+        self.reach = self.reach.max(self.interval.checked_add(ahead).unwrap_or(self.reach));
+        let next = self.next_start.filter(|t| t.duration_since(now) <= self.reach);
+        let mut at = match next {
+            Some(t) if t > horizon => return Err(t),
+            Some(t) => t.max(now),
+            None => now,
+        };
+        let mut slots = Vec::with_capacity(want.min(64));
+        while slots.len() < want && at <= horizon {
+            slots.push(at);
+            at = at.checked_add(self.interval).unwrap_or(at);
+        }
+        if let Some(last) = slots.last() {
+            self.next_start = Some(last.checked_add(self.interval).unwrap_or(*last));
+        }
+        Ok(slots)
     }
 }
 
@@ -99,6 +142,65 @@ mod tests {
         let gate = Admission::new(10_000);
         assert_eq!(gate.interval(), SignedDuration::from_micros(100));
         assert_eq!(Admission::new(0).interval(), SignedDuration::from_secs(1));
+    }
+
+    #[test]
+    fn booking_spaces_starts_up_to_the_horizon() {
+        let ms = SignedDuration::from_millis;
+        let mut gate = Admission::new(1000);
+        // 1 ms apart, from now, no later than 5 ms ahead: 6 starts fit, 4 are wanted.
+        let slots = gate.book(t0(), 4, ms(5)).expect("room");
+        assert_eq!(slots, [t0(), t0() + ms(1), t0() + ms(2), t0() + ms(3)]);
+        // The next booking goes on from the last start, at the same instant too.
+        let slots = gate.book(t0(), 10, ms(5)).expect("room");
+        assert_eq!(slots, [t0() + ms(4), t0() + ms(5)]);
+        assert_eq!(gate.book(t0(), 10, ms(5)), Err(t0() + ms(6)), "booked up to the horizon");
+        assert_eq!(gate.start(t0() + ms(5)), Err(t0() + ms(6)), "start sees the bookings");
+        // Later: the first start is now, not at the end of a pause (no burst).
+        let later = t0() + SignedDuration::from_secs(10);
+        assert_eq!(gate.book(later, 3, ms(1)).expect("room"), [later, later + ms(1)]);
+        // No horizon: one start, as `start` would.
+        let mut gate = Admission::new(1000);
+        assert_eq!(gate.book(t0(), 5, SignedDuration::ZERO).expect("room"), [t0()]);
+        assert_eq!(gate.book(t0(), 5, SignedDuration::ZERO), Err(t0() + ms(1)));
+        assert_eq!(gate.book(t0(), 0, ms(5)).expect("nothing wanted"), []);
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_hold_booked_calls() {
+        let ms = SignedDuration::from_millis;
+        let mut gate = Admission::new(1000);
+        assert_eq!(gate.book(t0(), 20, ms(20)).expect("room").len(), 20);
+        // Still within the booking's reach: the booked starts hold.
+        assert_eq!(gate.book(t0() + ms(1), 1, SignedDuration::ZERO), Err(t0() + ms(20)));
+        let back = t0() - SignedDuration::from_mins(5);
+        assert_eq!(gate.book(back, 2, ms(1)).expect("room"), [back, back + ms(1)]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn booked_starts_are_never_closer_than_the_interval(
+            rate in 1u32..20_000,
+            steps in proptest::collection::vec((0i64..50_000, 0usize..40, 0i64..30_000), 1..100),
+        ) {
+            let mut gate = Admission::new(rate);
+            let mut now = t0();
+            let mut last: Option<Timestamp> = None;
+            for (step, want, ahead) in steps {
+                now += SignedDuration::from_micros(step);
+                let ahead = SignedDuration::from_micros(ahead);
+                if let Ok(slots) = gate.book(now, want, ahead) {
+                    proptest::prop_assert!(slots.len() <= want);
+                    for at in slots {
+                        proptest::prop_assert!(at >= now && at <= now + ahead);
+                        if let Some(l) = last {
+                            proptest::prop_assert!(at.duration_since(l) >= gate.interval());
+                        }
+                        last = Some(at);
+                    }
+                }
+            }
+        }
     }
 
     proptest::proptest! {

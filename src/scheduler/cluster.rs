@@ -1,7 +1,7 @@
 //! Several servers on one PostgreSQL queue: lease renewal for this server's calls, and
 //! claims through the database's shared limits (see [`crate::store::lease`]).
 
-use super::{Cluster, Done, Scheduler, later, rules_of};
+use super::{Claimed, Cluster, Done, Scheduler, later, rules_of};
 use crate::call::attempt::Dialer;
 use crate::dialplan::Service;
 use crate::policy::lifecycle::{Event, State, step};
@@ -95,7 +95,8 @@ impl Scheduler {
         }
         let service = Arc::new(svc.clone());
         for (req, attempt) in batch.claimed {
-            self.start(calls, dialer, service.clone(), req, attempt, hangup);
+            let claimed = Claimed { request: req, attempt, wait: Duration::ZERO };
+            self.start(calls, dialer, service.clone(), claimed, hangup);
         }
         for req in batch.skipped {
             match step(Some(&rules), &req.facts(&[]), Event::Serve, now) {

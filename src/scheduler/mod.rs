@@ -9,6 +9,14 @@
 //! Every change of a request is decided by [`crate::policy::lifecycle::step`]; the scheduler
 //! turns what happens into its events and the store writes the transitions.
 //!
+//! Writes are grouped so that a burst does not cost a commit (an fsync on SQLite) per call
+//! and step: the due requests of a turn that the call rate lets start within
+//! `CLAIM_AHEAD` are claimed in one transaction, each call then waiting for the start the
+//! rate booked for it ([`Admission::book`]), so starts stay one interval apart; the
+//! outcomes of the calls that ended meanwhile are written in one transaction, each under
+//! its own savepoint; the answer marks share the commits of the store's group-commit
+//! writer. Each write is still committed before the step it announces.
+//!
 //! On start it recovers (`recovery.rs`): an attempt left live by a crash is recorded as
 //! `interrupted` and its request re-planned per policy (interrupted attempts do not count),
 //! unless the far end had answered: an answered attempt is never dialled again. The answer
@@ -34,13 +42,14 @@ use crate::call::attempt::{Call, CallResult, Dialer};
 use crate::clock::{Clock, until};
 use crate::dialplan::{Service, Services};
 use crate::metrics;
+use crate::policy::AttemptRecord;
 use crate::policy::admit::{self, Admission};
 use crate::policy::lifecycle::{
     Event, Orphan, Rules, Served, State, Survey, Transition, serve, step,
 };
 use crate::policy::{Eta, punctuality};
-use crate::store::{Applied, Attempt, Fence, Request, Store, StoreError};
-use jiff::Timestamp;
+use crate::store::{Applied, Attempt, Fence, Finish, Request, Store, StoreError};
+use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,8 +65,13 @@ mod recovery;
 use answer::AnswerMarks;
 pub use answer::StoreEvents;
 
-/// Due requests read per service and turn.
-const CLAIM_BATCH: usize = 16;
+/// Due requests read, and at most claimed in one transaction, per service and turn.
+const CLAIM_BATCH: usize = 64;
+
+/// How far ahead of now the call rate may book the starts of the calls claimed in one turn:
+/// a claimed call waits for its booked instant before it dials, so calls claimed together
+/// still start one rate interval apart. At low rates this books one start per turn.
+const CLAIM_AHEAD: SignedDuration = SignedDuration::from_millis(20);
 
 /// The longest the scheduler sleeps without looking at the store.
 pub const IDLE: Duration = Duration::from_secs(5);
@@ -117,6 +131,15 @@ pub(crate) fn rules_of(svc: &Service) -> Rules<'_> {
 
 fn later(t: Timestamp, d: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(t)
+}
+
+/// A claimed attempt, ready to start.
+#[derive(Debug)]
+struct Claimed {
+    request: Request,
+    attempt: Attempt,
+    /// How long it waits for the start the call rate booked for it.
+    wait: Duration,
 }
 
 /// A finished call, handed from its task back to the scheduler loop.
@@ -272,17 +295,18 @@ impl Scheduler {
                 _ = self.wake.notified() => {}
                 _ = renew.tick(), if self.cluster.is_some() => self.renew().await,
                 Some(done) = calls.join_next(), if !calls.is_empty() => {
-                    match done {
-                        Ok(done) => self.record(done).await,
-                        Err(e) => warn!(error = %e, "call task failed"),
-                    }
-                    // Record every other call that has ended too before the next turn.
-                    while let Some(done) = calls.try_join_next() {
+                    // Every other call that has ended too is recorded with it, in one
+                    // transaction, before the next turn.
+                    let mut ended = Vec::new();
+                    let mut next = Some(done);
+                    while let Some(done) = next {
                         match done {
-                            Ok(done) => self.record(done).await,
+                            Ok(done) => ended.push(done),
                             Err(e) => warn!(error = %e, "call task failed"),
                         }
+                        next = calls.try_join_next();
                     }
+                    self.record(ended).await;
                 }
             }
         }
@@ -292,7 +316,7 @@ impl Scheduler {
             loop {
                 tokio::select! {
                     done = calls.join_next() => match done {
-                        Some(Ok(done)) => self.record(done).await,
+                        Some(Ok(done)) => self.record(vec![done]).await,
                         Some(Err(_)) => {}
                         None => break,
                     },
@@ -305,7 +329,7 @@ impl Scheduler {
             hangup.cancel();
             while let Some(done) = calls.join_next().await {
                 if let Ok(done) = done {
-                    self.record(done).await;
+                    self.record(vec![done]).await;
                 }
             }
         }
@@ -326,11 +350,10 @@ impl Scheduler {
     /// Writes the outcomes kept while the store was unavailable, and the answer marks.
     async fn flush_unrecorded(&mut self) -> Result<(), StoreError> {
         self.marks.flush(&self.store).await?;
-        while let Some(done) = self.unrecorded.pop() {
-            if let Err(e) = self.finish(&done, Fence::Own).await {
-                self.unrecorded.push(done);
-                return Err(e);
-            }
+        let ended = std::mem::take(&mut self.unrecorded);
+        if let Err((kept, e)) = self.write_outcomes(ended).await {
+            self.unrecorded = kept;
+            return Err(e);
         }
         Ok(())
     }
@@ -351,15 +374,19 @@ impl Scheduler {
         }
         let now = self.clock.now();
         // Each sweep runs only when its earliest instant has come: a turn costs a few index
-        // lookups, whatever the queue length.
-        if self.store.next_deadline().await?.is_some_and(|d| d <= now) {
+        // lookups, whatever the queue length. Each instant is read again only after a sweep
+        // changed what it depends on.
+        let mut deadline = self.store.next_deadline().await?;
+        if deadline.is_some_and(|d| d <= now) {
             for (service, n) in self.store.mark_missed(now).await? {
                 warn!(service, requests = n, "same-day deadline missed");
                 metrics::deadline_missed(&service, u64::try_from(n).unwrap_or(0));
             }
+            deadline = self.store.next_deadline().await?;
         }
         let services = self.services.borrow().clone();
-        while self.store.next_expiry().await?.is_some_and(|e| e <= now) {
+        let mut expiry = self.store.next_expiry().await?;
+        while expiry.is_some_and(|e| e <= now) {
             let expired = self.store.expired_waiting(now, 500).await?;
             if expired.is_empty() {
                 break;
@@ -368,9 +395,10 @@ impl Scheduler {
                 let svc = services.get(&req.service);
                 self.apply(svc, &req, Event::Expire, now).await?;
             }
+            expiry = self.store.next_expiry().await?;
+            deadline = self.store.next_deadline().await?;
         }
-        let mut wake_at: Vec<Option<Timestamp>> =
-            vec![self.store.next_deadline().await?, self.store.next_expiry().await?];
+        let mut wake_at: Vec<Option<Timestamp>> = vec![deadline, expiry];
         let Some(dialer) = self.dialer.clone() else { return Ok(earliest(&wake_at)) };
         let mut claimable = Vec::new();
         'services: for svc in services.values() {
@@ -392,20 +420,24 @@ impl Scheduler {
                 }
                 continue;
             }
-            // A few at a time: the call rate lets only some start now, and the rest are
-            // looked at again on the next turn anyway.
-            let batch = free.min(CLAIM_BATCH) as i64;
+            // A batch at a time, as many as free slots and the call rate allow: they are
+            // claimed in one transaction, and each call starts at the instant the rate
+            // booked for it (at most `CLAIM_AHEAD` from now).
+            // Only as many rows as the rate lets start: none at all while it holds calls back.
+            let mut probe = self.admission;
+            let room = match probe.book(now, free.min(CLAIM_BATCH), CLAIM_AHEAD) {
+                Ok(slots) => slots.len(),
+                Err(at) => {
+                    wake_at.push(Some(at));
+                    break 'services;
+                }
+            };
+            let batch = free.min(CLAIM_BATCH).min(room) as i64;
             let rules = rules_of(svc);
+            let mut dial = Vec::new();
             for req in self.store.due(&svc.id, now, batch).await? {
                 match serve(&rules, &req.facts(&[]), now) {
-                    Ok(Served::Dial(_)) => {
-                        if let Err(at) = self.admission.start(now) {
-                            wake_at.push(Some(at));
-                            break 'services;
-                        }
-                        let Some(attempt) = self.store.claim(&req, now).await? else { continue };
-                        self.start(calls, &dialer, Arc::new(svc.clone()), req, attempt, hangup);
-                    }
+                    Ok(Served::Dial(_)) => dial.push(req),
                     // Not yet (the hours or window moved it), or no opening is left: the
                     // transition is decided again on the stored facts and written.
                     Ok(Served::Write(_)) => {
@@ -413,6 +445,31 @@ impl Scheduler {
                     }
                     Err(refused) => warn!(request = req.id, %refused, "due request not served"),
                 }
+            }
+            if dial.is_empty() {
+                continue;
+            }
+            let slots = match self.admission.book(now, dial.len(), CLAIM_AHEAD) {
+                Ok(slots) => slots,
+                Err(at) => {
+                    wake_at.push(Some(at));
+                    break 'services;
+                }
+            };
+            let held_back = slots.len() < dial.len();
+            dial.truncate(slots.len());
+            let claimed = self.store.claim_all(&dial, now).await?;
+            let service = Arc::new(svc.clone());
+            for ((req, attempt), at) in dial.into_iter().zip(claimed).zip(slots) {
+                let Some(attempt) = attempt else { continue };
+                let wait = until(now, at);
+                let claimed = Claimed { request: req, attempt, wait };
+                self.start(calls, &dialer, service.clone(), claimed, hangup);
+            }
+            if held_back {
+                // The rate stops this turn: the next start is one interval after the last.
+                wake_at.push(self.admission.next());
+                break 'services;
             }
         }
         wake_at.push(self.store.next_due(&claimable).await?);
@@ -448,8 +505,7 @@ impl Scheduler {
         calls: &mut JoinSet<Done>,
         dialer: &Arc<dyn Dialer>,
         service: Arc<Service>,
-        request: Request,
-        attempt: Attempt,
+        Claimed { request, attempt, wait }: Claimed,
         hangup: &CancellationToken,
     ) {
         if let (1, Some(told)) = (attempt.seq, request.told) {
@@ -488,10 +544,19 @@ impl Scheduler {
             attempt = attempt.seq,
             number = %call.number,
         );
+        let stop = call.hangup.clone();
         let fut = dialer.dial(call);
         calls.spawn(
             async move {
-                info!("dialling");
+                if !wait.is_zero() {
+                    // The start the call rate booked for it (the claim is already stored);
+                    // a hang-up meanwhile goes straight to the dialer, which stops at once.
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+                tracing::debug!("dialling");
                 let result = fut.await;
                 info!(outcome = %result.outcome, sip = result.sip_code, "attempt ended");
                 Done { request, attempt, service, result }
@@ -500,34 +565,75 @@ impl Scheduler {
         );
     }
 
-    /// Books a joined call and writes its outcome; kept for a later turn when the store
-    /// is unavailable.
-    async fn record(&mut self, done: Done) {
-        if let Some(n) = self.active.get_mut(&done.service.id) {
-            *n = n.saturating_sub(1);
-            metrics::active_calls(&done.service.id, *n);
+    /// Books joined calls and writes their outcomes in one transaction; an outcome that
+    /// cannot be written is kept for a later turn (the store is unavailable).
+    async fn record(&mut self, ended: Vec<Done>) {
+        for done in &ended {
+            if let Some(n) = self.active.get_mut(&done.service.id) {
+                *n = n.saturating_sub(1);
+                metrics::active_calls(&done.service.id, *n);
+            }
+            self.leases.remove(&done.attempt.id);
         }
-        self.leases.remove(&done.attempt.id);
-        if let Err(e) = self.finish(&done, Fence::Own).await {
-            warn!(error = %e, request = done.request.id, "outcome not recorded yet: store unavailable");
-            self.unrecorded.push(done);
+        if let Err((kept, e)) = self.write_outcomes(ended).await {
+            warn!(error = %e, attempts = kept.len(), "outcomes not recorded yet: store unavailable");
+            self.unrecorded.extend(kept);
         }
     }
 
-    /// Writes a call's outcome with the transition the lifecycle decides for it.
-    async fn finish(&self, done: &Done, fence: Fence) -> Result<Applied, StoreError> {
+    /// Writes the outcomes of ended calls, each with the transition the lifecycle decides
+    /// for it, in one transaction. `Err` gives back those not written, and why.
+    async fn write_outcomes(&self, ended: Vec<Done>) -> Result<(), (Vec<Done>, StoreError)> {
+        if ended.is_empty() {
+            return Ok(());
+        }
         let now = self.clock.now();
-        let rules = rules_of(&done.service);
-        let event = Event::Ended { seq: done.attempt.seq, outcome: done.result.outcome };
-        let answered = self.marks.pending(done.attempt.id);
-        let applied = self
-            .store
-            .finish(&done.attempt, done.result.sip_code, answered, fence, now, |req, records| {
-                step(Some(&rules), &req.facts(records), event, now)
+        let events: Vec<Event<'static>> = ended
+            .iter()
+            .map(|d| Event::Ended { seq: d.attempt.seq, outcome: d.result.outcome })
+            .collect();
+        let ends = ended
+            .iter()
+            .zip(&events)
+            .map(|(done, event)| {
+                let end = Finish {
+                    attempt: &done.attempt,
+                    sip_code: done.result.sip_code,
+                    answered_at: self.marks.pending(done.attempt.id),
+                    fence: Fence::Own,
+                };
+                let decide = move |req: &Request, records: &[AttemptRecord]| {
+                    step(Some(&rules_of(&done.service)), &req.facts(records), *event, now)
+                };
+                (end, decide)
             })
-            .await?;
+            .collect();
+        let written = match self.store.finish_all(ends, now).await {
+            Ok(written) => written,
+            Err(e) => return Err((ended, e)),
+        };
+        let mut kept = Vec::new();
+        let mut failed = None;
+        for (done, applied) in ended.into_iter().zip(written) {
+            match applied {
+                Ok(applied) => self.recorded(&done, &applied, now),
+                Err(e) => {
+                    failed = Some(e);
+                    kept.push(done);
+                }
+            }
+        }
+        match failed {
+            None => Ok(()),
+            Some(e) => Err((kept, e)),
+        }
+    }
+
+    /// What follows a written outcome: the answer mark is no longer kept, metrics, and a
+    /// word about an outcome that was not applied.
+    fn recorded(&self, done: &Done, applied: &Applied, now: Timestamp) {
         self.marks.forget(done.attempt.id);
-        match &applied {
+        match applied {
             Applied::Written(t) => self.count(&done.request, t, now),
             Applied::Gone => {
                 // Fenced: the lease expired and another server recorded this attempt.
@@ -539,7 +645,6 @@ impl Scheduler {
                 warn!(request = done.request.id, %refused, "outcome not applied");
             }
         }
-        Ok(applied)
     }
 
     /// Metrics of a written attempt transition.

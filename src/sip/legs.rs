@@ -157,7 +157,7 @@ async fn dialog_event(state: Option<DialogState>) -> Option<LegEvent> {
 /// Ends a dialog with BYE, bounded in time.
 async fn bye(dialog: &InviteDialog) {
     match tokio::time::timeout(BYE_WAIT, dialog.bye()).await {
-        Ok(Ok(())) => info!("hung up"),
+        Ok(Ok(())) => debug!("hung up"),
         Ok(Err(e)) => warn!(error = %e, "BYE failed"),
         Err(_) => warn!("BYE timed out"),
     }

@@ -7,6 +7,10 @@
 //! one transaction and one commit, then answers each of them. No intake waits for a timer:
 //! while one batch commits, the next one gathers.
 //!
+//! The answer marks of calls ([`Store::mark_answered`]) go through the same writer: the
+//! calls answered while a batch commits share the next commit with each other and with
+//! any intakes, and each call goes on only once the commit holding its mark returned.
+//!
 //! The guarantees stay those of one transaction per request:
 //! - An intake is answered only after the commit holding it returned (is on disk); if the
 //!   commit fails, every intake of the batch gets the error and none was stored.
@@ -35,25 +39,55 @@ pub const MAX_BATCH: usize = 256;
 /// Intakes waiting for the writer, beyond which senders wait (back-pressure).
 const QUEUE: usize = 4 * MAX_BATCH;
 
-/// One intake handed to the writer task.
-pub(crate) struct Job {
-    new: NewRequest,
-    plan: Plan,
-    reply: oneshot::Sender<Result<Enqueued, StoreError>>,
+/// One write handed to the writer task.
+pub(crate) enum Job {
+    /// An intake.
+    Intake { new: NewRequest, plan: Plan, reply: oneshot::Sender<Result<Enqueued, StoreError>> },
+    /// The answer mark of a live attempt ([`Store::mark_answered`]): whether the attempt
+    /// was there to mark.
+    Answered { attempt_id: i64, at: i64, reply: oneshot::Sender<Result<bool, StoreError>> },
+}
+
+impl Job {
+    /// Answers the job with a failure of its whole batch.
+    fn fail(self, e: &StoreError) {
+        match self {
+            Job::Intake { reply, .. } => {
+                let _ = reply.send(Err(again(e)));
+            }
+            Job::Answered { reply, .. } => {
+                let _ = reply.send(Err(again(e)));
+            }
+        }
+    }
 }
 
 /// The writer task's input, started on the first intake (in the runtime that makes it).
 pub(crate) type Batcher = std::sync::Arc<std::sync::OnceLock<mpsc::Sender<Job>>>;
 
-/// What became of one request inside a batch, before the commit.
+/// What became of one write inside a batch, before the commit.
 enum Written {
     /// Stored (not yet committed).
     New(Request),
     /// A live request of the same number and service exists (perhaps earlier in the batch).
     Duplicate(Request),
+    /// An answer mark: whether the attempt was there.
+    Marked(bool),
 }
 
 impl Store {
+    /// The group-commit writer's input, the writer started on first use.
+    fn writer(&self) -> &mpsc::Sender<Job> {
+        self.batcher.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            // The writer's own handle has no writer: it ends when every other handle of
+            // this store is dropped.
+            let writer = Store { batcher: Batcher::default(), ..self.clone() };
+            tokio::spawn(writer.write_batches(rx));
+            tx
+        })
+    }
+
     /// Writes one intake through the group-commit writer (SQLite).
     pub(super) async fn enqueue_grouped(
         &self,
@@ -61,19 +95,13 @@ impl Store {
         plan: &Plan,
     ) -> Result<Enqueued, StoreError> {
         self.health.check()?;
-        let tx = self.batcher.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            // The writer's own handle has no writer: it ends when every other handle of
-            // this store is dropped.
-            let writer = Store { batcher: Batcher::default(), ..self.clone() };
-            tokio::spawn(writer.write_batches(rx));
-            tx
-        });
         let (reply, answer) = oneshot::channel();
-        let job = Job { new: new.clone(), plan: *plan, reply };
-        if let Err(mpsc::error::SendError(job)) = tx.send(job).await {
+        let job = Job::Intake { new: new.clone(), plan: *plan, reply };
+        if let Err(mpsc::error::SendError(Job::Intake { new, plan, .. })) =
+            self.writer().send(job).await
+        {
             // The writer is gone (its runtime ended): this intake was not written.
-            return self.enqueue_one(&job.new, &job.plan).await;
+            return self.enqueue_one(&new, &plan).await;
         }
         // A writer that vanished without answering may or may not have committed: not
         // acknowledged either way (a retry is answered as a duplicate if it was stored).
@@ -82,7 +110,27 @@ impl Store {
         )))
     }
 
-    /// The writer task: one transaction per batch of waiting intakes, until every sender
+    /// Writes an answer mark through the group-commit writer (SQLite): the marks of calls
+    /// answered at about the same time share one commit, and each caller gets its answer
+    /// once that commit returned.
+    pub(super) async fn mark_answered_grouped(
+        &self,
+        attempt_id: i64,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        self.health.check()?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Answered { attempt_id, at, reply };
+        if self.writer().send(job).await.is_err() {
+            // The writer is gone (its runtime ended): the mark was not written.
+            return self.mark_answered_one(attempt_id, at).await;
+        }
+        answer.await.unwrap_or(Err(StoreError::NotCommitted(
+            "the writer stopped before answering".to_owned(),
+        )))
+    }
+
+    /// The writer task: one transaction per batch of waiting writes, until every sender
     /// is gone.
     async fn write_batches(self, mut rx: mpsc::Receiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -92,7 +140,7 @@ impl Store {
         }
     }
 
-    /// Writes and commits one batch, then answers every intake in it.
+    /// Writes and commits one batch, then answers every write in it.
     async fn write_batch(&self, batch: Vec<Job>) {
         let mut tx = match self.write_tx().await {
             Ok(tx) => tx,
@@ -105,13 +153,26 @@ impl Store {
                 done.push((job, Err(StoreError::NotCommitted("batch aborted".to_owned()))));
                 continue;
             }
-            let admitted = crate::policy::lifecycle::intake(
-                &job.plan,
-                &job.new.channel,
-                job.new.sms_notice,
-                job.new.created_at,
-            );
-            let written = savepoint(&mut tx, &job.new, &job.plan, &admitted).await;
+            let written = match savepoint(&mut tx).await {
+                Ok(()) => {
+                    let written = match &job {
+                        Job::Intake { new, plan, .. } => {
+                            let admitted = crate::policy::lifecycle::intake(
+                                plan,
+                                &new.channel,
+                                new.sms_notice,
+                                new.created_at,
+                            );
+                            write_one(&mut tx, new, plan, &admitted).await
+                        }
+                        Job::Answered { attempt_id, at, .. } => {
+                            mark_in(&mut tx, *attempt_id, *at).await
+                        }
+                    };
+                    released(&mut tx, written).await
+                }
+                Err(step) => Err(step),
+            };
             match written {
                 Ok(w) => done.push((job, Ok(w))),
                 Err(Step::Own(e)) => done.push((job, Err(e))),
@@ -131,12 +192,22 @@ impl Store {
             return fail_all(done.into_iter().map(|(j, _)| j).collect(), &e);
         }
         for (job, written) in done {
-            let answer = written.map(|w| match w {
-                Written::New(request) => Enqueued { request, duplicate: false },
-                Written::Duplicate(request) => Enqueued { request, duplicate: true },
-            });
-            // A caller that went away gets no answer; its request is stored all the same.
-            let _ = job.reply.send(answer);
+            // A caller that went away gets no answer; its write is stored all the same.
+            match job {
+                Job::Intake { reply, .. } => {
+                    let answer = written.and_then(|w| match w {
+                        Written::New(request) => Ok(Enqueued { request, duplicate: false }),
+                        Written::Duplicate(request) => Ok(Enqueued { request, duplicate: true }),
+                        Written::Marked(_) => Err(StoreError::NotCommitted(
+                            "an intake was answered as a mark".to_owned(),
+                        )),
+                    });
+                    let _ = reply.send(answer);
+                }
+                Job::Answered { reply, .. } => {
+                    let _ = reply.send(written.map(|w| matches!(w, Written::Marked(true))));
+                }
+            }
         }
     }
 }
@@ -148,15 +219,14 @@ enum Step {
     Batch(StoreError),
 }
 
-/// Writes one request under its own savepoint.
-async fn savepoint(
-    tx: &mut Tx<'_>,
-    new: &NewRequest,
-    plan: &Plan,
-    admitted: &Intake,
-) -> Result<Written, Step> {
+/// Opens the savepoint of one write: its own failure rolls back only what it wrote.
+async fn savepoint(tx: &mut Tx<'_>) -> Result<(), Step> {
     sqlx::query("SAVEPOINT intake").execute(&mut **tx).await.map_err(|e| Step::Batch(e.into()))?;
-    let written = write_one(tx, new, plan, admitted).await;
+    Ok(())
+}
+
+/// Closes the savepoint of one write: released when it was written, rolled back when not.
+async fn released(tx: &mut Tx<'_>, written: Result<Written, StoreError>) -> Result<Written, Step> {
     let end = match written {
         Ok(_) => "RELEASE intake",
         Err(_) => "ROLLBACK TO intake",
@@ -170,6 +240,16 @@ async fn savepoint(
     }
     written.map_err(Step::Own)
 }
+
+/// The answer mark of an attempt, inside `tx`.
+async fn mark_in(tx: &mut Tx<'_>, attempt_id: i64, at: i64) -> Result<Written, StoreError> {
+    let done = sqlx::query(MARK_ANSWERED).bind(attempt_id).bind(at).execute(&mut **tx).await?;
+    Ok(Written::Marked(done.rows_affected() == 1))
+}
+
+/// Writes the answer mark of a live attempt; a mark already there is kept.
+pub(super) const MARK_ANSWERED: &str =
+    "UPDATE attempts SET answered_at = COALESCE(answered_at, $2) WHERE id = $1";
 
 /// The request row (or the live one it duplicates), its audit row and SMS rows.
 async fn write_one(
@@ -248,10 +328,10 @@ async fn live_in(tx: &mut Tx<'_>, new: &NewRequest) -> Result<Option<Request>, S
     row.as_ref().map(request_from).transpose()
 }
 
-/// Answers every intake of a batch that was not committed with the same failure.
+/// Answers every write of a batch that was not committed with the same failure.
 fn fail_all(batch: Vec<Job>, e: &StoreError) {
     for job in batch {
-        let _ = job.reply.send(Err(again(e)));
+        job.fail(e);
     }
 }
 

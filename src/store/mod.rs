@@ -30,7 +30,7 @@ pub mod report;
 mod requests;
 mod sms;
 mod told;
-pub use requests::{Applied, Fence};
+pub use requests::{Applied, Fence, Finish};
 pub use sms::OutboxRow;
 pub use told::Told;
 

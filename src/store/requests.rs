@@ -26,6 +26,19 @@ pub enum Applied {
     Gone,
 }
 
+/// The end of a live attempt to write ([`Store::finish_all`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    /// The attempt.
+    pub attempt: &'a Attempt,
+    /// The final SIP status code, if any.
+    pub sip_code: Option<u16>,
+    /// When the far end answered, if the mark is not stored yet.
+    pub answered_at: Option<Timestamp>,
+    /// Which live attempt the outcome may be written on.
+    pub fence: Fence,
+}
+
 /// Which live attempt an outcome may be written on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fence {
@@ -144,11 +157,61 @@ impl Store {
         decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
     ) -> Result<Applied, StoreError> {
         let mut tx = self.write_tx().await?;
-        let Some((req, version)) = self.locked_request(&mut tx, attempt.request_id).await? else {
+        let end = Finish { attempt, sip_code, answered_at, fence };
+        let applied = self.finish_in(&mut tx, &end, now, decide).await?;
+        match applied {
+            Applied::Written(_) => tx.commit().await?,
+            Applied::Gone | Applied::Refused(_) => tx.rollback().await?,
+        }
+        Ok(applied)
+    }
+
+    /// [`Store::finish`] of several attempts in one transaction (one commit, one fsync on
+    /// SQLite). Each is decided on the facts as stored after the ones before it, and
+    /// written whole or not at all (its own savepoint): one that fails gets its error and
+    /// the others are written. `Err` when the transaction itself failed: then none was
+    /// written. Returns once everything written is committed.
+    pub async fn finish_all<D>(
+        &self,
+        ends: Vec<(Finish<'_>, D)>,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Applied, StoreError>>, StoreError>
+    where
+        D: FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+    {
+        let mut tx = self.write_tx().await?;
+        let mut out = Vec::with_capacity(ends.len());
+        for (end, decide) in ends {
+            sqlx::query("SAVEPOINT finish").execute(&mut *tx).await?;
+            let applied = self.finish_in(&mut tx, &end, now, decide).await;
+            if !matches!(applied, Ok(Applied::Written(_))) {
+                sqlx::query("ROLLBACK TO finish").execute(&mut *tx).await?;
+            }
+            sqlx::query("RELEASE finish").execute(&mut *tx).await?;
+            out.push(applied);
+        }
+        if out.iter().any(|a| matches!(a, Ok(Applied::Written(_)))) {
+            tx.commit().await?;
+        } else {
             tx.rollback().await?;
+        }
+        Ok(out)
+    }
+
+    /// The end of one live attempt inside `tx` (see [`Store::finish`]); only
+    /// [`Applied::Written`] writes anything.
+    async fn finish_in(
+        &self,
+        tx: &mut Tx<'_>,
+        end: &Finish<'_>,
+        now: Timestamp,
+        decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+    ) -> Result<Applied, StoreError> {
+        let attempt = end.attempt;
+        let Some((req, version)) = self.locked_request(tx, attempt.request_id).await? else {
             return Ok(Applied::Gone);
         };
-        let lease = match fence {
+        let lease = match end.fence {
             Fence::Own => "",
             Fence::Expired => " AND (lease_until IS NULL OR lease_until < $3)",
         };
@@ -158,39 +221,33 @@ impl Store {
             self.for_update()
         );
         let live = sqlx::query(&sql).bind(attempt.id).bind(version);
-        let live = match fence {
+        let live = match end.fence {
             Fence::Own => live,
             Fence::Expired => live.bind(ms(now)),
         };
-        let live = live.fetch_optional(&mut *tx).await?;
-        if live.is_none() {
-            tx.rollback().await?;
+        if live.fetch_optional(&mut **tx).await?.is_none() {
             return Ok(Applied::Gone);
         }
-        let records = self.finished_attempts(&mut tx, req.id).await?;
+        let records = self.finished_attempts(tx, req.id).await?;
         let t = match decide(&req, &records) {
             Ok(t) => t,
-            Err(refused) => {
-                tx.rollback().await?;
-                return Ok(Applied::Refused(refused));
-            }
+            Err(refused) => return Ok(Applied::Refused(refused)),
         };
-        if let Some(end) = t.attempt {
+        if let Some(ended) = t.attempt {
             sqlx::query(
                 "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5, \
                  answered_at = COALESCE(answered_at, $6) WHERE id = $1",
             )
             .bind(attempt.id)
-            .bind(end.outcome.as_str())
-            .bind(sip_code.map(i64::from))
+            .bind(ended.outcome.as_str())
+            .bind(end.sip_code.map(i64::from))
             .bind(ms(now))
-            .bind(i64::from(end.counted))
-            .bind(answered_at.map(ms))
-            .execute(&mut *tx)
+            .bind(i64::from(ended.counted))
+            .bind(end.answered_at.map(ms))
+            .execute(&mut **tx)
             .await?;
         }
-        self.write(&mut tx, &req, &t, now).await?;
-        tx.commit().await?;
+        self.write(tx, &req, &t, now).await?;
         Ok(Applied::Written(t))
     }
 
@@ -308,63 +365,65 @@ impl Store {
         req: &Request,
         now: Timestamp,
     ) -> Result<Option<Attempt>, StoreError> {
+        let mut claimed = self.claim_all(std::slice::from_ref(req), now).await?;
+        Ok(claimed.pop().flatten())
+    }
+
+    /// [`Store::claim`] of several requests in one transaction (one commit, one fsync on
+    /// SQLite): the attempt of each, in order, or `None` for one that another claimer took
+    /// first or that is no longer waiting. Each claim is written whole or not at all (its
+    /// own savepoint), and all of them are committed before this returns.
+    pub async fn claim_all(
+        &self,
+        reqs: &[Request],
+        now: Timestamp,
+    ) -> Result<Vec<Option<Attempt>>, StoreError> {
         let mut tx = self.write_tx().await?;
-        // The fencing token (`version`) moves on at every claim; the attempt carries it.
-        let Some(version) = sqlx::query(&format!(
-            "UPDATE requests SET state = 'dialing', version = version + 1 \
-             WHERE id = $1 AND state IN {WAITING} RETURNING version"
-        ))
-        .bind(req.id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let one = if reqs.len() == 1 {
+                claim_in(&mut tx, req, now).await?
+            } else {
+                sqlx::query("SAVEPOINT claim").execute(&mut *tx).await?;
+                let one = claim_in(&mut tx, req, now).await;
+                if !matches!(one, Ok(Some(_))) {
+                    sqlx::query("ROLLBACK TO claim").execute(&mut *tx).await?;
+                }
+                sqlx::query("RELEASE claim").execute(&mut *tx).await?;
+                one?
+            };
+            out.push(one);
+        }
+        if out.iter().any(Option::is_some) {
+            tx.commit().await?;
+        } else {
             tx.rollback().await?;
-            return Ok(None);
-        };
-        let version: i64 = version.try_get("version")?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO attempts (request_id, seq, started_at, fence) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), $2, $3) \
-             RETURNING {ATTEMPT_COLUMNS}"
-        ))
-        .bind(req.id)
-        .bind(ms(now))
-        .bind(version)
-        .fetch_one(&mut *tx)
-        .await;
-        let row = match row {
-            Ok(row) => row,
-            Err(e) if is_unique_violation(&e) => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let attempt = attempt_from(&row)?;
-        audit(
-            &mut tx,
-            req.id,
-            now,
-            Some(req.state),
-            State::Dialing,
-            "scheduler",
-            &format!("attempt {}", attempt.seq),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(attempt))
+        }
+        Ok(out)
     }
 
     /// Writes the answer mark of a live attempt (the far end answered at `at`), before the
     /// call goes on; a mark already there is kept. False when the attempt is not live.
+    /// Returns once the mark is committed. SQLite: marks written at about the same time
+    /// (and intakes) share one transaction and one commit (group commit, see `intake`).
     pub async fn mark_answered(&self, attempt_id: i64, at: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE attempts SET answered_at = COALESCE(answered_at, $2) WHERE id = $1",
-        )
-        .bind(attempt_id)
-        .bind(ms(at))
-        .execute(&self.pool)
-        .await?;
+        match self.backend {
+            Backend::Sqlite => self.mark_answered_grouped(attempt_id, ms(at)).await,
+            Backend::Postgres => self.mark_answered_one(attempt_id, ms(at)).await,
+        }
+    }
+
+    /// [`Store::mark_answered`] in a statement of its own.
+    pub(super) async fn mark_answered_one(
+        &self,
+        attempt_id: i64,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(super::intake::MARK_ANSWERED)
+            .bind(attempt_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -391,4 +450,52 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// One claim inside `tx` (see [`Store::claim`]); `None` writes nothing that needs keeping
+/// (the caller rolls back to before it).
+async fn claim_in(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    now: Timestamp,
+) -> Result<Option<Attempt>, StoreError> {
+    // The fencing token (`version`) moves on at every claim; the attempt carries it.
+    let Some(version) = sqlx::query(&format!(
+        "UPDATE requests SET state = 'dialing', version = version + 1 \
+         WHERE id = $1 AND state IN {WAITING} RETURNING version"
+    ))
+    .bind(req.id)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let version: i64 = version.try_get("version")?;
+    let row = sqlx::query(&format!(
+        "INSERT INTO attempts (request_id, seq, started_at, fence) \
+         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), $2, $3) \
+         RETURNING {ATTEMPT_COLUMNS}"
+    ))
+    .bind(req.id)
+    .bind(ms(now))
+    .bind(version)
+    .fetch_one(&mut **tx)
+    .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(e) if is_unique_violation(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let attempt = attempt_from(&row)?;
+    audit(
+        tx,
+        req.id,
+        now,
+        Some(req.state),
+        State::Dialing,
+        "scheduler",
+        &format!("attempt {}", attempt.seq),
+    )
+    .await?;
+    Ok(Some(attempt))
 }

@@ -241,7 +241,7 @@ async fn an_srtp_leg_encrypts_what_it_sends_and_takes_only_authentic_packets() {
     assert!(leg.is_secure());
     let to = leg.local_addr().expect("addr");
     // What the leg sends is SRTP under our key: the far end decrypts it.
-    let prompt = Prompt { samples: vec![1000i16; 160].into() };
+    let prompt = Prompt::from_samples(vec![1000i16; 160]);
     leg.play(&prompt, &CancellationToken::new()).await.expect("play");
     let mut buf = [0u8; 2048];
     let (n, _) =

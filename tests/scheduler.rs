@@ -207,6 +207,17 @@ impl Rig {
         r
     }
 
+    /// Five Kallio requests made a minute apart from 07:00 on 2026-11-23, before opening:
+    /// all due at 08:00 with the same deadline. Their ids, oldest first.
+    async fn enqueue_five_before_opening(&self) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            self.clock.set(hel("2026-11-23T07:00") + SignedDuration::from_mins(i));
+            ids.push(self.enqueue("kallio", &format!("040 100 000{}", i + 1), None).await.id);
+        }
+        ids
+    }
+
     async fn health(&mut self) -> String {
         match self.task.take() {
             Some(t) if t.is_finished() => format!("stopped: {:?}", t.await),
@@ -353,14 +364,7 @@ async fn capacity_holds_and_requests_go_in_deadline_order() {
     let dialer = Scripted { hold: true, ..Scripted::default() };
     let mut rig = Rig::new(hel("2026-11-23T07:00"), services, dialer).await;
     // Made before opening, all due at 08:00 with the same deadline: served oldest first.
-    let mut ids = Vec::new();
-    for (i, n) in ["040 100 0001", "040 100 0002", "040 100 0003", "040 100 0004", "040 100 0005"]
-        .iter()
-        .enumerate()
-    {
-        rig.clock.set(hel("2026-11-23T07:00") + SignedDuration::from_mins(i as i64));
-        ids.push(rig.enqueue("kallio", n, None).await.id);
-    }
+    let ids = rig.enqueue_five_before_opening().await;
     // The call rate (1000/s) runs on the scheduler's clock: each start is a millisecond on.
     let ms = |n: i64| hel("2026-11-23T08:00") + SignedDuration::from_millis(n);
     rig.at(ms(0));
@@ -395,14 +399,7 @@ async fn capacity_holds_and_requests_go_in_deadline_order() {
 async fn calls_claimed_together_start_one_rate_interval_apart() {
     let dialer = Scripted { hold: true, ..Scripted::default() };
     let mut rig = Rig::with_rate(hel("2026-11-23T07:00"), repo_services(), dialer, 100).await;
-    let mut ids = Vec::new();
-    for (i, n) in ["040 100 0001", "040 100 0002", "040 100 0003", "040 100 0004", "040 100 0005"]
-        .iter()
-        .enumerate()
-    {
-        rig.clock.set(hel("2026-11-23T07:00") + SignedDuration::from_mins(i as i64));
-        ids.push(rig.enqueue("kallio", n, None).await.id);
-    }
+    let ids = rig.enqueue_five_before_opening().await;
     let waited = |rig: &Rig| rig.dialer.waited.lock().expect("lock").clone();
     let started = |rig: &Rig, n: usize| {
         let w = rig.dialer.waited.clone();

@@ -549,15 +549,22 @@ impl Scheduler {
         calls.spawn(
             async move {
                 if !wait.is_zero() {
-                    // The start the call rate booked for it (the claim is already stored);
-                    // a hang-up meanwhile goes straight to the dialer, which stops at once.
+                    // The start the call rate booked for it (the claim is already stored).
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = stop.cancelled() => {}
                     }
                 }
-                tracing::debug!("dialling");
-                let result = fut.await;
+                // Stopped before it dialled (cancelled, shutdown, lease lost): no INVITE, so
+                // the patient's phone never rings; the attempt ends as interrupted, as one
+                // stopped before the far end was heard does.
+                let result = if stop.is_cancelled() {
+                    drop(fut);
+                    CallResult { outcome: crate::policy::Outcome::Interrupted, sip_code: None }
+                } else {
+                    tracing::debug!("dialling");
+                    fut.await
+                };
                 info!(outcome = %result.outcome, sip = result.sip_code, "attempt ended");
                 Done { request, attempt, service, result }
             }

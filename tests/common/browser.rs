@@ -22,7 +22,7 @@
 //! ```
 
 use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -137,15 +137,16 @@ impl Browser {
         self.client().goto(url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
     }
 
-    /// The visible text of the whole page.
+    /// The visible text of the whole page, read in one script so that a page re-rendering
+    /// (or a form's navigation) between finding the body and reading it cannot leave a
+    /// stale element behind.
     pub async fn text(&self) -> String {
-        self.client()
-            .find(Locator::Css("body"))
+        let text = self
+            .client()
+            .execute("return document.body ? document.body.innerText : '';", vec![])
             .await
-            .expect("the page has a body")
-            .text()
-            .await
-            .expect("the body's text")
+            .expect("the body's text");
+        text.as_str().unwrap_or_default().to_owned()
     }
 
     /// Waits (bounded by [`super::WAIT`]) until the page's text contains `needle`, and

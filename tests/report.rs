@@ -324,6 +324,43 @@ fn report_on_postgres() {
     check(&setup);
 }
 
+/// The HTML report as a supervisor opens it: from a file, in Chromium, offline. Every
+/// chart is drawn, nothing is fetched from anywhere, no console error; a screenshot is kept
+/// (`target/test-artefacts/report-desktop.png`, the README's `docs/report.png`).
+#[tokio::test]
+async fn the_html_report_in_a_browser() {
+    let Some(browser) = common::browser::Browser::start().await else { return };
+    let setup = Setup::new();
+    fill(&format!("sqlite:{}", setup.database().display())).await;
+    let out = setup.dir.path().join("raportti.html");
+    let path = out.to_str().expect("UTF-8");
+    run(&setup, &["--week", "2026-W52", "--format", "html", "--lang", "fi", "--out", path]);
+    // Tall enough for the whole first section: charts, figures and the day table.
+    browser.client().set_window_size(1000, 1800).await.expect("resize the window");
+    browser.goto(&format!("file://{path}")).await;
+    let text = browser.wait_for_text("callbackd-raportti 2026-W52").await;
+    assert!(text.contains("Kaikki palvelut"), "{text}");
+    assert!(!text.contains("+358") && !text.contains("040"), "a number in the report");
+    // Every chart laid out at a readable size, not just present in the file.
+    let drawn = browser
+        .client()
+        .execute(
+            "return Array.from(document.querySelectorAll('svg')).filter(s => {
+                 const r = s.getBoundingClientRect();
+                 return r.width >= 200 && r.height >= 100 && s.querySelectorAll('rect, path, line, polyline').length > 5;
+             }).length;",
+            vec![],
+        )
+        .await
+        .expect("count the charts");
+    assert_eq!(drawn.as_u64(), Some(16), "four charts in each of four sections");
+    browser.screenshot("report-desktop").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    // A file has no origin of its own: every network request would be an outside one.
+    assert_eq!(browser.external_requests("file://").await, Vec::<String>::new());
+    browser.close().await;
+}
+
 #[test]
 fn bad_input_and_a_missing_store() {
     let setup = Setup::new();

@@ -1,10 +1,12 @@
 //! The report's read of the store: read-only, safe while the daemon runs.
 //!
 //! One connection, one read-only transaction, so every read sees one snapshot: SQLite
-//! opened with `mode=ro` and `PRAGMA query_only` (a WAL reader never blocks the daemon's
+//! opened read-only with `PRAGMA query_only` (a WAL reader never blocks the daemon's
 //! writer), PostgreSQL in a `REPEATABLE READ, READ ONLY` transaction. No migration is run
-//! and nothing is written. [`read`] goes through the backend's own sqlx driver (not `Any`)
-//! and reads both periods (the report's and the previous one) in two statements:
+//! and nothing is written. [`read`] reads SQLite through `rusqlite` on a blocking thread
+//! (stepping through the rows where they are read, instead of sqlx handing each row over
+//! from its worker thread) and PostgreSQL through sqlx's own driver; both periods (the
+//! report's and the previous one) come in two statements:
 //!
 //! - the requests made in them, each joined to its attempts (one row per attempt, one for a
 //!   request without any), in the order of `requests_created (created_at, service)` so a
@@ -25,6 +27,7 @@ use crate::report::{
 };
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
+use rusqlite::types::Value as SqlValue;
 use sqlx::{Connection, Row};
 
 /// Which requests: made in `from..to` (Unix ms) by these services.
@@ -50,8 +53,8 @@ fn bound<'q>(
 }
 
 /// The instants of a report's read (Unix ms) and its services.
-struct Plan<'a> {
-    services: &'a [String],
+struct Plan {
+    services: Vec<String>,
     /// The previous period's start: the previous period is `prev..cur_from`.
     prev: i64,
     cur_from: i64,
@@ -114,6 +117,50 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// One row of [`joined`] or [`sent`] as a driver gives it: the columns by position, strings
+/// borrowed from the row.
+trait Columns {
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+    fn text(&self, i: usize) -> Result<&str, StoreError>;
+    fn opt_text(&self, i: usize) -> Result<Option<&str>, StoreError>;
+}
+
+impl Columns for sqlx::postgres::PgRow {
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn text(&self, i: usize) -> Result<&str, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<&str>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.get_ref(i)?.as_i64().map_err(|e| sqlite_column(i, e))?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get_ref(i)?.as_i64_or_null().map_err(|e| sqlite_column(i, e))?)
+    }
+    fn text(&self, i: usize) -> Result<&str, StoreError> {
+        Ok(self.get_ref(i)?.as_str().map_err(|e| sqlite_column(i, e))?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<&str>, StoreError> {
+        Ok(self.get_ref(i)?.as_str_or_null().map_err(|e| sqlite_column(i, e))?)
+    }
+}
+
+/// A column of the wrong type, as rusqlite's own error names it.
+fn sqlite_column(i: usize, e: rusqlite::types::FromSqlError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Null, Box::new(e))
+}
+
 /// The request whose rows of [`joined`] are streaming in.
 #[derive(Debug)]
 struct Open {
@@ -125,7 +172,7 @@ struct Open {
     calls: CallsFold,
 }
 
-/// [`joined`]'s rows folded as they stream in, one request at a time.
+/// [`joined`]'s rows folded as they stream in, one request at a time, then [`sent`]'s.
 #[derive(Debug)]
 struct Stream {
     fold: Fold,
@@ -136,33 +183,33 @@ struct Stream {
 }
 
 impl Stream {
-    /// One row: a request's first row opens it (and hands the one before to the fold), each
-    /// row's attempt, if any, is added to its calls and counted by outcome. Strings are read
-    /// borrowed; the channel is looked up among the few seen so far, not copied.
-    fn row<'r, R>(&mut self, row: &'r R) -> Result<(), StoreError>
-    where
-        R: Row,
-        usize: sqlx::ColumnIndex<R>,
-        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
-        let id: i64 = row.try_get(0)?;
+    fn new(p: &Plan) -> Self {
+        let n = p.services.len();
+        Stream { fold: Fold::new(n, p.now), services: n, cur_from: p.cur_from, open: None }
+    }
+
+    /// One row of [`joined`]: a request's first row opens it (and hands the one before to
+    /// the fold), each row's attempt, if any, is added to its calls and counted by outcome.
+    /// Strings are read borrowed; the channel is looked up among the few seen so far, not
+    /// copied.
+    fn row<C: Columns>(&mut self, row: &C) -> Result<(), StoreError> {
+        let id = row.int(0)?;
         if self.open.as_ref().is_none_or(|o| o.id != id) {
             self.close();
-            let Some(service) = index(row.try_get(1)?, self.services) else { return Ok(()) };
-            let state: &str = row.try_get(3)?;
+            let Some(service) = index(row.int(1)?, self.services) else { return Ok(()) };
+            let state = row.text(3)?;
             let state = state
                 .parse()
                 .map_err(|_| StoreError::Corrupt { what: "state", value: state.to_owned() })?;
-            let created_at: i64 = row.try_get(4)?;
-            let told = (opt_ts(row.try_get(7)?)?, opt_ts(row.try_get(8)?)?);
+            let created_at = row.int(4)?;
+            let told = (opt_ts(row.opt_int(7)?)?, opt_ts(row.opt_int(8)?)?);
             let request = Served {
                 service,
-                channel: self.fold.channel(row.try_get(2)?),
+                channel: self.fold.channel(row.text(2)?),
                 state,
                 created_at: ts(created_at)?,
-                deadline_at: ts(row.try_get(5)?)?,
-                deadline_missed: row.try_get::<i64, _>(6)? != 0,
+                deadline_at: ts(row.int(5)?)?,
+                deadline_missed: row.int(6)? != 0,
                 told: match told {
                     (Some(f), Some(t)) => Some((f, t)),
                     _ => None,
@@ -173,9 +220,9 @@ impl Stream {
             self.open = Some(Open { id, request, current, calls: CallsFold::default() });
         }
         let Some(open) = self.open.as_mut() else { return Ok(()) };
-        let Some(seq) = row.try_get::<Option<i64>, _>(9)? else { return Ok(()) };
-        let outcome: Option<&str> = row.try_get(12)?;
-        let outcome = outcome
+        let Some(seq) = row.opt_int(9)? else { return Ok(()) };
+        let outcome = row
+            .opt_text(12)?
             .map(|o| {
                 o.parse::<Outcome>()
                     .map_err(|_| StoreError::Corrupt { what: "outcome", value: o.to_owned() })
@@ -184,8 +231,8 @@ impl Stream {
         open.calls.add(&AttemptRow {
             request_id: id,
             seq,
-            started_at: ts(row.try_get(10)?)?,
-            answered_at: opt_ts(row.try_get(11)?)?,
+            started_at: ts(row.int(10)?)?,
+            answered_at: opt_ts(row.opt_int(11)?)?,
             outcome,
         });
         if let Some(o) = outcome {
@@ -201,16 +248,25 @@ impl Stream {
         }
     }
 
-    /// The fold, every request in it.
-    fn finish(mut self) -> Fold {
+    /// One row of [`sent`], after the last of [`joined`].
+    fn sms<C: Columns>(&mut self, row: &C) -> Result<(), StoreError> {
         self.close();
-        self.fold
+        let Some(i) = index(row.int(0)?, self.services) else { return Ok(()) };
+        let current = row.int(1)? != 0;
+        self.fold.sms(i, current, row.text(2)?, count(row.int(3)?));
+        Ok(())
+    }
+
+    /// What the report needs, every request in it.
+    fn finish(mut self) -> Read {
+        self.close();
+        self.fold.finish()
     }
 }
 
 /// The report's statements in the order [`read`] runs them, each with its leading integer
 /// parameters (the services follow them).
-fn statements(p: &Plan<'_>) -> [(&'static str, String, Vec<i64>); 2] {
+fn statements(p: &Plan) -> [(&'static str, String, Vec<i64>); 2] {
     let n = p.services.len();
     [
         ("the requests of both periods with their attempts", joined(n), vec![p.prev, p.cur_to]),
@@ -218,101 +274,124 @@ fn statements(p: &Plan<'_>) -> [(&'static str, String, Vec<i64>); 2] {
     ]
 }
 
-/// The reads of [`read`] for one backend, inside its read-only transaction. And
-/// [`explain`]'s plans: `$explain` is the backend's prefix, `$col` the plan text's column;
-/// `$batch` whether the requests' rows are waited for in batches ([`next`]).
-macro_rules! read_in {
-    ($db:ty, $read:ident, $plans:ident, $explain:literal, $col:literal, $batch:literal) => {
-        async fn $read(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            p: &Plan<'_>,
-        ) -> Result<Read, StoreError> {
-            fn bind<'q>(
-                sql: &'q str,
-                ints: &'q [i64],
-                services: &'q [String],
-            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-                let mut q = sqlx::query(sql);
-                for i in ints {
-                    q = q.bind(*i);
-                }
-                for s in services {
-                    q = q.bind(s.as_str());
-                }
-                q
-            }
-            let n = p.services.len();
-            let [requests, sms] = statements(p);
-            let mut stream =
-                Stream { fold: Fold::new(n, p.now), services: n, cur_from: p.cur_from, open: None };
-            let mut rows = bind(&requests.1, &requests.2, p.services).fetch(&mut **tx);
-            while let Some(row) = next(&mut rows, $batch).await? {
-                stream.row(&row)?;
-            }
-            drop(rows);
-            let mut fold = stream.finish();
-            let mut rows = bind(&sms.1, &sms.2, p.services).fetch(&mut **tx);
-            while let Some(row) = rows.try_next().await? {
-                let Some(i) = index(row.try_get(0)?, n) else { continue };
-                let current = row.try_get::<i64, _>(1)? != 0;
-                let kind: &str = row.try_get(2)?;
-                fold.sms(i, current, kind, count(row.try_get(3)?));
-            }
-            Ok(fold.finish())
-        }
+/// `sql` with its parameters bound: the integers, then the services.
+fn bind_pg<'q>(
+    sql: &'q str,
+    ints: &'q [i64],
+    services: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(sql);
+    for i in ints {
+        q = q.bind(*i);
+    }
+    for s in services {
+        q = q.bind(s.as_str());
+    }
+    q
+}
 
-        async fn $plans(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            p: &Plan<'_>,
-        ) -> Result<Vec<(&'static str, String)>, StoreError> {
+/// [`read`] on PostgreSQL, inside its read-only transaction: the rows streamed from the
+/// server as they come.
+async fn read_postgres(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    p: &Plan,
+) -> Result<Read, StoreError> {
+    let [requests, sms] = statements(p);
+    let mut stream = Stream::new(p);
+    let mut rows = bind_pg(&requests.1, &requests.2, &p.services).fetch(&mut **tx);
+    while let Some(row) = rows.try_next().await? {
+        stream.row(&row)?;
+    }
+    drop(rows);
+    let mut rows = bind_pg(&sms.1, &sms.2, &p.services).fetch(&mut **tx);
+    while let Some(row) = rows.try_next().await? {
+        stream.sms(&row)?;
+    }
+    Ok(stream.finish())
+}
+
+/// [`explain`] on PostgreSQL.
+async fn plans_postgres(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    p: &Plan,
+) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let mut out = Vec::new();
+    for (name, sql, ints) in statements(p) {
+        let sql = format!("EXPLAIN {sql}");
+        let rows = bind_pg(&sql, &ints, &p.services).fetch_all(&mut **tx).await?;
+        let lines =
+            rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
+        out.push((name, lines.join("\n")));
+    }
+    Ok(out)
+}
+
+/// A statement of [`statements`] for SQLite: its `$n` parameters as SQLite's numbered
+/// `?n` (a `$n` would be a named parameter, numbered by first use, and [`joined`] uses the
+/// services before the instants), and the values in that order.
+fn sqlite_statement(sql: &str, ints: &[i64], services: &[String]) -> (String, Vec<SqlValue>) {
+    let values = ints
+        .iter()
+        .map(|i| SqlValue::Integer(*i))
+        .chain(services.iter().map(|s| SqlValue::Text(s.clone())))
+        .collect();
+    (sql.replace('$', "?"), values)
+}
+
+/// [`read`] or [`explain`] on SQLite, on a blocking thread: rusqlite steps through the rows
+/// on the calling thread, where sqlx would hand each of the hundreds of thousands of rows
+/// over from its worker thread (the same `libsqlite3-sys` underneath). The file is opened
+/// read-only and `query_only`, and both statements run in one deferred transaction: one
+/// WAL snapshot, which never blocks the daemon's writer.
+fn sqlite_snapshot(path: &str, p: &Plan, job: Job) -> Result<Done, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    // A report reads a month of requests with their attempts and SMS once: its sorts and
+    // groupings stay in memory instead of temporary files, the file is read through a
+    // memory map, and the page cache may hold the month (limits, not allocations; this
+    // connection lives for one report).
+    conn.execute_batch(
+        "PRAGMA query_only = 1; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 536870912; \
+         PRAGMA cache_size = -262144;",
+    )?;
+    let tx = conn.unchecked_transaction()?;
+    let [requests, sms] = statements(p);
+    let done = match job {
+        Job::Read => {
+            let mut stream = Stream::new(p);
+            let (sql, values) = sqlite_statement(&requests.1, &requests.2, &p.services);
+            let mut stmt = tx.prepare(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+            while let Some(row) = rows.next()? {
+                stream.row(row)?;
+            }
+            let (sql, values) = sqlite_statement(&sms.1, &sms.2, &p.services);
+            let mut stmt = tx.prepare(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+            while let Some(row) = rows.next()? {
+                stream.sms(row)?;
+            }
+            Done::Read(stream.finish())
+        }
+        Job::Explain => {
             let mut out = Vec::new();
-            for (name, sql, ints) in statements(p) {
-                let sql = format!("{} {sql}", $explain);
-                let mut q = sqlx::query(&sql);
-                for i in &ints {
-                    q = q.bind(*i);
-                }
-                for s in p.services {
-                    q = q.bind(s.as_str());
-                }
-                let rows = q.fetch_all(&mut **tx).await?;
-                let lines = rows
-                    .iter()
-                    .map(|r| r.try_get::<String, _>($col))
+            for (name, sql, ints) in [requests, sms] {
+                let (sql, values) = sqlite_statement(&sql, &ints, &p.services);
+                let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let lines = stmt
+                    .query_map(rusqlite::params_from_iter(values), |r| r.get::<_, String>(3))?
                     .collect::<Result<Vec<_>, _>>()?;
                 out.push((name, lines.join("\n")));
             }
-            Ok(out)
+            Done::Explain(out)
         }
     };
-}
-
-read_in!(sqlx::Sqlite, read_sqlite, plans_sqlite, "EXPLAIN QUERY PLAN", 3, true);
-read_in!(sqlx::Postgres, read_postgres, plans_postgres, "EXPLAIN", 0, false);
-
-/// Rows sqlx's SQLite worker thread may read ahead of the report ([`next`]).
-const ROW_BUFFER: usize = 4096;
-
-/// The stream's next row. With `batch` (SQLite, whose rows come one at a time from sqlx's
-/// worker thread through a channel), when no row is ready it sleeps a millisecond while the
-/// worker reads ahead (up to [`ROW_BUFFER`] rows), instead of waiting for each row: waking
-/// for every one of the hundreds of thousands of rows costs two thread switches each. When
-/// the report falls a whole buffer behind (a busy machine), the worker again waits for a
-/// free slot row by row until the report catches up.
-async fn next<R, S>(rows: &mut S, batch: bool) -> Result<Option<R>, sqlx::Error>
-where
-    S: futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
-{
-    use futures_util::FutureExt;
-    if batch {
-        loop {
-            if let Some(row) = rows.try_next().now_or_never() {
-                return row;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-    }
-    rows.try_next().await
+    tx.rollback()?;
+    Ok(done)
 }
 
 /// What a snapshot is opened for.
@@ -327,10 +406,9 @@ enum Done {
     Explain(Vec<(&'static str, String)>),
 }
 
-/// Reads what a report of `query` needs (see [`Read`]), read-only, through the backend's
-/// own driver: the requests of both periods with their attempts in one ordered pass, folded
-/// as they come; the SMS counted by the database. `now` decides which requests are still
-/// undecided.
+/// Reads what a report of `query` needs (see [`Read`]), read-only: the requests of both
+/// periods with their attempts in one ordered pass, folded as they come; the SMS counted by
+/// the database. `now` decides which requests are still undecided.
 pub async fn read(url: &str, query: &Query, now: Timestamp) -> Result<Read, StoreError> {
     match snapshot(url, query, now, Job::Read).await? {
         Done::Read(r) => Ok(r),
@@ -356,47 +434,24 @@ async fn snapshot(url: &str, query: &Query, now: Timestamp, job: Job) -> Result<
     let (cur_from, cur_to) = query.period.instants(&query.tz);
     let (prev, _) = query.period.previous().instants(&query.tz);
     let plan = Plan {
-        services: &query.services,
+        services: query.services.clone(),
         prev: super::ms(prev),
         cur_from: super::ms(cur_from),
         cur_to: super::ms(cur_to),
         now,
     };
     if let Some(rest) = url.strip_prefix("sqlite:") {
-        let (path, mut params, _) = sqlite_url(rest);
-        if path != ":memory:" && !std::path::Path::new(&path).exists() {
+        let (path, _, _) = sqlite_url(rest);
+        if !std::path::Path::new(&path).exists() {
             return Err(StoreError::Db(sqlx::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!("database file {path} does not exist"),
             ))));
         }
-        params.push("mode=ro".to_owned());
-        let url = format!("sqlite://{path}?{}", params.join("&"));
-        let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
-        let mut conn =
-            sqlx::SqliteConnection::connect_with(&options.row_buffer_size(ROW_BUFFER)).await?;
-        sqlx::query("PRAGMA query_only = 1").execute(&mut conn).await?;
-        let busy = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
-        sqlx::query(&busy).execute(&mut conn).await?;
-        // A report reads a month of requests with their attempts and SMS once, and groups
-        // and ranks them: its sorts and groupings stay in memory instead of temporary
-        // files, the file is read through a memory map, and the page cache may hold the
-        // month (limits, not allocations; this connection lives for one report).
-        for pragma in [
-            "PRAGMA temp_store = MEMORY",
-            "PRAGMA mmap_size = 536870912",
-            "PRAGMA cache_size = -262144",
-        ] {
-            sqlx::query(pragma).execute(&mut conn).await?;
+        match tokio::task::spawn_blocking(move || sqlite_snapshot(&path, &plan, job)).await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
-        let mut tx = conn.begin().await?;
-        let done = match job {
-            Job::Read => Done::Read(read_sqlite(&mut tx, &plan).await?),
-            Job::Explain => Done::Explain(plans_sqlite(&mut tx, &plan).await?),
-        };
-        tx.rollback().await?;
-        conn.close().await?;
-        Ok(done)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let mut conn = sqlx::PgConnection::connect(url).await?;
         let mut tx = conn.begin().await?;

@@ -35,7 +35,8 @@
 //! `SIP_BENCH_CAPACITY` (the dialplan's `capacity` in phases 2 and 3, 1000),
 //! `SIP_BENCH_LINGER_SECS` (RSS again this long after the paced run's last call, 40; 0 = no),
 //! `SIP_BENCH_OUT` (also write the markdown report to this file). `SIP_BENCH_HOLD=0` skips
-//! phase 4.
+//! phase 4. `SIP_BENCH_ONLY=short` runs only the call of no length, sipp's and the daemon's
+//! (printed, no report), e.g. to profile the daemon during its burst.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -436,6 +437,13 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_callbackd");
     eprintln!("sip bench: {knobs:?}, daemon {bin}");
 
+    if std::env::var("SIP_BENCH_ONLY").is_ok_and(|v| v == "short") {
+        // The call of no length alone, e.g. to profile the daemon during its burst.
+        let blip = callbackd::media::Prompt::from_samples(vec![0]);
+        eprintln!("sipp like callbackd, one frame: {:?}", sipp_like_callbackd(&knobs, &blip));
+        eprintln!("callbackd burst, one frame: {:?}", rt.block_on(daemon_run(&knobs, None, true)));
+        return;
+    }
     let reference = sipp_reference(&knobs);
     eprintln!("sipp → sipp: {reference:?}");
     let connecting = callbackd::media::wav::load(&common::repo().join("sounds/fi/connecting.wav"))

@@ -515,9 +515,12 @@ impl Store {
                 let health = on_release.clone();
                 Box::pin(async move {
                     // SQLite runs a dropped transaction's ROLLBACK on the connection's worker
-                    // thread: a round trip lets it finish before the depth is read.
-                    // (PostgreSQL counts the depth down when the ROLLBACK is queued.)
-                    if backend == Backend::Sqlite {
+                    // thread, and counts the depth down only when it has run: a depth of 0
+                    // is final, a non-zero one gets a round trip to let a queued ROLLBACK
+                    // finish before it is read again. (PostgreSQL counts the depth down
+                    // when the ROLLBACK is queued.) Most releases, after a plain query or a
+                    // commit, need no round trip.
+                    if backend == Backend::Sqlite && conn.is_in_transaction() {
                         conn.ping().await?;
                     }
                     Ok(reusable(conn, &health, meta.age))

@@ -831,3 +831,68 @@ async fn an_outcome_that_cannot_be_written_does_not_hold_back_the_others() {
     assert_eq!(rig.dialer.placed().len(), 2, "neither dialled again");
     rig.stop().await;
 }
+
+/// A batch of claims in which one request's attempt is refused after its row was updated
+/// (a stray live attempt, as a foreign writer could leave): that claim alone is undone and
+/// its request stays waiting; the others are claimed and committed.
+#[tokio::test]
+async fn a_claim_refused_inside_a_batch_is_undone_alone() {
+    use callbackd::lang::Lang;
+    use callbackd::number::E164;
+    use callbackd::policy::Plan;
+    use callbackd::store::NewRequest;
+    use sqlx::Executor;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite:{}", dir.path().join("queue.db").display());
+    let store = Store::open(&url).await.expect("open the store");
+    let t = hel("2026-11-23T09:00");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let new = NewRequest {
+            service: "kallio".to_owned(),
+            number: E164::from_stored(format!("+35840555010{i}")),
+            channel: "api".to_owned(),
+            lang: Lang::Fi,
+            window: None,
+            sms_consent: false,
+            sms_notice: false,
+            created_at: t,
+            team: None,
+        };
+        let plan = Plan {
+            due: t,
+            deadline: t + SignedDuration::from_hours(7),
+            expires: t + SignedDuration::from_hours(24),
+            counted: 0,
+        };
+        ids.push(store.enqueue(&new, &plan).await.expect("enqueue").request.id);
+    }
+    let stray = ids[1];
+    let mut conn = sql(&url).await;
+    conn.execute(
+        format!("INSERT INTO attempts (request_id, seq, started_at) VALUES ({stray}, 9, 0)")
+            .as_str(),
+    )
+    .await
+    .expect("a stray live attempt");
+    let now = t + SignedDuration::from_mins(1);
+    let due = store.due("kallio", now, 10).await.expect("due");
+    assert_eq!(due.len(), 3, "{due:?}");
+    let claimed = store.claim_all(&due, now).await.expect("the batch is committed");
+    assert_eq!(claimed.len(), 3);
+    for (req, attempt) in due.iter().zip(&claimed) {
+        let stored = store.request(req.id).await.expect("read").expect("kept");
+        let attempts = store.attempts(req.id).await.expect("attempts");
+        if req.id == stray {
+            assert!(attempt.is_none(), "{attempt:?}");
+            assert_eq!(stored.state, State::Pending, "the refused claim is undone");
+            assert_eq!(attempts.len(), 1, "only the stray attempt: {attempts:?}");
+        } else {
+            let attempt = attempt.as_ref().expect("claimed");
+            assert_eq!(attempt.request_id, req.id);
+            assert_eq!(stored.state, State::Dialing);
+            assert_eq!(attempts.len(), 1, "{attempts:?}");
+        }
+    }
+    store.close().await;
+}

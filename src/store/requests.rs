@@ -168,9 +168,10 @@ impl Store {
 
     /// [`Store::finish`] of several attempts in one transaction (one commit, one fsync on
     /// SQLite). Each is decided on the facts as stored after the ones before it, and
-    /// written whole or not at all (its own savepoint): one that fails gets its error and
-    /// the others are written. `Err` when the transaction itself failed: then none was
-    /// written. Returns once everything written is committed.
+    /// written whole or not at all (its own savepoint, or the transaction when it is the
+    /// only one): one that fails gets its error and the others are written. `Err` when the
+    /// transaction itself failed: then none was written. Returns once everything written
+    /// is committed.
     pub async fn finish_all<D>(
         &self,
         ends: Vec<(Finish<'_>, D)>,
@@ -181,7 +182,14 @@ impl Store {
     {
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(ends.len());
+        // One end alone needs no savepoint: the transaction itself is rolled back below
+        // unless its end was written.
+        let alone = ends.len() == 1;
         for (end, decide) in ends {
+            if alone {
+                out.push(self.finish_in(&mut tx, &end, now, decide).await);
+                continue;
+            }
             sqlx::query("SAVEPOINT finish").execute(&mut *tx).await?;
             let applied = self.finish_in(&mut tx, &end, now, decide).await;
             if !matches!(applied, Ok(Applied::Written(_))) {
@@ -371,35 +379,67 @@ impl Store {
 
     /// [`Store::claim`] of several requests in one transaction (one commit, one fsync on
     /// SQLite): the attempt of each, in order, or `None` for one that another claimer took
-    /// first or that is no longer waiting. Each claim is written whole or not at all (its
-    /// own savepoint), and all of them are committed before this returns.
+    /// first or that is no longer waiting. Each claim is written whole or not at all, and
+    /// all of them are committed before this returns.
+    ///
+    /// A claim that finds its request taken writes nothing, so the batch needs no
+    /// savepoints. Only an attempt refused after its request was updated (a duplicate
+    /// attempt number, which the write lock and the request's row lock leave to a foreign
+    /// writer) must be undone alone: then the batch is rolled back and claimed again, each
+    /// claim under its own savepoint.
     pub async fn claim_all(
         &self,
         reqs: &[Request],
         now: Timestamp,
     ) -> Result<Vec<Option<Attempt>>, StoreError> {
+        if let Some(out) = self.claim_batch(reqs, now, false).await? {
+            return Ok(out);
+        }
+        if reqs.len() == 1 {
+            return Ok(vec![None]);
+        }
+        let out = self.claim_batch(reqs, now, true).await?;
+        Ok(out.unwrap_or_else(|| vec![None; reqs.len()]))
+    }
+
+    /// One transaction of [`Store::claim_all`]. `None` when a claim met a conflict without
+    /// `savepoints` (then the transaction was rolled back: nothing was written).
+    async fn claim_batch(
+        &self,
+        reqs: &[Request],
+        now: Timestamp,
+        savepoints: bool,
+    ) -> Result<Option<Vec<Option<Attempt>>>, StoreError> {
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(reqs.len());
         for req in reqs {
-            let one = if reqs.len() == 1 {
-                claim_in(&mut tx, req, now).await?
-            } else {
+            let one = if savepoints {
                 sqlx::query("SAVEPOINT claim").execute(&mut *tx).await?;
                 let one = claim_in(&mut tx, req, now).await;
-                if !matches!(one, Ok(Some(_))) {
+                if !matches!(one, Ok(Claim::Claimed(_))) {
                     sqlx::query("ROLLBACK TO claim").execute(&mut *tx).await?;
                 }
                 sqlx::query("RELEASE claim").execute(&mut *tx).await?;
                 one?
+            } else {
+                claim_in(&mut tx, req, now).await?
             };
-            out.push(one);
+            out.push(match one {
+                Claim::Claimed(attempt) => Some(attempt),
+                Claim::Taken => None,
+                Claim::Conflict if savepoints => None,
+                Claim::Conflict => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            });
         }
         if out.iter().any(Option::is_some) {
             tx.commit().await?;
         } else {
             tx.rollback().await?;
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Writes the answer mark of a live attempt (the far end answered at `at`), before the
@@ -452,13 +492,20 @@ impl Store {
     }
 }
 
-/// One claim inside `tx` (see [`Store::claim`]); `None` writes nothing that needs keeping
-/// (the caller rolls back to before it).
-async fn claim_in(
-    tx: &mut Tx<'_>,
-    req: &Request,
-    now: Timestamp,
-) -> Result<Option<Attempt>, StoreError> {
+/// What one claim inside a transaction did.
+#[derive(Debug)]
+enum Claim {
+    /// The request is `dialing` with this live attempt.
+    Claimed(Attempt),
+    /// The request was no longer waiting: nothing was written.
+    Taken,
+    /// The request was updated but its attempt refused as a duplicate: the update must be
+    /// undone (rolled back to before the claim).
+    Conflict,
+}
+
+/// One claim inside `tx` (see [`Store::claim`]).
+async fn claim_in(tx: &mut Tx<'_>, req: &Request, now: Timestamp) -> Result<Claim, StoreError> {
     // The fencing token (`version`) moves on at every claim; the attempt carries it.
     let Some(version) = sqlx::query(&format!(
         "UPDATE requests SET state = 'dialing', version = version + 1 \
@@ -468,7 +515,7 @@ async fn claim_in(
     .fetch_optional(&mut **tx)
     .await?
     else {
-        return Ok(None);
+        return Ok(Claim::Taken);
     };
     let version: i64 = version.try_get("version")?;
     let row = sqlx::query(&format!(
@@ -483,7 +530,7 @@ async fn claim_in(
     .await;
     let row = match row {
         Ok(row) => row,
-        Err(e) if is_unique_violation(&e) => return Ok(None),
+        Err(e) if is_unique_violation(&e) => return Ok(Claim::Conflict),
         Err(e) => return Err(e.into()),
     };
     let attempt = attempt_from(&row)?;
@@ -497,5 +544,5 @@ async fn claim_in(
         &format!("attempt {}", attempt.seq),
     )
     .await?;
-    Ok(Some(attempt))
+    Ok(Claim::Claimed(attempt))
 }

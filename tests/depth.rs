@@ -5,35 +5,16 @@
 
 mod common;
 
-use callbackd::lang::Lang;
-use callbackd::number::E164;
 use callbackd::policy::Plan;
 use callbackd::store::{Depth, NewRequest, State, Store};
 use common::pg::TestDb;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use sqlx::{AnyPool, Row};
 
 fn row(i: u64) -> (NewRequest, Plan) {
     let t: Timestamp = "2026-03-02T08:00:00Z".parse().expect("instant");
     let service = ["kallio", "vuosaari", "kotka-neuvonta"][(i % 3) as usize];
-    let new = NewRequest {
-        service: service.to_owned(),
-        number: E164::from_stored(format!("+35850{i:07}")),
-        channel: "api".to_owned(),
-        lang: Lang::Fi,
-        window: None,
-        sms_consent: false,
-        sms_notice: false,
-        created_at: t,
-        team: None,
-    };
-    let plan = Plan {
-        due: t,
-        deadline: t + SignedDuration::from_hours(8),
-        expires: t + SignedDuration::from_hours(24),
-        counted: 0,
-    };
-    (new, plan)
+    common::fill::api_request(service, &format!("+35850{i:07}"), t)
 }
 
 /// Live requests per service and state, counted row by row.

@@ -4,6 +4,8 @@
 //! serving order of the SQL against the lifecycle's; answered calls never dialled twice,
 //! through a crash and through failed writes.
 
+mod common;
+
 use callbackd::call::attempt::{Call, CallResult, Dialer};
 use callbackd::clock::{Clock, ManualClock};
 use callbackd::dialplan::{self, Services};
@@ -837,10 +839,6 @@ async fn an_outcome_that_cannot_be_written_does_not_hold_back_the_others() {
 /// its request stays waiting; the others are claimed and committed.
 #[tokio::test]
 async fn a_claim_refused_inside_a_batch_is_undone_alone() {
-    use callbackd::lang::Lang;
-    use callbackd::number::E164;
-    use callbackd::policy::Plan;
-    use callbackd::store::NewRequest;
     use sqlx::Executor;
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite:{}", dir.path().join("queue.db").display());
@@ -848,23 +846,7 @@ async fn a_claim_refused_inside_a_batch_is_undone_alone() {
     let t = hel("2026-11-23T09:00");
     let mut ids = Vec::new();
     for i in 0..3 {
-        let new = NewRequest {
-            service: "kallio".to_owned(),
-            number: E164::from_stored(format!("+35840555010{i}")),
-            channel: "api".to_owned(),
-            lang: Lang::Fi,
-            window: None,
-            sms_consent: false,
-            sms_notice: false,
-            created_at: t,
-            team: None,
-        };
-        let plan = Plan {
-            due: t,
-            deadline: t + SignedDuration::from_hours(7),
-            expires: t + SignedDuration::from_hours(24),
-            counted: 0,
-        };
+        let (new, plan) = common::fill::api_request("kallio", &format!("+35840555010{i}"), t);
         ids.push(store.enqueue(&new, &plan).await.expect("enqueue").request.id);
     }
     let stray = ids[1];

@@ -13,9 +13,9 @@
 //! and step: the due requests of a turn that the call rate lets start within
 //! `CLAIM_AHEAD` are claimed in one transaction, each call then waiting for the start the
 //! rate booked for it ([`Admission::book`]), so starts stay one interval apart; the
-//! outcomes of the calls that ended meanwhile are written in one transaction, each under
-//! its own savepoint; the answer marks share the commits of the store's group-commit
-//! writer. Each write is still committed before the step it announces.
+//! outcomes of the calls that ended meanwhile are written in one transaction, each whole
+//! or not at all ([`Store::finish_all`]); the answer marks share the commits of the store's
+//! group-commit writer. Each write is still committed before the step it announces.
 //!
 //! On start it recovers (`recovery.rs`): an attempt left live by a crash is recorded as
 //! `interrupted` and its request re-planned per policy (interrupted attempts do not count),

@@ -858,7 +858,7 @@ impl Store {
     }
 
     /// Folds the `queue_depth` rows batch by batch until they no longer span
-    /// [`FOLD_DEPTH_AT`] ids: a backlog (a queue filled with nothing reading its depth)
+    /// `FOLD_DEPTH_AT` (4,096) ids: a backlog (a queue filled with nothing reading its depth)
     /// is folded in short transactions, other writers taking their turns between them.
     /// The daemon runs it once in the background at start, so start-up does not wait.
     /// Returns the batches folded.

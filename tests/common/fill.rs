@@ -1,8 +1,11 @@
 //! Filling a queue through the [`Store`] API, for benches and tests: the same rows, audit
 //! trail and duplicate check as intake, never SQL that copies the schema.
 
+use callbackd::lang::Lang;
+use callbackd::number::E164;
 use callbackd::policy::Plan;
 use callbackd::store::{NewRequest, Store};
+use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,4 +46,28 @@ where
         }
     }
     ids
+}
+
+/// A plain request through the API: `service`, `number` (stored as given), Finnish, no
+/// window and no SMS, made at `at` and due then, with its deadline 8 h and its expiry 24 h
+/// later. The row tests and benches fill a queue with when the policy is not under test.
+pub fn api_request(service: &str, number: &str, at: Timestamp) -> (NewRequest, Plan) {
+    let new = NewRequest {
+        service: service.to_owned(),
+        number: E164::from_stored(number.to_owned()),
+        channel: "api".to_owned(),
+        lang: Lang::Fi,
+        window: None,
+        sms_consent: false,
+        sms_notice: false,
+        created_at: at,
+        team: None,
+    };
+    let plan = Plan {
+        due: at,
+        deadline: at + SignedDuration::from_hours(8),
+        expires: at + SignedDuration::from_hours(24),
+        counted: 0,
+    };
+    (new, plan)
 }

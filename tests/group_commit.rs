@@ -7,11 +7,12 @@
 //! task waits on its current batch, and every intake sent meanwhile queues up for the next
 //! batch, so those intakes share one transaction.
 
-use callbackd::lang::Lang;
+mod common;
+
 use callbackd::number::E164;
 use callbackd::policy::Plan;
 use callbackd::store::{Enqueued, NewRequest, Store, StoreError};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
@@ -22,25 +23,8 @@ fn at() -> Timestamp {
 }
 
 fn new(service: &str, number: &str) -> (NewRequest, Plan) {
-    let t = at();
-    let new = NewRequest {
-        service: service.to_owned(),
-        number: E164::from_stored(number.to_owned()),
-        channel: "api".to_owned(),
-        lang: Lang::Fi,
-        window: None,
-        sms_consent: true,
-        sms_notice: true,
-        created_at: t,
-        team: None,
-    };
-    let plan = Plan {
-        due: t,
-        deadline: t + SignedDuration::from_hours(8),
-        expires: t + SignedDuration::from_hours(24),
-        counted: 0,
-    };
-    (new, plan)
+    let (new, plan) = common::fill::api_request(service, number, at());
+    (NewRequest { sms_consent: true, sms_notice: true, ..new }, plan)
 }
 
 async fn open(dir: &Path) -> (Store, String) {

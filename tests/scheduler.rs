@@ -878,3 +878,71 @@ async fn a_claim_refused_inside_a_batch_is_undone_alone() {
     }
     store.close().await;
 }
+
+/// A batch of outcomes in which one fails after its attempt was ended (its audit row is
+/// refused): that outcome alone is undone (its attempt stays live, its request dialling),
+/// and the others are written and committed.
+#[tokio::test]
+async fn an_outcome_failing_after_it_wrote_is_undone_alone() {
+    use callbackd::policy::lifecycle::{Event, step};
+    use callbackd::store::{Applied, Fence, Finish};
+    use sqlx::Executor;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite:{}", dir.path().join("queue.db").display());
+    let store = Store::open(&url).await.expect("open the store");
+    let t = hel("2026-11-23T09:00");
+    for i in 0..3 {
+        let (new, plan) = common::fill::api_request("kallio", &format!("+35840555020{i}"), t);
+        store.enqueue(&new, &plan).await.expect("enqueue");
+    }
+    let now = t + SignedDuration::from_mins(1);
+    let due = store.due("kallio", now, 10).await.expect("due");
+    assert_eq!(due.len(), 3, "{due:?}");
+    let attempts: Vec<_> = store
+        .claim_all(&due, now)
+        .await
+        .expect("claimed")
+        .into_iter()
+        .map(|a| a.expect("each claimed"))
+        .collect();
+    let failing = due[1].id;
+    let mut conn = sql(&url).await;
+    conn.execute(
+        format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.request_id = {failing} \
+             AND NEW.to_state = 'connected' BEGIN SELECT RAISE(ABORT, 'refused (test)'); END"
+        )
+        .as_str(),
+    )
+    .await
+    .expect("trigger");
+    let end = now + SignedDuration::from_mins(2);
+    let ends = attempts
+        .iter()
+        .map(|attempt| {
+            let finish =
+                Finish { attempt, sip_code: Some(200), answered_at: None, fence: Fence::Own };
+            let event = Event::Ended { seq: attempt.seq, outcome: Outcome::Connected };
+            (finish, move |req: &Request, records: &[_]| {
+                step(None, &req.facts(records), event, end)
+            })
+        })
+        .collect();
+    let written = store.finish_all(ends, end).await.expect("the batch is committed");
+    assert_eq!(written.len(), 3);
+    for (req, applied) in due.iter().zip(&written) {
+        let stored = store.request(req.id).await.expect("read").expect("kept");
+        let attempts = store.attempts(req.id).await.expect("attempts");
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        if req.id == failing {
+            assert!(applied.is_err(), "{applied:?}");
+            assert_eq!(stored.state, State::Dialing, "the failed outcome is undone");
+            assert_eq!(attempts[0].outcome, None, "its attempt is still live");
+        } else {
+            assert!(matches!(applied, Ok(Applied::Written(_))), "{applied:?}");
+            assert_eq!(stored.state, State::Connected);
+            assert_eq!(attempts[0].outcome, Some(Outcome::Connected));
+        }
+    }
+    store.close().await;
+}

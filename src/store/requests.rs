@@ -10,7 +10,7 @@ use super::{
     attempt_from, audit, is_unique_violation, ms, request_from, sms,
 };
 use crate::policy::AttemptRecord;
-use crate::policy::lifecycle::{Facts, Refused, State, Transition, misses_deadline};
+use crate::policy::lifecycle::{AttemptEnd, Facts, Refused, State, Transition, misses_deadline};
 use jiff::Timestamp;
 use sqlx::Row;
 
@@ -168,30 +168,56 @@ impl Store {
 
     /// [`Store::finish`] of several attempts in one transaction (one commit, one fsync on
     /// SQLite). Each is decided on the facts as stored after the ones before it, and
-    /// written whole or not at all (its own savepoint, or the transaction when it is the
-    /// only one): one that fails gets its error and the others are written. `Err` when the
-    /// transaction itself failed: then none was written. Returns once everything written
-    /// is committed.
+    /// written whole or not at all: one that fails gets its error and the others are
+    /// written. `Err` when the transaction itself failed: then none was written. Returns
+    /// once everything written is committed.
+    ///
+    /// An end whose attempt is no longer live writes nothing (its first write is the
+    /// guarded outcome, see [`Store::finish_in`]), so the batch needs no savepoints. Only
+    /// an end that fails after it wrote must be undone alone: then the batch is rolled back
+    /// and written again, each end under its own savepoint (so `decide` may run twice).
     pub async fn finish_all<D>(
         &self,
         ends: Vec<(Finish<'_>, D)>,
         now: Timestamp,
     ) -> Result<Vec<Result<Applied, StoreError>>, StoreError>
     where
-        D: FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+        D: Fn(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+    {
+        if let Some(out) = self.finish_batch(&ends, now, false).await? {
+            return Ok(out);
+        }
+        let out = self.finish_batch(&ends, now, true).await?;
+        Ok(out.unwrap_or_default())
+    }
+
+    /// One transaction of [`Store::finish_all`]. `None` when an end of several failed
+    /// without `savepoints` (then the transaction was rolled back: nothing was written).
+    /// One end alone needs no savepoint: the transaction is rolled back unless it was
+    /// written.
+    async fn finish_batch<D>(
+        &self,
+        ends: &[(Finish<'_>, D)],
+        now: Timestamp,
+        savepoints: bool,
+    ) -> Result<Option<Vec<Result<Applied, StoreError>>>, StoreError>
+    where
+        D: Fn(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
     {
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(ends.len());
-        // One end alone needs no savepoint: the transaction itself is rolled back below
-        // unless its end was written.
-        let alone = ends.len() == 1;
         for (end, decide) in ends {
-            if alone {
-                out.push(self.finish_in(&mut tx, &end, now, decide).await);
+            if !savepoints {
+                let applied = self.finish_in(&mut tx, end, now, decide).await;
+                if applied.is_err() && ends.len() > 1 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                out.push(applied);
                 continue;
             }
             sqlx::query("SAVEPOINT finish").execute(&mut *tx).await?;
-            let applied = self.finish_in(&mut tx, &end, now, decide).await;
+            let applied = self.finish_in(&mut tx, end, now, decide).await;
             if !matches!(applied, Ok(Applied::Written(_))) {
                 sqlx::query("ROLLBACK TO finish").execute(&mut *tx).await?;
             }
@@ -203,11 +229,13 @@ impl Store {
         } else {
             tx.rollback().await?;
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The end of one live attempt inside `tx` (see [`Store::finish`]); only
-    /// [`Applied::Written`] writes anything.
+    /// [`Applied::Written`] writes anything, and an end found [`Applied::Gone`] or
+    /// refused has written nothing: the outcome, the first write, is guarded by the
+    /// attempt being live and this claim's ([`live_where`]).
     async fn finish_in(
         &self,
         tx: &mut Tx<'_>,
@@ -219,44 +247,73 @@ impl Store {
         let Some((req, version)) = self.locked_request(tx, attempt.request_id).await? else {
             return Ok(Applied::Gone);
         };
-        let lease = match end.fence {
-            Fence::Own => "",
-            Fence::Expired => " AND (lease_until IS NULL OR lease_until < $3)",
+        let records = self.finished_attempts(tx, req.id).await?;
+        let t = match decide(&req, &records) {
+            Ok(t) => t,
+            Err(refused) => {
+                let live = self.is_live(tx, end, version, now).await?;
+                return Ok(if live { Applied::Refused(refused) } else { Applied::Gone });
+            }
         };
+        let live = match t.attempt {
+            Some(ended) => self.end_attempt(tx, end, ended, version, now).await?,
+            None => self.is_live(tx, end, version, now).await?,
+        };
+        if !live {
+            return Ok(Applied::Gone);
+        }
+        self.write(tx, &req, &t, now).await?;
+        Ok(Applied::Written(t))
+    }
+
+    /// Writes the outcome on `end`'s attempt if it is still live and this claim's
+    /// ([`live_where`]); `version` is the request's fencing token read in `tx`. False when
+    /// it was not (then nothing was written).
+    async fn end_attempt(
+        &self,
+        tx: &mut Tx<'_>,
+        end: &Finish<'_>,
+        ended: AttemptEnd,
+        version: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5, \
+             answered_at = COALESCE(answered_at, $6) WHERE id = $1 AND {}",
+            live_where(end.fence, "$7", "$4")
+        ))
+        .bind(end.attempt.id)
+        .bind(ended.outcome.as_str())
+        .bind(end.sip_code.map(i64::from))
+        .bind(ms(now))
+        .bind(i64::from(ended.counted))
+        .bind(end.answered_at.map(ms))
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether `end`'s attempt is still live and this claim's ([`live_where`]), locked for
+    /// the transaction; `version` is the request's fencing token read in `tx`.
+    async fn is_live(
+        &self,
+        tx: &mut Tx<'_>,
+        end: &Finish<'_>,
+        version: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let sql = format!(
-            "SELECT id FROM attempts WHERE id = $1 AND outcome IS NULL \
-             AND (fence IS NULL OR fence = $2){lease}{}",
+            "SELECT id FROM attempts WHERE id = $1 AND {}{}",
+            live_where(end.fence, "$2", "$3"),
             self.for_update()
         );
-        let live = sqlx::query(&sql).bind(attempt.id).bind(version);
+        let live = sqlx::query(&sql).bind(end.attempt.id).bind(version);
         let live = match end.fence {
             Fence::Own => live,
             Fence::Expired => live.bind(ms(now)),
         };
-        if live.fetch_optional(&mut **tx).await?.is_none() {
-            return Ok(Applied::Gone);
-        }
-        let records = self.finished_attempts(tx, req.id).await?;
-        let t = match decide(&req, &records) {
-            Ok(t) => t,
-            Err(refused) => return Ok(Applied::Refused(refused)),
-        };
-        if let Some(ended) = t.attempt {
-            sqlx::query(
-                "UPDATE attempts SET outcome = $2, sip_code = $3, ended_at = $4, counted = $5, \
-                 answered_at = COALESCE(answered_at, $6) WHERE id = $1",
-            )
-            .bind(attempt.id)
-            .bind(ended.outcome.as_str())
-            .bind(end.sip_code.map(i64::from))
-            .bind(ms(now))
-            .bind(i64::from(ended.counted))
-            .bind(end.answered_at.map(ms))
-            .execute(&mut **tx)
-            .await?;
-        }
-        self.write(tx, &req, &t, now).await?;
-        Ok(Applied::Written(t))
+        Ok(live.fetch_optional(&mut **tx).await?.is_some())
     }
 
     /// Writes the request side of a transition decided on `req` (read in `tx`).
@@ -545,4 +602,15 @@ async fn claim_in(tx: &mut Tx<'_>, req: &Request, now: Timestamp) -> Result<Clai
     )
     .await?;
     Ok(Claim::Claimed(attempt))
+}
+
+/// The condition that an attempt row is live and may take the outcome `fence` allows: no
+/// outcome yet, the request's fencing token `version` (a parameter such as `$7`) still the
+/// attempt's, and for a take-over its lease expired before `now` (a parameter too).
+fn live_where(fence: Fence, version: &str, now: &str) -> String {
+    let lease = match fence {
+        Fence::Own => String::new(),
+        Fence::Expired => format!(" AND (lease_until IS NULL OR lease_until < {now})"),
+    };
+    format!("outcome IS NULL AND (fence IS NULL OR fence = {version}){lease}")
 }

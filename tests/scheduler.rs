@@ -905,6 +905,18 @@ async fn an_outcome_failing_after_it_wrote_is_undone_alone() {
         .into_iter()
         .map(|a| a.expect("each claimed"))
         .collect();
+    // Claimed together: each attempt is its own request's, with its audit row.
+    for (req, attempt) in due.iter().zip(&attempts) {
+        assert_eq!((attempt.request_id, attempt.seq), (req.id, 1), "{attempt:?}");
+        let trail = store.audit_trail(req.id).await.expect("audit");
+        let claims: Vec<_> = trail.iter().filter(|(_, _, to, _, _)| to == "dialing").collect();
+        assert_eq!(claims.len(), 1, "{trail:?}");
+        let (_, from, _, actor, detail) = claims[0];
+        assert_eq!(
+            (from.as_deref(), actor.as_str(), detail.as_str()),
+            (Some("pending"), "scheduler", "attempt 1")
+        );
+    }
     let failing = due[1].id;
     let mut conn = sql(&url).await;
     conn.execute(

@@ -414,6 +414,48 @@ async fn audit(
     Ok(())
 }
 
+/// Statements of up to this many rows (one per batch size) are kept prepared on each
+/// connection; larger batches, rarer, are prepared each time rather than push the common
+/// statements out of the connection's cache.
+const CACHED_ROWS: usize = 8;
+
+/// One audit row to write with others ([`audit_all`]).
+struct Audit<'a> {
+    request_id: i64,
+    from: Option<State>,
+    to: State,
+    actor: &'a str,
+    detail: String,
+}
+
+/// Writes several audit rows at `at` in one statement.
+async fn audit_all(tx: &mut Tx<'_>, rows: &[Audit<'_>], at: Timestamp) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values = (0..rows.len())
+        .map(|i| {
+            let p = 5 * i + 2;
+            format!("(${p}, $1, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO audit (request_id, at, from_state, to_state, actor, detail) VALUES {values}"
+    );
+    let mut insert = sqlx::query(&sql).persistent(rows.len() <= CACHED_ROWS).bind(ms(at));
+    for row in rows {
+        insert = insert
+            .bind(row.request_id)
+            .bind(row.from.map(State::as_str))
+            .bind(row.to.as_str())
+            .bind(row.actor)
+            .bind(&row.detail);
+    }
+    insert.execute(&mut **tx).await?;
+    Ok(())
+}
+
 impl Store {
     /// Connects and runs the embedded migrations, then probes whether writes commit (see
     /// [`health`]).

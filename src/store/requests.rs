@@ -6,8 +6,8 @@
 //! (the state, the live attempt, its fencing token and lease).
 
 use super::{
-    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, Store, StoreError, Tx, WAITING,
-    attempt_from, audit, is_unique_violation, ms, request_from, sms,
+    ATTEMPT_COLUMNS, Attempt, Audit, Backend, REQUEST_COLUMNS, Request, Store, StoreError, Tx,
+    WAITING, attempt_from, audit, audit_all, is_unique_violation, ms, request_from, sms,
 };
 use crate::policy::AttemptRecord;
 use crate::policy::lifecycle::{AttemptEnd, Facts, Refused, State, Transition, misses_deadline};
@@ -467,6 +467,9 @@ impl Store {
         now: Timestamp,
         savepoints: bool,
     ) -> Result<Option<Vec<Option<Attempt>>>, StoreError> {
+        if !savepoints && distinct(reqs) {
+            return self.claim_together(reqs, now).await;
+        }
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(reqs.len());
         for req in reqs {
@@ -497,6 +500,81 @@ impl Store {
             tx.rollback().await?;
         }
         Ok(Some(out))
+    }
+
+    /// [`Store::claim_all`]'s batch of distinct requests without savepoints, in three
+    /// statements whatever its size: the requests still waiting become `dialing` (their
+    /// fencing tokens move on), then their attempts, then their audit rows. `None` when an
+    /// attempt was refused (then the transaction was rolled back: nothing was written).
+    async fn claim_together(
+        &self,
+        reqs: &[Request],
+        now: Timestamp,
+    ) -> Result<Option<Vec<Option<Attempt>>>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let list = (1..=reqs.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE requests SET state = 'dialing', version = version + 1 \
+             WHERE id IN ({list}) AND state IN {WAITING} RETURNING id, version"
+        );
+        let mut update =
+            sqlx::query_as::<_, (i64, i64)>(&sql).persistent(reqs.len() <= super::CACHED_ROWS);
+        for req in reqs {
+            update = update.bind(req.id);
+        }
+        let versions: std::collections::HashMap<i64, i64> =
+            update.fetch_all(&mut *tx).await?.into_iter().collect();
+        let claimed: Vec<&Request> = reqs.iter().filter(|r| versions.contains_key(&r.id)).collect();
+        if claimed.is_empty() {
+            tx.rollback().await?;
+            return Ok(Some(vec![None; reqs.len()]));
+        }
+        // Each attempt: request, next number, start ($1), fencing token.
+        let rows = (0..claimed.len())
+            .map(|i| {
+                let (r, f) = (2 * i + 2, 2 * i + 3);
+                format!(
+                    "(${r}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = ${r}), $1, ${f})"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO attempts (request_id, seq, started_at, fence) VALUES {rows} \
+             RETURNING {ATTEMPT_COLUMNS}"
+        );
+        let mut insert =
+            sqlx::query(&sql).persistent(claimed.len() <= super::CACHED_ROWS).bind(ms(now));
+        for req in &claimed {
+            insert = insert.bind(req.id).bind(versions[&req.id]);
+        }
+        let attempts = match insert.fetch_all(&mut *tx).await {
+            Ok(rows) => rows.iter().map(attempt_from).collect::<Result<Vec<_>, _>>()?,
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The order of RETURNING rows is not defined: each attempt by its request.
+        let mut by_request: std::collections::HashMap<i64, Attempt> =
+            attempts.into_iter().map(|a| (a.request_id, a)).collect();
+        let trail: Vec<Audit<'_>> = claimed
+            .iter()
+            .filter_map(|req| {
+                let seq = by_request.get(&req.id)?.seq;
+                Some(Audit {
+                    request_id: req.id,
+                    from: Some(req.state),
+                    to: State::Dialing,
+                    actor: "scheduler",
+                    detail: format!("attempt {seq}"),
+                })
+            })
+            .collect();
+        audit_all(&mut tx, &trail, now).await?;
+        tx.commit().await?;
+        Ok(Some(reqs.iter().map(|req| by_request.remove(&req.id)).collect()))
     }
 
     /// Writes the answer mark of a live attempt (the far end answered at `at`), before the
@@ -613,4 +691,11 @@ fn live_where(fence: Fence, version: &str, now: &str) -> String {
         Fence::Expired => format!(" AND (lease_until IS NULL OR lease_until < {now})"),
     };
     format!("outcome IS NULL AND (fence IS NULL OR fence = {version}){lease}")
+}
+
+/// Whether no request appears twice in `reqs` (a multi-row claim needs each once).
+fn distinct(reqs: &[Request]) -> bool {
+    let mut ids: Vec<i64> = reqs.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    ids.windows(2).all(|w| w[0] != w[1])
 }

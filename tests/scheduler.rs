@@ -958,3 +958,50 @@ async fn an_outcome_failing_after_it_wrote_is_undone_alone() {
     }
     store.close().await;
 }
+
+/// Outcomes of calls of distinct requests ended together are decided on their requests as
+/// read at once, and each written on its own request.
+#[tokio::test]
+async fn outcomes_ended_together_are_each_written_on_their_own_request() {
+    use callbackd::policy::lifecycle::{Event, step};
+    use callbackd::store::{Applied, Fence, Finish};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite:{}", dir.path().join("queue.db").display());
+    let store = Store::open(&url).await.expect("open the store");
+    let t = hel("2026-11-23T09:00");
+    for i in 0..4 {
+        let (new, plan) = common::fill::api_request("kallio", &format!("+35840555030{i}"), t);
+        store.enqueue(&new, &plan).await.expect("enqueue");
+    }
+    let now = t + SignedDuration::from_mins(1);
+    let due = store.due("kallio", now, 10).await.expect("due");
+    let attempts: Vec<_> =
+        store.claim_all(&due, now).await.expect("claimed").into_iter().flatten().collect();
+    assert_eq!(attempts.len(), 4);
+    // Two answered, two busy: the busy ones wait for their retry.
+    let outcomes = [Outcome::Connected, Outcome::Busy, Outcome::Connected, Outcome::Busy];
+    let end = now + SignedDuration::from_mins(2);
+    let ends = attempts
+        .iter()
+        .zip(outcomes)
+        .map(|(attempt, outcome)| {
+            let finish = Finish { attempt, sip_code: None, answered_at: None, fence: Fence::Own };
+            let event = Event::Ended { seq: attempt.seq, outcome };
+            (finish, move |req: &Request, records: &[_]| {
+                step(None, &req.facts(records), event, end)
+            })
+        })
+        .collect();
+    let written = store.finish_all(ends, end).await.expect("committed");
+    for ((attempt, outcome), applied) in attempts.iter().zip(outcomes).zip(&written) {
+        let Ok(Applied::Written(t)) = applied else { panic!("{applied:?}") };
+        let stored = store.request(attempt.request_id).await.expect("read").expect("kept");
+        assert_eq!(stored.state, t.to, "{stored:?}");
+        let want = if outcome == Outcome::Connected { State::Connected } else { State::RetryWait };
+        assert_eq!(stored.state, want);
+        let rows = store.attempts(attempt.request_id).await.expect("attempts");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].outcome, Some(outcome));
+    }
+    store.close().await;
+}

@@ -206,9 +206,28 @@ impl Store {
     {
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(ends.len());
+        let ids: Vec<i64> = ends.iter().map(|(end, _)| end.attempt.request_id).collect();
+        // Ends of distinct requests do not change each other's facts: all are read at once.
+        let mut read = if !savepoints && ends.len() > 1 && distinct(&ids) {
+            match self.stored_all(&mut tx, &ids).await {
+                Ok(read) => Some(read),
+                Err(_) => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
+        } else {
+            None
+        };
         for (end, decide) in ends {
             if !savepoints {
-                let applied = self.finish_in(&mut tx, end, now, decide).await;
+                let applied = match read.as_mut() {
+                    Some(read) => {
+                        let stored = read.remove(&end.attempt.request_id);
+                        self.finish_stored(&mut tx, end, stored, now, decide).await
+                    }
+                    None => self.finish_in(&mut tx, end, now, decide).await,
+                };
                 if applied.is_err() && ends.len() > 1 {
                     tx.rollback().await?;
                     return Ok(None);
@@ -243,11 +262,68 @@ impl Store {
         now: Timestamp,
         decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
     ) -> Result<Applied, StoreError> {
-        let attempt = end.attempt;
-        let Some((req, version)) = self.locked_request(tx, attempt.request_id).await? else {
+        let id = end.attempt.request_id;
+        let stored = match self.locked_request(tx, id).await? {
+            Some((req, version)) => Some((req, version, self.finished_attempts(tx, id).await?)),
+            None => None,
+        };
+        self.finish_stored(tx, end, stored, now, decide).await
+    }
+
+    /// The requests `ids` (none twice) as [`Store::finish_in`] reads each, in two
+    /// statements: each request locked with its fencing token, and its finished attempts.
+    async fn stored_all(
+        &self,
+        tx: &mut Tx<'_>,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Stored>, StoreError> {
+        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let cached = ids.len() <= super::CACHED_ROWS;
+        // In id order: servers that lock several requests lock them in the same order.
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS}, version FROM requests WHERE id IN ({list}) ORDER BY id{}",
+            self.for_update()
+        );
+        let mut query = sqlx::query(&sql).persistent(cached);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let mut read = std::collections::HashMap::with_capacity(ids.len());
+        for row in query.fetch_all(&mut **tx).await? {
+            let req = request_from(&row)?;
+            read.insert(req.id, (req, row.try_get("version")?, Vec::new()));
+        }
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE request_id IN ({list}) \
+             AND outcome IS NOT NULL ORDER BY request_id, seq"
+        );
+        let mut query = sqlx::query(&sql).persistent(cached);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let attempt = attempt_from(&row)?;
+            if let (Some(record), Some((_, _, records))) =
+                (attempt.record(), read.get_mut(&attempt.request_id))
+            {
+                records.push(record);
+            }
+        }
+        Ok(read)
+    }
+
+    /// [`Store::finish_in`] on the request as read in `tx` (`None`: no such request).
+    async fn finish_stored(
+        &self,
+        tx: &mut Tx<'_>,
+        end: &Finish<'_>,
+        stored: Option<Stored>,
+        now: Timestamp,
+        decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+    ) -> Result<Applied, StoreError> {
+        let Some((req, version, records)) = stored else {
             return Ok(Applied::Gone);
         };
-        let records = self.finished_attempts(tx, req.id).await?;
         let t = match decide(&req, &records) {
             Ok(t) => t,
             Err(refused) => {
@@ -467,7 +543,7 @@ impl Store {
         now: Timestamp,
         savepoints: bool,
     ) -> Result<Option<Vec<Option<Attempt>>>, StoreError> {
-        if !savepoints && distinct(reqs) {
+        if !savepoints && distinct(&reqs.iter().map(|r| r.id).collect::<Vec<_>>()) {
             return self.claim_together(reqs, now).await;
         }
         let mut tx = self.write_tx().await?;
@@ -693,9 +769,13 @@ fn live_where(fence: Fence, version: &str, now: &str) -> String {
     format!("outcome IS NULL AND (fence IS NULL OR fence = {version}){lease}")
 }
 
-/// Whether no request appears twice in `reqs` (a multi-row claim needs each once).
-fn distinct(reqs: &[Request]) -> bool {
-    let mut ids: Vec<i64> = reqs.iter().map(|r| r.id).collect();
+/// A request as an outcome is decided on: the row, its fencing token and its finished
+/// attempts, read in the write transaction.
+type Stored = (Request, i64, Vec<AttemptRecord>);
+
+/// Whether no id appears twice in `ids` (statements over several rows need each once).
+fn distinct(ids: &[i64]) -> bool {
+    let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.windows(2).all(|w| w[0] != w[1])
 }

@@ -9,7 +9,9 @@
 //!
 //! The answer marks of calls ([`Store::mark_answered`]) go through the same writer: the
 //! calls answered while a batch commits share the next commit with each other and with
-//! any intakes, and each call goes on only once the commit holding its mark returned.
+//! any intakes, and each call goes on only once the commit holding its mark returned. A
+//! mark is one UPDATE of one row, written without a savepoint; a mark that fails is taken
+//! as the database failing, and its whole batch fails and is answered so.
 //!
 //! The guarantees stay those of one transaction per request:
 //! - An intake is answered only after the commit holding it returned (is on disk); if the
@@ -153,25 +155,26 @@ impl Store {
                 done.push((job, Err(StoreError::NotCommitted("batch aborted".to_owned()))));
                 continue;
             }
-            let written = match savepoint(&mut tx).await {
-                Ok(()) => {
-                    let written = match &job {
-                        Job::Intake { new, plan, .. } => {
-                            let admitted = crate::policy::lifecycle::intake(
-                                plan,
-                                &new.channel,
-                                new.sms_notice,
-                                new.created_at,
-                            );
-                            write_one(&mut tx, new, plan, &admitted).await
-                        }
-                        Job::Answered { attempt_id, at, .. } => {
-                            mark_in(&mut tx, *attempt_id, *at).await
-                        }
-                    };
-                    released(&mut tx, written).await
+            let written = match &job {
+                // One UPDATE of one row needs no savepoint: a statement that fails is undone
+                // by itself. One that fails is taken as the database failing (a full disk
+                // can end the whole transaction), so the batch fails with it.
+                Job::Answered { attempt_id, at, .. } => {
+                    mark_in(&mut tx, *attempt_id, *at).await.map_err(Step::Batch)
                 }
-                Err(step) => Err(step),
+                Job::Intake { new, plan, .. } => match savepoint(&mut tx).await {
+                    Ok(()) => {
+                        let admitted = crate::policy::lifecycle::intake(
+                            plan,
+                            &new.channel,
+                            new.sms_notice,
+                            new.created_at,
+                        );
+                        let written = write_one(&mut tx, new, plan, &admitted).await;
+                        released(&mut tx, written).await
+                    }
+                    Err(step) => Err(step),
+                },
             };
             match written {
                 Ok(w) => done.push((job, Ok(w))),

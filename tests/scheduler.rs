@@ -888,23 +888,7 @@ async fn an_outcome_failing_after_it_wrote_is_undone_alone() {
     use callbackd::store::{Applied, Fence, Finish};
     use sqlx::Executor;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite:{}", dir.path().join("queue.db").display());
-    let store = Store::open(&url).await.expect("open the store");
-    let t = hel("2026-11-23T09:00");
-    for i in 0..3 {
-        let (new, plan) = common::fill::api_request("kallio", &format!("+35840555020{i}"), t);
-        store.enqueue(&new, &plan).await.expect("enqueue");
-    }
-    let now = t + SignedDuration::from_mins(1);
-    let due = store.due("kallio", now, 10).await.expect("due");
-    assert_eq!(due.len(), 3, "{due:?}");
-    let attempts: Vec<_> = store
-        .claim_all(&due, now)
-        .await
-        .expect("claimed")
-        .into_iter()
-        .map(|a| a.expect("each claimed"))
-        .collect();
+    let (store, url, due, attempts, now) = claimed_together(dir.path(), "+35840555020", 3).await;
     // Claimed together: each attempt is its own request's, with its audit row.
     for (req, attempt) in due.iter().zip(&attempts) {
         assert_eq!((attempt.request_id, attempt.seq), (req.id, 1), "{attempt:?}");
@@ -966,18 +950,7 @@ async fn outcomes_ended_together_are_each_written_on_their_own_request() {
     use callbackd::policy::lifecycle::{Event, step};
     use callbackd::store::{Applied, Fence, Finish};
     let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite:{}", dir.path().join("queue.db").display());
-    let store = Store::open(&url).await.expect("open the store");
-    let t = hel("2026-11-23T09:00");
-    for i in 0..4 {
-        let (new, plan) = common::fill::api_request("kallio", &format!("+35840555030{i}"), t);
-        store.enqueue(&new, &plan).await.expect("enqueue");
-    }
-    let now = t + SignedDuration::from_mins(1);
-    let due = store.due("kallio", now, 10).await.expect("due");
-    let attempts: Vec<_> =
-        store.claim_all(&due, now).await.expect("claimed").into_iter().flatten().collect();
-    assert_eq!(attempts.len(), 4);
+    let (store, _, _, attempts, now) = claimed_together(dir.path(), "+35840555030", 4).await;
     // Two answered, two busy: the busy ones wait for their retry.
     let outcomes = [Outcome::Connected, Outcome::Busy, Outcome::Connected, Outcome::Busy];
     let end = now + SignedDuration::from_mins(2);
@@ -1004,4 +977,27 @@ async fn outcomes_ended_together_are_each_written_on_their_own_request() {
         assert_eq!(rows[0].outcome, Some(outcome));
     }
     store.close().await;
+}
+
+/// A store in `dir` with `n` requests of kallio (numbers `prefix` and one digit) enqueued at
+/// 09:00 and claimed together a minute later: the store, its URL, the requests as due, their
+/// attempts and the instant of the claim.
+async fn claimed_together(
+    dir: &std::path::Path,
+    prefix: &str,
+    n: usize,
+) -> (Store, String, Vec<Request>, Vec<callbackd::store::Attempt>, Timestamp) {
+    let url = format!("sqlite:{}", dir.join("queue.db").display());
+    let store = Store::open(&url).await.expect("open the store");
+    let t = hel("2026-11-23T09:00");
+    for i in 0..n {
+        let (new, plan) = common::fill::api_request("kallio", &format!("{prefix}{i}"), t);
+        store.enqueue(&new, &plan).await.expect("enqueue");
+    }
+    let now = t + SignedDuration::from_mins(1);
+    let due = store.due("kallio", now, 10).await.expect("due");
+    assert_eq!(due.len(), n, "{due:?}");
+    let claimed = store.claim_all(&due, now).await.expect("claimed");
+    let attempts = claimed.into_iter().map(|a| a.expect("each claimed")).collect();
+    (store, url, due, attempts, now)
 }

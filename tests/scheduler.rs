@@ -975,6 +975,12 @@ async fn outcomes_ended_together_are_each_written_on_their_own_request() {
         let rows = store.attempts(attempt.request_id).await.expect("attempts");
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].outcome, Some(outcome));
+        // The audit rows of the batch are written together, each on its own request.
+        let trail = store.audit_trail(attempt.request_id).await.expect("audit");
+        let ended: Vec<_> =
+            trail.iter().filter(|(_, from, _, _, _)| from.as_deref() == Some("dialing")).collect();
+        assert_eq!(ended.len(), 1, "{trail:?}");
+        assert_eq!(ended[0].2, want.as_str(), "{trail:?}");
     }
     store.close().await;
 }

@@ -420,16 +420,16 @@ async fn audit(
 const CACHED_ROWS: usize = 8;
 
 /// One audit row to write with others ([`audit_all`]).
-struct Audit<'a> {
+struct Audit {
     request_id: i64,
     from: Option<State>,
     to: State,
-    actor: &'a str,
+    actor: String,
     detail: String,
 }
 
 /// Writes several audit rows at `at` in one statement.
-async fn audit_all(tx: &mut Tx<'_>, rows: &[Audit<'_>], at: Timestamp) -> Result<(), StoreError> {
+async fn audit_all(tx: &mut Tx<'_>, rows: &[Audit], at: Timestamp) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -449,7 +449,7 @@ async fn audit_all(tx: &mut Tx<'_>, rows: &[Audit<'_>], at: Timestamp) -> Result
             .bind(row.request_id)
             .bind(row.from.map(State::as_str))
             .bind(row.to.as_str())
-            .bind(row.actor)
+            .bind(&row.actor)
             .bind(&row.detail);
     }
     insert.execute(&mut **tx).await?;

@@ -137,7 +137,7 @@ impl Store {
                 return Ok(Applied::Refused(refused));
             }
         };
-        self.write(&mut tx, &req, &t, now).await?;
+        self.write(&mut tx, &req, &t, now, None).await?;
         tx.commit().await?;
         Ok(Applied::Written(t))
     }
@@ -219,12 +219,15 @@ impl Store {
         } else {
             None
         };
+        // The audit rows of the ends read at once, written together after the last end.
+        let mut trail = Vec::new();
         for (end, decide) in ends {
             if !savepoints {
                 let applied = match read.as_mut() {
                     Some(read) => {
                         let stored = read.remove(&end.attempt.request_id);
-                        self.finish_stored(&mut tx, end, stored, now, decide).await
+                        self.finish_stored(&mut tx, end, stored, now, decide, Some(&mut trail))
+                            .await
                     }
                     None => self.finish_in(&mut tx, end, now, decide).await,
                 };
@@ -242,6 +245,10 @@ impl Store {
             }
             sqlx::query("RELEASE finish").execute(&mut *tx).await?;
             out.push(applied);
+        }
+        if audit_all(&mut tx, &trail, now).await.is_err() {
+            tx.rollback().await?;
+            return Ok(None);
         }
         if out.iter().any(|a| matches!(a, Ok(Applied::Written(_)))) {
             tx.commit().await?;
@@ -267,7 +274,7 @@ impl Store {
             Some((req, version)) => Some((req, version, self.finished_attempts(tx, id).await?)),
             None => None,
         };
-        self.finish_stored(tx, end, stored, now, decide).await
+        self.finish_stored(tx, end, stored, now, decide, None).await
     }
 
     /// The requests `ids` (none twice) as [`Store::finish_in`] reads each, in two
@@ -320,6 +327,7 @@ impl Store {
         stored: Option<Stored>,
         now: Timestamp,
         decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+        trail: Option<&mut Vec<Audit>>,
     ) -> Result<Applied, StoreError> {
         let Some((req, version, records)) = stored else {
             return Ok(Applied::Gone);
@@ -338,7 +346,7 @@ impl Store {
         if !live {
             return Ok(Applied::Gone);
         }
-        self.write(tx, &req, &t, now).await?;
+        self.write(tx, &req, &t, now, trail).await?;
         Ok(Applied::Written(t))
     }
 
@@ -393,12 +401,15 @@ impl Store {
     }
 
     /// Writes the request side of a transition decided on `req` (read in `tx`).
+    /// Its audit row goes into `trail` when one is given (the caller writes the rows of a
+    /// batch together, in the same transaction), else is written here.
     async fn write(
         &self,
         tx: &mut Tx<'_>,
         req: &Request,
         t: &Transition,
         now: Timestamp,
+        trail: Option<&mut Vec<Audit>>,
     ) -> Result<(), StoreError> {
         let final_at = (t.to.is_final() && !t.from.is_final()).then_some(ms(now));
         sqlx::query(
@@ -430,8 +441,18 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        if let Some(a) = &t.audit {
-            audit(tx, req.id, now, Some(t.from), t.to, &a.actor, &a.detail).await?;
+        match (&t.audit, trail) {
+            (Some(a), Some(trail)) => trail.push(Audit {
+                request_id: req.id,
+                from: Some(t.from),
+                to: t.to,
+                actor: a.actor.clone(),
+                detail: a.detail.clone(),
+            }),
+            (Some(a), None) => {
+                audit(tx, req.id, now, Some(t.from), t.to, &a.actor, &a.detail).await?
+            }
+            (None, _) => {}
         }
         for intent in &t.sms {
             sms::queue(tx, req, intent, now).await?;
@@ -635,7 +656,7 @@ impl Store {
         // The order of RETURNING rows is not defined: each attempt by its request.
         let mut by_request: std::collections::HashMap<i64, Attempt> =
             attempts.into_iter().map(|a| (a.request_id, a)).collect();
-        let trail: Vec<Audit<'_>> = claimed
+        let trail: Vec<Audit> = claimed
             .iter()
             .filter_map(|req| {
                 let seq = by_request.get(&req.id)?.seq;
@@ -643,7 +664,7 @@ impl Store {
                     request_id: req.id,
                     from: Some(req.state),
                     to: State::Dialing,
-                    actor: "scheduler",
+                    actor: "scheduler".to_owned(),
                     detail: format!("attempt {seq}"),
                 })
             })

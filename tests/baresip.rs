@@ -51,9 +51,29 @@ impl Phone {
     /// A phone whose accounts use `transport`, with extra account parameters (e.g.
     /// `;mediaenc=srtp-mand`) and configuration lines (e.g. `sip_certificate`). With a
     /// certificate baresip listens for TLS on `port + 1`.
+    ///
+    /// Ports are picked free but may be taken before baresip binds them (other tests run
+    /// meanwhile): a phone that cannot bind is started again on other ports, twice at most.
     fn launch(numbers: &[&str], transport: &str, params: &str, extra: &str) -> Phone {
+        let mut tries = 0;
+        loop {
+            match Phone::try_launch(numbers, transport, params, extra) {
+                Ok(phone) => return phone,
+                Err(log) if log.contains("Address already in use") && tries < 2 => tries += 1,
+                Err(log) => panic!("baresip never printed \"baresip is ready\":\n{log}"),
+            }
+        }
+    }
+
+    /// [`Phone::launch`] once: `Err` with baresip's output when it did not become ready.
+    fn try_launch(
+        numbers: &[&str],
+        transport: &str,
+        params: &str,
+        extra: &str,
+    ) -> Result<Phone, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_udp_port();
+        let port = free_phone_port();
         let d = dir.path();
         // A source longer than any call: baresip hangs up when its source file ends.
         let status = Command::new("sox")
@@ -113,20 +133,26 @@ impl Phone {
             }
         });
         let phone = Phone { child, dir, port, lines, log };
-        phone.wait_for("baresip is ready", Duration::from_secs(10));
-        phone
+        phone.seen("baresip is ready", Duration::from_secs(10))?;
+        Ok(phone)
     }
 
     fn wait_for(&self, what: &str, limit: Duration) {
+        if let Err(log) = self.seen(what, limit) {
+            panic!("baresip never printed {what:?}:\n{log}");
+        }
+    }
+
+    /// Waits until baresip prints a line containing `what`; `Err` with its output so far
+    /// when it does not within `limit` (or exits).
+    fn seen(&self, what: &str, limit: Duration) -> Result<(), String> {
         let deadline = std::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(what) => return,
+                Ok(line) if line.contains(what) => return Ok(()),
                 Ok(_) => {}
-                Err(_) => {
-                    panic!("baresip never printed {what:?}:\n{}", self.log.lock().expect("log"))
-                }
+                Err(_) => return Err(self.log.lock().expect("log").clone()),
             }
         }
     }
@@ -163,6 +189,17 @@ impl Phone {
             .chunks_exact(2)
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .collect()
+    }
+}
+
+/// A port on which baresip can listen: UDP and TCP free there, and TCP one above (TLS).
+fn free_phone_port() -> u16 {
+    loop {
+        let port = free_udp_port();
+        let tcp = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if port < u16::MAX && tcp(port) && tcp(port + 1) {
+            return port;
+        }
     }
 }
 

@@ -232,3 +232,44 @@ async fn a_batch_whose_commit_fails_acknowledges_none_and_stores_none() {
     }
     assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 31);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_mark_refused_inside_a_batch_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    // A live attempt whose answer mark the database refuses (a constraint: SQLite undoes
+    // that statement alone); the mark has no savepoint of its own.
+    let (n, p) = new("kallio", "+358406666666");
+    let id = store.enqueue(&n, &p).await.expect("enqueue").request.id;
+    let mut c = side(&path).await;
+    for sql in [
+        format!("INSERT INTO attempts (request_id, seq, started_at) VALUES ({id}, 1, 0)"),
+        "CREATE TRIGGER refuse_mark BEFORE UPDATE OF answered_at ON attempts \
+         BEGIN SELECT RAISE(ABORT, 'mark refused for the test'); END"
+            .to_owned(),
+    ] {
+        sqlx::query(&sql).execute(&mut c).await.expect("set up");
+    }
+    let attempt: i64 = sqlx::query_scalar("SELECT id FROM attempts WHERE request_id = ?")
+        .bind(id)
+        .fetch_one(&mut c)
+        .await
+        .expect("attempt");
+    drop(c);
+    // The mark waits with the intakes for the write lock, and goes into their batch.
+    let mark = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            store.mark_answered(attempt, Timestamp::now()).await
+        })
+    };
+    let rows: Vec<_> = (0..10).map(|i| new("kallio", &format!("+35840{:07}", 3000 + i))).collect();
+    let answers = in_one_batch(&store, &path, rows).await;
+    let e = mark.await.expect("join").expect_err("the refused mark fails");
+    assert!(e.to_string().contains("mark refused for the test"), "its own error: {e}");
+    assert!(answers.iter().all(Result::is_ok), "every intake is stored: {answers:?}");
+    // The first intake, the 10 of the batch and the one with the attempt.
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 12);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM attempts WHERE answered_at IS NULL").await, 1);
+}

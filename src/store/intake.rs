@@ -10,8 +10,9 @@
 //! The answer marks of calls ([`Store::mark_answered`]) go through the same writer: the
 //! calls answered while a batch commits share the next commit with each other and with
 //! any intakes, and each call goes on only once the commit holding its mark returned. A
-//! mark is one UPDATE of one row, written without a savepoint; a mark that fails is taken
-//! as the database failing, and its whole batch fails and is answered so.
+//! mark is one UPDATE of one row, written without a savepoint: a mark the database refuses
+//! (a constraint) fails alone, as SQLite undoes just that statement; any other failure of
+//! a mark (a full disk can end the whole transaction) fails its batch, answered so.
 //!
 //! The guarantees stay those of one transaction per request:
 //! - An intake is answered only after the commit holding it returned (is on disk); if the
@@ -156,12 +157,12 @@ impl Store {
                 continue;
             }
             let written = match &job {
-                // One UPDATE of one row needs no savepoint: a statement that fails is undone
-                // by itself. One that fails is taken as the database failing (a full disk
-                // can end the whole transaction), so the batch fails with it.
-                Job::Answered { attempt_id, at, .. } => {
-                    mark_in(&mut tx, *attempt_id, *at).await.map_err(Step::Batch)
-                }
+                // One UPDATE of one row needs no savepoint: a refused statement is undone
+                // by itself and fails alone; any other failure (a full disk can end the
+                // whole transaction) fails the batch.
+                Job::Answered { attempt_id, at, .. } => mark_in(&mut tx, *attempt_id, *at)
+                    .await
+                    .map_err(|e| if undone_alone(&e) { Step::Own(e) } else { Step::Batch(e) }),
                 Job::Intake { new, plan, .. } => match savepoint(&mut tx).await {
                     Ok(()) => {
                         let admitted = crate::policy::lifecycle::intake(
@@ -220,6 +221,15 @@ impl Store {
 enum Step {
     Own(StoreError),
     Batch(StoreError),
+}
+
+/// Whether a failed statement was undone alone, leaving its transaction as it was: a
+/// refused constraint (SQLite's primary result code 19, which a trigger's `RAISE(ABORT)`
+/// also gives). SQLite may roll back the whole transaction on other failures (a full disk,
+/// an I/O error, a lock, memory).
+fn undone_alone(e: &StoreError) -> bool {
+    let StoreError::Db(sqlx::Error::Database(d)) = e else { return false };
+    d.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|c| c & 0xff == 19)
 }
 
 /// Opens the savepoint of one write: its own failure rolls back only what it wrote.

@@ -1,7 +1,9 @@
 //! SQLite group commit of intakes (`src/store/intake.rs`), against a real SQLite file:
 //! concurrent intakes all land with their audit rows; the live-number dedup holds inside one
 //! batch; a request that fails inside a batch fails alone; a batch whose commit fails
-//! answers every intake in it with an error and stores none of them.
+//! answers every intake in it with an error and stores none of them. Answer marks share
+//! the batches: several are written in one statement, each answered on its own, and one the
+//! database refuses fails alone.
 //!
 //! The write lock trick: while another connection holds SQLite's write lock, the writer
 //! task waits on its current batch, and every intake sent meanwhile queues up for the next
@@ -272,4 +274,108 @@ async fn an_answer_mark_refused_inside_a_batch_fails_alone() {
     // The first intake, the 10 of the batch and the one with the attempt.
     assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 12);
     assert_eq!(count(&path, "SELECT COUNT(*) FROM attempts WHERE answered_at IS NULL").await, 1);
+}
+
+/// Three live attempts (the third already marked at instant 1000) and a side connection's
+/// trigger refusing the marks of `refused`, if any: the attempts' ids.
+async fn live_attempts(store: &Store, path: &str, refused: Option<usize>) -> Vec<i64> {
+    let mut c = side(path).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (n, p) = new("kallio", &format!("+35840777000{i}"));
+        let request = store.enqueue(&n, &p).await.expect("enqueue").request.id;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO attempts (request_id, seq, started_at) VALUES (?, 1, 0) RETURNING id",
+        )
+        .bind(request)
+        .fetch_one(&mut c)
+        .await
+        .expect("attempt");
+        ids.push(id);
+    }
+    sqlx::query("UPDATE attempts SET answered_at = 1000 WHERE id = ?")
+        .bind(ids[2])
+        .execute(&mut c)
+        .await
+        .expect("an earlier mark");
+    if let Some(i) = refused {
+        let trigger = format!(
+            "CREATE TRIGGER refuse_mark BEFORE UPDATE OF answered_at ON attempts \
+             WHEN OLD.id = {} BEGIN SELECT RAISE(ABORT, 'mark refused for the test'); END",
+            ids[i]
+        );
+        sqlx::query(&trigger).execute(&mut c).await.expect("trigger");
+    }
+    ids
+}
+
+/// Marks `attempts` (in that order) while intakes hold the writer, so that all share one
+/// batch: each mark's answer, in order.
+async fn marks_in_one_batch(
+    store: &Store,
+    path: &str,
+    attempts: &[i64],
+    at: Timestamp,
+) -> Vec<Result<bool, StoreError>> {
+    let marks: Vec<_> = attempts
+        .iter()
+        .enumerate()
+        .map(|(i, &attempt)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(250 + 5 * i as u64)).await;
+                store.mark_answered(attempt, at).await
+            })
+        })
+        .collect();
+    let rows: Vec<_> = (0..3).map(|i| new("kallio", &format!("+35840{:07}", 4000 + i))).collect();
+    let answers = in_one_batch(store, path, rows).await;
+    assert!(answers.iter().all(Result::is_ok), "every intake is stored: {answers:?}");
+    let mut out = Vec::new();
+    for m in marks {
+        out.push(m.await.expect("join"));
+    }
+    out
+}
+
+async fn answered_at(path: &str, attempt: i64) -> i64 {
+    count(path, &format!("SELECT COALESCE(answered_at, -1) FROM attempts WHERE id = {attempt}"))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answer_marks_sharing_a_batch_each_get_their_own_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    let ids = live_attempts(&store, &path, None).await;
+    let at = Timestamp::now();
+    let later = at + jiff::SignedDuration::from_secs(5);
+    // The first attempt twice (the second mark keeps the first one's instant), an attempt
+    // marked before, and one that does not exist.
+    let order = [ids[0], ids[1], ids[2], ids[0], 999_999];
+    let answers = marks_in_one_batch(&store, &path, &order, at).await;
+    let got: Vec<_> = answers.iter().map(|a| a.as_ref().ok().copied()).collect();
+    assert_eq!(got, [Some(true), Some(true), Some(true), Some(true), Some(false)], "{answers:?}");
+    assert_eq!(answered_at(&path, ids[0]).await, at.as_millisecond());
+    assert_eq!(answered_at(&path, ids[1]).await, at.as_millisecond());
+    assert_eq!(answered_at(&path, ids[2]).await, 1000, "an earlier mark is kept");
+    // A mark alone, later, keeps the stored one too.
+    assert_eq!(store.mark_answered(ids[1], later).await.ok(), Some(true));
+    assert_eq!(answered_at(&path, ids[1]).await, at.as_millisecond());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mark_refused_among_several_in_a_batch_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    let ids = live_attempts(&store, &path, Some(1)).await;
+    let at = Timestamp::now();
+    let answers = marks_in_one_batch(&store, &path, &ids, at).await;
+    assert!(matches!(answers[0], Ok(true)), "{answers:?}");
+    let e = answers[1].as_ref().expect_err("the refused mark fails");
+    assert!(e.to_string().contains("mark refused for the test"), "its own error: {e}");
+    assert!(matches!(answers[2], Ok(true)), "{answers:?}");
+    assert_eq!(answered_at(&path, ids[0]).await, at.as_millisecond());
+    assert_eq!(answered_at(&path, ids[1]).await, -1);
+    assert_eq!(answered_at(&path, ids[2]).await, 1000);
 }

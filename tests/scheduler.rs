@@ -985,6 +985,55 @@ async fn outcomes_ended_together_are_each_written_on_their_own_request() {
     store.close().await;
 }
 
+#[tokio::test]
+async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
+    use callbackd::policy::lifecycle::{Event, step};
+    use callbackd::store::{Applied, Fence, Finish};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (store, url, _, attempts, now) = claimed_together(dir.path(), "+35840555040", 4).await;
+    let end = now + SignedDuration::from_mins(2);
+    let mut c = sql(&url).await;
+    // The second request was claimed again since (its fencing token moved on); the third
+    // attempt's lease was renewed by the server that holds it, so it cannot be taken over;
+    // the fourth has no lease and can.
+    let later = end.as_millisecond() + 60_000;
+    for q in [
+        format!("UPDATE requests SET version = version + 1 WHERE id = {}", attempts[1].request_id),
+        format!("UPDATE attempts SET lease_until = {later} WHERE id = {}", attempts[2].id),
+    ] {
+        sqlx::query(&q).execute(&mut c).await.expect("set up");
+    }
+    let fences = [Fence::Own, Fence::Own, Fence::Expired, Fence::Expired];
+    let ends = attempts
+        .iter()
+        .zip(fences)
+        .map(|(attempt, fence)| {
+            let finish = Finish { attempt, sip_code: Some(200), answered_at: None, fence };
+            let event = Event::Ended { seq: attempt.seq, outcome: Outcome::Connected };
+            (finish, move |req: &Request, records: &[_]| {
+                step(None, &req.facts(records), event, end)
+            })
+        })
+        .collect();
+    let written = store.finish_all(ends, end).await.expect("committed");
+    let got: Vec<bool> = written.iter().map(|a| matches!(a, Ok(Applied::Written(_)))).collect();
+    assert_eq!(got, [true, false, false, true], "{written:?}");
+    assert!(matches!(written[1], Ok(Applied::Gone)) && matches!(written[2], Ok(Applied::Gone)));
+    for (attempt, live) in attempts.iter().zip([true, false, false, true]) {
+        let stored = store.request(attempt.request_id).await.expect("read").expect("kept");
+        let rows = store.attempts(attempt.request_id).await.expect("attempts");
+        if live {
+            assert_eq!(stored.state, State::Connected, "{stored:?}");
+            assert_eq!(rows[0].outcome, Some(Outcome::Connected), "{rows:?}");
+        } else {
+            // Nothing written: the attempt stays live, its request dialling.
+            assert_eq!(stored.state, State::Dialing, "{stored:?}");
+            assert_eq!(rows[0].outcome, None, "{rows:?}");
+        }
+    }
+    store.close().await;
+}
+
 /// A store in `dir` with `n` requests of kallio (numbers `prefix` and one digit) enqueued at
 /// 09:00 and claimed together a minute later: the store, its URL, the requests as due, their
 /// attempts and the instant of the claim.

@@ -9,10 +9,11 @@
 //!
 //! The answer marks of calls ([`Store::mark_answered`]) go through the same writer: the
 //! calls answered while a batch commits share the next commit with each other and with
-//! any intakes, and each call goes on only once the commit holding its mark returned. A
-//! mark is one UPDATE of one row, written without a savepoint: a mark the database refuses
-//! (a constraint) fails alone, as SQLite undoes just that statement; any other failure of
-//! a mark (a full disk can end the whole transaction) fails its batch, answered so.
+//! any intakes, and each call goes on only once the commit holding its mark returned. The
+//! marks of a batch are one UPDATE, written without a savepoint; should the database refuse
+//! it (a constraint: SQLite undoes just that statement), each mark is written on its own,
+//! so a refused one fails alone. Any other failure of a mark (a full disk can end the
+//! whole transaction) fails its batch, answered so.
 //!
 //! The guarantees stay those of one transaction per request:
 //! - An intake is answered only after the commit holding it returned (is on disk); if the
@@ -34,6 +35,7 @@ use super::{
 };
 use crate::policy::Plan;
 use crate::policy::lifecycle::Intake;
+use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most intakes written in one transaction.
@@ -151,6 +153,16 @@ impl Store {
         };
         let mut done: Vec<(Job, Result<Written, StoreError>)> = Vec::with_capacity(batch.len());
         let mut broken = None;
+        // The batch's marks in one statement; should the database refuse it, each mark is
+        // written on its own below, so a refused one fails alone.
+        let marked = match marks_in(&mut tx, &batch).await {
+            Ok(marked) => marked,
+            Err(e) if undone_alone(&e) => None,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return fail_all(batch, &StoreError::NotCommitted(e.to_string()));
+            }
+        };
         for job in batch {
             if broken.is_some() {
                 done.push((job, Err(StoreError::NotCommitted("batch aborted".to_owned()))));
@@ -160,6 +172,9 @@ impl Store {
                 // One UPDATE of one row needs no savepoint: a refused statement is undone
                 // by itself and fails alone; any other failure (a full disk can end the
                 // whole transaction) fails the batch.
+                Job::Answered { attempt_id, .. } if marked.is_some() => {
+                    Ok(Written::Marked(marked.as_ref().is_some_and(|m| m.contains(attempt_id))))
+                }
                 Job::Answered { attempt_id, at, .. } => mark_in(&mut tx, *attempt_id, *at)
                     .await
                     .map_err(|e| if undone_alone(&e) { Step::Own(e) } else { Step::Batch(e) }),
@@ -252,6 +267,44 @@ async fn released(tx: &mut Tx<'_>, written: Result<Written, StoreError>) -> Resu
             .map_err(|e| Step::Batch(e.into()))?;
     }
     written.map_err(Step::Own)
+}
+
+/// The answer marks of a batch with more than one, inside `tx`, in one statement: the
+/// attempts that were there to mark. `None` when the batch has fewer than two marks (each is
+/// written on its own). A second mark of the same attempt keeps the first one's instant, as
+/// written one after the other.
+async fn marks_in(
+    tx: &mut Tx<'_>,
+    batch: &[Job],
+) -> Result<Option<std::collections::HashSet<i64>>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let marks: Vec<(i64, i64)> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::Answered { attempt_id, at, .. } => Some((*attempt_id, *at)),
+            Job::Intake { .. } => None,
+        })
+        .filter(|(id, _)| seen.insert(*id))
+        .collect();
+    if marks.len() < 2 {
+        return Ok(None);
+    }
+    let mut marked = std::collections::HashSet::with_capacity(marks.len());
+    for chunk in marks.chunks(super::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE attempts SET answered_at = COALESCE(attempts.answered_at, v.column2) \
+             FROM (VALUES {}) AS v WHERE attempts.id = v.column1 RETURNING attempts.id",
+            super::values_list(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
+        for (id, at) in chunk {
+            query = query.bind(*id).bind(*at);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            marked.insert(row.try_get::<i64, _>(0)?);
+        }
+    }
+    Ok(Some(marked))
 }
 
 /// The answer mark of an attempt, inside `tx`.

@@ -419,6 +419,20 @@ async fn audit(
 /// statements out of the connection's cache.
 const CACHED_ROWS: usize = 8;
 
+/// The most rows one multi-row statement writes (a `VALUES` list): its parameters stay far
+/// below SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// The placeholders of a `VALUES` list of `rows` rows of `columns` parameters each:
+/// `($1, $2), ($3, $4)`. Its columns are `column1`, `column2`, … on both backends.
+fn values_list(rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+        format!("({})", cells.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 /// One audit row to write with others ([`audit_all`]).
 struct Audit {
     request_id: i64,
@@ -528,6 +542,12 @@ impl Store {
                 Backend::Postgres => 0,
             })
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // PostgreSQL: a connection the server dropped (a restart, a killed backend) is
+            // found by a ping before use, not by a failed write. SQLite's connection is a
+            // thread in this process, and its ping only a round trip to it: one per store
+            // call, which the call path cannot afford; a fault shows in the statement's own
+            // answer, and `before_acquire` retires connections opened before a fault.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

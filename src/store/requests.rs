@@ -173,9 +173,12 @@ impl Store {
     /// once everything written is committed.
     ///
     /// An end whose attempt is no longer live writes nothing (its first write is the
-    /// guarded outcome, see [`Store::finish_in`]), so the batch needs no savepoints. Only
-    /// an end that fails after it wrote must be undone alone: then the batch is rolled back
-    /// and written again, each end under its own savepoint (so `decide` may run twice).
+    /// guarded outcome, see [`Store::finish_in`]), so the batch needs no savepoints. The
+    /// ends of distinct requests are read and written together, a statement for all of
+    /// them at each step ([`Store::finish_read_all`]). Only an end that fails after it
+    /// wrote, or a statement shared by several, must be undone: then the batch is rolled
+    /// back and written again, each end under its own savepoint (so `decide` may run
+    /// twice).
     pub async fn finish_all<D>(
         &self,
         ends: Vec<(Finish<'_>, D)>,
@@ -208,7 +211,7 @@ impl Store {
         let mut out = Vec::with_capacity(ends.len());
         let ids: Vec<i64> = ends.iter().map(|(end, _)| end.attempt.request_id).collect();
         // Ends of distinct requests do not change each other's facts: all are read at once.
-        let mut read = if !savepoints && ends.len() > 1 && distinct(&ids) {
+        let read = if !savepoints && ends.len() > 1 && distinct(&ids) {
             match self.stored_all(&mut tx, &ids).await {
                 Ok(read) => Some(read),
                 Err(_) => {
@@ -219,18 +222,27 @@ impl Store {
         } else {
             None
         };
-        // The audit rows of the ends read at once, written together after the last end.
-        let mut trail = Vec::new();
+        if let Some(read) = read {
+            // Their audit rows, written together after the last end.
+            let mut trail = Vec::new();
+            return match self.finish_read_all(&mut tx, ends, read, now, &mut trail).await {
+                Ok(out) if audit_all(&mut tx, &trail, now).await.is_ok() => {
+                    if out.iter().any(|a| matches!(a, Ok(Applied::Written(_)))) {
+                        tx.commit().await?;
+                    } else {
+                        tx.rollback().await?;
+                    }
+                    Ok(Some(out))
+                }
+                Ok(_) | Err(_) => {
+                    tx.rollback().await?;
+                    Ok(None)
+                }
+            };
+        }
         for (end, decide) in ends {
             if !savepoints {
-                let applied = match read.as_mut() {
-                    Some(read) => {
-                        let stored = read.remove(&end.attempt.request_id);
-                        self.finish_stored(&mut tx, end, stored, now, decide, Some(&mut trail))
-                            .await
-                    }
-                    None => self.finish_in(&mut tx, end, now, decide).await,
-                };
+                let applied = self.finish_in(&mut tx, end, now, decide).await;
                 if applied.is_err() && ends.len() > 1 {
                     tx.rollback().await?;
                     return Ok(None);
@@ -245,10 +257,6 @@ impl Store {
             }
             sqlx::query("RELEASE finish").execute(&mut *tx).await?;
             out.push(applied);
-        }
-        if audit_all(&mut tx, &trail, now).await.is_err() {
-            tx.rollback().await?;
-            return Ok(None);
         }
         if out.iter().any(|a| matches!(a, Ok(Applied::Written(_)))) {
             tx.commit().await?;
@@ -270,11 +278,26 @@ impl Store {
         decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
     ) -> Result<Applied, StoreError> {
         let id = end.attempt.request_id;
-        let stored = match self.locked_request(tx, id).await? {
-            Some((req, version)) => Some((req, version, self.finished_attempts(tx, id).await?)),
-            None => None,
+        let Some((req, version)) = self.locked_request(tx, id).await? else {
+            return Ok(Applied::Gone);
         };
-        self.finish_stored(tx, end, stored, now, decide, None).await
+        let records = self.finished_attempts(tx, id).await?;
+        let t = match decide(&req, &records) {
+            Ok(t) => t,
+            Err(refused) => {
+                let live = self.is_live(tx, end, version, now).await?;
+                return Ok(if live { Applied::Refused(refused) } else { Applied::Gone });
+            }
+        };
+        let live = match t.attempt {
+            Some(ended) => self.end_attempt(tx, end, ended, version, now).await?,
+            None => self.is_live(tx, end, version, now).await?,
+        };
+        if !live {
+            return Ok(Applied::Gone);
+        }
+        self.write(tx, &req, &t, now, None).await?;
+        Ok(Applied::Written(t))
     }
 
     /// The requests `ids` (none twice) as [`Store::finish_in`] reads each, in two
@@ -319,35 +342,107 @@ impl Store {
         Ok(read)
     }
 
-    /// [`Store::finish_in`] on the request as read in `tx` (`None`: no such request).
-    async fn finish_stored(
+    /// The ends of distinct requests read at once ([`Store::stored_all`]), each decided as
+    /// [`Store::finish_in`] decides it, with their writes in two statements: the
+    /// guarded outcomes ([`Store::end_attempts`]), then the request rows of the ends whose
+    /// attempt was still live ([`Store::write_rows`]). The rarer parts stay per end: a
+    /// refused decision's liveness check, a replan, SMS. `Err` leaves `tx` to be rolled
+    /// back.
+    async fn finish_read_all<D>(
         &self,
         tx: &mut Tx<'_>,
-        end: &Finish<'_>,
-        stored: Option<Stored>,
+        ends: &[(Finish<'_>, D)],
+        mut read: std::collections::HashMap<i64, Stored>,
         now: Timestamp,
-        decide: impl FnOnce(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
-        trail: Option<&mut Vec<Audit>>,
-    ) -> Result<Applied, StoreError> {
-        let Some((req, version, records)) = stored else {
-            return Ok(Applied::Gone);
-        };
-        let t = match decide(&req, &records) {
-            Ok(t) => t,
-            Err(refused) => {
-                let live = self.is_live(tx, end, version, now).await?;
-                return Ok(if live { Applied::Refused(refused) } else { Applied::Gone });
+        trail: &mut Vec<Audit>,
+    ) -> Result<Vec<Result<Applied, StoreError>>, StoreError>
+    where
+        D: Fn(&Request, &[AttemptRecord]) -> Result<Transition, Refused>,
+    {
+        let mut out: Vec<Result<Applied, StoreError>> = Vec::with_capacity(ends.len());
+        // The ends decided to a transition that ends their attempt.
+        let mut decided: Vec<Decided<'_, '_>> = Vec::new();
+        for (end, decide) in ends {
+            let Some((req, version, records)) = read.remove(&end.attempt.request_id) else {
+                out.push(Ok(Applied::Gone));
+                continue;
+            };
+            match decide(&req, &records) {
+                Ok(t) => match t.attempt {
+                    Some(ended) => {
+                        decided.push(Decided { at: out.len(), end, req, version, ended, t });
+                        // Until its outcome is found written.
+                        out.push(Ok(Applied::Gone));
+                    }
+                    None => {
+                        let live = self.is_live(tx, end, version, now).await?;
+                        if live {
+                            self.write(tx, &req, &t, now, Some(&mut *trail)).await?;
+                            out.push(Ok(Applied::Written(t)));
+                        } else {
+                            out.push(Ok(Applied::Gone));
+                        }
+                    }
+                },
+                Err(refused) => {
+                    let live = self.is_live(tx, end, version, now).await?;
+                    out.push(Ok(if live { Applied::Refused(refused) } else { Applied::Gone }));
+                }
             }
-        };
-        let live = match t.attempt {
-            Some(ended) => self.end_attempt(tx, end, ended, version, now).await?,
-            None => self.is_live(tx, end, version, now).await?,
-        };
-        if !live {
-            return Ok(Applied::Gone);
         }
-        self.write(tx, &req, &t, now, trail).await?;
-        Ok(Applied::Written(t))
+        let live = self.end_attempts(tx, &decided, now).await?;
+        decided.retain(|d| live.contains(&d.end.attempt.id));
+        let rows: Vec<(&Request, &Transition)> = decided.iter().map(|d| (&d.req, &d.t)).collect();
+        self.write_rows(tx, &rows, now).await?;
+        for d in decided {
+            self.write_rest(tx, &d.req, &d.t, now, Some(&mut *trail)).await?;
+            out[d.at] = Ok(Applied::Written(d.t));
+        }
+        Ok(out)
+    }
+
+    /// The outcomes of `decided` (each transition ends its attempt), each written only
+    /// while its attempt is live and this claim's ([`live_where`]), in one statement: the
+    /// attempts written.
+    async fn end_attempts(
+        &self,
+        tx: &mut Tx<'_>,
+        decided: &[Decided<'_, '_>],
+        now: Timestamp,
+    ) -> Result<std::collections::HashSet<i64>, StoreError> {
+        let mut live = std::collections::HashSet::new();
+        for chunk in decided.chunks(super::ROWS_PER_STATEMENT) {
+            // v: id, outcome, sip_code, counted, answered_at, fencing token, take-over
+            // (0/1), now. A take-over also needs the lease expired.
+            let sql = format!(
+                "UPDATE attempts SET outcome = v.column2, sip_code = v.column3, \
+                 ended_at = v.column8, counted = v.column4, \
+                 answered_at = COALESCE(attempts.answered_at, v.column5) \
+                 FROM (VALUES {}) AS v WHERE attempts.id = v.column1 \
+                 AND attempts.outcome IS NULL \
+                 AND (attempts.fence IS NULL OR attempts.fence = v.column6) \
+                 AND (v.column7 = 0 OR attempts.lease_until IS NULL \
+                      OR attempts.lease_until < v.column8) \
+                 RETURNING attempts.id",
+                super::values_list(chunk.len(), 8)
+            );
+            let mut query = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
+            for Decided { end, version, ended, .. } in chunk {
+                query = query
+                    .bind(end.attempt.id)
+                    .bind(ended.outcome.as_str())
+                    .bind(end.sip_code.map(i64::from))
+                    .bind(i64::from(ended.counted))
+                    .bind(end.answered_at.map(ms))
+                    .bind(*version)
+                    .bind(i64::from(end.fence == Fence::Expired))
+                    .bind(ms(now));
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                live.insert(row.try_get::<i64, _>(0)?);
+            }
+        }
+        Ok(live)
     }
 
     /// Writes the outcome on `end`'s attempt if it is still live and this claim's
@@ -429,6 +524,60 @@ impl Store {
         .bind(i64::from(t.deadline_missed))
         .execute(&mut **tx)
         .await?;
+        self.write_rest(tx, req, t, now, trail).await
+    }
+
+    /// The request rows of transitions decided on distinct requests, in one statement.
+    async fn write_rows(
+        &self,
+        tx: &mut Tx<'_>,
+        rows: &[(&Request, &Transition)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
+            // v: id, state, due_at, attempts_counted, final_at, end_reason,
+            // cancel_requested, deadline_missed; a flag is only ever set here, a final
+            // instant or reason kept.
+            let sql = format!(
+                "UPDATE requests SET state = v.column2, due_at = v.column3, \
+                 attempts_counted = v.column4, \
+                 final_at = COALESCE(v.column5, requests.final_at), \
+                 end_reason = COALESCE(v.column6, requests.end_reason), \
+                 cancel_requested = CASE WHEN v.column7 = 1 THEN 1 \
+                     ELSE requests.cancel_requested END, \
+                 deadline_missed = CASE WHEN v.column8 = 1 THEN 1 \
+                     ELSE requests.deadline_missed END \
+                 FROM (VALUES {}) AS v WHERE requests.id = v.column1",
+                super::values_list(chunk.len(), 8)
+            );
+            let mut query = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
+            for (req, t) in chunk {
+                let final_at = (t.to.is_final() && !t.from.is_final()).then_some(ms(now));
+                query = query
+                    .bind(req.id)
+                    .bind(t.to.as_str())
+                    .bind(t.due.map(ms))
+                    .bind(i64::from(t.counted))
+                    .bind(final_at)
+                    .bind(t.end_reason.as_deref())
+                    .bind(i64::from(t.cancel_requested))
+                    .bind(i64::from(t.deadline_missed));
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// What a transition writes besides the request row: a replan, its audit row (into
+    /// `trail` when given), its SMS.
+    async fn write_rest(
+        &self,
+        tx: &mut Tx<'_>,
+        req: &Request,
+        t: &Transition,
+        now: Timestamp,
+        trail: Option<&mut Vec<Audit>>,
+    ) -> Result<(), StoreError> {
         if let Some(r) = &t.replan {
             sqlx::query(
                 "UPDATE requests SET window_start = $2, window_end = $3, deadline_at = $4 \
@@ -788,6 +937,19 @@ fn live_where(fence: Fence, version: &str, now: &str) -> String {
         Fence::Expired => format!(" AND (lease_until IS NULL OR lease_until < {now})"),
     };
     format!("outcome IS NULL AND (fence IS NULL OR fence = {version}){lease}")
+}
+
+/// An end of [`Store::finish_read_all`] decided to a transition that ends its attempt.
+struct Decided<'a, 'b> {
+    /// Its place in the answers.
+    at: usize,
+    end: &'a Finish<'b>,
+    req: Request,
+    /// The request's fencing token, as read.
+    version: i64,
+    /// The outcome the transition writes on the attempt.
+    ended: AttemptEnd,
+    t: Transition,
 }
 
 /// A request as an outcome is decided on: the row, its fencing token and its finished

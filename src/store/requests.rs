@@ -506,24 +506,14 @@ impl Store {
         now: Timestamp,
         trail: Option<&mut Vec<Audit>>,
     ) -> Result<(), StoreError> {
-        let final_at = (t.to.is_final() && !t.from.is_final()).then_some(ms(now));
-        sqlx::query(
+        let query = sqlx::query(
             "UPDATE requests SET state = $2, due_at = $3, attempts_counted = $4, \
              final_at = COALESCE($5, final_at), end_reason = COALESCE($6, end_reason), \
              cancel_requested = CASE WHEN $7 = 1 THEN 1 ELSE cancel_requested END, \
              deadline_missed = CASE WHEN $8 = 1 THEN 1 ELSE deadline_missed END \
              WHERE id = $1",
-        )
-        .bind(req.id)
-        .bind(t.to.as_str())
-        .bind(t.due.map(ms))
-        .bind(i64::from(t.counted))
-        .bind(final_at)
-        .bind(t.end_reason.as_deref())
-        .bind(i64::from(t.cancel_requested))
-        .bind(i64::from(t.deadline_missed))
-        .execute(&mut **tx)
-        .await?;
+        );
+        bind_row(query, req, t, now).execute(&mut **tx).await?;
         self.write_rest(tx, req, t, now, trail).await
     }
 
@@ -552,16 +542,7 @@ impl Store {
             );
             let mut query = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
             for (req, t) in chunk {
-                let final_at = (t.to.is_final() && !t.from.is_final()).then_some(ms(now));
-                query = query
-                    .bind(req.id)
-                    .bind(t.to.as_str())
-                    .bind(t.due.map(ms))
-                    .bind(i64::from(t.counted))
-                    .bind(final_at)
-                    .bind(t.end_reason.as_deref())
-                    .bind(i64::from(t.cancel_requested))
-                    .bind(i64::from(t.deadline_missed));
+                query = bind_row(query, req, t, now);
             }
             query.execute(&mut **tx).await?;
         }
@@ -937,6 +918,30 @@ fn live_where(fence: Fence, version: &str, now: &str) -> String {
         Fence::Expired => format!(" AND (lease_until IS NULL OR lease_until < {now})"),
     };
     format!("outcome IS NULL AND (fence IS NULL OR fence = {version}){lease}")
+}
+
+/// A query of the `Any` driver.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the request row of `t` decided on `req`, in the order both request-row `UPDATE`s
+/// take it: id, state, due time, attempts counted, final instant (when it becomes final),
+/// end reason, cancel-requested and deadline-missed flags.
+fn bind_row<'q>(
+    query: AnyQuery<'q>,
+    req: &Request,
+    t: &'q Transition,
+    now: Timestamp,
+) -> AnyQuery<'q> {
+    let final_at = (t.to.is_final() && !t.from.is_final()).then_some(ms(now));
+    query
+        .bind(req.id)
+        .bind(t.to.as_str())
+        .bind(t.due.map(ms))
+        .bind(i64::from(t.counted))
+        .bind(final_at)
+        .bind(t.end_reason.as_deref())
+        .bind(i64::from(t.cancel_requested))
+        .bind(i64::from(t.deadline_missed))
 }
 
 /// An end of [`Store::finish_read_all`] decided to a transition that ends its attempt.

@@ -37,6 +37,9 @@
 //! `SIP_BENCH_OUT` (also write the markdown report to this file). `SIP_BENCH_HOLD=0` skips
 //! phase 4. `SIP_BENCH_ONLY=short` runs only the call of no length, sipp's and the daemon's
 //! (printed, no report), e.g. to profile the daemon during its burst.
+//! `SIP_BENCH_RUST_LOG` (the daemon's `RUST_LOG`, e.g. `info,sqlx::query=debug` for one
+//! line per SQL statement) and `SIP_BENCH_LOG_DIR` (keep each daemon's log there, as
+//! `daemon-<its temporary directory's name>.log`; otherwise it goes with that directory).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -779,10 +782,22 @@ async fn count(pool: &SqlitePool, sql: &str) -> i64 {
     sqlx::query(sql).fetch_one(pool).await.map(|r| r.get::<i64, _>(0)).unwrap_or(-1)
 }
 
-/// `callbackd serve` on the bench's configuration, its log in `daemon.log`.
+/// `callbackd serve` on the bench's configuration, its log in `daemon.log` (or where
+/// `SIP_BENCH_LOG_DIR` says), at `SIP_BENCH_RUST_LOG` if set.
 async fn start_daemon(dir: &Path, config: &Path) -> common::Daemon {
+    let log_file = match std::env::var_os("SIP_BENCH_LOG_DIR") {
+        Some(keep) => {
+            let keep = PathBuf::from(keep);
+            std::fs::create_dir_all(&keep).expect("SIP_BENCH_LOG_DIR");
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.as_deref().unwrap_or_default().trim_start_matches('.');
+            keep.join(format!("daemon-{name}.log"))
+        }
+        None => dir.join("daemon.log"),
+    };
     let options = common::Options {
-        log_file: Some(dir.join("daemon.log")),
+        log_file: Some(log_file),
+        rust_log: std::env::var("SIP_BENCH_RUST_LOG").ok(),
         wait: WAIT,
         ..common::Options::default()
     };

@@ -1,5 +1,5 @@
-//! Several servers on one PostgreSQL queue: the store API on PostgreSQL, leases and
-//! fencing, shared capacity and call rate, intake dedup under races between two daemons,
+//! Several servers on one PostgreSQL queue: the store API on PostgreSQL, outcomes written
+//! together (each only on a live claim), leases and fencing, shared capacity and call rate, intake dedup under races between two daemons,
 //! and three daemons against one sipp PBX through a `kill -9` and a PostgreSQL restart.
 //!
 //! PostgreSQL: `CALLBACKD_TEST_DATABASE` (default `postgres://postgres@127.0.0.1:5432/test`);
@@ -245,6 +245,83 @@ async fn every_store_query_works_on_postgres() {
     let expired = store.expired_waiting(far, 10).await.expect("expired");
     assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c]);
     assert_eq!(store.erase_numbers(far).await.expect("erase"), 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
+    use callbackd::store::{Finish, Request};
+    let _shared = PG.read().await;
+    let Some(db) = TestDb::create().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let services = services(dir.path(), 4);
+    let store = Store::open(&db.url).await.expect("open");
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
+    for n in 0..4 {
+        enqueue(&store, &services, &format!("040 555 10{n:02}"), now).await;
+    }
+    let t = now + SignedDuration::from_secs(1);
+    let due = store.due("pg", t, 10).await.expect("due");
+    let attempts: Vec<Attempt> = store
+        .claim_all(&due, t)
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|a| a.expect("each claimed"))
+        .collect();
+    assert_eq!(attempts.len(), 4);
+    // The second request was claimed again since (its fencing token moved on); the third
+    // attempt's lease was renewed by the server that holds it; the fourth has no lease.
+    let end = t + SignedDuration::from_secs(60);
+    let mut c = db.conn().await;
+    for q in [
+        format!("UPDATE requests SET version = version + 1 WHERE id = {}", attempts[1].request_id),
+        format!(
+            "UPDATE attempts SET lease_until = {} WHERE id = {}",
+            end.as_millisecond() + 60_000,
+            attempts[2].id
+        ),
+    ] {
+        sqlx::query(&q).execute(&mut c).await.expect("set up");
+    }
+    let fences = [Fence::Own, Fence::Own, Fence::Expired, Fence::Expired];
+    let outcomes = [Outcome::Connected, Outcome::Busy, Outcome::Connected, Outcome::Busy];
+    let ends = attempts
+        .iter()
+        .zip(fences)
+        .zip(outcomes)
+        .map(|((attempt, fence), outcome)| {
+            let finish = Finish { attempt, sip_code: Some(200), answered_at: Some(end), fence };
+            let event = Event::Ended { seq: attempt.seq, outcome };
+            (finish, move |req: &Request, records: &[_]| {
+                step(None, &req.facts(records), event, end)
+            })
+        })
+        .collect();
+    let written = store.finish_all(ends, end).await.expect("committed");
+    let got: Vec<bool> = written.iter().map(|a| matches!(a, Ok(Applied::Written(_)))).collect();
+    assert_eq!(got, [true, false, false, true], "{written:?}");
+    let want = [Some(State::Connected), None, None, Some(State::RetryWait)];
+    for ((attempt, outcome), want) in attempts.iter().zip(outcomes).zip(want) {
+        let stored = store.request(attempt.request_id).await.expect("read").expect("kept");
+        let rows = store.attempts(attempt.request_id).await.expect("attempts");
+        match want {
+            Some(state) => {
+                assert_eq!(stored.state, state, "{stored:?}");
+                assert_eq!(rows[0].outcome, Some(outcome), "{rows:?}");
+                assert_eq!(rows[0].sip_code, Some(200), "{rows:?}");
+                assert_eq!(rows[0].answered_at, Some(end), "{rows:?}");
+                let trail = store.audit_trail(attempt.request_id).await.expect("audit");
+                let ended = trail.iter().filter(|r| r.1.as_deref() == Some("dialing")).count();
+                assert_eq!(ended, 1, "{trail:?}");
+            }
+            None => {
+                // Nothing written: the attempt stays live, its request dialling.
+                assert_eq!(stored.state, State::Dialing, "{stored:?}");
+                assert_eq!(rows[0].outcome, None, "{rows:?}");
+            }
+        }
+    }
     store.close().await;
 }
 

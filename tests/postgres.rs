@@ -250,7 +250,6 @@ async fn every_store_query_works_on_postgres() {
 
 #[tokio::test]
 async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
-    use callbackd::store::{Finish, Request};
     let _shared = PG.read().await;
     let Some(db) = TestDb::create().await else { return };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -284,21 +283,10 @@ async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
     ] {
         sqlx::query(&q).execute(&mut c).await.expect("set up");
     }
-    let fences = [Fence::Own, Fence::Own, Fence::Expired, Fence::Expired];
     let outcomes = [Outcome::Connected, Outcome::Busy, Outcome::Connected, Outcome::Busy];
-    let ends = attempts
-        .iter()
-        .zip(fences)
-        .zip(outcomes)
-        .map(|((attempt, fence), outcome)| {
-            let finish = Finish { attempt, sip_code: Some(200), answered_at: Some(end), fence };
-            let event = Event::Ended { seq: attempt.seq, outcome };
-            (finish, move |req: &Request, records: &[_]| {
-                step(None, &req.facts(records), event, end)
-            })
-        })
-        .collect();
-    let written = store.finish_all(ends, end).await.expect("committed");
+    let fences = [Fence::Own, Fence::Own, Fence::Expired, Fence::Expired];
+    let ends: Vec<_> = fences.into_iter().zip(outcomes).collect();
+    let written = common::finish_together(&store, &attempts, &ends, Some(end), end).await;
     let got: Vec<bool> = written.iter().map(|a| matches!(a, Ok(Applied::Written(_)))).collect();
     assert_eq!(got, [true, false, false, true], "{written:?}");
     let want = [Some(State::Connected), None, None, Some(State::RetryWait)];

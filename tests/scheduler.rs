@@ -987,8 +987,7 @@ async fn outcomes_ended_together_are_each_written_on_their_own_request() {
 
 #[tokio::test]
 async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
-    use callbackd::policy::lifecycle::{Event, step};
-    use callbackd::store::{Applied, Fence, Finish};
+    use callbackd::store::{Applied, Fence};
     let dir = tempfile::tempdir().expect("temporary directory");
     let (store, url, _, attempts, now) = claimed_together(dir.path(), "+35840555040", 4).await;
     let end = now + SignedDuration::from_mins(2);
@@ -1003,19 +1002,9 @@ async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
     ] {
         sqlx::query(&q).execute(&mut c).await.expect("set up");
     }
-    let fences = [Fence::Own, Fence::Own, Fence::Expired, Fence::Expired];
-    let ends = attempts
-        .iter()
-        .zip(fences)
-        .map(|(attempt, fence)| {
-            let finish = Finish { attempt, sip_code: Some(200), answered_at: None, fence };
-            let event = Event::Ended { seq: attempt.seq, outcome: Outcome::Connected };
-            (finish, move |req: &Request, records: &[_]| {
-                step(None, &req.facts(records), event, end)
-            })
-        })
-        .collect();
-    let written = store.finish_all(ends, end).await.expect("committed");
+    let c = Outcome::Connected;
+    let ends = [(Fence::Own, c), (Fence::Own, c), (Fence::Expired, c), (Fence::Expired, c)];
+    let written = common::finish_together(&store, &attempts, &ends, None, end).await;
     let got: Vec<bool> = written.iter().map(|a| matches!(a, Ok(Applied::Written(_)))).collect();
     assert_eq!(got, [true, false, false, true], "{written:?}");
     assert!(matches!(written[1], Ok(Applied::Gone)) && matches!(written[2], Ok(Applied::Gone)));

@@ -789,3 +789,27 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
 pub fn tools(needed: &[(&str, &str)]) -> bool {
     needed.iter().fold(true, |all, (program, package)| tool(program, package).is_some() && all)
 }
+
+/// Writes the ends of `attempts` together as the scheduler does ([`Store::finish_all`],
+/// without a dialplan): each an `Ended` event with its outcome, SIP 200 and `answered_at`,
+/// under its fence, at `at`. The answer per end, in order.
+pub async fn finish_together(
+    store: &callbackd::store::Store,
+    attempts: &[callbackd::store::Attempt],
+    ends: &[(callbackd::store::Fence, callbackd::policy::Outcome)],
+    answered_at: Option<jiff::Timestamp>,
+    at: jiff::Timestamp,
+) -> Vec<Result<callbackd::store::Applied, callbackd::store::StoreError>> {
+    use callbackd::policy::lifecycle::{Event, step};
+    use callbackd::store::{Finish, Request};
+    let ends = attempts
+        .iter()
+        .zip(ends)
+        .map(|(attempt, &(fence, outcome))| {
+            let finish = Finish { attempt, sip_code: Some(200), answered_at, fence };
+            let event = Event::Ended { seq: attempt.seq, outcome };
+            (finish, move |req: &Request, records: &[_]| step(None, &req.facts(records), event, at))
+        })
+        .collect();
+    store.finish_all(ends, at).await.expect("committed")
+}

@@ -400,6 +400,68 @@ async fn leases_fence_capacity_and_rate_hold_across_servers() {
     b.close().await;
 }
 
+/// The shared call rate lives in rows appended and removed by their key: the gate row is
+/// locked by every claim but never rewritten (a long transaction elsewhere keeps every
+/// version of a rewritten row, and each claim would walk them all), one start row per
+/// trunk stays live, and a rate above 1,000 calls/s spaces starts by less than a
+/// millisecond across servers.
+#[tokio::test]
+async fn the_call_rate_is_shared_without_rewriting_the_gate_row() {
+    let _shared = PG.read().await;
+    let Some(db) = TestDb::create().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let services = services(dir.path(), 100);
+    let a = Store::open(&db.url).await.expect("open");
+    let b = Store::open(&db.url).await.expect("open a second pool (another server)");
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
+    for n in 0..8 {
+        enqueue(&a, &services, &format!("040 557 00{n:02}"), now).await;
+    }
+    let t = now + SignedDuration::from_secs(1);
+    // 4,000 calls/s: one start per 250 µs, whichever server claims.
+    let (fast_a, fast_b) = (
+        limits("a", 100, Duration::from_micros(250)),
+        limits("b", 100, Duration::from_micros(250)),
+    );
+    let quarter = SignedDuration::from_micros(250);
+    let first = a.claim_due("pg", t, 5, &fast_a, |_| true).await.expect("claim");
+    assert_eq!(first.claimed.len(), 1, "one start per interval");
+    assert_eq!(first.rate_until, Some(t + quarter));
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let gate = "SELECT ctid::text || ' ' || xmin::text FROM claim_gate";
+    let before: String = sqlx::query_scalar(gate).fetch_one(&mut conn).await.expect("gate row");
+    // The other server at the same instant waits for the next start, 250 µs later.
+    let held = b.claim_due("pg", t, 5, &fast_b, |_| true).await.expect("claim");
+    assert!(held.claimed.is_empty(), "{held:?}");
+    assert_eq!(held.rate_until, Some(t + quarter));
+    // Taking turns at each next start, every claim moves it one interval on.
+    let mut at = t + quarter;
+    for turn in 0..6 {
+        let (store, limits) = if turn % 2 == 0 { (&b, &fast_b) } else { (&a, &fast_a) };
+        let got = store.claim_due("pg", at, 5, limits, |_| true).await.expect("claim");
+        assert_eq!(got.claimed.len(), 1, "turn {turn}: {got:?}");
+        let (_, attempt) = &got.claimed[0];
+        let trail = store.audit_trail(attempt.request_id).await.expect("audit");
+        let last = trail.last().expect("audit row");
+        assert_eq!(
+            (last.2.as_str(), last.3.as_str(), last.4.as_str()),
+            ("dialing", "scheduler", "attempt 1")
+        );
+        at += quarter;
+        assert_eq!(got.rate_until, Some(at), "turn {turn}");
+    }
+    let after: String = sqlx::query_scalar(gate).fetch_one(&mut conn).await.expect("gate row");
+    assert_eq!(before, after, "the gate row is locked by each claim, never rewritten");
+    let starts: Vec<i64> = sqlx::query_scalar("SELECT next_us FROM claim_starts")
+        .fetch_all(&mut conn)
+        .await
+        .expect("starts");
+    assert_eq!(starts, [at.as_microsecond()], "one live start row per trunk");
+    let _ = conn.close().await;
+    a.close().await;
+    b.close().await;
+}
+
 /// Four servers claim at once, round after round: the claims of a round add up exactly to
 /// the limit (the service's capacity, or the trunk's `max_calls` when lower), no request is
 /// claimed twice, and a watcher reading the committed state meanwhile never sees more live

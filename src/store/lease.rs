@@ -1,19 +1,27 @@
 //! Several servers on one queue (PostgreSQL): claims under a lease, fencing, shared limits.
 //!
 //! - A claim ([`Store::claim_due`]) runs in one transaction. It first reads, unlocked, the
-//!   trunk's `claim_gate` row (a call-rate stop read there holds: `next_start` only moves
-//!   forward) and the live attempts of the service and of the trunk (`requests_dialing`
-//!   index) to size the batch, then picks due requests in serving order with
-//!   `FOR UPDATE SKIP LOCKED` (rows another server, a cancel or an outcome holds are passed
-//!   over, never waited for) and claims those the caller's policy check lets start, each
-//!   behind a savepoint. Only then, the reserve step: it locks the gate row (`FOR UPDATE`)
-//!   and counts the live attempts again. Every claim passes the gate before it commits, so
+//!   trunk's next allowed start (a call-rate stop read there holds: it only moves forward)
+//!   and, unless this server's last claim left room for what it wants now, the live
+//!   attempts of the service and of the trunk (`requests_dialing` index) to size the
+//!   batch; then it picks due requests in serving order with `FOR UPDATE SKIP LOCKED`
+//!   (rows another server, a cancel or an outcome holds are passed over, never waited
+//!   for) and claims those the caller's policy check lets start, each behind a savepoint.
+//!   Only then, the reserve step: it locks the trunk's `claim_gate` row (`FOR UPDATE`) and
+//!   counts the live attempts again. Every claim passes the gate before it commits, so
 //!   under the lock the count sees every claim committed before plus this transaction's
 //!   own: claims beyond the capacity, the trunk's `max_calls` or the call rate are rolled
-//!   back to their savepoint (which also lets the gate go; it is asked again for the rest),
-//!   and the gate's `next_start` advances by one call interval per claim (the shared call
-//!   rate). The gate is thus held only for one count, one update and the commit, not for
+//!   back to their savepoint (which also lets the gate go; it is asked again for the
+//!   rest), and the next start advances by one call interval per claim (the shared call
+//!   rate). The gate is thus held only for one count, one write and the commit, not for
 //!   the picking and writing of the claims, so servers claim side by side.
+//! - Nothing a claim reads is rewritten by every claim: the gate row is only locked, and
+//!   the next start is a row appended to `claim_starts` (the one read is removed by its
+//!   key) and read newest first. A long transaction elsewhere keeps every row version
+//!   written since it began; a rewritten row would make each read walk them all, so
+//!   claims would slow down the longer such a session stayed (migration 0013). What still
+//!   grows with it is the count and the pick: they pass over the index entries of
+//!   requests claimed meanwhile.
 //! - Every claim increments `requests.version`, the fencing token, and writes it into the
 //!   attempt with the claiming server's id (`owner`) and `lease_until`. The owner renews
 //!   the lease while the call runs ([`Store::renew_leases`]); an outcome is recorded only
@@ -27,8 +35,8 @@
 //! skew well below the lease is harmless.
 
 use super::{
-    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, SERVING_ORDER, State, Store,
-    StoreError, WAITING, attempt_from, audit, ms, request_from, ts,
+    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, SERVING_ORDER, Store, StoreError,
+    WAITING, attempt_from, ms, request_from, ts,
 };
 use jiff::Timestamp;
 use sqlx::Row;
@@ -79,6 +87,43 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(t)
 }
 
+/// The trunk's next allowed call start: the newest row of `claim_starts` (a backward
+/// index scan that stops at the first row; see migration 0013). `None`: any time.
+async fn next_start(tx: &mut super::Tx<'_>, trunk: &str) -> Result<Option<Timestamp>, StoreError> {
+    let row = sqlx::query(
+        "SELECT next_us FROM claim_starts WHERE trunk = $1 ORDER BY next_us DESC LIMIT 1",
+    )
+    .bind(trunk)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let us: i64 = row.try_get("next_us")?;
+    Timestamp::from_microsecond(us)
+        .map(Some)
+        .map_err(|_| StoreError::Corrupt { what: "instant", value: us.to_string() })
+}
+
+/// Locks the trunk's `claim_gate` row until the transaction (or its savepoint) ends,
+/// creating the row at the trunk's first claim. The row is locked, never rewritten.
+async fn lock_gate(tx: &mut super::Tx<'_>, trunk: &str) -> Result<(), StoreError> {
+    loop {
+        let locked = sqlx::query("SELECT trunk FROM claim_gate WHERE trunk = $1 FOR UPDATE")
+            .bind(trunk)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if locked.is_some() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO claim_gate (trunk, next_start) VALUES ($1, 0) \
+             ON CONFLICT (trunk) DO NOTHING",
+        )
+        .bind(trunk)
+        .execute(&mut **tx)
+        .await?;
+    }
+}
+
 /// The live attempts of all services and of `service` (the `requests_dialing` index).
 async fn live_counts(tx: &mut super::Tx<'_>, service: &str) -> Result<(i64, i64), StoreError> {
     let counts = sqlx::query(
@@ -112,32 +157,24 @@ impl Store {
             return Ok(batch);
         }
         let mut tx = self.write_tx().await?;
-        // Unlocked reads first: the gate's next start only moves forward, so a rate stop
-        // read here also holds under the lock; the counts only size the batch.
-        let row = sqlx::query("SELECT next_start FROM claim_gate WHERE trunk = $1")
-            .bind(limits.trunk)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let next_start = match row {
-            Some(row) => ts(row.try_get("next_start")?)?,
-            None => {
-                sqlx::query(
-                    "INSERT INTO claim_gate (trunk, next_start) VALUES ($1, 0) \
-                     ON CONFLICT (trunk) DO NOTHING",
-                )
-                .bind(limits.trunk)
-                .execute(&mut *tx)
-                .await?;
-                Timestamp::UNIX_EPOCH
-            }
-        };
-        if next_start > now {
+        // Unlocked reads first: the next start only moves forward, so a rate stop read here
+        // also holds under the lock; the counts only size the batch, and are read only when
+        // this server's last reserve step left less room than it wants now.
+        if let Some(next) = next_start(&mut tx, limits.trunk).await?
+            && next > now
+        {
             tx.rollback().await?;
-            batch.rate_until = Some(next_start);
+            batch.rate_until = Some(next);
             return Ok(batch);
         }
-        let (total, mine) = live_counts(&mut tx, service).await?;
-        let mut free = want.min(limits.capacity - mine).min(limits.max_calls - total);
+        let key = (limits.trunk.to_owned(), service.to_owned());
+        let mut free = want;
+        if self.claim_room(&key).is_none_or(|room| room < want) {
+            let (total, mine) = live_counts(&mut tx, service).await?;
+            let room = (limits.capacity - mine).min(limits.max_calls - total);
+            self.set_claim_room(key.clone(), room);
+            free = free.min(room);
+        }
         if !limits.interval.is_zero() {
             free = free.min(1);
         }
@@ -163,60 +200,67 @@ impl Store {
                 batch.skipped.push(req);
                 continue;
             }
-            // Claim i can be undone alone (with those after it) if the gate says no.
-            let savepoint = format!("SAVEPOINT claim_{}", batch.claimed.len());
-            sqlx::query(&savepoint).execute(&mut *tx).await?;
-            let version: i64 = sqlx::query(
-                "UPDATE requests SET state = 'dialing', version = version + 1 WHERE id = $1 \
-                 RETURNING version",
-            )
-            .bind(req.id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("version")?;
+            // Claim i > 0 can be undone alone (with those after it) if the gate says no;
+            // the first is undone with the transaction.
+            if !batch.claimed.is_empty() {
+                let savepoint = format!("SAVEPOINT claim_{}", batch.claimed.len());
+                sqlx::query(&savepoint).execute(&mut *tx).await?;
+            }
+            // The request, its new attempt (with the fencing token) and the audit row: one
+            // statement, one round trip.
             let row = sqlx::query(&format!(
-                "INSERT INTO attempts (request_id, seq, started_at, owner, lease_until, fence) \
-                 VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), \
-                 $2, $3, $4, $5) RETURNING {ATTEMPT_COLUMNS}"
+                "WITH claimed AS (UPDATE requests SET state = 'dialing', version = version + 1 \
+                 WHERE id = $1 RETURNING id, version), \
+                 attempt AS (INSERT INTO attempts \
+                 (request_id, seq, started_at, owner, lease_until, fence) \
+                 SELECT id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = $1), \
+                 $2, $3, $4, version FROM claimed RETURNING {ATTEMPT_COLUMNS}), \
+                 logged AS (INSERT INTO audit (request_id, at, from_state, to_state, actor, detail) \
+                 SELECT request_id, $2, $5, 'dialing', 'scheduler', 'attempt ' || seq FROM attempt) \
+                 SELECT {ATTEMPT_COLUMNS} FROM attempt"
             ))
             .bind(req.id)
             .bind(ms(now))
             .bind(limits.owner)
             .bind(lease_until)
-            .bind(version)
+            .bind(req.state.as_str())
             .fetch_one(&mut *tx)
             .await?;
             let attempt = attempt_from(&row)?;
-            let detail = format!("attempt {}", attempt.seq);
-            audit(&mut tx, req.id, now, Some(req.state), State::Dialing, "scheduler", &detail)
-                .await?;
             batch.claimed.push((req, attempt));
         }
         // The reserve step: the gate is held from here to the commit only. Every claim
         // passes it before committing, so the counts read under it see every claim
         // committed before (and this transaction's own): exact across servers.
-        let next_start = loop {
+        let gate = loop {
             if batch.claimed.is_empty() {
                 tx.rollback().await?;
                 return Ok(batch);
             }
-            let row = sqlx::query("SELECT next_start FROM claim_gate WHERE trunk = $1 FOR UPDATE")
-                .bind(limits.trunk)
-                .fetch_one(&mut *tx)
-                .await?;
-            let gate = ts(row.try_get("next_start")?)?;
+            lock_gate(&mut tx, limits.trunk).await?;
+            let gate = next_start(&mut tx, limits.trunk).await?;
             let (total, mine) = live_counts(&mut tx, service).await?;
             let claimed = i64::try_from(batch.claimed.len()).unwrap_or(i64::MAX);
             let over = (mine - limits.capacity).max(total - limits.max_calls);
-            let keep = if gate > now {
-                batch.rate_until = Some(gate);
-                0
-            } else {
-                batch.full |= over > 0;
-                (claimed - over.max(0)).max(0)
+            let keep = match gate {
+                Some(gate) if gate > now => {
+                    batch.rate_until = Some(gate);
+                    0
+                }
+                _ => {
+                    batch.full |= over > 0;
+                    (claimed - over.max(0)).max(0)
+                }
             };
+            // The room left once the excess is given back, for the next claim's sizing.
+            self.set_claim_room(key.clone(), claimed - keep - over);
             if keep >= claimed {
                 break gate;
+            }
+            if keep == 0 {
+                tx.rollback().await?;
+                batch.claimed.clear();
+                return Ok(batch);
             }
             // Give the excess back (this also releases the gate: it was locked after the
             // savepoint) and ask the gate again for the rest.
@@ -224,20 +268,42 @@ impl Store {
             sqlx::query(&rollback).execute(&mut *tx).await?;
             batch.claimed.truncate(usize::try_from(keep).unwrap_or(0));
         };
-        let mut next_start = next_start;
-        for _ in &batch.claimed {
-            next_start = add(next_start.max(now), limits.interval);
+        let mut next = gate.unwrap_or(Timestamp::UNIX_EPOCH);
+        if !limits.interval.is_zero() {
+            for _ in &batch.claimed {
+                next = add(next.max(now), limits.interval);
+            }
+            if Some(next) != gate {
+                // The new next start in, the one read under the lock out (by its key: no
+                // scan over the rows removed before).
+                sqlx::query(
+                    "WITH gone AS (DELETE FROM claim_starts WHERE trunk = $1 AND next_us = $3) \
+                     INSERT INTO claim_starts (trunk, next_us) VALUES ($1, $2)",
+                )
+                .bind(limits.trunk)
+                .bind(next.as_microsecond())
+                .bind(gate.map(|g| g.as_microsecond()))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
-        sqlx::query("UPDATE claim_gate SET next_start = $2 WHERE trunk = $1")
-            .bind(limits.trunk)
-            .bind(ms(next_start))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        if next_start > now {
-            batch.rate_until = Some(next_start);
+        if next > now {
+            batch.rate_until = Some(next);
         }
         Ok(batch)
+    }
+
+    /// The room this server's last reserve step left under the limits of `key` (trunk,
+    /// service): a hint that spares the unlocked count, never a decision.
+    fn claim_room(&self, key: &(String, String)) -> Option<i64> {
+        self.claim_room.lock().ok().and_then(|rooms| rooms.get(key).copied())
+    }
+
+    fn set_claim_room(&self, key: (String, String), room: i64) {
+        if let Ok(mut rooms) = self.claim_room.lock() {
+            rooms.insert(key, room);
+        }
     }
 
     /// Extends the leases of `owner`'s live attempts to `until`; returns the ids of the

@@ -339,6 +339,9 @@ pub struct Store {
     health: std::sync::Arc<health::Health>,
     /// SQLite: the group-commit writer of intakes (see `intake`).
     batcher: intake::Batcher,
+    /// PostgreSQL: the room this server's last claim left per trunk and service (see
+    /// `lease`): a hint that spares a count, never a decision.
+    claim_room: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, String), i64>>>,
 }
 
 /// SQLite's wait for another connection's write lock.
@@ -598,7 +601,13 @@ impl Store {
             // Best effort: a read-only server is reported by the probe below.
             let _ = sqlx::query(health::PROBE_TABLE).execute(&pool).await;
         }
-        let store = Store { pool, backend, health, batcher: intake::Batcher::default() };
+        let store = Store {
+            pool,
+            backend,
+            health,
+            batcher: intake::Batcher::default(),
+            claim_room: std::sync::Arc::default(),
+        };
         store.look().await;
         Ok(store)
     }

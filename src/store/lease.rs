@@ -96,11 +96,7 @@ async fn next_start(tx: &mut super::Tx<'_>, trunk: &str) -> Result<Option<Timest
     .bind(trunk)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let us: i64 = row.try_get("next_us")?;
-    Timestamp::from_microsecond(us)
-        .map(Some)
-        .map_err(|_| StoreError::Corrupt { what: "instant", value: us.to_string() })
+    row.map(|r| from_us(r.try_get("next_us")?)).transpose()
 }
 
 /// Locks the trunk's `claim_gate` row until the transaction (or its savepoint) ends,
@@ -124,17 +120,31 @@ async fn lock_gate(tx: &mut super::Tx<'_>, trunk: &str) -> Result<(), StoreError
     }
 }
 
-/// The live attempts of all services and of `service` (the `requests_dialing` index).
-async fn live_counts(tx: &mut super::Tx<'_>, service: &str) -> Result<(i64, i64), StoreError> {
-    let counts = sqlx::query(
-        "SELECT COUNT(*)::BIGINT AS total, \
-         COALESCE(SUM(CASE WHEN service = $1 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
+/// What the gate decides on, read in one statement: the trunk's next allowed start (as
+/// [`next_start`]) and the live attempts of all services and of `service` (the
+/// `requests_dialing` index).
+async fn gate_and_counts(
+    tx: &mut super::Tx<'_>,
+    trunk: &str,
+    service: &str,
+) -> Result<(Option<Timestamp>, i64, i64), StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT next_us FROM claim_starts WHERE trunk = $1 \
+         ORDER BY next_us DESC LIMIT 1) AS next_us, COUNT(*)::BIGINT AS total, \
+         COALESCE(SUM(CASE WHEN service = $2 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
          FROM requests WHERE state = 'dialing'",
     )
+    .bind(trunk)
     .bind(service)
     .fetch_one(&mut **tx)
     .await?;
-    Ok((counts.try_get("total")?, counts.try_get("mine")?))
+    let next = row.try_get::<Option<i64>, _>("next_us")?.map(from_us).transpose()?;
+    Ok((next, row.try_get("total")?, row.try_get("mine")?))
+}
+
+fn from_us(us: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(us)
+        .map_err(|_| StoreError::Corrupt { what: "instant", value: us.to_string() })
 }
 
 impl Store {
@@ -160,20 +170,23 @@ impl Store {
         // Unlocked reads first: the next start only moves forward, so a rate stop read here
         // also holds under the lock; the counts only size the batch, and are read only when
         // this server's last reserve step left less room than it wants now.
-        if let Some(next) = next_start(&mut tx, limits.trunk).await?
+        let key = (limits.trunk.to_owned(), service.to_owned());
+        let mut free = want;
+        let next = if self.claim_room(&key).is_none_or(|room| room < want) {
+            let (next, total, mine) = gate_and_counts(&mut tx, limits.trunk, service).await?;
+            let room = (limits.capacity - mine).min(limits.max_calls - total);
+            self.set_claim_room(key.clone(), room);
+            free = free.min(room);
+            next
+        } else {
+            next_start(&mut tx, limits.trunk).await?
+        };
+        if let Some(next) = next
             && next > now
         {
             tx.rollback().await?;
             batch.rate_until = Some(next);
             return Ok(batch);
-        }
-        let key = (limits.trunk.to_owned(), service.to_owned());
-        let mut free = want;
-        if self.claim_room(&key).is_none_or(|room| room < want) {
-            let (total, mine) = live_counts(&mut tx, service).await?;
-            let room = (limits.capacity - mine).min(limits.max_calls - total);
-            self.set_claim_room(key.clone(), room);
-            free = free.min(room);
         }
         if !limits.interval.is_zero() {
             free = free.min(1);
@@ -238,8 +251,7 @@ impl Store {
                 return Ok(batch);
             }
             lock_gate(&mut tx, limits.trunk).await?;
-            let gate = next_start(&mut tx, limits.trunk).await?;
-            let (total, mine) = live_counts(&mut tx, service).await?;
+            let (gate, total, mine) = gate_and_counts(&mut tx, limits.trunk, service).await?;
             let claimed = i64::try_from(batch.claimed.len()).unwrap_or(i64::MAX);
             let over = (mine - limits.capacity).max(total - limits.max_calls);
             let keep = match gate {

@@ -149,6 +149,26 @@ async fn enqueue(store: &Store, services: &Services, number: &str, now: Timestam
     store.enqueue(&a.request, &a.plan).await.expect("enqueue").request.id
 }
 
+/// Two servers' stores on `db` (two pools) and `count` requests of the `pg` service
+/// (capacity `capacity`), numbers `040 <series> 00nn`, made at the instant returned (whole
+/// milliseconds, as stored); the directory holds the dialplan.
+async fn two_servers(
+    db: &TestDb,
+    capacity: u32,
+    series: &str,
+    count: usize,
+) -> (Store, Store, Timestamp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let services = services(dir.path(), capacity);
+    let a = Store::open(&db.url).await.expect("open");
+    let b = Store::open(&db.url).await.expect("open a second pool (another server)");
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
+    for n in 0..count {
+        enqueue(&a, &services, &format!("040 {series} 00{n:02}"), now).await;
+    }
+    (a, b, now, dir)
+}
+
 fn limits<'a>(owner: &'a str, capacity: i64, interval: Duration) -> ClaimLimits<'a> {
     ClaimLimits {
         owner,
@@ -317,15 +337,7 @@ async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
 async fn leases_fence_capacity_and_rate_hold_across_servers() {
     let _shared = PG.read().await;
     let Some(db) = TestDb::create().await else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let services = services(dir.path(), 2);
-    let a = Store::open(&db.url).await.expect("open");
-    let b = Store::open(&db.url).await.expect("open a second pool (another server)");
-    // Whole milliseconds, as stored.
-    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
-    for n in 0..6 {
-        enqueue(&a, &services, &format!("040 555 00{n:02}"), now).await;
-    }
+    let (a, b, now, _dir) = two_servers(&db, 2, "555", 6).await;
     let t = now + SignedDuration::from_secs(1);
 
     // Capacity 2 across both servers, claimed at once from both.
@@ -409,14 +421,7 @@ async fn leases_fence_capacity_and_rate_hold_across_servers() {
 async fn the_call_rate_is_shared_without_rewriting_the_gate_row() {
     let _shared = PG.read().await;
     let Some(db) = TestDb::create().await else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let services = services(dir.path(), 100);
-    let a = Store::open(&db.url).await.expect("open");
-    let b = Store::open(&db.url).await.expect("open a second pool (another server)");
-    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
-    for n in 0..8 {
-        enqueue(&a, &services, &format!("040 557 00{n:02}"), now).await;
-    }
+    let (a, b, now, _dir) = two_servers(&db, 100, "557", 8).await;
     let t = now + SignedDuration::from_secs(1);
     // 4,000 calls/s: one start per 250 µs, whichever server claims.
     let (fast_a, fast_b) = (

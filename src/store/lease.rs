@@ -285,7 +285,9 @@ impl Store {
             for _ in &batch.claimed {
                 next = add(next.max(now), limits.interval);
             }
-            if Some(next) != gate {
+            // Kept in whole microseconds: a next start that does not move on at that
+            // precision (a sub-microsecond interval) is not written again.
+            if gate.is_none_or(|g| next.as_microsecond() > g.as_microsecond()) {
                 // The new next start in, the one read under the lock out (by its key: no
                 // scan over the rows removed before).
                 sqlx::query(

@@ -21,7 +21,9 @@
 //!    transaction (holding back vacuum) for the whole run;
 //! 4. before the claims, measures PostgreSQL intake: 3 servers, 16 concurrent intakes each
 //!    (`CLAIMS_BENCH_INTAKE_SECS`, 10 s), due tomorrow so the claims do not reach them;
-//! 5. drops the database.
+//! 5. with `CLAIMS_BENCH_EXPLAIN=1`, prints `EXPLAIN (ANALYZE, BUFFERS)` of each read a
+//!    claim makes after the 3-server row and after the row beside the idle session;
+//! 6. drops the database.
 //!
 //! Capacities are large and the call rate is one start per microsecond across all servers
 //! (a server always claims under a call rate, at most 10,000/s by its configuration): the
@@ -35,7 +37,7 @@ use callbackd::lang::Lang;
 use callbackd::number::E164;
 use callbackd::policy::lifecycle::{Event, step};
 use callbackd::policy::{Outcome, Plan};
-use callbackd::store::lease::ClaimLimits;
+use callbackd::store::lease::{ClaimLimits, reads};
 use callbackd::store::{Attempt, Fence, NewRequest, Store};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
@@ -253,6 +255,43 @@ async fn graphile(url: &str, jobs: u64) {
     );
 }
 
+/// With `CLAIMS_BENCH_EXPLAIN=1`: PostgreSQL's plan, time and buffers for each read a claim
+/// makes (`callbackd::store::lease::reads`, the store's own SQL), for the first service, in
+/// a transaction rolled back afterwards.
+async fn explain(url: &str, when: &str) {
+    if std::env::var("CLAIMS_BENCH_EXPLAIN").is_err() {
+        return;
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let now = Timestamp::now().as_millisecond();
+    let (trunk, service) = ("'bench-pbx:5060'", format!("'{}'", SERVICES[0]));
+    let reads = [
+        ("next start", reads::NEXT_START.to_owned(), format!("({trunk})")),
+        (
+            "next start and live counts",
+            reads::GATE_AND_COUNTS.to_owned(),
+            format!("({trunk}, {service})"),
+        ),
+        ("pick", reads::pick(), format!("({service}, {now}, 1)")),
+    ];
+    println!("plans of a claim's reads {when}:");
+    for (name, sql, args) in reads {
+        sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("begin");
+        sqlx::raw_sql(&format!("PREPARE read AS {sql}")).execute(&mut conn).await.expect("prepare");
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) EXECUTE read {args}"))
+                .fetch_all(&mut conn)
+                .await
+                .expect("explain");
+        sqlx::raw_sql("ROLLBACK; DEALLOCATE read").execute(&mut conn).await.expect("rollback");
+        println!("  {name}:");
+        for line in plan {
+            println!("    {line}");
+        }
+    }
+    let _ = conn.close().await;
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -326,6 +365,7 @@ async fn main() {
         at_three = claims_row(&url, servers, secs, live, "").await;
     }
     // The peer, the same number of jobs as callbackd claimed with 3 servers.
+    explain(&url, "after the 3-server row").await;
     graphile(&url, at_three).await;
     // The failure that stalls SKIP LOCKED queues: a session idle in a transaction for the
     // whole run holds back vacuum, so every dead row version stays.
@@ -336,6 +376,7 @@ async fn main() {
         .await
         .expect("hold a snapshot");
     claims_row(&url, 3, secs, live, " + idle-in-transaction session").await;
+    explain(&url, "after the row beside the idle session, which still holds its snapshot").await;
     let _ = sqlx::query("ROLLBACK").execute(&mut idle).await;
     let _ = idle.close().await;
     drop(db);

@@ -35,8 +35,8 @@
 //! skew well below the lease is harmless.
 
 use super::{
-    ATTEMPT_COLUMNS, Attempt, Backend, REQUEST_COLUMNS, Request, SERVING_ORDER, Store, StoreError,
-    WAITING, attempt_from, ms, request_from, ts,
+    ATTEMPT_COLUMNS, Attempt, Backend, Request, Store, StoreError, attempt_from, ms, request_from,
+    ts,
 };
 use jiff::Timestamp;
 use sqlx::Row;
@@ -87,15 +87,37 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(t)
 }
 
-/// The trunk's next allowed call start: the newest row of `claim_starts` (a backward
-/// index scan that stops at the first row; see migration 0013). `None`: any time.
+/// The reads a claim makes, as SQL with their parameters, so that the claims bench can
+/// show PostgreSQL's plan for exactly these (`CLAIMS_BENCH_EXPLAIN`).
+pub mod reads {
+    /// The trunk's next allowed start in Unix µs (`$1` trunk): the newest row of
+    /// `claim_starts`, a backward index scan that stops at the first row.
+    pub const NEXT_START: &str =
+        "SELECT next_us FROM claim_starts WHERE trunk = $1 ORDER BY next_us DESC LIMIT 1";
+
+    /// The next start and the live attempts of all services (`total`) and of one (`mine`)
+    /// (`$1` trunk, `$2` service; the `requests_dialing` index).
+    pub const GATE_AND_COUNTS: &str = "SELECT (SELECT next_us FROM claim_starts \
+         WHERE trunk = $1 ORDER BY next_us DESC LIMIT 1) AS next_us, COUNT(*)::BIGINT AS total, \
+         COALESCE(SUM(CASE WHEN service = $2 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
+         FROM requests WHERE state = 'dialing'";
+
+    /// The pick: due requests in serving order, passing over rows others hold (`$1`
+    /// service, `$2` now in Unix ms, `$3` how many).
+    pub fn pick() -> String {
+        use super::super::{REQUEST_COLUMNS, SERVING_ORDER, WAITING};
+        format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 \
+             ORDER BY {SERVING_ORDER} LIMIT $3 FOR UPDATE SKIP LOCKED"
+        )
+    }
+}
+
+/// The trunk's next allowed call start ([`reads::NEXT_START`]; see migration 0013).
+/// `None`: any time.
 async fn next_start(tx: &mut super::Tx<'_>, trunk: &str) -> Result<Option<Timestamp>, StoreError> {
-    let row = sqlx::query(
-        "SELECT next_us FROM claim_starts WHERE trunk = $1 ORDER BY next_us DESC LIMIT 1",
-    )
-    .bind(trunk)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row = sqlx::query(reads::NEXT_START).bind(trunk).fetch_optional(&mut **tx).await?;
     row.map(|r| from_us(r.try_get("next_us")?)).transpose()
 }
 
@@ -120,24 +142,15 @@ async fn lock_gate(tx: &mut super::Tx<'_>, trunk: &str) -> Result<(), StoreError
     }
 }
 
-/// What the gate decides on, read in one statement: the trunk's next allowed start (as
-/// [`next_start`]) and the live attempts of all services and of `service` (the
-/// `requests_dialing` index).
+/// What the gate decides on, read in one statement ([`reads::GATE_AND_COUNTS`]): the
+/// trunk's next allowed start and the live attempts of all services and of `service`.
 async fn gate_and_counts(
     tx: &mut super::Tx<'_>,
     trunk: &str,
     service: &str,
 ) -> Result<(Option<Timestamp>, i64, i64), StoreError> {
-    let row = sqlx::query(
-        "SELECT (SELECT next_us FROM claim_starts WHERE trunk = $1 \
-         ORDER BY next_us DESC LIMIT 1) AS next_us, COUNT(*)::BIGINT AS total, \
-         COALESCE(SUM(CASE WHEN service = $2 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
-         FROM requests WHERE state = 'dialing'",
-    )
-    .bind(trunk)
-    .bind(service)
-    .fetch_one(&mut **tx)
-    .await?;
+    let row =
+        sqlx::query(reads::GATE_AND_COUNTS).bind(trunk).bind(service).fetch_one(&mut **tx).await?;
     let next = row.try_get::<Option<i64>, _>("next_us")?.map(from_us).transpose()?;
     Ok((next, row.try_get("total")?, row.try_get("mine")?))
 }
@@ -196,16 +209,12 @@ impl Store {
             batch.full = true;
             return Ok(batch);
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests \
-             WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 \
-             ORDER BY {SERVING_ORDER} LIMIT $3 FOR UPDATE SKIP LOCKED"
-        ))
-        .bind(service)
-        .bind(ms(now))
-        .bind(free)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = sqlx::query(&reads::pick())
+            .bind(service)
+            .bind(ms(now))
+            .bind(free)
+            .fetch_all(&mut *tx)
+            .await?;
         let lease_until = ms(add(now, limits.lease));
         for row in &rows {
             let req = request_from(row)?;

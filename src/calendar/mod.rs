@@ -188,8 +188,14 @@ impl Calendar {
     /// ending 24:00 ends at the next date's 00:00 local. Ranges that become empty after
     /// conversion (e.g. 03:30-04:10 on that gap day) are dropped, ranges that come to overlap
     /// are merged, and ranges jiff cannot represent (at the very ends of its supported range,
-    /// years -9999 and 9999) are dropped.
+    /// years -9999 and 9999) are dropped. A date the zone skipped entirely has none.
     pub fn intervals_on(&self, date: Date) -> Vec<Interval> {
+        // A date the zone skipped entirely (Samoa's 2011-12-30) has no hours: its local
+        // times would resolve onto the next date's instants, out of order with that date's
+        // own hours.
+        if self.instant(date, 0).is_some_and(|t| self.local_date(t) != date) {
+            return Vec::new();
+        }
         let mut intervals: Vec<Interval> =
             self.day(date).ranges.iter().filter_map(|&r| self.range_on(date, r)).collect();
         intervals.sort_unstable();

@@ -924,11 +924,23 @@ proptest! {
 fn skipped_day_has_no_interval() {
     // Samoa skipped 2011-12-30 entirely (UTC-10 -> UTC+14).
     let tz = TimeZone::get("Pacific/Apia").expect("Pacific/Apia is in the bundled tzdb");
-    let cal = Calendar::new(every_day(&["00:00-24:00"]), tz);
+    let cal = Calendar::new(every_day(&["00:00-24:00"]), tz.clone());
     assert_eq!(cal.intervals_on(date(2011, 12, 30)), vec![]);
     let dates: Vec<Date> =
         cal.intervals_from(ts("2011-12-29T12:00:00Z"), 3).map(|(d, _)| d).collect();
     assert_eq!(dates, vec![date(2011, 12, 29), date(2011, 12, 31)]);
+
+    // Hours of its own on the skipped Friday would land on Saturday's instants, out of order
+    // with Saturday's earlier hours (a case the property tests found): the skipped date has
+    // none, and the next opening is Saturday's first.
+    let mut hours = every_day(&[]);
+    hours.weekly[4] = vec![r("04:55-07:37")];
+    hours.weekly[5] = vec![r("01:55-12:58")];
+    let cal = Calendar::new(hours, tz);
+    assert_eq!(cal.intervals_on(date(2011, 12, 30)), vec![]);
+    let midnight = ts("2011-12-30T10:00:00Z"); // Saturday 00:00 local (UTC+14)
+    assert_eq!(cal.next_open(midnight, 5), Some(ts("2011-12-30T11:55:00Z")));
+    assert!(!cal.is_open(ts("2011-12-30T11:54:59Z")));
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub const ETA_FIRST_CALLS: &str = "callbackd_eta_first_calls_total";
 pub const ETA_MISS: &str = "callbackd_eta_miss_seconds";
 /// SIP datagrams dropped unread: `reason` is `unreadable`, `start_line` or `headers`.
 pub const SIP_MALFORMED: &str = "callbackd_sip_malformed_total";
+/// Counter: shared call-rate stops replaced because another server's clock set them too
+/// far ahead of this one's (PostgreSQL; [`crate::store::lease`]).
+pub const RATE_STOPS_PASSED_OVER: &str = "callbackd_rate_stops_passed_over_total";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -115,6 +118,11 @@ fn describe() {
     describe_counter!(
         SIP_MALFORMED,
         "SIP datagrams dropped because the SIP stack could not read them, by reason."
+    );
+    describe_counter!(
+        RATE_STOPS_PASSED_OVER,
+        "Shared call-rate stops replaced because another server's clock set them too far \
+         ahead (check the servers' NTP sync)."
     );
     describe_counter!(DIALPLAN_RELOADS, "Dialplan reloads, by result (error: the old set stayed).");
     describe_gauge!(

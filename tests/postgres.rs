@@ -467,6 +467,51 @@ async fn the_call_rate_is_shared_without_rewriting_the_gate_row() {
     b.close().await;
 }
 
+/// A server whose clock runs an hour ahead sets the shared call-rate stop an hour ahead.
+/// A server with the right clock does not obey it (it lies beyond one interval plus the
+/// lease from its clock): it replaces it with a stop one interval after its own clock and
+/// claims nothing in that turn, then claims at that stop. One wrong clock, or one put right
+/// after it set the stop, does not stop every server's calls for an hour.
+#[tokio::test]
+async fn a_rate_stop_set_by_a_clock_far_ahead_is_replaced() {
+    let _shared = PG.read().await;
+    let Some(db) = TestDb::create().await else { return };
+    let (a, b, now, _dir) = two_servers(&db, 100, "558", 4).await;
+    let t = now + SignedDuration::from_secs(1);
+    let interval = Duration::from_millis(100);
+    let (ahead, right) = (limits("ahead", 100, interval), limits("right", 100, interval));
+    let hour = SignedDuration::from_hours(1);
+    let tenth = SignedDuration::from_millis(100);
+    let wrong = a.claim_due("pg", t + hour, 5, &ahead, |_| true).await.expect("claim");
+    assert_eq!(wrong.claimed.len(), 1);
+    assert_eq!((wrong.rate_until, wrong.passed_over), (Some(t + hour + tenth), None));
+    // Within one interval plus the lease (1 s here) a stop holds, whoever set it.
+    let near = b.claim_due("pg", t + hour - SignedDuration::from_secs(1), 5, &right, |_| true);
+    let near = near.await.expect("claim");
+    assert!(near.claimed.is_empty(), "{near:?}");
+    assert_eq!((near.rate_until, near.passed_over), (Some(t + hour + tenth), None));
+    // An hour ahead it does not hold: the right clock replaces it and claims nothing now.
+    let reset = b.claim_due("pg", t, 5, &right, |_| true).await.expect("claim");
+    assert!(reset.claimed.is_empty(), "{reset:?}");
+    assert_eq!((reset.rate_until, reset.passed_over), (Some(t + tenth), Some(t + hour + tenth)));
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let starts = "SELECT next_us FROM claim_starts";
+    let left: Vec<i64> = sqlx::query_scalar(starts).fetch_all(&mut conn).await.expect("starts");
+    assert_eq!(left, [(t + tenth).as_microsecond()], "the far stop was replaced, not kept");
+    // The replaced stop holds as any other, and the right clock claims at it.
+    let held = b.claim_due("pg", t, 5, &right, |_| true).await.expect("claim");
+    assert!(held.claimed.is_empty(), "{held:?}");
+    assert_eq!((held.rate_until, held.passed_over), (Some(t + tenth), None));
+    let got = b.claim_due("pg", t + tenth, 5, &right, |_| true).await.expect("claim");
+    assert_eq!(got.claimed.len(), 1, "{got:?}");
+    assert_eq!((got.rate_until, got.passed_over), (Some(t + tenth + tenth), None));
+    let left: Vec<i64> = sqlx::query_scalar(starts).fetch_all(&mut conn).await.expect("starts");
+    assert_eq!(left, [(t + tenth + tenth).as_microsecond()]);
+    let _ = conn.close().await;
+    a.close().await;
+    b.close().await;
+}
+
 /// Four servers claim at once, round after round: the claims of a round add up exactly to
 /// the limit (the service's capacity, or the trunk's `max_calls` when lower), no request is
 /// claimed twice, and a watcher reading the committed state meanwhile never sees more live

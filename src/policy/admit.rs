@@ -92,6 +92,22 @@ impl Admission {
     }
 }
 
+/// Whether a call-rate stop shared by several servers (the store's claim gate), lying at
+/// `next`, holds a claim at `now`. A server with a right clock sets it at most one
+/// `interval` past its own clock, and the servers' clocks agree to within `skew` (they run
+/// NTP to well within the lease). A stop farther ahead was set by a clock running ahead:
+/// obeyed, it would hold every server back for as long as that clock stays ahead, so it
+/// is replaced, as [`Admission::start`] passes over a booking left by a clock set back.
+pub fn shared_stop_holds(
+    next: Timestamp,
+    now: Timestamp,
+    interval: SignedDuration,
+    skew: SignedDuration,
+) -> bool {
+    let reach = interval.checked_add(skew).unwrap_or(SignedDuration::MAX);
+    next.duration_since(now) <= reach
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +142,17 @@ mod tests {
         clock.set(t0() + SignedDuration::from_secs(10));
         assert_eq!(gate.start(clock.now()), Ok(()));
         assert!(gate.start(clock.now()).is_err());
+    }
+
+    #[test]
+    fn a_shared_stop_set_by_a_clock_far_ahead_does_not_hold() {
+        let (interval, skew) = (SignedDuration::from_millis(250), SignedDuration::from_secs(30));
+        let holds = |next| shared_stop_holds(next, t0(), interval, skew);
+        assert!(holds(t0() + interval), "one interval ahead: set by a right clock");
+        assert!(holds(t0() + interval + skew), "within the servers' skew");
+        assert!(!holds(t0() + interval + skew + SignedDuration::from_micros(1)));
+        assert!(!holds(t0() + SignedDuration::from_hours(1)), "a clock an hour ahead");
+        assert!(holds(t0() - SignedDuration::from_hours(1)), "a stop in the past holds nothing");
     }
 
     #[test]

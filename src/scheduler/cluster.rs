@@ -90,6 +90,9 @@ impl Scheduler {
                     .is_ok_and(|t| t.to == State::Dialing)
             })
             .await?;
+        if let Some(stop) = batch.passed_over {
+            self.skew(stop, now, &cluster.trunk);
+        }
         if self.leases.is_empty() && !batch.claimed.is_empty() {
             self.last_renewed = tokio::time::Instant::now();
         }
@@ -110,5 +113,24 @@ impl Scheduler {
             }
         }
         Ok(batch.rate_until)
+    }
+
+    /// Counts a shared call-rate stop replaced because it lay far ahead of this server's
+    /// clock, and says so at most once a minute: some server's clock runs ahead (or this
+    /// one's behind) by more than the lease.
+    fn skew(&mut self, stop: Timestamp, now: Timestamp, trunk: &str) {
+        metrics::counter!(crate::metrics::RATE_STOPS_PASSED_OVER).increment(1);
+        let at = tokio::time::Instant::now();
+        if self.skew_logged.is_none_or(|t| at.duration_since(t) >= Duration::from_secs(60)) {
+            self.skew_logged = Some(at);
+            warn!(
+                trunk,
+                %stop,
+                ahead_ms = stop.duration_since(now).as_millis(),
+                "the shared call-rate stop lies further ahead of this server's clock than the \
+                 lease: replaced; check that every server's clock is in NTP sync \
+                 (next report in a minute at the earliest)"
+            );
+        }
     }
 }

@@ -189,6 +189,8 @@ pub struct Scheduler {
     last_renewed: tokio::time::Instant,
     /// Next sweep for attempts whose lease expired.
     next_sweep: tokio::time::Instant,
+    /// When a passed-over call-rate stop (another server's clock ahead) was last logged.
+    skew_logged: Option<tokio::time::Instant>,
 }
 
 impl Scheduler {
@@ -220,6 +222,7 @@ impl Scheduler {
             unrecorded: Vec::new(),
             last_renewed: tokio::time::Instant::now(),
             next_sweep: tokio::time::Instant::now(),
+            skew_logged: None,
         }
     }
 

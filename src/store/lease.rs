@@ -32,13 +32,20 @@
 //!   so a renewal that lands first wins).
 //!
 //! Instants are the servers' clocks (Unix ms): the servers are expected to run NTP; a
-//! skew well below the lease is harmless.
+//! skew well below the lease is harmless. A rate stop lying more than one interval plus
+//! the lease ahead of a claimer's clock ([`shared_stop_holds`]) was set by a clock running
+//! ahead (or the claimer's runs behind). Obeyed, it would stop every server's calls for as
+//! long as the clocks disagree, and for good if the clock that set it was then put right.
+//! So the claimer replaces it with a stop one interval after its own clock and claims
+//! nothing in that turn: the stop is sound again, and the rate is not exceeded for it
+//! (a server still ahead claims after its own stop only, which lies in its past).
 
 use super::{
     ATTEMPT_COLUMNS, Attempt, Backend, Request, Store, StoreError, attempt_from, ms, request_from,
     ts,
 };
-use jiff::Timestamp;
+use crate::policy::admit::shared_stop_holds;
+use jiff::{SignedDuration, Timestamp};
 use sqlx::Row;
 use std::time::Duration;
 
@@ -70,6 +77,9 @@ pub struct ClaimBatch {
     pub rate_until: Option<Timestamp>,
     /// The service or the trunk is at capacity.
     pub full: bool,
+    /// A call-rate stop replaced because it lay too far ahead of this claim's clock (set
+    /// by a server whose clock runs ahead; see the module doc): the caller warns.
+    pub passed_over: Option<Timestamp>,
 }
 
 /// A unique id for this server process: host name, process id and a random suffix.
@@ -142,6 +152,26 @@ async fn lock_gate(tx: &mut super::Tx<'_>, trunk: &str) -> Result<(), StoreError
     }
 }
 
+/// Replaces the trunk's next start `old` (read under the gate's lock) with `new`: one row
+/// in, the old one out by its key (no scan over the rows removed before).
+async fn replace_start(
+    tx: &mut super::Tx<'_>,
+    trunk: &str,
+    new: Timestamp,
+    old: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH gone AS (DELETE FROM claim_starts WHERE trunk = $1 AND next_us = $3) \
+         INSERT INTO claim_starts (trunk, next_us) VALUES ($1, $2)",
+    )
+    .bind(trunk)
+    .bind(new.as_microsecond())
+    .bind(old.map(|t| t.as_microsecond()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// What the gate decides on, read in one statement ([`reads::GATE_AND_COUNTS`]): the
 /// trunk's next allowed start and the live attempts of all services and of `service`.
 async fn gate_and_counts(
@@ -179,6 +209,10 @@ impl Store {
             batch.full = true;
             return Ok(batch);
         }
+        let signed = |d: Duration| SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+        let holds = |stop: &Timestamp| {
+            shared_stop_holds(*stop, now, signed(limits.interval), signed(limits.lease))
+        };
         let mut tx = self.write_tx().await?;
         // Unlocked reads first: the next start only moves forward, so a rate stop read here
         // also holds under the lock; the counts only size the batch, and are read only when
@@ -194,6 +228,20 @@ impl Store {
         } else {
             next_start(&mut tx, limits.trunk).await?
         };
+        if let Some(far) = next.filter(|t| !holds(t)) {
+            // A stop set by a clock far ahead: replaced under the lock (unless another
+            // server did so meanwhile); no claim in this turn.
+            lock_gate(&mut tx, limits.trunk).await?;
+            let stored = next_start(&mut tx, limits.trunk).await?;
+            let mine = add(now, limits.interval);
+            if let Some(stored) = stored.filter(|t| !holds(t)) {
+                replace_start(&mut tx, limits.trunk, mine, Some(stored)).await?;
+            }
+            tx.commit().await?;
+            batch.passed_over = Some(far);
+            batch.rate_until = Some(mine);
+            return Ok(batch);
+        }
         if let Some(next) = next
             && next > now
         {
@@ -264,6 +312,12 @@ impl Store {
             let claimed = i64::try_from(batch.claimed.len()).unwrap_or(i64::MAX);
             let over = (mine - limits.capacity).max(total - limits.max_calls);
             let keep = match gate {
+                // Set far ahead since the unlocked read: replaced at the next turn.
+                Some(far) if !holds(&far) => {
+                    batch.passed_over = Some(far);
+                    batch.rate_until = Some(add(now, limits.interval));
+                    0
+                }
                 Some(gate) if gate > now => {
                     batch.rate_until = Some(gate);
                     0
@@ -297,17 +351,7 @@ impl Store {
             // Kept in whole microseconds: a next start that does not move on at that
             // precision (a sub-microsecond interval) is not written again.
             if gate.is_none_or(|g| next.as_microsecond() > g.as_microsecond()) {
-                // The new next start in, the one read under the lock out (by its key: no
-                // scan over the rows removed before).
-                sqlx::query(
-                    "WITH gone AS (DELETE FROM claim_starts WHERE trunk = $1 AND next_us = $3) \
-                     INSERT INTO claim_starts (trunk, next_us) VALUES ($1, $2)",
-                )
-                .bind(limits.trunk)
-                .bind(next.as_microsecond())
-                .bind(gate.map(|g| g.as_microsecond()))
-                .execute(&mut *tx)
-                .await?;
+                replace_start(&mut tx, limits.trunk, next, gate).await?;
             }
         }
         tx.commit().await?;

@@ -94,8 +94,7 @@ pub async fn transfer(
                     Some(code) if code < 200 => debug!(sip = code, "transfer progress"),
                     Some(code) if code < 300 => {
                         info!(sip = code, "transfer succeeded");
-                        // Let the 200 to this NOTIFY leave before the caller's BYE.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        notify_answered(states).await;
                         return Ok(());
                     }
                     Some(code) => return Err(HandoverError::TransferFailed(code)),
@@ -125,6 +124,37 @@ pub async fn transfer(
             ) => {}
             None => return Err(HandoverError::Hangup),
         }
+    }
+}
+
+/// The longest [`notify_answered`] waits: far above a send on any link, short enough that
+/// a stack that never said so would cost each hand-over little.
+const NOTIFY_ANSWERED_WAIT: Duration = Duration::from_millis(200);
+
+/// Waits until our 200 to the final NOTIFY has left, so the BYE that follows cannot
+/// overtake it (a PBX, or sipp, may take a BYE first as the transfer failing). The SIP
+/// stack sends the response from the NOTIFY's own transaction and only then moves the
+/// dialog back to `Confirmed`, which it broadcasts on `states`: that is the sign. Requests
+/// that arrive meanwhile are answered 200, as in the transfer wait; a dialog that ends
+/// meanwhile ends the wait. Bounded by [`NOTIFY_ANSWERED_WAIT`].
+async fn notify_answered(states: &mut mpsc::UnboundedReceiver<DialogState>) {
+    let sent = async {
+        while let Some(state) = states.recv().await {
+            match state {
+                DialogState::Confirmed(..) | DialogState::Terminated(..) => return,
+                DialogState::Notify(_, _, handle)
+                | DialogState::Info(_, _, handle)
+                | DialogState::Options(_, _, handle)
+                | DialogState::Updated(_, _, handle)
+                | DialogState::Message(_, _, handle) => {
+                    let _ = handle.reply(StatusCode::OK).await;
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(NOTIFY_ANSWERED_WAIT, sent).await.is_err() {
+        debug!("no word that the 200 to the NOTIFY left; going on");
     }
 }
 

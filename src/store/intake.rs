@@ -155,7 +155,7 @@ impl Store {
         let mut broken = None;
         // The batch's marks in one statement; should the database refuse it, each mark is
         // written on its own below, so a refused one fails alone.
-        let marked = match marks_in(&mut tx, &batch).await {
+        let marked = match marks_in(self.backend, &mut tx, &batch).await {
             Ok(marked) => marked,
             Err(e) if undone_alone(&e) => None,
             Err(e) => {
@@ -274,6 +274,7 @@ async fn released(tx: &mut Tx<'_>, written: Result<Written, StoreError>) -> Resu
 /// written on its own). A second mark of the same attempt keeps the first one's instant, as
 /// written one after the other.
 async fn marks_in(
+    backend: super::Backend,
     tx: &mut Tx<'_>,
     batch: &[Job],
 ) -> Result<Option<std::collections::HashSet<i64>>, StoreError> {
@@ -294,7 +295,7 @@ async fn marks_in(
         let sql = format!(
             "UPDATE attempts SET answered_at = COALESCE(attempts.answered_at, v.column2) \
              FROM (VALUES {}) AS v WHERE attempts.id = v.column1 RETURNING attempts.id",
-            super::values_list(chunk.len(), 2)
+            super::values_list(backend, chunk.len(), 2)
         );
         let mut query = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
         for (id, at) in chunk {

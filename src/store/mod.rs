@@ -87,6 +87,25 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// Parameter `n` (from 1) of a statement: `$n` on PostgreSQL, `?n` on SQLite. SQLite
+    /// takes `$n` for a name and looks each one up among the names before it, so preparing
+    /// a statement of N such parameters took N²/2 string comparisons: about 7 ms for the
+    /// 680 of an 85-row outcome write, prepared afresh (larger batches are not cached).
+    /// `?n` is a number, added at once.
+    pub(crate) fn param(self, n: usize) -> String {
+        match self {
+            Backend::Sqlite => format!("?{n}"),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The parameters `first`, `first + 1`, … (`n` of them), comma-separated.
+    pub(crate) fn params(self, first: usize, n: usize) -> String {
+        (first..first + n).map(|i| self.param(i)).collect::<Vec<_>>().join(", ")
+    }
+}
+
 pub use crate::policy::lifecycle::{Cancelled, State, UnknownState};
 
 /// A new request, validated by intake.
@@ -427,12 +446,10 @@ const CACHED_ROWS: usize = 8;
 const ROWS_PER_STATEMENT: usize = 256;
 
 /// The placeholders of a `VALUES` list of `rows` rows of `columns` parameters each:
-/// `($1, $2), ($3, $4)`. Its columns are `column1`, `column2`, … on both backends.
-fn values_list(rows: usize, columns: usize) -> String {
-    let row = |r: usize| {
-        let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
-        format!("({})", cells.join(", "))
-    };
+/// `($1, $2), ($3, $4)` ([`Backend::param`]). Its columns are `column1`, `column2`, … on
+/// both backends.
+fn values_list(backend: Backend, rows: usize, columns: usize) -> String {
+    let row = |r: usize| format!("({})", backend.params(r * columns + 1, columns));
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
@@ -446,14 +463,20 @@ struct Audit {
 }
 
 /// Writes several audit rows at `at` in one statement.
-async fn audit_all(tx: &mut Tx<'_>, rows: &[Audit], at: Timestamp) -> Result<(), StoreError> {
+async fn audit_all(
+    backend: Backend,
+    tx: &mut Tx<'_>,
+    rows: &[Audit],
+    at: Timestamp,
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     let values = (0..rows.len())
         .map(|i| {
             let p = 5 * i + 2;
-            format!("(${p}, $1, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+            let at = backend.param(1);
+            format!("({}, {at}, {})", backend.param(p), backend.params(p + 1, 4))
         })
         .collect::<Vec<_>>()
         .join(", ");

@@ -226,7 +226,7 @@ impl Store {
             // Their audit rows, written together after the last end.
             let mut trail = Vec::new();
             return match self.finish_read_all(&mut tx, ends, read, now, &mut trail).await {
-                Ok(out) if audit_all(&mut tx, &trail, now).await.is_ok() => {
+                Ok(out) if audit_all(self.backend, &mut tx, &trail, now).await.is_ok() => {
                     if out.iter().any(|a| matches!(a, Ok(Applied::Written(_)))) {
                         tx.commit().await?;
                     } else {
@@ -307,7 +307,7 @@ impl Store {
         tx: &mut Tx<'_>,
         ids: &[i64],
     ) -> Result<std::collections::HashMap<i64, Stored>, StoreError> {
-        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = self.backend.params(1, ids.len());
         let cached = ids.len() <= super::CACHED_ROWS;
         // In id order: servers that lock several requests lock them in the same order.
         let sql = format!(
@@ -424,7 +424,7 @@ impl Store {
                  AND (v.column7 = 0 OR attempts.lease_until IS NULL \
                       OR attempts.lease_until < v.column8) \
                  RETURNING attempts.id",
-                super::values_list(chunk.len(), 8)
+                super::values_list(self.backend, chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
             for Decided { end, version, ended, .. } in chunk {
@@ -538,7 +538,7 @@ impl Store {
                  deadline_missed = CASE WHEN v.column8 = 1 THEN 1 \
                      ELSE requests.deadline_missed END \
                  FROM (VALUES {}) AS v WHERE requests.id = v.column1",
-                super::values_list(chunk.len(), 8)
+                super::values_list(self.backend, chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
             for (req, t) in chunk {
@@ -739,7 +739,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<Vec<Option<Attempt>>>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let list = (1..=reqs.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = self.backend.params(1, reqs.len());
         let sql = format!(
             "UPDATE requests SET state = 'dialing', version = version + 1 \
              WHERE id IN ({list}) AND state IN {WAITING} RETURNING id, version"
@@ -759,9 +759,10 @@ impl Store {
         // Each attempt: request, next number, start ($1), fencing token.
         let rows = (0..claimed.len())
             .map(|i| {
-                let (r, f) = (2 * i + 2, 2 * i + 3);
+                let p = |n| self.backend.param(n);
+                let (r, start, f) = (p(2 * i + 2), p(1), p(2 * i + 3));
                 format!(
-                    "(${r}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = ${r}), $1, ${f})"
+                    "({r}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = {r}), {start}, {f})"
                 )
             })
             .collect::<Vec<_>>()
@@ -799,7 +800,7 @@ impl Store {
                 })
             })
             .collect();
-        audit_all(&mut tx, &trail, now).await?;
+        audit_all(self.backend, &mut tx, &trail, now).await?;
         tx.commit().await?;
         Ok(Some(reqs.iter().map(|req| by_request.remove(&req.id)).collect()))
     }

@@ -1102,3 +1102,16 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_numbered_for_each_backend() {
+        assert_eq!(values_list(Backend::Sqlite, 2, 2), "(?1, ?2), (?3, ?4)");
+        assert_eq!(values_list(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(Backend::Sqlite.params(3, 2), "?3, ?4");
+        assert_eq!(Backend::Postgres.param(12), "$12");
+    }
+}

@@ -59,7 +59,7 @@ pub const ETA_MISS: &str = "callbackd_eta_miss_seconds";
 pub const SIP_MALFORMED: &str = "callbackd_sip_malformed_total";
 /// Counter: shared call-rate stops replaced because another server's clock set them too
 /// far ahead of this one's (PostgreSQL; [`crate::store::lease`]).
-pub const RATE_STOPS_PASSED_OVER: &str = "callbackd_rate_stops_passed_over_total";
+pub const RATE_STOPS_REPLACED: &str = "callbackd_rate_stops_replaced_total";
 
 /// Buckets for the callback delay: 1 min … 2 days.
 const DELAY_BUCKETS: [f64; 12] = [
@@ -120,7 +120,7 @@ fn describe() {
         "SIP datagrams dropped because the SIP stack could not read them, by reason."
     );
     describe_counter!(
-        RATE_STOPS_PASSED_OVER,
+        RATE_STOPS_REPLACED,
         "Shared call-rate stops replaced because another server's clock set them too far \
          ahead (check the servers' NTP sync)."
     );

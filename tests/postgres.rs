@@ -484,16 +484,16 @@ async fn a_rate_stop_set_by_a_clock_far_ahead_is_replaced() {
     let tenth = SignedDuration::from_millis(100);
     let wrong = a.claim_due("pg", t + hour, 5, &ahead, |_| true).await.expect("claim");
     assert_eq!(wrong.claimed.len(), 1);
-    assert_eq!((wrong.rate_until, wrong.passed_over), (Some(t + hour + tenth), None));
+    assert_eq!((wrong.rate_until, wrong.replaced), (Some(t + hour + tenth), None));
     // Within one interval plus the lease (1 s here) a stop holds, whoever set it.
     let near = b.claim_due("pg", t + hour - SignedDuration::from_secs(1), 5, &right, |_| true);
     let near = near.await.expect("claim");
     assert!(near.claimed.is_empty(), "{near:?}");
-    assert_eq!((near.rate_until, near.passed_over), (Some(t + hour + tenth), None));
+    assert_eq!((near.rate_until, near.replaced), (Some(t + hour + tenth), None));
     // An hour ahead it does not hold: the right clock replaces it and claims nothing now.
     let reset = b.claim_due("pg", t, 5, &right, |_| true).await.expect("claim");
     assert!(reset.claimed.is_empty(), "{reset:?}");
-    assert_eq!((reset.rate_until, reset.passed_over), (Some(t + tenth), Some(t + hour + tenth)));
+    assert_eq!((reset.rate_until, reset.replaced), (Some(t + tenth), Some(t + hour + tenth)));
     let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
     let starts = "SELECT next_us FROM claim_starts";
     let left: Vec<i64> = sqlx::query_scalar(starts).fetch_all(&mut conn).await.expect("starts");
@@ -501,10 +501,10 @@ async fn a_rate_stop_set_by_a_clock_far_ahead_is_replaced() {
     // The replaced stop holds as any other, and the right clock claims at it.
     let held = b.claim_due("pg", t, 5, &right, |_| true).await.expect("claim");
     assert!(held.claimed.is_empty(), "{held:?}");
-    assert_eq!((held.rate_until, held.passed_over), (Some(t + tenth), None));
+    assert_eq!((held.rate_until, held.replaced), (Some(t + tenth), None));
     let got = b.claim_due("pg", t + tenth, 5, &right, |_| true).await.expect("claim");
     assert_eq!(got.claimed.len(), 1, "{got:?}");
-    assert_eq!((got.rate_until, got.passed_over), (Some(t + tenth + tenth), None));
+    assert_eq!((got.rate_until, got.replaced), (Some(t + tenth + tenth), None));
     let left: Vec<i64> = sqlx::query_scalar(starts).fetch_all(&mut conn).await.expect("starts");
     assert_eq!(left, [(t + tenth + tenth).as_microsecond()]);
     let _ = conn.close().await;

@@ -90,7 +90,7 @@ impl Scheduler {
                     .is_ok_and(|t| t.to == State::Dialing)
             })
             .await?;
-        if let Some(stop) = batch.passed_over {
+        if let Some(stop) = batch.replaced {
             self.skew(stop, now, &cluster.trunk);
         }
         if self.leases.is_empty() && !batch.claimed.is_empty() {
@@ -119,7 +119,7 @@ impl Scheduler {
     /// clock, and says so at most once a minute: some server's clock runs ahead (or this
     /// one's behind) by more than the lease.
     fn skew(&mut self, stop: Timestamp, now: Timestamp, trunk: &str) {
-        metrics::counter!(crate::metrics::RATE_STOPS_PASSED_OVER).increment(1);
+        metrics::counter!(crate::metrics::RATE_STOPS_REPLACED).increment(1);
         let at = tokio::time::Instant::now();
         if self.skew_logged.is_none_or(|t| at.duration_since(t) >= Duration::from_secs(60)) {
             self.skew_logged = Some(at);

@@ -189,7 +189,7 @@ pub struct Scheduler {
     last_renewed: tokio::time::Instant,
     /// Next sweep for attempts whose lease expired.
     next_sweep: tokio::time::Instant,
-    /// When a passed-over call-rate stop (another server's clock ahead) was last logged.
+    /// When a replaced call-rate stop (another server's clock ahead) was last logged.
     skew_logged: Option<tokio::time::Instant>,
 }
 

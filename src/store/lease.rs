@@ -79,7 +79,7 @@ pub struct ClaimBatch {
     pub full: bool,
     /// A call-rate stop replaced because it lay too far ahead of this claim's clock (set
     /// by a server whose clock runs ahead; see the module doc): the caller warns.
-    pub passed_over: Option<Timestamp>,
+    pub replaced: Option<Timestamp>,
 }
 
 /// A unique id for this server process: host name, process id and a random suffix.
@@ -238,7 +238,7 @@ impl Store {
                 replace_start(&mut tx, limits.trunk, mine, Some(stored)).await?;
             }
             tx.commit().await?;
-            batch.passed_over = Some(far);
+            batch.replaced = Some(far);
             batch.rate_until = Some(mine);
             return Ok(batch);
         }
@@ -314,7 +314,7 @@ impl Store {
             let keep = match gate {
                 // Set far ahead since the unlocked read: replaced at the next turn.
                 Some(far) if !holds(&far) => {
-                    batch.passed_over = Some(far);
+                    batch.replaced = Some(far);
                     batch.rate_until = Some(add(now, limits.interval));
                     0
                 }

@@ -377,7 +377,9 @@ async fn callbackd_playing(n: usize, prompt: &Prompt) -> Playing {
     let mut legs = Vec::with_capacity(n);
     for i in 0..n {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        legs.push(Arc::new(RtpLeg::start(socket, sink.addr(i), Codec::Pcma, Some(101))));
+        legs.push(Arc::new(
+            RtpLeg::start(socket, sink.addr(i), Codec::Pcma, Some(101)).expect("leg"),
+        ));
     }
     let ssrc_leg: HashMap<u32, usize> =
         legs.iter().enumerate().map(|(i, l)| (l.ssrc(), i)).collect();
@@ -649,8 +651,8 @@ async fn callbackd_relaying(pairs: usize, secs: u64, phases: u32) -> Relaying {
     for i in 0..pairs {
         let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let a = RtpLeg::start(a, phones.addr(2 * i), Codec::Pcma, None);
-        let b = RtpLeg::start(b, phones.addr(2 * i + 1), Codec::Pcma, None);
+        let a = RtpLeg::start(a, phones.addr(2 * i), Codec::Pcma, None).expect("leg");
+        let b = RtpLeg::start(b, phones.addr(2 * i + 1), Codec::Pcma, None).expect("leg");
         targets.push(a.local_addr().expect("a").port().to_string());
         targets.push(b.local_addr().expect("b").port().to_string());
         legs.push((Arc::new(a), Arc::new(b)));

@@ -525,7 +525,8 @@ mod tests {
         use rtp_rs::RtpReader;
         let far = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let leg = RtpLeg::start(socket, far.local_addr().expect("addr"), Codec::Pcma, None);
+        let leg =
+            RtpLeg::start(socket, far.local_addr().expect("addr"), Codec::Pcma, None).expect("leg");
         let shared = leg.shared();
         let mut out = Outbox::default();
         let at = Instant::now();

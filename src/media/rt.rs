@@ -112,27 +112,50 @@ pub fn media_runtime() -> Option<Handle> {
         .clone()
 }
 
-/// Moves `socket` onto the media runtime: a duplicate of its descriptor is registered
-/// there and the original closed. Returns the socket to use and the runtime to spawn its
-/// receiver on (`None`: the caller's, when the media runtime is missing or the move failed).
-pub fn rehome(socket: tokio::net::UdpSocket) -> (tokio::net::UdpSocket, Option<Handle>) {
-    let Some(handle) = media_runtime() else { return (socket, None) };
-    let dup = match socket2::SockRef::from(&socket).try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "RTP socket stays on the caller's runtime");
-            return (socket, None);
+/// An RTP socket as the media runtime watches it: for reading only. Every send is made
+/// straight on the descriptor (a full buffer drops the packet: late media is of no use),
+/// so nothing ever waits to write. Watching for reading only also spares the kernel an
+/// event per packet sent: a socket watched for writing is woken, and reported ready to
+/// `epoll_wait`, each time a datagram it sent leaves its send buffer. With 1,000 legs
+/// playing prompts that woke the media thread for every packet the pacer sent, though it
+/// had nothing to read (BENCHMARKS.md, "Media").
+pub(super) type MediaSocket = tokio::io::unix::AsyncFd<std::net::UdpSocket>;
+
+/// Moves `socket` onto the media runtime, watched for reading only (see [`MediaSocket`]).
+/// Returns the socket to use and the runtime to spawn its receiver on (`None`: the
+/// caller's, when the media runtime is missing or would not take the socket).
+pub(super) fn rehome(
+    socket: tokio::net::UdpSocket,
+) -> std::io::Result<(MediaSocket, Option<Handle>)> {
+    // Leaves the caller's runtime; the descriptor stays non-blocking.
+    let socket = socket.into_std()?;
+    let socket = match media_runtime() {
+        Some(handle) => {
+            let watched = {
+                let _enter = handle.enter();
+                watch(socket)
+            };
+            match watched {
+                Ok(s) => return Ok((s, Some(handle))),
+                Err(e) => {
+                    let (socket, e) = e.into_parts();
+                    tracing::warn!(error = %e, "RTP socket stays on the caller's runtime");
+                    socket
+                }
+            }
         }
+        None => socket,
     };
-    let moved = {
-        let _enter = handle.enter();
-        tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(dup))
-    };
-    match moved {
-        Ok(s) => (s, Some(handle)),
-        Err(e) => {
-            tracing::warn!(error = %e, "RTP socket stays on the caller's runtime");
-            (socket, None)
-        }
-    }
+    watch(socket).map_err(|e| e.into_parts().1).map(|s| (s, None))
+}
+
+/// Registers `socket` with the current runtime for reading only.
+#[allow(unsafe_code, reason = "tokio's registration with a chosen interest is an unsafe fn")]
+fn watch(
+    socket: std::net::UdpSocket,
+) -> Result<MediaSocket, tokio::io::unix::AsyncFdRegisterError<std::net::UdpSocket>> {
+    // SAFETY: a `std::net::UdpSocket` owns its descriptor and closes it only when dropped,
+    // which the `AsyncFd` does after deregistering; the socket is never replaced through
+    // `get_mut` (this module and `rtp` only ever use `get_ref`).
+    unsafe { MediaSocket::register_with_interest(socket, tokio::io::Interest::READABLE) }
 }

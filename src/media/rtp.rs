@@ -107,7 +107,7 @@ impl SendState {
 /// receiver task of a leg relayed to it.
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) socket: UdpSocket,
+    pub(super) socket: super::rt::MediaSocket,
     pub(super) codec: Codec,
     pt: u8,
     dtmf_pt: Option<u8>,
@@ -175,7 +175,7 @@ impl Shared {
     /// Sends one datagram at once, without waiting: a full send buffer is an error
     /// (`WouldBlock`), as late media is of no use. Callable from any thread.
     pub(super) fn send_now(&self, packet: &[u8], to: SocketAddr) -> std::io::Result<()> {
-        socket2::SockRef::from(&self.socket).send_to(packet, &to.into())?;
+        socket2::SockRef::from(self.socket.get_ref()).send_to(packet, &to.into())?;
         Ok(())
     }
 
@@ -222,18 +222,19 @@ impl Drop for RtpLeg {
 impl RtpLeg {
     /// Starts a leg on `socket` (bound locally; its port is the one in our SDP offer)
     /// sending `codec` to `remote` (from the answer), with RFC 4733 DTMF on `dtmf_pt`.
-    /// Spawns the receiver task: call inside a tokio runtime.
+    /// Spawns the receiver task: call inside a tokio runtime. Fails when the socket cannot
+    /// be watched (`epoll_ctl(2)` refused it).
     pub fn start(
         socket: UdpSocket,
         remote: SocketAddr,
         codec: Codec,
         dtmf_pt: Option<u8>,
-    ) -> RtpLeg {
+    ) -> Result<RtpLeg, MediaError> {
         Self::start_with_pt(socket, remote, codec, codec.payload_type(), dtmf_pt, None)
     }
 
     /// Starts a leg as the SDP answer says (codec, its payload type, DTMF payload type).
-    pub fn from_answer(socket: UdpSocket, media: &RemoteMedia) -> RtpLeg {
+    pub fn from_answer(socket: UdpSocket, media: &RemoteMedia) -> Result<RtpLeg, MediaError> {
         Self::start_with_pt(socket, media.addr, media.codec, media.pt, media.dtmf_pt, None)
     }
 
@@ -248,7 +249,7 @@ impl RtpLeg {
         if let Some(k) = keys {
             tracing::info!(suite = k.suite.name(), "media secured with SRTP");
         }
-        Ok(Self::start_with_pt(socket, media.addr, media.codec, media.pt, media.dtmf_pt, srtp))
+        Self::start_with_pt(socket, media.addr, media.codec, media.pt, media.dtmf_pt, srtp)
     }
 
     fn start_with_pt(
@@ -258,11 +259,11 @@ impl RtpLeg {
         pt: u8,
         dtmf_pt: Option<u8>,
         srtp: Option<(Protector, Unprotector)>,
-    ) -> RtpLeg {
+    ) -> Result<RtpLeg, MediaError> {
         let (protect, unprotect) =
             srtp.map_or((None, None), |(p, u)| (Some(Mutex::new(p)), Some(u)));
         // The receiver runs on the media runtime (see `super::rt`).
-        let (socket, media) = super::rt::rehome(socket);
+        let (socket, media) = super::rt::rehome(socket)?;
         let shared = Arc::new(Shared {
             socket,
             codec,
@@ -284,7 +285,7 @@ impl RtpLeg {
             Some(rt) => rt.spawn(task),
             None => tokio::spawn(task),
         };
-        RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver }
+        Ok(RtpLeg { shared, digits: tokio::sync::Mutex::new(rx), receiver })
     }
 
     /// The state shared with the pacer (its tests drive it directly).
@@ -302,7 +303,7 @@ impl RtpLeg {
 
     /// The local RTP address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.shared.socket.local_addr()
+        self.shared.socket.get_ref().local_addr()
     }
 
     /// Where packets are sent now (the SDP address, or the latched source).
@@ -414,27 +415,31 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Opt
         last_event: None,
     };
     let mut batch = Batch::new();
+    // Its own handle, so the readiness guard does not borrow `rx`.
+    let shared = rx.shared.clone();
     loop {
-        if let Err(e) = rx.shared.socket.readable().await {
-            tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
-            return;
-        }
+        let mut ready = match shared.socket.readable().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
+                return;
+            }
+        };
         loop {
-            let mut drained = false;
-            let read = rx.shared.socket.try_io(tokio::io::Interest::READABLE, || {
-                let n = batch.read(&rx.shared.socket)?;
+            let read = ready.try_io(|socket| {
+                let n = batch.read(socket.get_ref())?;
                 if n < RECV_BATCH {
                     // Emptied: the datagrams are kept, and WouldBlock tells tokio to wait.
-                    drained = true;
                     return Err(std::io::ErrorKind::WouldBlock.into());
                 }
                 Ok(())
             });
             let more = match read {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                Ok(Ok(())) => true,
+                // Emptied (or nothing there): tokio waits for the next datagram.
+                Err(_would_block) => false,
                 // ICMP errors reported on some platforms: the far end is not there (yet).
-                Err(e)
+                Ok(Err(e))
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
@@ -442,7 +447,7 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Opt
                 {
                     continue;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "RTP receive failed; the leg no longer receives");
                     return;
                 }
@@ -451,7 +456,7 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Opt
                 rx.take(datagram, from);
             }
             batch.clear();
-            if drained || !more {
+            if !more {
                 break;
             }
         }
@@ -475,7 +480,7 @@ impl Batch {
 
     /// Reads up to [`RECV_BATCH`] ready datagrams without waiting; how many (never 0: an
     /// empty socket is `WouldBlock`).
-    fn read(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+    fn read(&mut self, socket: &std::net::UdpSocket) -> std::io::Result<usize> {
         use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
         use std::os::fd::AsRawFd;
         // Headers per read (raw pointers, so not kept in the task across an await).

@@ -300,6 +300,8 @@ async fn run(
         .await
         .map_err(super::SipError::Rtp)?;
     let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let leg = RtpLeg::from_answer(rtp, media)
+        .map_err(|e| super::SipError::Rtp(std::io::Error::other(e)))?;
     let session = trunk.next_call_seq();
     let answer = answer_sdp(trunk.local_ip(), port, session, session, media);
     let scheme = super::tls::scheme(trunk.cfg.transport);
@@ -325,7 +327,6 @@ async fn run(
             () = stop.cancelled() => {}
         }
     });
-    let leg = RtpLeg::from_answer(rtp, media);
     let mut lang = intake.language_of(user);
     info!(service = %service.id, %lang, "intake call answered");
     let call = IntakeCall {

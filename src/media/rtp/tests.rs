@@ -53,7 +53,8 @@ fn packet(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn a_prompt_is_sent_as_paced_g711_frames() {
     let far = socket().await;
-    let leg = RtpLeg::start(socket().await, far.local_addr().expect("addr"), Codec::Pcma, None);
+    let leg = RtpLeg::start(socket().await, far.local_addr().expect("addr"), Codec::Pcma, None)
+        .expect("leg");
     // 2.5 frames: the last one is padded with A-law silence.
     let samples: Vec<i16> = (0..400).map(|i| (i * 37 % 2000 - 1000) as i16).collect();
     let prompt = Prompt::from_samples(samples.clone());
@@ -90,7 +91,8 @@ async fn a_prompt_is_sent_as_paced_g711_frames() {
 #[tokio::test]
 async fn pcmu_and_cancel() {
     let far = socket().await;
-    let leg = RtpLeg::start(socket().await, far.local_addr().expect("addr"), Codec::Pcmu, None);
+    let leg = RtpLeg::start(socket().await, far.local_addr().expect("addr"), Codec::Pcmu, None)
+        .expect("leg");
     let cancel = CancellationToken::new();
     let prompt = Prompt::from_samples(vec![100; 160 * 50]);
     let stopper = cancel.clone();
@@ -109,7 +111,8 @@ async fn pcmu_and_cancel() {
 async fn dtmf_events_are_decoded_once_each() {
     let far = socket().await;
     let leg =
-        RtpLeg::start(socket().await, far.local_addr().expect("addr"), Codec::Pcma, Some(101));
+        RtpLeg::start(socket().await, far.local_addr().expect("addr"), Codec::Pcma, Some(101))
+            .expect("leg");
     let to = leg.local_addr().expect("addr");
     // '5': start, continuation, then the end packet three times, all with one timestamp;
     // then '#' and '*' with new timestamps, and an 'A' (ignored).
@@ -139,7 +142,8 @@ async fn symmetric_rtp_switches_to_the_source_of_incoming_rtp() {
     let sdp_target = socket().await;
     let actual = socket().await;
     let leg =
-        RtpLeg::start(socket().await, sdp_target.local_addr().expect("addr"), Codec::Pcma, None);
+        RtpLeg::start(socket().await, sdp_target.local_addr().expect("addr"), Codec::Pcma, None)
+            .expect("leg");
     let cancel = CancellationToken::new();
     let one = Prompt::from_samples(vec![0; 160]);
     leg.play(&one, &cancel).await.expect("play");
@@ -170,8 +174,10 @@ async fn symmetric_rtp_switches_to_the_source_of_incoming_rtp() {
 async fn relay_carries_audio_both_ways_and_transcodes() {
     let patient = socket().await;
     let nurse = socket().await;
-    let a = RtpLeg::start(socket().await, patient.local_addr().expect("addr"), Codec::Pcma, None);
-    let b = RtpLeg::start(socket().await, nurse.local_addr().expect("addr"), Codec::Pcmu, None);
+    let a = RtpLeg::start(socket().await, patient.local_addr().expect("addr"), Codec::Pcma, None)
+        .expect("leg");
+    let b = RtpLeg::start(socket().await, nurse.local_addr().expect("addr"), Codec::Pcmu, None)
+        .expect("leg");
     let (a_addr, b_addr) = (a.local_addr().expect("addr"), b.local_addr().expect("addr"));
     let cancel = CancellationToken::new();
     let relaying = async {

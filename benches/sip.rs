@@ -379,6 +379,11 @@ struct DaemonRun {
     claim_span: f64,
     window_rate: f64,
     cpu_daemon: f64,
+    /// Requests connected in the burst, and the daemon's CPU from the due instant until the
+    /// last of them was: the calls a busy UAS left without a final NOTIFY are held to the
+    /// transfer limit (45 s) after that, where sipp's UAC ends such a call at once.
+    connected: i64,
+    cpu_to_last: f64,
     states: BTreeMap<String, i64>,
     outcomes: BTreeMap<String, i64>,
     requests_without_attempt: i64,
@@ -844,8 +849,14 @@ async fn daemon_run(knobs: &Knobs, pace: Option<u32>, short: bool) -> DaemonRun 
     let cpu0 = cpu_ticks(daemon.pid());
     let start = Instant::now();
     let mut connected = 0;
+    // The daemon's CPU when the last call so far was seen connected.
+    let mut cpu_last = cpu0;
     while start.elapsed() < WAIT {
-        connected = count(&ro, "SELECT COUNT(*) FROM requests WHERE state = 'connected'").await;
+        let now = count(&ro, "SELECT COUNT(*) FROM requests WHERE state = 'connected'").await;
+        if now > connected {
+            cpu_last = cpu_ticks(daemon.pid());
+        }
+        connected = now;
         if connected >= i64::from(n) {
             break;
         }
@@ -854,6 +865,8 @@ async fn daemon_run(knobs: &Knobs, pace: Option<u32>, short: bool) -> DaemonRun 
     // From the due instant, not from when this loop started.
     r.to_all_connected = epoch_now() - t0.as_microsecond() as f64 / 1e6;
     r.cpu_daemon = (cpu_ticks(daemon.pid()) - cpu0) as f64 / clock_ticks();
+    r.connected = connected;
+    r.cpu_to_last = (cpu_last - cpu0) as f64 / clock_ticks();
     r.rss_end = common::rss_kib(daemon.pid());
     if connected < i64::from(n) {
         eprintln!("only {connected} of {n} connected within {WAIT:?}");
@@ -1066,11 +1079,12 @@ fn shape_report(
         );
         let _ = writeln!(
             o,
-            "| | callbackd | {}/{} | {:.0} | {:.3} ms | {} → {} |",
+            "| | callbackd | {}/{} | {:.0} | {:.3} ms ({:.3} ms per call connected, up to the last) | {} → {} |",
             d.uas_completed,
             d.n,
             d.window_rate,
             d.cpu_daemon * 1e3 / f64::from(d.n.max(1)),
+            d.cpu_to_last * 1e3 / d.connected.max(1) as f64,
             d.load_before,
             d.load_after
         );

@@ -281,6 +281,17 @@ impl Drop for Guard {
     }
 }
 
+/// Binds the intake call's RTP socket and starts its leg; returns the leg and its port.
+async fn media_leg(trunk: &Trunk, media: &RemoteMedia) -> Result<(RtpLeg, u16), super::SipError> {
+    let rtp = tokio::net::UdpSocket::bind(SocketAddr::new(trunk.local_ip(), 0))
+        .await
+        .map_err(super::SipError::Rtp)?;
+    let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let leg = RtpLeg::from_answer(rtp, media)
+        .map_err(|e| super::SipError::Rtp(std::io::Error::other(e)))?;
+    Ok((leg, port))
+}
+
 /// One answered intake call to `user`, from the 200 to the BYE.
 async fn run(
     trunk: &Arc<Trunk>,
@@ -296,12 +307,14 @@ async fn run(
     let (state_tx, states) = mpsc::unbounded_channel();
     lock(&trunk.routes).insert(call_id.clone(), state_tx);
     let mut guard = Guard { trunk: trunk.clone(), call_id, dialog: None };
-    let rtp = tokio::net::UdpSocket::bind(SocketAddr::new(trunk.local_ip(), 0))
-        .await
-        .map_err(super::SipError::Rtp)?;
-    let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let leg = RtpLeg::from_answer(rtp, media)
-        .map_err(|e| super::SipError::Rtp(std::io::Error::other(e)))?;
+    // The media first: a call we cannot carry audio for is refused (500), never answered.
+    let (leg, port) = match media_leg(trunk, media).await {
+        Ok(leg) => leg,
+        Err(e) => {
+            let _ = tx.reply(StatusCode::ServerInternalError).await;
+            return Err(e);
+        }
+    };
     let session = trunk.next_call_seq();
     let answer = answer_sdp(trunk.local_ip(), port, session, session, media);
     let scheme = super::tls::scheme(trunk.cfg.transport);

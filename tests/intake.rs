@@ -582,3 +582,75 @@ async fn teams_from_the_api_and_the_lookup_hook_unknown_ones_refused() {
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     common::assert_logs_masked(&daemon.logs());
 }
+
+/// An intake INVITE with an A-law offer from `local`.
+fn invite_with_offer(user: &str, to: &str, local: &str, n: u32) -> String {
+    let sdp = "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+               a=rtpmap:101 telephone-event/8000\r\n";
+    invite(user, to, local, n).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()),
+    )
+}
+
+/// The lowest descriptor number `pid` has free: with the limit set to it, the process can
+/// open nothing more.
+fn lowest_free_fd(pid: u32) -> u64 {
+    let open: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the daemon's descriptors")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|n| !open.contains(n)).expect("a free number")
+}
+
+/// Out of file descriptors (a flood of connections, a leak elsewhere on the host), the
+/// daemon cannot bind an intake call's RTP socket: the PBX gets a 500 at once rather than
+/// an INVITE left unanswered, nothing is stored, and once descriptors are free again the
+/// next call is answered.
+#[tokio::test]
+async fn out_of_descriptors_an_intake_call_is_refused_with_500_and_the_next_one_answered() {
+    let Some(prlimit) = common::tool("prlimit", "util-linux") else { return };
+    let setup = Setup::new();
+    setup.point_at(&setup.pbx.addr, &repo().join("dialplans"), "");
+    let daemon = Daemon::start(&setup).await;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
+    let local = sock.local_addr().expect("addr").to_string();
+    let sip = daemon.sip_addr();
+    let pid = daemon.pid().to_string();
+    let limit = |soft: &str| {
+        let status = std::process::Command::new(&prlimit)
+            .args(["--pid", &pid, &format!("--nofile={soft}:")])
+            .status()
+            .expect("prlimit runs");
+        assert!(status.success(), "prlimit --nofile={soft}: {status}");
+    };
+    let before = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let soft = before
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("the soft limit")
+        .to_owned();
+
+    limit(&lowest_free_fd(daemon.pid()).to_string());
+    let got = answer_to(&sock, &invite_with_offer("ringbud-kallio", &sip, &local, 1), &sip);
+    limit(&soft);
+    assert!(
+        got.as_deref().is_some_and(|g| g.starts_with("SIP/2.0 500")),
+        "{got:?}\n{}",
+        daemon.logs()
+    );
+    let got = answer_to(&sock, &invite_with_offer("ringbud-kallio", &sip, &local, 2), &sip);
+    assert!(
+        got.as_deref().is_some_and(|g| g.starts_with("SIP/2.0 200")),
+        "{got:?}\n{}",
+        daemon.logs()
+    );
+    let logs = daemon.logs();
+    // Refused for the reason made, and said so in the log.
+    assert!(logs.contains("intake call failed") && logs.contains("os error 24"), "{logs}");
+    assert!(first_request(&daemon).await.is_none());
+    common::assert_logs_masked(&logs);
+}

@@ -82,22 +82,22 @@ pub async fn reload_once(
 
 /// What the directory holds: each `*.toml` file's name, size and modification time. Reading
 /// the dialplans (a reload, an operator's `grep`) makes the watcher report events too; only a
-/// changed fingerprint is a change.
-fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
-    let mut out: Vec<_> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
-                .filter_map(|e| {
-                    let m = e.metadata().ok()?;
-                    Some((e.path(), m.len(), m.modified().ok()))
-                })
-                .collect()
+/// changed fingerprint is a change. An error when the directory cannot be listed (removed,
+/// no permission, the process out of file descriptors): that is not a change of the
+/// dialplans, and [`run`] does not take it for one.
+type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+fn fingerprint(dir: &std::path::Path) -> std::io::Result<Fingerprint> {
+    let mut out: Fingerprint = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((e.path(), m.len(), m.modified().ok()))
         })
-        .unwrap_or_default();
+        .collect();
     out.sort();
-    out
+    Ok(out)
 }
 
 /// Reloads on SIGHUP and on changes in `dir` until `shutdown`.
@@ -124,23 +124,34 @@ pub async fn run(
     if let Err(e) = debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive) {
         warn!(error = %e, dir = %dir.display(), "cannot watch the dialplan directory; reload with SIGHUP");
     }
-    let mut seen = fingerprint(&dir);
+    // `None`: the directory could not be listed at the last look.
+    let mut seen = fingerprint(&dir).ok();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = hup.recv() => {
-                seen = fingerprint(&dir);
+                seen = fingerprint(&dir).ok();
                 info!("SIGHUP: reloading dialplans");
                 reload_once(&dir, &sounds, &tx, &store).await;
             }
             Some(()) = changed.recv() => {
                 // Coalesce a burst of notifications into one reload.
                 while changed.try_recv().is_ok() {}
-                let now = fingerprint(&dir);
-                if now == seen {
+                // A directory that cannot be listed is not reloaded from: the dialplans in
+                // force stay, and the next event after it is readable again is compared
+                // with what was last seen, so only a real change reloads.
+                let now = match fingerprint(&dir) {
+                    Ok(now) => now,
+                    Err(e) => {
+                        warn!(error = %e, dir = %dir.display(),
+                            "cannot list the dialplan directory: dialplans stay as they are");
+                        continue;
+                    }
+                };
+                if seen.as_ref() == Some(&now) {
                     continue;
                 }
-                seen = now;
+                seen = Some(now);
                 info!("dialplan directory changed: reloading");
                 reload_once(&dir, &sounds, &tx, &store).await;
             }

@@ -1,6 +1,8 @@
 //! The daemon as administrators live with it: dialplans reloaded by SIGHUP and by editing
-//! the directory (a broken one keeps every old dialplan), and SIGTERM in the middle of a call
-//! (the call gets the grace period, is hung up with BYE, recorded, and the daemon exits 0).
+//! the directory (a broken one keeps every old dialplan), SIGTERM in the middle of a call
+//! (the call gets the grace period, is hung up with BYE, recorded, and the daemon exits 0),
+//! and the process out of file descriptors (an attempt sends nothing, is not counted, and
+//! is retried once descriptors are free).
 
 mod common;
 
@@ -233,4 +235,91 @@ async fn sigterm_during_a_transfer_ends_the_call_within_the_grace_period() {
     let (status, logs) = d.terminate();
     assert!(status.success(), "{logs}");
     assert!(started.elapsed() < Duration::from_secs(8), "exit took {:?}", started.elapsed());
+}
+
+/// `callbackd show ID` from the store, as an operator reads it.
+fn show(setup: &Setup, id: i64) -> String {
+    let out = setup.cli(&["show", &id.to_string(), "--config", setup.config_arg()]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `show` until `done` holds, bounded by [`WAIT`].
+async fn shown(setup: &Setup, d: &Daemon, id: i64, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = show(setup, id);
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{text}\n{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Out of file descriptors the daemon can neither open a call's RTP socket nor a new store
+/// connection. Whichever it meets first, a retry falling due meanwhile is not lost and not
+/// counted against the patient: the dial sends no INVITE and ends `network_failure`, or the
+/// claim waits for the store. Once descriptors are free the request is dialled again, and
+/// every counted attempt is a call the PBX really got.
+#[tokio::test]
+async fn out_of_descriptors_a_retry_is_not_counted_and_goes_out_once_they_are_free() {
+    let Some(prlimit) = common::tool("prlimit", "util-linux") else { return };
+    let setup = Setup::new();
+    let dir = dialplans(setup.dir.path());
+    let kotka = std::fs::read_to_string(dir.join("kotka-neuvonta.toml")).expect("read");
+    let kotka = kotka
+        .replace("pause = \"20m\"\n", "pause = \"10s\"\nnetwork_retry = \"5s\"\n")
+        .replace("ring_timeout = \"40s\"", "ring_timeout = \"10s\"");
+    std::fs::write(dir.join("kotka-neuvonta.toml"), kotka).expect("write");
+    // The fake PBX answers every INVITE busy (counted against the patient) and counts them.
+    setup.point_at(&setup.pbx.addr, &dir, "");
+    let d = Daemon::start(&setup).await;
+    let (status, v) = d.post(&json!({"service": "kotka-neuvonta", "number": "040 333 4444"})).await;
+    assert_eq!(status, 201, "{v}");
+    let id = i(&v, "id");
+    let first = shown(&setup, &d, id, |t| t.contains("attempts:  1 counted")).await;
+    assert_eq!(setup.pbx.invites(), 1, "{first}");
+
+    // No descriptor free for the 10 s pause and a little more: the retry falls due meanwhile.
+    let pid = d.pid().to_string();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("the soft limit")
+        .to_owned();
+    let limit = |soft: &str| {
+        let status = Command::new(&prlimit)
+            .args(["--pid", &pid, &format!("--nofile={soft}:")])
+            .status()
+            .expect("prlimit runs");
+        assert!(status.success(), "prlimit --nofile={soft}: {status}");
+    };
+    let open: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the daemon's descriptors")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    limit(&(0..).find(|n| !open.contains(n)).expect("a free number").to_string());
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let during = show(&setup, id);
+    let invites_during = setup.pbx.invites();
+    limit(&soft);
+    assert_eq!(invites_during, 1, "no call went out without descriptors:\n{during}");
+    assert!(during.contains("attempts:  1 counted"), "{during}");
+    let logs = d.logs();
+    assert!(
+        logs.contains("os error 24") || logs.contains("unable to open database file"),
+        "the fault logged:\n{logs}"
+    );
+
+    // Descriptors free again: the retry goes out, and each counted attempt was a real call.
+    let after = shown(&setup, &d, id, |t| t.contains("attempts:  2 counted")).await;
+    assert_eq!(setup.pbx.invites(), 2, "{after}");
+    // The dialplans did not change: a directory the daemon could not list meanwhile is not
+    // taken for a change, neither then nor once it can list it again.
+    let logs = d.logs();
+    assert!(!logs.contains("dialplan directory changed"), "{logs}");
+    assert!(!logs.contains("dialplan reload refused"), "{logs}");
+    common::assert_logs_masked(&logs);
 }

@@ -594,49 +594,24 @@ fn invite_with_offer(user: &str, to: &str, local: &str, n: u32) -> String {
     )
 }
 
-/// The lowest descriptor number `pid` has free: with the limit set to it, the process can
-/// open nothing more.
-fn lowest_free_fd(pid: u32) -> u64 {
-    let open: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the daemon's descriptors")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    (0..).find(|n| !open.contains(n)).expect("a free number")
-}
-
 /// Out of file descriptors (a flood of connections, a leak elsewhere on the host), the
 /// daemon cannot bind an intake call's RTP socket: the PBX gets a 500 at once rather than
 /// an INVITE left unanswered, nothing is stored, and once descriptors are free again the
 /// next call is answered.
 #[tokio::test]
 async fn out_of_descriptors_an_intake_call_is_refused_with_500_and_the_next_one_answered() {
-    let Some(prlimit) = common::tool("prlimit", "util-linux") else { return };
     let setup = Setup::new();
     setup.point_at(&setup.pbx.addr, &repo().join("dialplans"), "");
     let daemon = Daemon::start(&setup).await;
+    let Some(files) = common::OpenFiles::of(daemon.pid()) else { return };
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
     let local = sock.local_addr().expect("addr").to_string();
     let sip = daemon.sip_addr();
-    let pid = daemon.pid().to_string();
-    let limit = |soft: &str| {
-        let status = std::process::Command::new(&prlimit)
-            .args(["--pid", &pid, &format!("--nofile={soft}:")])
-            .status()
-            .expect("prlimit runs");
-        assert!(status.success(), "prlimit --nofile={soft}: {status}");
-    };
-    let before = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    let soft = before
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .expect("the soft limit")
-        .to_owned();
 
-    limit(&lowest_free_fd(daemon.pid()).to_string());
+    files.exhaust();
     let got = answer_to(&sock, &invite_with_offer("ringbud-kallio", &sip, &local, 1), &sip);
-    limit(&soft);
+    files.restore();
     assert!(
         got.as_deref().is_some_and(|g| g.starts_with("SIP/2.0 500")),
         "{got:?}\n{}",

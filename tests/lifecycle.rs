@@ -263,7 +263,6 @@ async fn shown(setup: &Setup, d: &Daemon, id: i64, done: impl Fn(&str) -> bool) 
 /// every counted attempt is a call the PBX really got.
 #[tokio::test]
 async fn out_of_descriptors_a_retry_is_not_counted_and_goes_out_once_they_are_free() {
-    let Some(prlimit) = common::tool("prlimit", "util-linux") else { return };
     let setup = Setup::new();
     let dir = dialplans(setup.dir.path());
     let kotka = std::fs::read_to_string(dir.join("kotka-neuvonta.toml")).expect("read");
@@ -274,6 +273,7 @@ async fn out_of_descriptors_a_retry_is_not_counted_and_goes_out_once_they_are_fr
     // The fake PBX answers every INVITE busy (counted against the patient) and counts them.
     setup.point_at(&setup.pbx.addr, &dir, "");
     let d = Daemon::start(&setup).await;
+    let Some(files) = common::OpenFiles::of(d.pid()) else { return };
     let (status, v) = d.post(&json!({"service": "kotka-neuvonta", "number": "040 333 4444"})).await;
     assert_eq!(status, 201, "{v}");
     let id = i(&v, "id");
@@ -281,30 +281,11 @@ async fn out_of_descriptors_a_retry_is_not_counted_and_goes_out_once_they_are_fr
     assert_eq!(setup.pbx.invites(), 1, "{first}");
 
     // No descriptor free for the 10 s pause and a little more: the retry falls due meanwhile.
-    let pid = d.pid().to_string();
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    let soft = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .expect("the soft limit")
-        .to_owned();
-    let limit = |soft: &str| {
-        let status = Command::new(&prlimit)
-            .args(["--pid", &pid, &format!("--nofile={soft}:")])
-            .status()
-            .expect("prlimit runs");
-        assert!(status.success(), "prlimit --nofile={soft}: {status}");
-    };
-    let open: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the daemon's descriptors")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    limit(&(0..).find(|n| !open.contains(n)).expect("a free number").to_string());
+    files.exhaust();
     tokio::time::sleep(Duration::from_secs(13)).await;
     let during = show(&setup, id);
     let invites_during = setup.pbx.invites();
-    limit(&soft);
+    files.restore();
     assert_eq!(invites_during, 1, "no call went out without descriptors:\n{during}");
     assert!(during.contains("attempts:  1 counted"), "{during}");
     let logs = d.logs();

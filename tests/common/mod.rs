@@ -759,6 +759,54 @@ pub fn tool(program: &str, package: &str) -> Option<PathBuf> {
     found
 }
 
+/// A running process's open-files limit, lowered and put back with `prlimit` (util-linux)
+/// while the process runs: the fault of a host out of file descriptors.
+#[derive(Debug)]
+pub struct OpenFiles {
+    prlimit: PathBuf,
+    pid: u32,
+    soft: String,
+}
+
+impl OpenFiles {
+    /// The limit of `pid` as it is now; `None` after [`skip`] when `prlimit` is missing.
+    pub fn of(pid: u32) -> Option<OpenFiles> {
+        let prlimit = tool("prlimit", "util-linux")?;
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        let soft = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .expect("the soft open-files limit")
+            .to_owned();
+        Some(OpenFiles { prlimit, pid, soft })
+    }
+
+    fn set(&self, soft: &str) {
+        let status = Command::new(&self.prlimit)
+            .args(["--pid", &self.pid.to_string(), &format!("--nofile={soft}:")])
+            .status()
+            .expect("prlimit runs");
+        assert!(status.success(), "prlimit --nofile={soft}: {status}");
+    }
+
+    /// Sets the soft limit to the lowest descriptor number the process has free: it can
+    /// open nothing more until [`OpenFiles::restore`].
+    pub fn exhaust(&self) {
+        let open: std::collections::BTreeSet<u64> =
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+                .expect("the process's descriptors")
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+        self.set(&(0..).find(|n| !open.contains(n)).expect("a free number").to_string());
+    }
+
+    /// Puts the soft limit back as it was.
+    pub fn restore(&self) {
+        self.set(&self.soft);
+    }
+}
+
 /// True when a bench runs as one: `cargo bench` passes `--bench`. `cargo test` builds and
 /// starts every bench too (`test = true` in Cargo.toml), so none can rot unnoticed; then it
 /// has no `--bench`, this says so and returns false, and the bench exits at once.

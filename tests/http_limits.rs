@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Daemon, Setup, WAIT, in_ci, repo};
+use common::{Daemon, Setup, WAIT, repo};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -86,9 +86,7 @@ fn metric(scrape: &str, prefix: &str) -> f64 {
 //    and slow ones are closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_connections_under_a_low_file_limit() {
-    if std::process::Command::new("prlimit").arg("--version").output().is_err() {
-        assert!(!in_ci(), "prlimit (util-linux) is needed for this test under CI");
-        println!("SKIPPED: prlimit (util-linux) is not installed");
+    if common::tool("prlimit", "util-linux").is_none() {
         return;
     }
     let setup = Setup::new();

@@ -280,19 +280,28 @@ async fn out_of_descriptors_a_retry_is_not_counted_and_goes_out_once_they_are_fr
     let first = shown(&setup, &d, id, |t| t.contains("attempts:  1 counted")).await;
     assert_eq!(setup.pbx.invites(), 1, "{first}");
 
-    // No descriptor free for the 10 s pause and a little more: the retry falls due meanwhile.
+    // No descriptor free until the retry, due after the 10 s pause, has met the fault:
+    // its dial could not bind an RTP socket (`network_failure`), or its claim could not
+    // reach the store. Waiting for that, rather than for a fixed time, keeps the test from
+    // passing without the fault ever being met.
     files.exhaust();
-    tokio::time::sleep(Duration::from_secs(13)).await;
-    let during = show(&setup, id);
+    let deadline = Instant::now() + WAIT;
+    let during = loop {
+        let text = show(&setup, id);
+        let logs = d.logs();
+        if text.contains("network_failure") || logs.contains("store unavailable: not claiming") {
+            break text;
+        }
+        if Instant::now() > deadline {
+            files.restore();
+            panic!("the retry never met the fault:\n{text}\n{logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let invites_during = setup.pbx.invites();
     files.restore();
     assert_eq!(invites_during, 1, "no call went out without descriptors:\n{during}");
     assert!(during.contains("attempts:  1 counted"), "{during}");
-    let logs = d.logs();
-    assert!(
-        logs.contains("os error 24") || logs.contains("unable to open database file"),
-        "the fault logged:\n{logs}"
-    );
 
     // Descriptors free again: the retry goes out, and each counted attempt was a real call.
     let after = shown(&setup, &d, id, |t| t.contains("attempts:  2 counted")).await;

@@ -594,7 +594,7 @@ fn invite_with_offer(user: &str, to: &str, local: &str, n: u32) -> String {
     )
 }
 
-/// Out of file descriptors (a flood of connections, a leak elsewhere on the host), the
+/// Out of file descriptors (its limit lowered while it runs, a leak in the process), the
 /// daemon cannot bind an intake call's RTP socket: the PBX gets a 500 at once rather than
 /// an INVITE left unanswered, nothing is stored, and once descriptors are free again the
 /// next call is answered.

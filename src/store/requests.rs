@@ -756,13 +756,13 @@ impl Store {
             tx.rollback().await?;
             return Ok(Some(vec![None; reqs.len()]));
         }
-        // Each attempt: request, next number, start ($1), fencing token.
+        // Each attempt: request, next number (of the same request), start, fencing token.
         let rows = (0..claimed.len())
             .map(|i| {
-                let p = |n| self.backend.param(n);
-                let (r, start, f) = (p(2 * i + 2), p(1), p(2 * i + 3));
+                let p = |n| self.backend.param(4 * i + n);
+                let (r, r2, start, f) = (p(1), p(2), p(3), p(4));
                 format!(
-                    "({r}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = {r}), {start}, {f})"
+                    "({r}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE request_id = {r2}), {start}, {f})"
                 )
             })
             .collect::<Vec<_>>()
@@ -771,10 +771,9 @@ impl Store {
             "INSERT INTO attempts (request_id, seq, started_at, fence) VALUES {rows} \
              RETURNING {ATTEMPT_COLUMNS}"
         );
-        let mut insert =
-            sqlx::query(&sql).persistent(claimed.len() <= super::CACHED_ROWS).bind(ms(now));
+        let mut insert = sqlx::query(&sql).persistent(claimed.len() <= super::CACHED_ROWS);
         for req in &claimed {
-            insert = insert.bind(req.id).bind(versions[&req.id]);
+            insert = insert.bind(req.id).bind(req.id).bind(ms(now)).bind(versions[&req.id]);
         }
         let attempts = match insert.fetch_all(&mut *tx).await {
             Ok(rows) => rows.iter().map(attempt_from).collect::<Result<Vec<_>, _>>()?,

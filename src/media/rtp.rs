@@ -414,7 +414,9 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Opt
         out: Vec::with_capacity(HEADER + MAX_PAYLOAD + 32),
         last_event: None,
     };
-    let mut batch = Batch::new();
+    // Made at the first datagram: 16 KiB of buffers that a leg which never receives (a
+    // far end that sends no media) does not need.
+    let mut batch: Option<Batch> = None;
     // Its own handle, so the readiness guard does not borrow `rx`.
     let shared = rx.shared.clone();
     loop {
@@ -425,6 +427,7 @@ async fn receive(shared: Arc<Shared>, digits: mpsc::Sender<char>, unprotect: Opt
                 return;
             }
         };
+        let batch = batch.get_or_insert_with(Batch::new);
         loop {
             let read = ready.try_io(|socket| {
                 let n = batch.read(socket.get_ref())?;

@@ -41,6 +41,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
+/// The daemon's allocator (`src/main.rs`), so that the legs and the relay measured here
+/// allocate as they do in the daemon.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FRAME: Duration = Duration::from_millis(20);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -556,6 +556,16 @@ Content-Length: 0
 </scenario>
 "#;
 
+/// A base port for sipp's media (`-mp`): sipp binds its audio socket there and its video
+/// socket two above, so both must be free (the receiver holds a thousand ports of its own).
+fn sipp_media_port() -> u16 {
+    let free = |p: u16| UdpSocket::bind(("127.0.0.1", p)).is_ok();
+    (0..100)
+        .map(|_| common::sipp::free_udp_port())
+        .find(|&p| p < u16::MAX - 3 && (1..=3).all(|k| free(p + k)))
+        .expect("no free UDP port with three free ports above it in 100 tries")
+}
+
 fn sipp_playing(n: usize, prompt: &Prompt) -> Option<Playing> {
     common::tool("sipp", "sip-tester")?;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -584,7 +594,7 @@ fn sipp_playing(n: usize, prompt: &Prompt) -> Option<Playing> {
         .expect("sipp uas");
     std::thread::sleep(Duration::from_millis(500));
     let uac_port = common::sipp::free_udp_port();
-    let mp = common::sipp::free_udp_port();
+    let mp = sipp_media_port();
     let wall0 = Instant::now();
     let mut uac = Command::new("sipp")
         .current_dir(dir.path())

@@ -463,31 +463,32 @@ struct Audit {
     detail: String,
 }
 
-/// Writes several audit rows at `at` in one statement.
+/// Writes several audit rows at `at`, up to [`ROWS_PER_STATEMENT`] in each statement.
 async fn audit_all(
     backend: Backend,
     tx: &mut Tx<'_>,
     rows: &[Audit],
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
+    // In statements of at most ROWS_PER_STATEMENT rows: a batch of 10,000 ends (`max_calls`'
+    // largest) in one would pass SQLite's limit of 32,766 parameters.
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO audit (request_id, at, from_state, to_state, actor, detail) VALUES {}",
+            values_list(backend, chunk.len(), 6)
+        );
+        let mut insert = sqlx::query(&sql).persistent(chunk.len() <= CACHED_ROWS);
+        for row in chunk {
+            insert = insert
+                .bind(row.request_id)
+                .bind(ms(at))
+                .bind(row.from.map(State::as_str))
+                .bind(row.to.as_str())
+                .bind(&row.actor)
+                .bind(&row.detail);
+        }
+        insert.execute(&mut **tx).await?;
     }
-    let sql = format!(
-        "INSERT INTO audit (request_id, at, from_state, to_state, actor, detail) VALUES {}",
-        values_list(backend, rows.len(), 6)
-    );
-    let mut insert = sqlx::query(&sql).persistent(rows.len() <= CACHED_ROWS);
-    for row in rows {
-        insert = insert
-            .bind(row.request_id)
-            .bind(ms(at))
-            .bind(row.from.map(State::as_str))
-            .bind(row.to.as_str())
-            .bind(&row.actor)
-            .bind(&row.detail);
-    }
-    insert.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -1023,6 +1023,32 @@ async fn outcomes_ended_together_are_each_written_only_on_a_live_claim() {
     store.close().await;
 }
 
+/// A batch of ends larger than one statement takes (300 rows; a statement writes at most
+/// 256) writes each audit row on its own request with its own values: the rows are split
+/// across statements, and each statement's parameters are bound in the order they appear.
+#[tokio::test]
+async fn a_batch_of_ends_larger_than_one_statement_writes_each_audit_row_on_its_request() {
+    use callbackd::store::{Applied, Fence};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let n = 300;
+    let (store, _, _, attempts, now) = claimed_together(dir.path(), "+358405551", n).await;
+    let end = now + SignedDuration::from_mins(2);
+    let ends = vec![(Fence::Own, Outcome::Connected); n];
+    let written = common::finish_together(&store, &attempts, &ends, None, end).await;
+    assert!(written.iter().all(|a| matches!(a, Ok(Applied::Written(_)))), "{written:?}");
+    for attempt in &attempts {
+        let trail = store.audit_trail(attempt.request_id).await.expect("audit");
+        let claim: Vec<_> = trail.iter().filter(|(_, _, to, _, _)| to == "dialing").collect();
+        assert_eq!(claim.len(), 1, "{trail:?}");
+        assert_eq!((claim[0].0, claim[0].4.as_str()), (now, "attempt 1"), "{trail:?}");
+        let ended: Vec<_> =
+            trail.iter().filter(|(_, from, _, _, _)| from.as_deref() == Some("dialing")).collect();
+        assert_eq!(ended.len(), 1, "{trail:?}");
+        assert_eq!((ended[0].0, ended[0].2.as_str()), (end, "connected"), "{trail:?}");
+    }
+    store.close().await;
+}
+
 /// A store in `dir` with `n` requests of kallio (numbers `prefix` and one digit) enqueued at
 /// 09:00 and claimed together a minute later: the store, its URL, the requests as due, their
 /// attempts and the instant of the claim.
@@ -1039,7 +1065,7 @@ async fn claimed_together(
         store.enqueue(&new, &plan).await.expect("enqueue");
     }
     let now = t + SignedDuration::from_mins(1);
-    let due = store.due("kallio", now, 10).await.expect("due");
+    let due = store.due("kallio", now, n as i64).await.expect("due");
     assert_eq!(due.len(), n, "{due:?}");
     let claimed = store.claim_all(&due, now).await.expect("claimed");
     let attempts = claimed.into_iter().map(|a| a.expect("each claimed")).collect();

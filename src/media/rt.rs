@@ -1,17 +1,19 @@
-//! Where media runs: a runtime of its own on one thread, at a raised scheduling priority.
+//! Where media runs: runtimes of their own, one thread each, at a raised scheduling priority.
 //!
-//! Every leg's receiver task (symmetric RTP, DTMF, the relay's forwarding) runs on the media
-//! runtime, a current-thread tokio runtime on the `rtp-media` thread, and the pacer
-//! ([`super::pacer`]) has its own thread. Both ask for real-time scheduling (`SCHED_FIFO`
+//! Every leg's receiver task (symmetric RTP, DTMF, the relay's forwarding) runs on a media
+//! runtime: a current-thread tokio runtime on a `rtp-media-N` thread, one per CPU
+//! ([`media_threads`]), each taking new legs in turn. The pacer
+//! ([`super::pacer`]) has its own thread. All of them ask for real-time scheduling (`SCHED_FIFO`
 //! at its lowest priority), or failing that for nice [`MEDIA_NICE`], so on a busy machine a
 //! packet waits neither behind SIP, HTTP and database work in the daemon's main runtime nor
 //! behind other processes' time slices. `SCHED_FIFO` needs `CAP_SYS_NICE` or an
 //! `RLIMIT_RTPRIO` of at least 1 (systemd: `LimitRTPRIO=1` and `RestrictRealtime=no`); the
 //! nice value needs `CAP_SYS_NICE` or `RLIMIT_NICE` (systemd: `LimitNICE=-15`, set in the
 //! shipped unit). Without either the threads run at the normal priority and say so once in
-//! the log. Both threads only ever wait on timers and sockets, never spin.
+//! the log. These threads only ever wait on timers and sockets, never spin.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::runtime::Handle;
 
 /// The nice value the media threads ask for.
@@ -56,7 +58,7 @@ pub fn raise_priority(thread: &str) -> Priority {
     }
 }
 
-/// How long the media thread lets datagrams gather before it waits for the next one.
+/// How long a media thread lets datagrams gather before it waits for the next one.
 pub const GATHER: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Runs each time the media runtime runs out of work, before it waits on its sockets:
@@ -77,39 +79,61 @@ fn gather() {
     std::thread::sleep(GATHER);
 }
 
-static MEDIA: OnceLock<Option<Handle>> = OnceLock::new();
+/// The media runtimes, one per thread; empty when none could be started.
+static MEDIA: OnceLock<Vec<Handle>> = OnceLock::new();
 
-/// The media runtime, started on first use; `None` when its thread could not be started
-/// (then legs stay on the runtime that created them, and that is logged).
+/// Which media runtime takes the next leg.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many media threads: one per CPU the process may run on (its affinity mask and
+/// cgroup quota, as `std::thread::available_parallelism` reads them), at least one.
+///
+/// Packets that arrive together (phones send on a 20 ms grid) are then handled on every
+/// core at once instead of one after another on one thread, which is what decides the
+/// relay's added delay at its worst moments (BENCHMARKS.md, "Media").
+pub fn media_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// A media runtime for a new leg, started on first use: the runtimes take legs in turn,
+/// so each thread receives about as many calls as the others. `None` when no media thread
+/// could be started (then legs stay on the runtime that created them, and that is logged).
 pub fn media_runtime() -> Option<Handle> {
-    MEDIA
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let started = std::thread::Builder::new().name("rtp-media".into()).spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .on_thread_park(gather)
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "media runtime could not start");
-                        return;
-                    }
-                };
-                raise_priority("rtp-media");
-                let _ = tx.send(rt.handle().clone());
-                rt.block_on(std::future::pending::<()>());
-            });
-            match started {
-                Ok(_) => rx.recv().ok(),
-                Err(e) => {
-                    tracing::error!(error = %e, "media thread could not start");
-                    None
-                }
+    let all = MEDIA.get_or_init(|| (0..media_threads()).filter_map(start).collect());
+    if all.is_empty() {
+        return None;
+    }
+    let i = NEXT.fetch_add(1, Ordering::Relaxed) % all.len();
+    all.get(i).cloned()
+}
+
+/// Starts media thread `n` (`rtp-media-n`) and its current-thread runtime.
+fn start(n: usize) -> Option<Handle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = format!("rtp-media-{n}");
+    let started = std::thread::Builder::new().name(name.clone()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(gather)
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "media runtime could not start");
+                return;
             }
-        })
-        .clone()
+        };
+        raise_priority(&name);
+        let _ = tx.send(rt.handle().clone());
+        rt.block_on(std::future::pending::<()>());
+    });
+    match started {
+        Ok(_) => rx.recv().ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "media thread could not start");
+            None
+        }
+    }
 }
 
 /// An RTP socket as the media runtime watches it: for reading only. Every send is made

@@ -25,6 +25,10 @@
 //! - **CPU per stream** = CPU seconds of the process doing the work (callbackd: this bench's
 //!   process; sipp: its UAC; rtpengine: its daemon) ÷ (streams × seconds), as milliseconds
 //!   of CPU per second of stream.
+//! - **The host's steadiness**: how long a fixed unit of arithmetic takes
+//!   on every core, repeated for 3 s before the run and again after it (median, p99, the
+//!   share of units that took more than twice the median, the longest), so the machine's
+//!   own stalls can be told from the program's.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -79,6 +83,59 @@ fn cpu_secs(pid: &str) -> f64 {
     let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     // After the command: state (not a number, skipped), ppid, … utime is field 14.
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// How steady the machine's own CPU is: one thread per core
+/// repeats a fixed unit of arithmetic (about 100 µs on a quiet core) for `secs` and times
+/// each unit. On a virtual machine whose host is busy, units take several times their
+/// median for stretches of tens of milliseconds; a pacer that needs a fifth of a core then
+/// needs all of it and falls behind, whatever its design. Reported beside the figures so
+/// a reader can tell the machine's jitter from the program's.
+fn steadiness(secs: f64) -> String {
+    fn unit(n: u64) -> u64 {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in 0..n {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+        }
+        x
+    }
+    // Iterations for about 100 µs, from the fastest of a few trials.
+    let probe = 100_000;
+    let fastest = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            unit(probe);
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or(Duration::from_micros(100));
+    let n = (probe as f64 * 100e-6 / fastest.as_secs_f64().max(1e-9)) as u64;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs_f64(secs);
+                let mut took = Vec::new();
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    unit(n);
+                    took.push(t.elapsed().as_nanos() as u64);
+                }
+                took
+            })
+        })
+        .collect();
+    let mut took: Vec<u64> = threads.into_iter().flat_map(|t| t.join().expect("probe")).collect();
+    took.sort_unstable();
+    let median = pct(&took, 0.5).max(1) as f64;
+    let slow = took.iter().filter(|t| **t as f64 > 2.0 * median).count();
+    format!(
+        "median {:.0} µs, p99 {:.1}× the median, {:.2}% of units over twice the median, the longest {:.1} ms",
+        median / 1e3,
+        pct(&took, 0.99) as f64 / median,
+        100.0 * slow as f64 / took.len().max(1) as f64,
+        pct(&took, 1.0) as f64 / 1e6,
+    )
 }
 
 fn loadavg() -> String {
@@ -870,6 +927,8 @@ fn main() {
     let prompt = wav::load(&path).expect("the shipped prompt");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let load_before = loadavg();
+    eprintln!("media bench: the host's steadiness");
+    let steady_before = steadiness(3.0);
     eprintln!("media bench: {legs} callbackd legs playing");
     let ours = rt.block_on(callbackd_playing(legs, &prompt));
     eprintln!("media bench: {legs} sipp calls playing a pcap");
@@ -883,6 +942,8 @@ fn main() {
         eprintln!("media bench: rtpengine relaying {pairs} pairs, {}", in_phases(phases));
         relaying.extend(rtpengine_relaying(pairs, secs, phases));
     }
+    eprintln!("media bench: the host's steadiness again");
+    let steady_after = steadiness(3.0);
     let load_after = loadavg();
     let mut out = format!(
         "prompt: {} ({:.2} s, {} frames); {} cores; load before {load_before}, after {load_after}\n\n\
@@ -895,6 +956,9 @@ fn main() {
     );
     out.push_str(&ours.row());
     let mut notes = ours.note.clone();
+    notes.push_str(&format!(
+        "host steadiness (a fixed unit of arithmetic on every core for 3 s): before the run {steady_before}; after it {steady_after}\n"
+    ));
     if let Some(s) = sipp {
         out.push_str(&s.row());
         notes.push_str(&s.note);

@@ -4,7 +4,7 @@
 //! [`number_stems`]. Edges: [`wav::load`] and [`Prompts::load`] read files;
 //! [`check_prompts`] reads every prompt a set of services names (for `callbackd check` and
 //! the daemon's start-up); [`rtp`] owns a UDP socket per leg (tokio), [`pacer`] sends every
-//! playing leg's frames from one thread on one 20 ms grid, [`rt`] runs the legs' receivers
+//! playing leg's frames from a thread per CPU on absolute 20 ms grids, [`rt`] runs the legs' receivers
 //! on a media runtime of their own.
 
 pub mod g711;

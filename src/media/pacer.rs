@@ -1,4 +1,5 @@
-//! The RTP pacer: one thread sends the prompt frames of every playing leg.
+//! The RTP pacers: a thread per CPU, each sending the prompt frames of its share of the
+//! playing legs (new prompts take the pacers in turn).
 //!
 //! Time is cut into 20 ms ticks on absolute grids. A leg joins one of [`PHASES`] phases
 //! (the least busy), 1 ms apart: tick *k* of phase *p* starts at `epoch + p ms + k × 20 ms`,
@@ -25,8 +26,14 @@
 //! - **Finishing.** A prompt is done at the tick after its last frame (the last frame has had
 //!   its 20 ms); cancelling it stops it before the next pass sends anything more.
 //!
-//! [`Grid`] is the pure part (which frames are due at a tick); the thread is the edge. The
-//! thread starts with the first prompt played and then lives as long as the process, parked
+//! - **A pacer per CPU** ([`super::rt::media_threads`]). When a core stalls (on a virtual
+//!   machine the host may take it away for milliseconds) only the legs of the pacer on it
+//!   fall behind, and each pacer needs a smaller share of its core, so it catches up sooner
+//!   when the machine slows down: on the 2-core bench host two pacers gave a send-time p99
+//!   of 2.8–5.9 ms where one gave 38–86 ms in the same hour (BENCHMARKS.md, "Media").
+//!
+//! [`Grid`] is the pure part (which frames are due at a tick); the threads are the edge.
+//! They start with the first prompt played and then live as long as the process, parked
 //! while nothing plays.
 
 use super::rtp::{FRAME, FRAME_SAMPLES, MediaError, Shared};
@@ -141,19 +148,34 @@ struct Pacer {
     record: Mutex<Option<Vec<SentPacket>>>,
 }
 
-static PACER: OnceLock<Arc<Pacer>> = OnceLock::new();
+/// The pacer threads, one per CPU (see [`super::rt::media_threads`]); started together
+/// with the first prompt played.
+static PACERS: OnceLock<Vec<Arc<Pacer>>> = OnceLock::new();
 static START: Mutex<()> = Mutex::new(());
+/// Which pacer takes the next prompt.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-fn pacer() -> Result<Arc<Pacer>, MediaError> {
-    if let Some(p) = PACER.get() {
-        return Ok(p.clone());
+/// Every pacer, started on first use.
+fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
+    if let Some(all) = PACERS.get() {
+        return Ok(all);
     }
     let _once = START.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = PACER.get() {
-        return Ok(p.clone());
+    if let Some(all) = PACERS.get() {
+        return Ok(all);
     }
+    let n = super::rt::media_threads();
+    let mut all = Vec::with_capacity(n);
+    for i in 0..n {
+        all.push(start(i)?);
+    }
+    Ok(PACERS.get_or_init(|| all))
+}
+
+/// Starts pacer thread `i` (`rtp-pacer-i`).
+fn start(i: usize) -> Result<Arc<Pacer>, MediaError> {
     let (tx, rx) = std::sync::mpsc::channel::<Arc<Pacer>>();
-    let thread = std::thread::Builder::new().name("rtp-pacer".into()).spawn(move || {
+    let thread = std::thread::Builder::new().name(format!("rtp-pacer-{i}")).spawn(move || {
         if let Ok(p) = rx.recv() {
             run(&p);
         }
@@ -165,24 +187,35 @@ fn pacer() -> Result<Arc<Pacer>, MediaError> {
     });
     // The thread waits for its own handle before doing anything.
     let _ = tx.send(p.clone());
-    let _ = PACER.set(p.clone());
     Ok(p)
 }
 
-/// Starts keeping a record of every packet the pacer sends (for benchmarks; up to
-/// `capacity` packets, later ones are not recorded).
+/// The pacer for a new prompt: they take prompts in turn.
+fn pacer() -> Result<Arc<Pacer>, MediaError> {
+    let all = pacers()?;
+    let i = NEXT.fetch_add(1, Ordering::Relaxed) % all.len().max(1);
+    all.get(i).cloned().ok_or_else(|| MediaError::Io(std::io::Error::other("no RTP pacer")))
+}
+
+/// Starts keeping a record of every packet the pacers send (for benchmarks; up to
+/// `capacity` packets in all, later ones are not recorded).
 pub fn record_sends(capacity: usize) -> Result<(), MediaError> {
-    let p = pacer()?;
-    *p.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::with_capacity(capacity));
+    let all = pacers()?;
+    let each = capacity.div_ceil(all.len().max(1));
+    for p in all {
+        *p.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::with_capacity(each));
+    }
     Ok(())
 }
 
 /// Stops recording and returns what was recorded.
 pub fn take_sends() -> Vec<SentPacket> {
-    PACER
+    PACERS
         .get()
-        .and_then(|p| p.record.lock().unwrap_or_else(|e| e.into_inner()).take())
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p.record.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default())
+        .collect()
 }
 
 /// Plays `codes` (G.711 in the leg's codec, 160 a frame, the last frame padded with
@@ -231,11 +264,11 @@ pub fn least_busy(lens: &[usize]) -> usize {
     lens.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(p, _)| p)
 }
 
-/// The pacer thread.
+/// A pacer thread.
 fn run(pacer: &Pacer) {
     // Wake-ups as close to the grid as the kernel allows (the default slack is 50 µs).
     let _ = nix::sys::prctl::set_timerslack(1_000);
-    super::rt::raise_priority("rtp-pacer");
+    super::rt::raise_priority(std::thread::current().name().unwrap_or("rtp-pacer"));
     let epoch = Instant::now();
     let mut phases: Vec<Vec<Job>> = (0..PHASES).map(|_| Vec::new()).collect();
     // The tick each phase's next pass serves (on that phase's own grid).

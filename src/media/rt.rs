@@ -2,8 +2,8 @@
 //!
 //! Every leg's receiver task (symmetric RTP, DTMF, the relay's forwarding) runs on a media
 //! runtime: a current-thread tokio runtime on a `rtp-media-N` thread, one per CPU
-//! ([`media_threads`]), each taking new legs in turn. The pacer
-//! ([`super::pacer`]) has its own thread. All of them ask for real-time scheduling (`SCHED_FIFO`
+//! ([`media_threads`]), each taking new legs in turn. The pacers
+//! ([`super::pacer`]) have threads of their own. All of them ask for real-time scheduling (`SCHED_FIFO`
 //! at its lowest priority), or failing that for nice [`MEDIA_NICE`], so on a busy machine a
 //! packet waits neither behind SIP, HTTP and database work in the daemon's main runtime nor
 //! behind other processes' time slices. `SCHED_FIFO` needs `CAP_SYS_NICE` or an

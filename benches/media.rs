@@ -88,9 +88,9 @@ fn cpu_secs(pid: &str) -> f64 {
 /// How steady the machine's own CPU is: one thread per core
 /// repeats a fixed unit of arithmetic (about 100 µs on a quiet core) for `secs` and times
 /// each unit. On a virtual machine whose host is busy, units take several times their
-/// median for stretches of tens of milliseconds; a pacer that needs a fifth of a core then
-/// needs all of it and falls behind, whatever its design. Reported beside the figures so
-/// a reader can tell the machine's jitter from the program's.
+/// median, or a core is taken away for milliseconds; every packet due on that core
+/// meanwhile is late by as much, whatever the program's design. Reported beside the
+/// figures so a reader can tell the machine's jitter from the program's.
 fn steadiness(secs: f64) -> String {
     fn unit(n: u64) -> u64 {
         let mut x = 0x9e37_79b9_7f4a_7c15_u64;

@@ -155,7 +155,8 @@ static START: Mutex<()> = Mutex::new(());
 /// Which pacer takes the next prompt.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// Every pacer, started on first use.
+/// Every pacer, started on first use. A pacer whose thread cannot be started is left out
+/// (logged); an error only when none could be.
 fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
     if let Some(all) = PACERS.get() {
         return Ok(all);
@@ -164,10 +165,21 @@ fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
     if let Some(all) = PACERS.get() {
         return Ok(all);
     }
-    let n = super::rt::media_threads();
-    let mut all = Vec::with_capacity(n);
-    for i in 0..n {
-        all.push(start(i)?);
+    let mut all = Vec::new();
+    let mut failed = None;
+    for i in 0..super::rt::media_threads() {
+        match start(i) {
+            Ok(p) => all.push(p),
+            Err(e) => {
+                tracing::error!(pacer = i, error = %e, "RTP pacer thread could not start");
+                failed = Some(e);
+            }
+        }
+    }
+    if all.is_empty() {
+        return Err(failed.unwrap_or_else(|| {
+            MediaError::Io(std::io::Error::other("no RTP pacer thread could start"))
+        }));
     }
     Ok(PACERS.get_or_init(|| all))
 }
@@ -198,12 +210,11 @@ fn pacer() -> Result<Arc<Pacer>, MediaError> {
 }
 
 /// Starts keeping a record of every packet the pacers send (for benchmarks; up to
-/// `capacity` packets in all, later ones are not recorded).
+/// `capacity` packets per pacer, later ones are not recorded: prompts need not be spread
+/// evenly over the pacers).
 pub fn record_sends(capacity: usize) -> Result<(), MediaError> {
-    let all = pacers()?;
-    let each = capacity.div_ceil(all.len().max(1));
-    for p in all {
-        *p.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::with_capacity(each));
+    for p in pacers()? {
+        *p.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::with_capacity(capacity));
     }
     Ok(())
 }
@@ -593,6 +604,59 @@ mod tests {
             rel,
             [(0, 0, true, 0), (1, 160, false, 1), (2, 320, false, 2), (5, 800, false, 9)]
         );
+    }
+
+    #[tokio::test]
+    async fn prompts_take_every_pacer_in_turn_and_each_leg_keeps_exact_stamps() {
+        use crate::media::{Codec, Prompt, RtpLeg};
+        use rtp_rs::RtpReader;
+        let n = pacers().expect("pacers").len();
+        assert_eq!(n, crate::media::rt::media_threads(), "a pacer per CPU");
+        // Consecutive prompts go to consecutive pacers (other tests may play meanwhile, so
+        // only the step is checked).
+        let a = Arc::as_ptr(&pacer().expect("pacer"));
+        let b = Arc::as_ptr(&pacer().expect("pacer"));
+        assert!(n == 1 || a != b, "two prompts in a row on one of {n} pacers");
+        // 2n legs play a 3-frame prompt at once: every leg gets its 3 frames, in order,
+        // one frame apart, whichever pacer sent them.
+        let prompt = Prompt::from_samples(vec![100; 3 * FRAME_SAMPLES]);
+        let mut far = Vec::new();
+        let mut legs = Vec::new();
+        for _ in 0..2 * n {
+            let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            let to = sink.local_addr().expect("addr");
+            legs.push(Arc::new(RtpLeg::start(socket, to, Codec::Pcma, None).expect("leg")));
+            far.push(sink);
+        }
+        let cancel = CancellationToken::new();
+        let plays: Vec<_> = legs
+            .iter()
+            .map(|leg| {
+                let (leg, prompt, cancel) = (leg.clone(), prompt.clone(), cancel.clone());
+                tokio::spawn(async move { leg.play(&prompt, &cancel).await })
+            })
+            .collect();
+        for p in plays {
+            assert_eq!(p.await.expect("join").expect("play").frames, 3);
+        }
+        for sink in &far {
+            let mut buf = [0u8; 512];
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                let wait = std::time::Duration::from_secs(5);
+                let (len, _) = tokio::time::timeout(wait, sink.recv_from(&mut buf))
+                    .await
+                    .expect("in time")
+                    .expect("recv");
+                let p = RtpReader::new(&buf[..len]).expect("rtp");
+                got.push((u16::from(p.sequence_number()), p.timestamp(), p.mark()));
+            }
+            let (s0, t0) = (got[0].0, got[0].1);
+            let rel: Vec<_> =
+                got.iter().map(|(s, t, m)| (s.wrapping_sub(s0), t.wrapping_sub(t0), *m)).collect();
+            assert_eq!(rel, [(0, 0, true), (1, 160, false), (2, 320, false)]);
+        }
     }
 
     #[test]

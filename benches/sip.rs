@@ -36,7 +36,8 @@
 //! `SIP_BENCH_LINGER_SECS` (RSS again this long after the paced run's last call, 40; 0 = no),
 //! `SIP_BENCH_OUT` (also write the markdown report to this file). `SIP_BENCH_HOLD=0` skips
 //! phase 4. `SIP_BENCH_ONLY=short` runs only the call of no length, sipp's and the daemon's
-//! (printed, no report), e.g. to profile the daemon during its burst.
+//! (printed, no report), e.g. to profile the daemon during its burst; `SIP_BENCH_ONLY=prompt`
+//! only the call with the prompt, likewise.
 //! `SIP_BENCH_RUST_LOG` (the daemon's `RUST_LOG`, e.g. `info,sqlx::query=debug` for one
 //! line per SQL statement) and `SIP_BENCH_LOG_DIR` (keep each daemon's log there, as
 //! `daemon-<its temporary directory's name>.log`; otherwise it goes with that directory).
@@ -450,6 +451,18 @@ fn main() {
         let blip = callbackd::media::Prompt::from_samples(vec![0]);
         eprintln!("sipp like callbackd, one frame: {:?}", sipp_like_callbackd(&knobs, &blip));
         eprintln!("callbackd burst, one frame: {:?}", rt.block_on(daemon_run(&knobs, None, true)));
+        return;
+    }
+    if std::env::var("SIP_BENCH_ONLY").is_ok_and(|v| v == "prompt") {
+        // The call with the prompt alone, e.g. to compare the pacers' cost.
+        let connecting =
+            callbackd::media::wav::load(&common::repo().join("sounds/fi/connecting.wav"))
+                .expect("the shipped connecting prompt");
+        eprintln!(
+            "sipp like callbackd, with the prompt: {:?}",
+            sipp_like_callbackd(&knobs, &connecting)
+        );
+        eprintln!("callbackd burst: {:?}", rt.block_on(daemon_run(&knobs, None, false)));
         return;
     }
     let reference = sipp_reference(&knobs);

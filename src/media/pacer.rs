@@ -1,9 +1,9 @@
 //! The RTP pacers: a thread per CPU, each sending the prompt frames of its share of the
 //! playing legs (new prompts take the pacers in turn).
 //!
-//! Time is cut into 20 ms ticks on absolute grids. A leg joins one of [`PHASES`] phases
-//! (the least busy), 1 ms apart: tick *k* of phase *p* starts at `epoch + p ms + k × 20 ms`,
-//! `epoch` being when the pacer started. At each tick of a phase the pacer thread wakes and,
+//! Time is cut into 20 ms ticks on absolute grids. A leg joins one of its pacer's phases
+//! (the least busy; [`PHASES`] in all, 1 ms apart): tick *k* of phase *p* starts at
+//! `epoch + p ms + k × 20 ms`, `epoch` being when the pacers started. At each tick of a phase the pacer thread wakes and,
 //! in one pass over that phase's legs in a stable order, sends each frame that is due:
 //! frame *n* of a prompt whose first frame went out at tick *k₀* is due at tick *k₀ + n*.
 //! So the send time of a frame depends neither on how many legs play nor on when the
@@ -26,11 +26,17 @@
 //! - **Finishing.** A prompt is done at the tick after its last frame (the last frame has had
 //!   its 20 ms); cancelling it stops it before the next pass sends anything more.
 //!
-//! - **A pacer per CPU** ([`super::rt::media_threads`]). When a core stalls (on a virtual
-//!   machine the host may take it away for milliseconds) only the legs of the pacer on it
-//!   fall behind, and each pacer needs a smaller share of its core, so it catches up sooner
-//!   when the machine slows down: on the 2-core bench host two pacers gave a send-time p99
-//!   of 2.8–5.9 ms where one gave 38–86 ms in the same hour (BENCHMARKS.md, "Media").
+//! - **A pacer per CPU** ([`super::rt::media_threads`], at most [`PHASES`]). When a core
+//!   stalls (on a virtual machine the host may take it away for milliseconds) only the
+//!   legs of the pacer on it fall behind, and each pacer needs a smaller share of its core,
+//!   so it catches up sooner when the machine slows down: on the 2-core bench host two
+//!   pacers gave a send-time p99 of 2.8–5.9 ms where one gave 38–86 ms in the same hour
+//!   (BENCHMARKS.md, "Media").
+//! - **One grid for all pacers.** They share the epoch and split the phases between them
+//!   ([`own_phases`]: pacer *i* of *n* serves phases *i*, *i + n*, …), so the machine
+//!   wakes as often for *n* pacers as for one: at most once per phase per tick. Each pacer
+//!   on a grid of its own woke the machine 1,000 times a second, and every wake-up of a
+//!   real-time thread takes a core from whatever ran there.
 //!
 //! [`Grid`] is the pure part (which frames are due at a tick); the threads are the edge.
 //! They start with the first prompt played and then live as long as the process, parked
@@ -155,8 +161,20 @@ static START: Mutex<()> = Mutex::new(());
 /// Which pacer takes the next prompt.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// The phases pacer `i` of `n` serves: `i`, `i + n`, `i + 2n`, … below [`PHASES`] (all of
+/// them when `n` is 1; none when `i` ≥ [`PHASES`]). Pure.
+pub fn own_phases(i: usize, n: usize) -> Vec<usize> {
+    (0..PHASES).filter(|p| p % n.max(1) == i).collect()
+}
+
+/// How many pacers: one per CPU ([`super::rt::media_threads`]), at most one per phase.
+fn pacer_count() -> usize {
+    super::rt::media_threads().clamp(1, PHASES)
+}
+
 /// Every pacer, started on first use. A pacer whose thread cannot be started is left out
-/// (logged); an error only when none could be.
+/// (logged): its phases stay empty, as no prompt is given to it. An error only when none
+/// could be started.
 fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
     if let Some(all) = PACERS.get() {
         return Ok(all);
@@ -167,8 +185,9 @@ fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
     }
     let mut all = Vec::new();
     let mut failed = None;
-    for i in 0..super::rt::media_threads() {
-        match start(i) {
+    let (n, epoch) = (pacer_count(), Instant::now());
+    for i in 0..n {
+        match start(i, own_phases(i, n), epoch) {
             Ok(p) => all.push(p),
             Err(e) => {
                 tracing::error!(pacer = i, error = %e, "RTP pacer thread could not start");
@@ -184,12 +203,13 @@ fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
     Ok(PACERS.get_or_init(|| all))
 }
 
-/// Starts pacer thread `i` (`rtp-pacer-i`).
-fn start(i: usize) -> Result<Arc<Pacer>, MediaError> {
+/// Starts pacer thread `i` (`rtp-pacer-i`), serving `phases` of the grid that starts at
+/// `epoch`.
+fn start(i: usize, phases: Vec<usize>, epoch: Instant) -> Result<Arc<Pacer>, MediaError> {
     let (tx, rx) = std::sync::mpsc::channel::<Arc<Pacer>>();
     let thread = std::thread::Builder::new().name(format!("rtp-pacer-{i}")).spawn(move || {
         if let Ok(p) = rx.recv() {
-            run(&p);
+            run(&p, &phases, epoch);
         }
     })?;
     let p = Arc::new(Pacer {
@@ -270,17 +290,17 @@ pub fn phase_epoch(epoch: Instant, p: usize) -> Instant {
     epoch + FRAME / PHASES as u32 * u32::try_from(p).unwrap_or(0)
 }
 
-/// The phase a new leg joins: the one with the fewest legs (the first of equals).
+/// Where a new leg goes among phases holding `lens` legs: the index of the one with the
+/// fewest (the first of equals).
 pub fn least_busy(lens: &[usize]) -> usize {
     lens.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(p, _)| p)
 }
 
-/// A pacer thread.
-fn run(pacer: &Pacer) {
+/// A pacer thread, serving `own` phases of the grid that starts at `epoch`.
+fn run(pacer: &Pacer, own: &[usize], epoch: Instant) {
     // Wake-ups as close to the grid as the kernel allows (the default slack is 50 µs).
     let _ = nix::sys::prctl::set_timerslack(1_000);
     super::rt::raise_priority(std::thread::current().name().unwrap_or("rtp-pacer"));
-    let epoch = Instant::now();
     let mut phases: Vec<Vec<Job>> = (0..PHASES).map(|_| Vec::new()).collect();
     // The tick each phase's next pass serves (on that phase's own grid).
     let mut next = [0u64; PHASES];
@@ -298,8 +318,9 @@ fn run(pacer: &Pacer) {
                 continue;
             }
             for job in intake.drain(..) {
-                let lens: Vec<usize> = phases.iter().map(Vec::len).collect();
-                phases[least_busy(&lens)].push(job);
+                let lens: Vec<usize> = own.iter().map(|p| phases[*p].len()).collect();
+                let Some(&p) = own.get(least_busy(&lens)) else { continue };
+                phases[p].push(job);
             }
         }
         // Sleep until the soonest tick of a phase with legs.
@@ -611,7 +632,7 @@ mod tests {
         use crate::media::{Codec, Prompt, RtpLeg};
         use rtp_rs::RtpReader;
         let n = pacers().expect("pacers").len();
-        assert_eq!(n, crate::media::rt::media_threads(), "a pacer per CPU");
+        assert_eq!(n, crate::media::rt::media_threads().min(PHASES), "a pacer per CPU");
         // Consecutive prompts go to consecutive pacers (other tests may play meanwhile, so
         // only the step is checked).
         let a = Arc::as_ptr(&pacer().expect("pacer"));
@@ -630,6 +651,7 @@ mod tests {
             far.push(sink);
         }
         let cancel = CancellationToken::new();
+        record_sends(1_000).expect("record");
         let plays: Vec<_> = legs
             .iter()
             .map(|leg| {
@@ -639,6 +661,15 @@ mod tests {
             .collect();
         for p in plays {
             assert_eq!(p.await.expect("join").expect("play").frames, 3);
+        }
+        // Every pacer sends on one grid: any two frames' due times are a whole number of
+        // phases (1 ms) apart, whichever pacers sent them.
+        let sent = take_sends();
+        assert!(sent.len() >= 6 * n, "{} frames recorded", sent.len());
+        let phase = FRAME / PHASES as u32;
+        for a in &sent {
+            let apart = a.due.max(sent[0].due) - a.due.min(sent[0].due);
+            assert_eq!(apart.as_nanos() % phase.as_nanos(), 0, "{apart:?} apart: not one grid");
         }
         for sink in &far {
             let mut buf = [0u8; 512];
@@ -671,6 +702,20 @@ mod tests {
         }
         assert!(lens.iter().all(|n| *n == 50), "{lens:?}");
         assert_eq!(least_busy(&[3, 1, 1, 2]), 1, "the first of the least busy");
+    }
+
+    #[test]
+    fn pacers_split_the_phases_between_them() {
+        assert_eq!(own_phases(0, 1), (0..PHASES).collect::<Vec<_>>());
+        assert_eq!(own_phases(0, 2), vec![0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+        assert_eq!(own_phases(1, 2), vec![1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
+        for n in 1..=PHASES {
+            let mut all: Vec<usize> = (0..n).flat_map(|i| own_phases(i, n)).collect();
+            assert!((0..n).all(|i| !own_phases(i, n).is_empty()), "{n} pacers: one has no phase");
+            all.sort_unstable();
+            assert_eq!(all, (0..PHASES).collect::<Vec<_>>(), "{n} pacers: each phase exactly once");
+        }
+        assert!(own_phases(PHASES, PHASES + 1).is_empty());
     }
 
     #[test]

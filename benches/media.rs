@@ -80,9 +80,12 @@ fn streaming(secs: u64) -> Duration {
 fn cpu_secs(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    // After the command: state (not a number, skipped), ppid, … utime is field 14.
-    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // After the command: state is field 3; utime and stime are fields 14 and 15 (man 5
+    // proc). Every field is kept, so the positions hold (skipping the state once made
+    // this read stime and cutime instead).
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (field(14) + field(15)) / 100.0
 }
 
 /// How steady the machine's own CPU is: one thread per core

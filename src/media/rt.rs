@@ -69,8 +69,9 @@ pub const GATHER: std::time::Duration = std::time::Duration::from_micros(50);
 /// timer's slack) longer. An idle runtime sleeps once and then waits as before.
 ///
 /// 50 µs rather than more: with phones on phases of their own (as real ones are) it kept
-/// the relay's CPU at rtpengine's and its added latency p99 below it, while 200 µs added
-/// about 0.2 ms to the median packet for a little less CPU (BENCHMARKS.md, "Media").
+/// the relay's CPU level with rtpengine's and its added latency p99 below it, while
+/// 200 µs added about 0.2 ms to the median packet with no CPU saving beyond the
+/// run-to-run spread (BENCHMARKS.md, "Media").
 fn gather() {
     #[allow(
         clippy::disallowed_methods,

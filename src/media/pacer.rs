@@ -6,6 +6,8 @@
 //! `epoch + p ms + k × 20 ms`, `epoch` being when the pacers started. At each tick of a phase the pacer thread wakes and,
 //! in one pass over that phase's legs in a stable order, sends each frame that is due:
 //! frame *n* of a prompt whose first frame went out at tick *k₀* is due at tick *k₀ + n*.
+//! A prompt's first frame waits for the first tick of its phase that has not yet begun
+//! ([`resume_tick`] when the phase was idle), so its second frame follows a whole frame later.
 //! So the send time of a frame depends neither on how many legs play nor on when the
 //! previous pass ended; a leg keeps its phase and its place in the pass (and so its offset
 //! from the tick) for the whole prompt; and a wake-up sends a twentieth of the frames of a
@@ -106,6 +108,14 @@ impl Grid {
 /// The tick `at` falls in (0 before `epoch`).
 pub fn tick_of(epoch: Instant, at: Instant) -> u64 {
     (at.saturating_duration_since(epoch).as_nanos() / FRAME.as_nanos()) as u64
+}
+
+/// The tick an idle phase (on the grid starting at `epoch`) serves next when a leg joins it
+/// at `now`, its last served tick being `next - 1`: the first one not yet begun. A stale
+/// `next` would put a new prompt's first frame on a tick already under way, and its second
+/// frame less than a frame after it.
+pub fn resume_tick(next: u64, epoch: Instant, now: Instant) -> u64 {
+    next.max(tick_of(epoch, now) + 1)
 }
 
 /// The start of tick `tick`.
@@ -311,15 +321,15 @@ fn run(pacer: &Pacer, own: &[usize], epoch: Instant) {
             if phases.iter().all(Vec::is_empty) && intake.is_empty() {
                 drop(intake);
                 std::thread::park();
-                let now = Instant::now();
-                for (p, n) in next.iter_mut().enumerate() {
-                    *n = (*n).max(tick_of(phase_epoch(epoch, p), now) + 1);
-                }
                 continue;
             }
+            let now = Instant::now();
             for job in intake.drain(..) {
                 let lens: Vec<usize> = own.iter().map(|p| phases[*p].len()).collect();
                 let Some(&p) = own.get(least_busy(&lens)) else { continue };
+                if phases[p].is_empty() {
+                    next[p] = resume_tick(next[p], phase_epoch(epoch, p), now);
+                }
                 phases[p].push(job);
             }
         }
@@ -725,5 +735,23 @@ mod tests {
         assert_eq!(tick_of(epoch, epoch + FRAME * 3 - std::time::Duration::from_nanos(1)), 2);
         assert_eq!(tick_of(epoch, epoch + FRAME * 3), 3);
         assert_eq!(tick_start(epoch, 7) - epoch, FRAME * 7);
+    }
+
+    #[test]
+    fn an_idle_phase_resumes_at_the_first_tick_not_yet_begun() {
+        let epoch = Instant::now();
+        let us = std::time::Duration::from_micros;
+        // Idle since tick 2; a leg joins in the middle of tick 7: tick 8, not 7 or 3.
+        assert_eq!(resume_tick(3, epoch, epoch + FRAME * 7 + us(5_000)), 8);
+        // Joining just as tick 7 begins still waits for tick 8: 7 is already under way.
+        assert_eq!(resume_tick(3, epoch, epoch + FRAME * 7), 8);
+        // A phase whose next tick is still ahead keeps it.
+        assert_eq!(resume_tick(12, epoch, epoch + FRAME * 7 + us(5_000)), 12);
+        for at in (0..200_000).step_by(333).map(us) {
+            let now = epoch + at;
+            let tick = resume_tick(0, epoch, now);
+            assert!(tick_start(epoch, tick) > now, "{at:?}: tick {tick} has begun");
+            assert!(tick_start(epoch, tick) <= now + FRAME, "{at:?}: tick {tick} too late");
+        }
     }
 }

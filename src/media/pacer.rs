@@ -164,34 +164,6 @@ struct Pacer {
     record: Mutex<Option<Vec<SentPacket>>>,
 }
 
-/// One phase of the grid: its legs, in the order of its passes, and the tick its next pass
-/// serves. Its owner serves it; another pacer takes a pass it finds overdue (see
-/// [`serve_now`]).
-#[derive(Debug, Default)]
-struct Phase {
-    jobs: Vec<Job>,
-    next: u64,
-}
-
-/// Every phase of the grid, shared by the pacers.
-type Board = [Mutex<Phase>];
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// How late a pass of another pacer's phase may be before a pacer that wakes takes it
-/// over: half a phase, so an owner that is merely busy is not raced for its pass.
-pub const TAKE_OVER_AFTER: std::time::Duration =
-    std::time::Duration::from_micros(FRAME.as_micros() as u64 / PHASES as u64 / 2);
-
-/// Whether a pacer waking at `now` serves a phase whose next tick starts at `start`: its
-/// own phase once the tick has come; another pacer's only [`TAKE_OVER_AFTER`] late (that
-/// pacer's core is stalled, or it is held up). Pure.
-pub fn serve_now(own: bool, start: Instant, now: Instant) -> bool {
-    if own { start <= now } else { start + TAKE_OVER_AFTER <= now }
-}
-
 /// The pacer threads, one per CPU (see [`super::rt::media_threads`]); started together
 /// with the first prompt played.
 static PACERS: OnceLock<Vec<Arc<Pacer>>> = OnceLock::new();
@@ -217,16 +189,15 @@ fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
     if let Some(all) = PACERS.get() {
         return Ok(all);
     }
-    let _once = lock(&START);
+    let _once = START.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(all) = PACERS.get() {
         return Ok(all);
     }
     let mut all = Vec::new();
     let mut failed = None;
     let (n, epoch) = (pacer_count(), Instant::now());
-    let board: Arc<Board> = (0..PHASES).map(|_| Mutex::default()).collect();
     for i in 0..n {
-        match start(i, own_phases(i, n), epoch, board.clone()) {
+        match start(i, own_phases(i, n), epoch) {
             Ok(p) => all.push(p),
             Err(e) => {
                 tracing::error!(pacer = i, error = %e, "RTP pacer thread could not start");
@@ -242,18 +213,13 @@ fn pacers() -> Result<&'static [Arc<Pacer>], MediaError> {
     Ok(PACERS.get_or_init(|| all))
 }
 
-/// Starts pacer thread `i` (`rtp-pacer-i`), serving `phases` of `board`, the grid that
-/// starts at `epoch`.
-fn start(
-    i: usize,
-    phases: Vec<usize>,
-    epoch: Instant,
-    board: Arc<Board>,
-) -> Result<Arc<Pacer>, MediaError> {
+/// Starts pacer thread `i` (`rtp-pacer-i`), serving `phases` of the grid that starts at
+/// `epoch`.
+fn start(i: usize, phases: Vec<usize>, epoch: Instant) -> Result<Arc<Pacer>, MediaError> {
     let (tx, rx) = std::sync::mpsc::channel::<Arc<Pacer>>();
     let thread = std::thread::Builder::new().name(format!("rtp-pacer-{i}")).spawn(move || {
         if let Ok(p) = rx.recv() {
-            run(&p, &phases, epoch, &board);
+            run(&p, &phases, epoch);
         }
     })?;
     let p = Arc::new(Pacer {
@@ -278,7 +244,7 @@ fn pacer() -> Result<Arc<Pacer>, MediaError> {
 /// evenly over the pacers).
 pub fn record_sends(capacity: usize) -> Result<(), MediaError> {
     for p in pacers()? {
-        *lock(&p.record) = Some(Vec::with_capacity(capacity));
+        *p.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::with_capacity(capacity));
     }
     Ok(())
 }
@@ -289,7 +255,7 @@ pub fn take_sends() -> Vec<SentPacket> {
         .get()
         .into_iter()
         .flatten()
-        .flat_map(|p| lock(&p.record).take().unwrap_or_default())
+        .flat_map(|p| p.record.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default())
         .collect()
 }
 
@@ -307,23 +273,12 @@ pub(super) async fn play(
         return Ok((0, cancel.is_cancelled()));
     }
     let pacer = pacer()?;
-    play_on(&pacer, leg, codes, frames, cancel).await
-}
-
-/// [`play`] on one pacer.
-async fn play_on(
-    pacer: &Pacer,
-    leg: Arc<Shared>,
-    codes: Arc<[u8]>,
-    frames: u64,
-    cancel: &CancellationToken,
-) -> Result<(usize, bool), MediaError> {
     let stop = cancel.child_token();
     let _stop_on_drop = stop.clone().drop_guard();
     let sent = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = oneshot::channel();
     let job = Job { leg, codes, grid: None, frames, stop, sent: sent.clone(), done: Some(tx) };
-    lock(&pacer.intake).push(job);
+    pacer.intake.lock().unwrap_or_else(|e| e.into_inner()).push(job);
     pacer.thread.unpark();
     tokio::select! {
         biased;
@@ -351,42 +306,37 @@ pub fn least_busy(lens: &[usize]) -> usize {
     lens.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(p, _)| p)
 }
 
-/// A pacer thread, serving `own` phases of `board` (the grid that starts at `epoch`), and
-/// any other phase whose pass is overdue when it wakes: on a virtual machine the host
-/// takes a core away for milliseconds at a time, and then the other pacers keep that
-/// core's legs on time.
-fn run(pacer: &Pacer, own: &[usize], epoch: Instant, board: &Board) {
+/// A pacer thread, serving `own` phases of the grid that starts at `epoch`.
+fn run(pacer: &Pacer, own: &[usize], epoch: Instant) {
     // Wake-ups as close to the grid as the kernel allows (the default slack is 50 µs).
     let _ = nix::sys::prctl::set_timerslack(1_000);
     super::rt::raise_priority(std::thread::current().name().unwrap_or("rtp-pacer"));
+    let mut phases: Vec<Vec<Job>> = (0..PHASES).map(|_| Vec::new()).collect();
+    // The tick each phase's next pass serves (on that phase's own grid).
+    let mut next = [0u64; PHASES];
     let mut out = Outbox::default();
     loop {
         {
-            let mut intake = lock(&pacer.intake);
-            if intake.is_empty() && own.iter().all(|p| lock(&board[*p]).jobs.is_empty()) {
+            let mut intake = pacer.intake.lock().unwrap_or_else(|e| e.into_inner());
+            if phases.iter().all(Vec::is_empty) && intake.is_empty() {
                 drop(intake);
                 std::thread::park();
                 continue;
             }
             let now = Instant::now();
             for job in intake.drain(..) {
-                let lens: Vec<usize> = own.iter().map(|p| lock(&board[*p]).jobs.len()).collect();
+                let lens: Vec<usize> = own.iter().map(|p| phases[*p].len()).collect();
                 let Some(&p) = own.get(least_busy(&lens)) else { continue };
-                let mut phase = lock(&board[p]);
-                if phase.jobs.is_empty() {
-                    phase.next = resume_tick(phase.next, phase_epoch(epoch, p), now);
+                if phases[p].is_empty() {
+                    next[p] = resume_tick(next[p], phase_epoch(epoch, p), now);
                 }
-                phase.jobs.push(job);
+                phases[p].push(job);
             }
         }
-        // Sleep until the soonest tick of an own phase with legs.
-        let soonest = own
-            .iter()
-            .filter_map(|p| {
-                let phase = lock(&board[*p]);
-                let start = tick_start(phase_epoch(epoch, *p), phase.next);
-                (!phase.jobs.is_empty()).then_some(start)
-            })
+        // Sleep until the soonest tick of a phase with legs.
+        let soonest = (0..PHASES)
+            .filter(|p| !phases[*p].is_empty())
+            .map(|p| tick_start(phase_epoch(epoch, p), next[p]))
             .min();
         let now = Instant::now();
         if let Some(start) = soonest.filter(|s| *s > now) {
@@ -397,21 +347,17 @@ fn run(pacer: &Pacer, own: &[usize], epoch: Instant, board: &Board) {
             std::thread::sleep(start - now);
         }
         // Every phase whose tick has come; a late wake-up serves the tick it is in (and
-        // catches up with the grid). Another pacer's phase is only tried: one being served
-        // is its owner's.
+        // catches up with the grid).
         let now = Instant::now();
-        let mut record = lock(&pacer.record);
-        for (p, phase) in board.iter().enumerate() {
-            let mine = own.contains(&p);
-            let phase = if mine { Some(lock(phase)) } else { phase.try_lock().ok() };
-            let Some(mut phase) = phase else { continue };
+        let mut record = pacer.record.lock().unwrap_or_else(|e| e.into_inner());
+        for (p, jobs) in phases.iter_mut().enumerate() {
             let grid = phase_epoch(epoch, p);
-            if phase.jobs.is_empty() || !serve_now(mine, tick_start(grid, phase.next), now) {
+            if jobs.is_empty() || tick_start(grid, next[p]) > now {
                 continue;
             }
-            let current = phase.next.max(tick_of(grid, now));
-            phase.jobs.retain_mut(|job| pass(job, current, grid, &mut out, record.as_mut()));
-            phase.next = current + 1;
+            let current = next[p].max(tick_of(grid, now));
+            jobs.retain_mut(|job| pass(job, current, grid, &mut out, record.as_mut()));
+            next[p] = current + 1;
         }
         drop(record);
     }
@@ -752,93 +698,6 @@ mod tests {
                 got.iter().map(|(s, t, m)| (s.wrapping_sub(s0), t.wrapping_sub(t0), *m)).collect();
             assert_eq!(rel, [(0, 0, true), (1, 160, false), (2, 320, false)]);
         }
-    }
-
-    #[tokio::test]
-    async fn another_pacer_serves_the_legs_of_a_pacer_that_is_held_up() {
-        use crate::media::{Codec, RtpLeg};
-        use rtp_rs::RtpReader;
-        let epoch = Instant::now();
-        let board: Arc<Board> = (0..PHASES).map(|_| Mutex::default()).collect();
-        let a = start(0, own_phases(0, 2), epoch, board.clone()).expect("pacer a");
-        let b = start(1, own_phases(1, 2), epoch, board.clone()).expect("pacer b");
-        *lock(&b.record) = Some(Vec::with_capacity(1_000));
-        let leg = |sink: &tokio::net::UdpSocket| {
-            let to = sink.local_addr().expect("addr");
-            let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-            socket.set_nonblocking(true).expect("nonblocking");
-            let socket = tokio::net::UdpSocket::from_std(socket).expect("socket");
-            Arc::new(RtpLeg::start(socket, to, Codec::Pcma, None).expect("leg"))
-        };
-        let play = |pacer: &Arc<Pacer>, leg: &Arc<RtpLeg>, frames: usize, cancel| {
-            let (pacer, leg) = (pacer.clone(), leg.clone());
-            let codes: Arc<[u8]> = vec![0xD5; frames * FRAME_SAMPLES].into();
-            tokio::spawn(async move {
-                let shared = leg.shared().clone();
-                play_on(&pacer, shared, codes, frames as u64, &cancel).await
-            })
-        };
-        // B has legs of its own (it wakes only for them), A the one watched.
-        let (b_sink, a_sink) = (
-            tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-            tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-        );
-        let (b_leg, a_leg) = (leg(&b_sink), leg(&a_sink));
-        let b_cancel = CancellationToken::new();
-        let b_play = play(&b, &b_leg, 500, b_cancel.clone());
-        let a_play = play(&a, &a_leg, 10, CancellationToken::new());
-        let wait = std::time::Duration::from_secs(5);
-        let mut buf = [0u8; 512];
-        let mut got = Vec::new();
-        let mut frame = async || {
-            let (n, _) =
-                tokio::time::timeout(wait, a_sink.recv_from(&mut buf)).await.expect("in time")?;
-            let p = RtpReader::new(&buf[..n]).expect("rtp");
-            std::io::Result::Ok((u16::from(p.sequence_number()), p.timestamp()))
-        };
-        got.push(frame().await.expect("frame 0"));
-        // A is held up from now on (as when the host takes its core away): it blocks on its
-        // record before its next pass, holding no phase.
-        let (held_tx, held) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let holder = {
-            let a = a.clone();
-            std::thread::spawn(move || {
-                let _held = lock(&a.record);
-                let _ = held_tx.send(());
-                let _ = released.recv();
-            })
-        };
-        held.recv().expect("A's record held");
-        let done = tokio::time::timeout(wait, a_play).await;
-        for _ in 1..10 {
-            got.push(frame().await.expect("frame"));
-        }
-        let taken_over = lock(&b.record)
-            .as_ref()
-            .map_or(0, |r| r.iter().filter(|s| s.ssrc == a_leg.shared().ssrc).count());
-        let _ = release.send(());
-        holder.join().expect("holder");
-        b_cancel.cancel();
-        let _ = b_play.await;
-        let played = done.expect("the prompt finished while its pacer was held up");
-        assert_eq!(played.expect("join").expect("played"), (10, false));
-        assert!(taken_over >= 8, "B sent {taken_over} of A's frames");
-        let (s0, t0) = got[0];
-        for (i, (s, t)) in got.iter().enumerate() {
-            assert_eq!((s.wrapping_sub(s0), t.wrapping_sub(t0)), (i as u16, 160 * i as u32));
-        }
-    }
-
-    #[test]
-    fn a_pacer_takes_over_another_pacers_pass_only_when_it_is_overdue() {
-        let start = Instant::now();
-        let us = std::time::Duration::from_micros;
-        assert!(!serve_now(true, start + us(1), start), "its own tick not yet come");
-        assert!(serve_now(true, start, start));
-        assert!(!serve_now(false, start, start + TAKE_OVER_AFTER - us(1)), "the owner's turn");
-        assert!(serve_now(false, start, start + TAKE_OVER_AFTER));
-        assert!(TAKE_OVER_AFTER < FRAME / PHASES as u32, "taken over before the next phase");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! in one pass over that phase's legs in a stable order, sends each frame that is due:
 //! frame *n* of a prompt whose first frame went out at tick *k₀* is due at tick *k₀ + n*.
 //! A prompt's first frame waits for the first tick of its phase that has not yet begun
-//! ([`resume_tick`] when the phase was idle), so its second frame follows a whole frame later.
+//! when the pacer takes it ([`start_tick`]), so its second frame follows a whole frame later.
 //! So the send time of a frame depends neither on how many legs play nor on when the
 //! previous pass ended; a leg keeps its phase and its place in the pass (and so its offset
 //! from the tick) for the whole prompt; and a wake-up sends a twentieth of the frames of a
@@ -110,11 +110,12 @@ pub fn tick_of(epoch: Instant, at: Instant) -> u64 {
     (at.saturating_duration_since(epoch).as_nanos() / FRAME.as_nanos()) as u64
 }
 
-/// The tick an idle phase (on the grid starting at `epoch`) serves next when a leg joins it
-/// at `now`, its last served tick being `next - 1`: the first one not yet begun. A stale
-/// `next` would put a new prompt's first frame on a tick already under way, and its second
-/// frame less than a frame after it.
-pub fn resume_tick(next: u64, epoch: Instant, now: Instant) -> u64 {
+/// The first tick of a phase (its grid starting at `epoch`, its next pass serving `next`)
+/// that has not begun at `now`: where a prompt handed to the pacer by `now` starts, and
+/// where an idle phase resumes. A tick already under way (a stale `next`, or a pass running
+/// late) would put the prompt's first frame late in its tick and its second less than a
+/// frame after it.
+pub fn start_tick(next: u64, epoch: Instant, now: Instant) -> u64 {
     next.max(tick_of(epoch, now) + 1)
 }
 
@@ -142,9 +143,8 @@ struct Job {
     leg: Arc<Shared>,
     /// The prompt in the leg's codec, whole frames ([`super::Prompt::encoded`]).
     codes: Arc<[u8]>,
-    /// `None` until the first pass that sees the job puts it on the grid.
-    grid: Option<Grid>,
-    frames: u64,
+    /// Where the prompt stands; put on its phase's grid when the pacer takes the job.
+    grid: Grid,
     /// Cancelled by the player (also when its future is dropped): the job is dropped at the
     /// next pass without sending anything more.
     stop: CancellationToken,
@@ -277,7 +277,8 @@ pub(super) async fn play(
     let _stop_on_drop = stop.clone().drop_guard();
     let sent = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = oneshot::channel();
-    let job = Job { leg, codes, grid: None, frames, stop, sent: sent.clone(), done: Some(tx) };
+    let grid = Grid::new(0, frames);
+    let job = Job { leg, codes, grid, stop, sent: sent.clone(), done: Some(tx) };
     pacer.intake.lock().unwrap_or_else(|e| e.into_inner()).push(job);
     pacer.thread.unpark();
     tokio::select! {
@@ -324,12 +325,14 @@ fn run(pacer: &Pacer, own: &[usize], epoch: Instant) {
                 continue;
             }
             let now = Instant::now();
-            for job in intake.drain(..) {
+            for mut job in intake.drain(..) {
                 let lens: Vec<usize> = own.iter().map(|p| phases[*p].len()).collect();
                 let Some(&p) = own.get(least_busy(&lens)) else { continue };
+                let first = start_tick(next[p], phase_epoch(epoch, p), now);
                 if phases[p].is_empty() {
-                    next[p] = resume_tick(next[p], phase_epoch(epoch, p), now);
+                    next[p] = first;
                 }
+                job.grid = Grid::new(first, job.grid.frames);
                 phases[p].push(job);
             }
         }
@@ -374,7 +377,7 @@ fn pass(
     if job.stop.is_cancelled() {
         return false;
     }
-    let grid = job.grid.get_or_insert_with(|| Grid::new(tick, job.frames));
+    let grid = &mut job.grid;
     let due = grid.due(tick);
     if due.skip > 0 {
         job.leg.skip(due.skip as u32);
@@ -738,18 +741,20 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_phase_resumes_at_the_first_tick_not_yet_begun() {
+    fn a_prompt_starts_and_an_idle_phase_resumes_at_the_first_tick_not_yet_begun() {
         let epoch = Instant::now();
         let us = std::time::Duration::from_micros;
         // Idle since tick 2; a leg joins in the middle of tick 7: tick 8, not 7 or 3.
-        assert_eq!(resume_tick(3, epoch, epoch + FRAME * 7 + us(5_000)), 8);
+        assert_eq!(start_tick(3, epoch, epoch + FRAME * 7 + us(5_000)), 8);
         // Joining just as tick 7 begins still waits for tick 8: 7 is already under way.
-        assert_eq!(resume_tick(3, epoch, epoch + FRAME * 7), 8);
-        // A phase whose next tick is still ahead keeps it.
-        assert_eq!(resume_tick(12, epoch, epoch + FRAME * 7 + us(5_000)), 12);
+        assert_eq!(start_tick(3, epoch, epoch + FRAME * 7), 8);
+        // A phase whose next tick is still ahead keeps it; where the pass of tick 7 runs
+        // late (not yet served 0.5 ms into it), a new prompt starts at tick 8.
+        assert_eq!(start_tick(12, epoch, epoch + FRAME * 7 + us(5_000)), 12);
+        assert_eq!(start_tick(7, epoch, epoch + FRAME * 7 + us(500)), 8);
         for at in (0..200_000).step_by(333).map(us) {
             let now = epoch + at;
-            let tick = resume_tick(0, epoch, now);
+            let tick = start_tick(0, epoch, now);
             assert!(tick_start(epoch, tick) > now, "{at:?}: tick {tick} has begun");
             assert!(tick_start(epoch, tick) <= now + FRAME, "{at:?}: tick {tick} too late");
         }

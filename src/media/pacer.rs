@@ -665,6 +665,7 @@ mod tests {
         }
         let cancel = CancellationToken::new();
         record_sends(1_000).expect("record");
+        let handed = Instant::now();
         let plays: Vec<_> = legs
             .iter()
             .map(|leg| {
@@ -679,6 +680,12 @@ mod tests {
         // phases (1 ms) apart, whichever pacers sent them.
         let sent = take_sends();
         assert!(sent.len() >= 6 * n, "{} frames recorded", sent.len());
+        // Each prompt starts on a tick that began after it was handed over, never on one
+        // already under way (whose second frame would follow the first too soon).
+        let ours: Vec<u32> = legs.iter().map(|l| l.ssrc()).collect();
+        for first in sent.iter().filter(|s| s.frame == 0 && ours.contains(&s.ssrc)) {
+            assert!(first.due > handed, "a prompt started on a tick under way: {first:?}");
+        }
         let phase = FRAME / PHASES as u32;
         for a in &sent {
             let apart = a.due.max(sent[0].due) - a.due.min(sent[0].due);

@@ -178,7 +178,7 @@ async fn dead_tuples(url: &str) -> i64 {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     let n: i64 = sqlx::query_scalar(
         "SELECT COALESCE(SUM(n_dead_tup), 0)::BIGINT FROM pg_stat_user_tables \
-         WHERE relname IN ('requests', 'attempts', 'audit', 'claim_gate', 'claim_starts', 'queue_depth')",
+         WHERE relname IN ('requests', 'attempts', 'audit', 'claim_gate', 'claim_starts', 'queue_depth', 'dialing')",
     )
     .fetch_one(&mut conn)
     .await

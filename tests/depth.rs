@@ -1,7 +1,9 @@
 //! The queue depth kept by triggers (`queue_depth`, migration 0011) against a real count of
-//! live requests, on SQLite and on PostgreSQL: after intakes, claims, state changes made
-//! through any UPDATE, deletions, and the fold that sums the rows up. Without a reachable
-//! PostgreSQL that half says SKIPPED (fails under `CI=true`).
+//! live requests, and the live calls kept by triggers (`dialing`, migration 0014, counted
+//! by every claim on PostgreSQL) against the requests being dialled, on SQLite and on
+//! PostgreSQL: after intakes, claims, state changes made through any UPDATE, deletions,
+//! and the fold that sums the rows up. Without a reachable PostgreSQL that half says
+//! SKIPPED (fails under `CI=true`).
 
 mod common;
 
@@ -34,6 +36,18 @@ async fn counted(pool: &AnyPool) -> Vec<Depth> {
             count: r.get("n"),
         })
         .collect()
+}
+
+/// The live calls as `dialing` holds them and as `requests` says they are: (id, service).
+async fn dialing(pool: &AnyPool) -> (Vec<(i64, String)>, Vec<(i64, String)>) {
+    let pairs = |sql: &'static str| async move {
+        let rows = sqlx::query(sql).fetch_all(pool).await.expect(sql);
+        rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))).collect::<Vec<_>>()
+    };
+    (
+        pairs("SELECT request_id, service FROM dialing ORDER BY request_id").await,
+        pairs("SELECT id, service FROM requests WHERE state = 'dialing' ORDER BY id").await,
+    )
 }
 
 async fn depth_rows(pool: &AnyPool) -> i64 {
@@ -71,6 +85,35 @@ async fn check(store: &Store, raw: &str) {
     assert!(want.iter().any(|d| d.state == State::RetryWait), "{want:?}");
     assert_eq!(store.depth().await.expect("depth after changes"), want);
     assert_eq!(store.depth().await.expect("depth read again"), want);
+    let (kept, real) = dialing(&pool).await;
+    assert_eq!(real.len(), 40);
+    assert_eq!(kept, real, "the live calls after claims");
+
+    // Calls that end, move to another service, start and are removed, straight in SQL.
+    let first = |state: &str, n: u32| {
+        format!("SELECT id FROM requests WHERE state = '{state}' ORDER BY id LIMIT {n}")
+    };
+    let unattempted = "SELECT id FROM requests WHERE state = 'dialing' \
+        AND id NOT IN (SELECT request_id FROM attempts) ORDER BY id LIMIT 3";
+    for sql in [
+        format!(
+            "UPDATE requests SET state = 'connected', final_at = 1 WHERE id IN ({})",
+            first("dialing", 10)
+        ),
+        format!("UPDATE requests SET state = 'retry_wait' WHERE id IN ({})", first("dialing", 5)),
+        format!("UPDATE requests SET service = 'vuosaari' WHERE id IN ({})", first("dialing", 5)),
+        format!("UPDATE requests SET state = 'dialing' WHERE id IN ({})", first("pending", 6)),
+        format!("DELETE FROM audit WHERE request_id IN ({unattempted})"),
+        format!("DELETE FROM requests WHERE id IN ({unattempted})"),
+    ] {
+        let done = sqlx::query(&sql).execute(&pool).await.expect(&sql);
+        assert!(done.rows_affected() > 0, "{sql}");
+    }
+    let (kept, real) = dialing(&pool).await;
+    assert!(real.iter().any(|(_, s)| s == "vuosaari"), "{real:?}");
+    assert_eq!(kept, real, "the live calls after every kind of change");
+    let want = counted(&pool).await;
+    assert_eq!(store.depth().await.expect("depth after the calls changed"), want);
 
     // A backlog of rows (a queue filled with nothing reading its depth): each read folds
     // one bounded batch, the sum stays exact all along, and a few reads fold it all.

@@ -3,7 +3,7 @@
 //! - A claim ([`Store::claim_due`]) runs in one transaction. It first reads, unlocked, the
 //!   trunk's next allowed start (a call-rate stop read there holds: it only moves forward)
 //!   and, unless this server's last claim left room for what it wants now, the live
-//!   attempts of the service and of the trunk (`requests_dialing` index) to size the
+//!   attempts of the service and of the trunk (the `dialing` table) to size the
 //!   batch; then it picks due requests in serving order with `FOR UPDATE SKIP LOCKED`
 //!   (rows another server, a cancel or an outcome holds are passed over, never waited
 //!   for) and claims those the caller's policy check lets start, each behind a savepoint.
@@ -19,8 +19,11 @@
 //!   the next start is a row appended to `claim_starts` (the one read is removed by its
 //!   key) and read newest first. A long transaction elsewhere keeps every row version
 //!   written since it began; a rewritten row would make each read walk them all, so
-//!   claims would slow down the longer such a session stayed (migration 0013). What still
-//!   grows with it is the count and the pick: they pass over the index entries of
+//!   claims would slow down the longer such a session stayed (migration 0013). The live
+//!   calls are counted in `dialing`, a row per call kept by triggers (migration 0014), so
+//!   the count under the gate reads a few compact pages, dead rows included, rather than
+//!   visiting the row of every request claimed meanwhile across the whole table. What
+//!   still grows with such a session is the pick: it passes over the index entries of
 //!   requests claimed meanwhile.
 //! - Every claim increments `requests.version`, the fencing token, and writes it into the
 //!   attempt with the claiming server's id (`owner`) and `lease_until`. The owner renews
@@ -106,11 +109,11 @@ pub mod reads {
         "SELECT next_us FROM claim_starts WHERE trunk = $1 ORDER BY next_us DESC LIMIT 1";
 
     /// The next start and the live attempts of all services (`total`) and of one (`mine`)
-    /// (`$1` trunk, `$2` service; the `requests_dialing` index).
+    /// (`$1` trunk, `$2` service; `dialing`, one row per live call, migration 0014).
     pub const GATE_AND_COUNTS: &str = "SELECT (SELECT next_us FROM claim_starts \
          WHERE trunk = $1 ORDER BY next_us DESC LIMIT 1) AS next_us, COUNT(*)::BIGINT AS total, \
          COALESCE(SUM(CASE WHEN service = $2 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
-         FROM requests WHERE state = 'dialing'";
+         FROM dialing";
 
     /// The pick: due requests in serving order, passing over rows others hold (`$1`
     /// service, `$2` now in Unix ms, `$3` how many).

@@ -14,7 +14,8 @@ CREATE TABLE dialing (
 
 INSERT INTO dialing (request_id, service) SELECT id, service FROM requests WHERE state = 'dialing';
 
-DROP INDEX requests_dialing;
+-- requests_dialing stays: servers not yet upgraded count through it while a rolling
+-- upgrade runs (README, "Shutdown and upgrade").
 
 CREATE FUNCTION dialing_track() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

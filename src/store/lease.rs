@@ -22,9 +22,12 @@
 //!   claims would slow down the longer such a session stayed (migration 0013). The live
 //!   calls are counted in `dialing`, a row per call kept by triggers (migration 0014), so
 //!   the count under the gate reads a few compact pages, dead rows included, rather than
-//!   visiting the row of every request claimed meanwhile across the whole table. What
-//!   still grows with such a session is the pick: it passes over the index entries of
-//!   requests claimed meanwhile.
+//!   visiting the row of every request claimed meanwhile across the whole table. The pick
+//!   starts at the service's floor (`pick_floors`, migration 0015), a key at or below every
+//!   waiting request: each server raises it about once a second, off the claim's path
+//!   ([`Store::raise_pick_floor`]), and triggers lower it whenever a request becomes
+//!   waiting, so the pick passes over the index entries of the requests claimed since the
+//!   last raise only, not of all those claimed since such a session began.
 //! - Every claim increments `requests.version`, the fencing token, and writes it into the
 //!   attempt with the claiming server's id (`owner`) and `lease_until`. The owner renews
 //!   the lease while the call runs ([`Store::renew_leases`]); an outcome is recorded only
@@ -115,16 +118,115 @@ pub mod reads {
          COALESCE(SUM(CASE WHEN service = $2 THEN 1 ELSE 0 END), 0)::BIGINT AS mine \
          FROM dialing";
 
-    /// The pick: due requests in serving order, passing over rows others hold (`$1`
-    /// service, `$2` now in Unix ms, `$3` how many).
+    /// The service's pick floor (`$1` service; migration 0015) as a CTE named `floor`:
+    /// `pick_floor`'s generation and key (no generation and the lowest key: no floor).
+    pub const FLOOR: &str = "floor AS (SELECT * FROM pick_floor($1))";
+
+    /// The condition "at or above the floor" on `requests`' serving key, for a query with
+    /// [`FLOOR`]: a row comparison, so the index scan starts there.
+    pub const FROM_FLOOR: &str = "(deadline_at, created_at, id) >= ((SELECT deadline_at FROM floor), \
+         (SELECT created_at FROM floor), (SELECT id FROM floor))";
+
+    /// The pick: due requests in serving order from the service's floor, passing over rows
+    /// others hold (`$1` service, `$2` now in Unix ms, `$3` how many).
     pub fn pick() -> String {
         use super::super::{REQUEST_COLUMNS, SERVING_ORDER, WAITING};
         format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests \
-             WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 \
+            "WITH {FLOOR} SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 AND {FROM_FLOOR} \
              ORDER BY {SERVING_ORDER} LIMIT $3 FOR UPDATE SKIP LOCKED"
         )
     }
+
+    /// The raise's read (`$1` service): the floor's generation and key, and the key of the
+    /// first waiting request at or above it (due or not, held by a claim or not), or NULLs.
+    pub fn raise() -> String {
+        use super::super::{SERVING_ORDER, WAITING};
+        format!(
+            "WITH {FLOOR}, first AS (SELECT deadline_at, created_at, id FROM requests \
+             WHERE service = $1 AND state IN {WAITING} AND {FROM_FLOOR} \
+             ORDER BY {SERVING_ORDER} LIMIT 1) \
+             SELECT f.generation, \
+             f.deadline_at AS floor_deadline, f.created_at AS floor_created, f.id AS floor_id, \
+             n.deadline_at AS next_deadline, n.created_at AS next_created, n.id AS next_id \
+             FROM floor f LEFT JOIN first n ON true"
+        )
+    }
+}
+
+/// The advisory lock class of the pick floors (with `hashtext(service)`; migration 0015).
+const FLOOR_LOCK: i32 = 1_668_178_276;
+/// How often one server raises a service's pick floor.
+const RAISE_EVERY: Duration = Duration::from_secs(1);
+/// How long a raise waits for transactions that make requests waiting (they hold the
+/// floor's lock shared until they end) before it gives up until its next turn.
+const RAISE_LOCK_WAIT: &str = "100ms";
+/// The key above every request: the floor of a service with nothing waiting.
+const TOP: (i64, i64, i64) = (i64::MAX, i64::MAX, i64::MAX);
+
+impl Store {
+    /// Raises `service`'s pick floor to the first waiting request at or above it
+    /// (migration 0015; PostgreSQL). Claims do this in the background about once a second
+    /// per server and service. In a transaction of its own, after the floor's lock is held
+    /// exclusively: no transaction that made a request waiting is still open, so this read
+    /// sees every such request, and those made waiting later lower the floor again under
+    /// the lock shared. `Ok(false)`: the lock was not free in time (nothing changed).
+    pub async fn raise_pick_floor(&self, service: &str) -> Result<bool, StoreError> {
+        debug_assert_eq!(self.backend, Backend::Postgres);
+        raise_floor(self, service).await
+    }
+}
+
+async fn raise_floor(store: &Store, service: &str) -> Result<bool, StoreError> {
+    let mut tx = store.write_tx().await?;
+    let locked = sqlx::query(
+        "SELECT set_config('lock_timeout', $3, true) AS waited, \
+         pg_advisory_xact_lock($1, hashtext($2))::text AS locked",
+    )
+    .bind(FLOOR_LOCK)
+    .bind(service)
+    .bind(RAISE_LOCK_WAIT)
+    .execute(&mut *tx)
+    .await;
+    match locked {
+        Ok(_) => {}
+        // 55P03 lock_not_available: a long transaction holds the lock shared.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let row = sqlx::query(&reads::raise()).bind(service).fetch_one(&mut *tx).await?;
+    let key = |d: &str, c: &str, i: &str| -> Result<Option<(i64, i64, i64)>, StoreError> {
+        let d: Option<i64> = row.try_get(d)?;
+        let c: Option<i64> = row.try_get(c)?;
+        let i: Option<i64> = row.try_get(i)?;
+        Ok(d.zip(c).zip(i).map(|((d, c), i)| (d, c, i)))
+    };
+    let generation: Option<i64> = row.try_get("generation")?;
+    let floor =
+        key("floor_deadline", "floor_created", "floor_id")?.filter(|_| generation.is_some());
+    let next = key("next_deadline", "next_created", "next_id")?.unwrap_or(TOP);
+    if floor.is_some_and(|floor| floor >= next) {
+        tx.rollback().await?;
+        return Ok(true);
+    }
+    sqlx::query(
+        "WITH gone AS (DELETE FROM pick_floors WHERE service = $1 AND generation = $2) \
+         INSERT INTO pick_floors (service, generation, deadline_at, created_at, id) \
+         VALUES ($1, $3, $4, $5, $6)",
+    )
+    .bind(service)
+    .bind(generation)
+    .bind(generation.unwrap_or(0) + 1)
+    .bind(next.0)
+    .bind(next.1)
+    .bind(next.2)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The trunk's next allowed call start ([`reads::NEXT_START`]; see migration 0013).
@@ -216,6 +318,7 @@ impl Store {
         let holds = |stop: &Timestamp| {
             shared_stop_holds(*stop, now, signed(limits.interval), signed(limits.lease))
         };
+        self.raise_floor_now_and_then(service);
         let mut tx = self.write_tx().await?;
         // Unlocked reads first: the next start only moves forward, so a rate stop read here
         // also holds under the lock; the counts only size the batch, and are read only when
@@ -362,6 +465,29 @@ impl Store {
             batch.rate_until = Some(next);
         }
         Ok(batch)
+    }
+
+    /// Starts raising `service`'s pick floor in the background ([`raise_floor`]) if this
+    /// server has not done so for [`RAISE_EVERY`]: off the claim's path, which it would
+    /// otherwise lengthen by a lock wait and four round trips.
+    fn raise_floor_now_and_then(&self, service: &str) {
+        let Ok(mut raised) = self.floor_raised.lock() else { return };
+        let now = tokio::time::Instant::now();
+        if raised.get(service).is_some_and(|at| now.duration_since(*at) < RAISE_EVERY) {
+            return;
+        }
+        raised.insert(service.to_owned(), now);
+        let (store, service) = (self.clone(), service.to_owned());
+        tokio::spawn(async move {
+            match raise_floor(&store, &service).await {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(
+                    service,
+                    "pick floor not raised: a transaction that makes requests waiting is open"
+                ),
+                Err(e) => tracing::debug!(service, error = %e, "pick floor not raised"),
+            }
+        });
     }
 
     /// The room this server's last reserve step left under the limits of `key` (trunk,

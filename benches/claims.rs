@@ -149,6 +149,7 @@ async fn intake(url: &str, servers: usize, tasks: usize, secs: u64, first: u64) 
                         sms_notice: false,
                         created_at: now,
                         team: None,
+                        told: None,
                     };
                     // Due tomorrow: the claims that follow do not reach these.
                     let plan = Plan {
@@ -333,6 +334,7 @@ async fn main() {
             sms_notice: false,
             created_at,
             team: None,
+            told: None,
         };
         let deadline = now + day + SignedDuration::from_secs((i % 1000) as i64);
         (new, Plan { due: created_at, deadline, expires: now + day * 2, counted: 0 })

@@ -97,6 +97,7 @@ async fn main() {
             sms_notice: false,
             created_at,
             team: None,
+            told: None,
         };
         (new, plan)
     })

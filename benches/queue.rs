@@ -312,6 +312,7 @@ async fn fill(db: &Path, services: &Services, size: u64) {
             sms_notice: false,
             created_at,
             team: None,
+            told: None,
         };
         (new, *plan)
     })

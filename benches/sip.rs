@@ -780,6 +780,7 @@ async fn fill(
             sms_notice: false,
             created_at: now - SignedDuration::from_millis(i64::from(n) - i as i64),
             team: None,
+            told: None,
         };
         (new, Plan { due: due(i), ..plan })
     })

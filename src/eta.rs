@@ -79,10 +79,7 @@ pub fn at_rate(
         expires: req.expires_at,
         counted: u8::try_from(req.attempts_counted).unwrap_or(u8::MAX),
     };
-    if i64::from(ahead.all) >= AHEAD_CAP {
-        return None;
-    }
-    policy::eta(&service.calendar, &service.attempts, req.window, &plan, now, ahead, rate)
+    at_intake(service, req.window, &plan, ahead, rate, now).eta
 }
 
 /// What a patient is told about a waiting request: the one answer the API, the notice
@@ -157,6 +154,35 @@ pub async fn tell_at(
     Ok(Answer { place, eta: fresh, same_day })
 }
 
+/// What intake tells a request before it is written: its place behind `ahead` waiting
+/// requests and the window at `rate` (`None` when too many are ahead or no opening is
+/// left), from the request's plan (pure). The window goes into the request's row with it
+/// ([`crate::store::NewRequest::told`] through [`Answer::told`]), so an intake commits
+/// once; what [`tell`] says later starts from it, as from any recorded window.
+pub fn at_intake(
+    service: &Service,
+    window: Option<crate::calendar::DayRange>,
+    plan: &Plan,
+    ahead: Ahead,
+    rate: f64,
+    now: Timestamp,
+) -> Answer {
+    let place = i64::from(ahead.all).min(AHEAD_CAP) + 1;
+    let eta = if i64::from(ahead.all) >= AHEAD_CAP {
+        None
+    } else {
+        policy::eta(&service.calendar, &service.attempts, window, plan, now, ahead, rate)
+    };
+    Answer { place, eta, same_day: eta.is_some_and(|e| e.from < plan.deadline) }
+}
+
+impl Answer {
+    /// The window this answer tells, as recorded at `now` (`None` when it tells none).
+    pub fn told(&self, now: Timestamp) -> Option<Told> {
+        self.eta.map(|e| Told { from: e.from, to: e.to, at: now, same_day: self.same_day })
+    }
+}
+
 /// The at-risk forecast of a service's queue ([`policy::risk`]): its first [`AHEAD_CAP`]
 /// waiting requests in serving order at the recent rate.
 pub async fn risk(
@@ -201,5 +227,33 @@ mod tests {
         assert!(slipped(&w, eta("2026-12-07T10:45:00Z", "2026-12-07T11:30:00Z"), now));
         assert!(!slipped(&w, eta("2026-12-07T08:00:00Z", "2026-12-07T09:00:00Z"), now), "sooner");
         assert!(slipped(&w, None, t("2026-12-07T10:45:00Z")), "the told window is over");
+    }
+
+    fn kallio() -> Service {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/kallio.toml");
+        let src = std::fs::read_to_string(&path).expect("the example dialplan");
+        let all = crate::dialplan::parse_all(&[(path, src)]).expect("valid");
+        all.get("kallio").expect("kallio").clone()
+    }
+
+    #[test]
+    fn intake_tells_the_window_of_its_plan_and_none_beyond_the_cap() {
+        let svc = kallio();
+        // Monday 09:00 in Helsinki.
+        let now = t("2026-12-07T07:00:00Z");
+        let facts = policy::RequestFacts { created_at: now, window: None, attempts: &[] };
+        let policy::Decision::Dial(plan) = policy::decide(&svc.calendar, &svc.attempts, &facts)
+        else {
+            panic!("a request made in opening hours is dialled");
+        };
+        let ahead = ahead_of_counts(10, 0);
+        let a = at_intake(&svc, None, &plan, ahead, 20.0, now);
+        assert_eq!(a.place, 11);
+        let e = a.eta.expect("a window within opening hours");
+        assert_eq!(a.eta, policy::eta(&svc.calendar, &svc.attempts, None, &plan, now, ahead, 20.0));
+        assert!(a.same_day, "ten ahead at 20 an hour fit before the close: {e:?}");
+        assert_eq!(a.told(now), Some(Told { from: e.from, to: e.to, at: now, same_day: true }));
+        let full = at_intake(&svc, None, &plan, ahead_of_counts(AHEAD_CAP, 0), 20.0, now);
+        assert_eq!((full.place, full.eta, full.told(now)), (AHEAD_CAP + 1, None, None));
     }
 }

@@ -248,6 +248,7 @@ pub fn validate<'a>(
             sms_notice: service.sms.as_ref().is_some_and(|s| s.notice),
             created_at: now,
             team,
+            told: None,
         },
         plan,
         service,

@@ -42,6 +42,10 @@ pub const HTTP_TIMEOUTS: &str = "callbackd_http_timeouts_total";
 pub const HTTP_ACCEPT_ERRORS: &str = "callbackd_http_accept_errors_total";
 /// Counter: intake calls (callbackd answered the PBX's overflow call), by service and end.
 pub const INTAKE_CALLS: &str = "callbackd_intake_calls_total";
+/// Counter: SQLite intake batches (group commit), by how their requests were written:
+/// `together`, `single` (a batch of one) or `after_refusal` (writing them together failed,
+/// so one at a time, each under its own savepoint).
+pub const INTAKE_BATCHES: &str = "callbackd_intake_batches_total";
 /// Gauge: 1 while the store takes writes, 0 while it refuses them (`/readyz` is 503).
 pub const STORE_WRITABLE: &str = "callbackd_store_writable";
 /// Gauge: waiting requests still in time but expected after their same-day deadline at
@@ -145,6 +149,11 @@ fn describe() {
         INTAKE_CALLS,
         "Intake calls answered, by service and end (stored, already_waiting, hung_up, gave_up, store_failed)."
     );
+    describe_counter!(
+        INTAKE_BATCHES,
+        "SQLite intake batches (group commit), by how their requests were written (together, \
+         single, after_refusal: one at a time after writing them together failed)."
+    );
 }
 
 /// A request arrived; `service` is a loaded dialplan's id or `unknown`.
@@ -156,6 +165,11 @@ pub fn request(service: &str, channel: &'static str, result: &'static str) {
 /// An intake call ended.
 pub fn intake_call(service: &str, end: &'static str) {
     counter!(INTAKE_CALLS, "service" => service.to_owned(), "end" => end).increment(1);
+}
+
+/// A batch of intakes was written (`written`: see [`INTAKE_BATCHES`]).
+pub fn intake_batch(written: &'static str) {
+    counter!(INTAKE_BATCHES, "written" => written).increment(1);
 }
 
 /// An attempt ended.

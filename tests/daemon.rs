@@ -512,6 +512,56 @@ async fn metrics_count_requests_and_pass_promtool() {
     assert_logs_masked(&d.logs());
 }
 
+// Concurrent intakes share a commit and are written together: each answered on its own
+// (a repeated number as the duplicate of the one stored), each told window stored with its
+// request, and the batch counted as written together, none after a refusal.
+#[tokio::test]
+async fn concurrent_intakes_are_written_together_and_each_keeps_its_answer() {
+    use sqlx::Connection;
+    let setup = Setup::new();
+    let d = Daemon::start(&setup).await;
+    // Holding SQLite's write lock from another connection makes the daemon's writer wait
+    // on its first batch, so every intake posted meanwhile joins the next one.
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(setup.database());
+    let mut lock = sqlx::SqliteConnection::connect_with(&opts).await.expect("side connection");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.expect("take the write lock");
+    let numbers: Vec<String> = (0..20)
+        .map(|i| format!("040 555 {:04}", 1000 + i))
+        .chain(["040 555 1003".to_owned(), "040 555 1007".to_owned()])
+        .collect();
+    let bodies: Vec<Value> = numbers.iter().map(|n| req(KOTKA, n)).collect();
+    let posts = bodies.iter().map(|b| d.post(b));
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        sqlx::query("COMMIT").execute(&mut lock).await.expect("release the write lock");
+    };
+    let (answers, ()) = tokio::join!(futures_util::future::join_all(posts), release);
+    let mut by_number: BTreeMap<String, Vec<(u16, Value)>> = BTreeMap::new();
+    for (n, (status, v)) in numbers.iter().zip(answers) {
+        by_number.entry(n.clone()).or_default().push((status, v));
+    }
+    assert_eq!(by_number.len(), 20);
+    for (n, answers) in &by_number {
+        let created: Vec<&Value> = answers.iter().filter(|a| a.0 == 201).map(|a| &a.1).collect();
+        assert_eq!(created.len(), 1, "{n}: one request stored: {answers:?}");
+        for (status, v) in answers {
+            assert!(*status == 201 || *status == 200, "{n}: {status} {v}");
+            assert_eq!(i(v, "id"), i(created[0], "id"), "{n}: one request: {answers:?}");
+        }
+        // The window the intake told is the one stored with the request.
+        let got = d.settled(i(created[0], "id")).await;
+        if s(&got, "state") == "pending" {
+            assert_eq!(got["eta"], created[0]["eta"], "{n}: {got}");
+        }
+    }
+    let (_, scrape) = d.get_text("/metrics").await;
+    let batches = "callbackd_intake_batches_total";
+    let together = metric(&scrape, batches, &[("written", "together")]).unwrap_or(0.0);
+    assert!(together >= 1.0, "a batch written together:\n{scrape}");
+    let refused = metric(&scrape, batches, &[("written", "after_refusal")]);
+    assert_eq!(refused, None, "no batch fell back to one at a time:\n{scrape}");
+}
+
 // Client text never becomes a metric label.
 #[tokio::test]
 async fn rejected_requests_do_not_add_client_text_to_metrics() {

@@ -13,7 +13,7 @@ mod common;
 
 use callbackd::number::E164;
 use callbackd::policy::Plan;
-use callbackd::store::{Enqueued, NewRequest, Store, StoreError};
+use callbackd::store::{Enqueued, NewRequest, Store, StoreError, Told};
 use jiff::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Connection, SqliteConnection};
@@ -378,4 +378,66 @@ async fn a_mark_refused_among_several_in_a_batch_fails_alone() {
     assert_eq!(answered_at(&path, ids[0]).await, at.as_millisecond());
     assert_eq!(answered_at(&path, ids[1]).await, -1);
     assert_eq!(answered_at(&path, ids[2]).await, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_window_told_at_intake_is_stored_with_the_request_and_kept_by_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    let window = |minutes: i64, same_day: bool| {
+        let from = at() + jiff::SignedDuration::from_mins(minutes);
+        Told { from, to: from + jiff::SignedDuration::from_mins(30), at: at(), same_day }
+    };
+    // Five intakes of one number in one batch, each with its own window, and one told none.
+    let mut rows: Vec<(NewRequest, Plan)> = (0..5)
+        .map(|i| {
+            let (n, p) = new("kallio", "+358401234567");
+            (NewRequest { told: Some(window(10 * i, i % 2 == 0)), ..n }, p)
+        })
+        .collect();
+    rows.push(new("kallio", "+358407654321"));
+    let answers = in_one_batch(&store, &path, rows).await;
+    let answers: Vec<Enqueued> = answers.into_iter().map(|a| a.expect("stored")).collect();
+    let first = answers[..5].iter().find(|a| !a.duplicate).expect("one new request");
+    let told = first.request.told.expect("the window is stored with the request");
+    assert!((0..5).any(|i| told == window(10 * i, i % 2 == 0)), "{told:?}");
+    for a in &answers[..5] {
+        assert_eq!(a.request.told, Some(told), "a duplicate is answered with the first window");
+    }
+    assert_eq!(answers[5].request.told, None, "no window told, none stored");
+    // The row read back again holds exactly that window.
+    assert_eq!(store.told(first.request.id).await.expect("read"), Some(told));
+    assert_eq!(
+        count(&path, "SELECT COUNT(*) FROM requests WHERE told_from IS NOT NULL").await,
+        1,
+        "{answers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_number_already_live_is_a_duplicate_in_a_batch_and_gets_no_second_sms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, path) = open(dir.path()).await;
+    let (n, p) = new("kallio", "+358401111111");
+    let live = store.enqueue(&n, &p).await.expect("the live request");
+    let mut rows: Vec<_> =
+        (0..10).map(|i| new("kallio", &format!("+35840{:07}", 3000 + i))).collect();
+    for at in [0, 4, 10] {
+        rows.insert(at, new("kallio", "+358401111111"));
+    }
+    let answers = in_one_batch(&store, &path, rows).await;
+    let answers: Vec<Enqueued> = answers.into_iter().map(|a| a.expect("stored")).collect();
+    for a in &answers {
+        let repeated = a.request.number.as_ref().map(E164::as_str) == Some("+358401111111");
+        assert_eq!(a.duplicate, repeated, "{a:?}");
+        if repeated {
+            assert_eq!(a.request.id, live.request.id, "answered with the live request");
+        }
+    }
+    // The lock holder's intake, the live one and ten new ones: one audit row and one
+    // notice each, none for the repeats.
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM requests").await, 12);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit").await, 12);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM outbox").await, 12);
+    assert_eq!(store.outbox(Some(live.request.id)).await.expect("outbox").len(), 1);
 }

@@ -121,6 +121,32 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
     let service = accepted.service;
     let mut accepted = accepted;
     intake::look_up_team(service, &mut accepted.request).await;
+    // The window told is decided before the write and stored with the request, so an
+    // intake is one write and shares its commit with concurrent intakes (group commit).
+    // Every waiting request of the service counts as ahead (a cached count, so intake
+    // cost does not grow with the queue); requests waiting for a retry are counted apart:
+    // they come back ahead only if they fall due before the patient is called. The window
+    // told here is the one the notice SMS, a later GET, the IVR and the patient page tell
+    // again until it slips.
+    let ahead = match st.depth().await {
+        Ok(d) => {
+            let of = |state: State| -> i64 {
+                d.iter()
+                    .filter(|d| d.service == service.id && d.state == state)
+                    .map(|d| d.count)
+                    .sum()
+            };
+            let retrying = of(State::RetryWait);
+            eta::ahead_of_counts(of(State::Pending) + retrying, retrying)
+        }
+        Err(e) => return store_unavailable(&e),
+    };
+    let rate = match st.rate(service, now).await {
+        Ok(rate) => rate,
+        Err(e) => return store_unavailable(&e),
+    };
+    let told = eta::at_intake(service, accepted.request.window, &accepted.plan, ahead, rate, now);
+    accepted.request.told = told.told(now);
     // Acknowledged only if the write landed in the file the next start reads.
     let stored = match st.store.enqueue(&accepted.request, &accepted.plan).await {
         Ok(s) => match st.store.confirm() {
@@ -133,51 +159,25 @@ async fn create(AxState(st): AxState<AppState>, body: Bytes) -> Response {
     metrics::request(&service.id, accepted.channel.as_str(), result);
     if !stored.duplicate {
         info!(service = %service.id, request = stored.request.id, number = %accepted.request.number, "request accepted");
+        // The window is recorded: the first call is judged against it (punctuality).
+        st.wake.notify_one();
     }
-    // The scheduler is woken once the window is recorded, so the first call is judged
-    // against the window this answer tells (punctuality); also when telling failed.
-    let wake = || {
-        if !stored.duplicate {
-            st.wake.notify_one();
-        }
-    };
-    // At intake every waiting request of the service counts as ahead (a cached count, so
-    // intake cost does not grow with the queue). The window told here is recorded: the
-    // notice SMS, a later GET, the IVR and the patient page tell it again until it slips.
-    // Requests waiting for a retry are counted apart: they come back ahead only if they
-    // fall due before the patient is called.
-    let ahead = match st.depth().await {
-        Ok(d) => {
-            let of = |state: State| -> i64 {
-                d.iter()
-                    .filter(|d| d.service == service.id && d.state == state)
-                    .map(|d| d.count)
-                    .sum()
-            };
-            let retrying = of(State::RetryWait);
-            eta::ahead_of_counts(of(State::Pending) + retrying, retrying)
-        }
-        Err(e) => {
-            wake();
-            return store_unavailable(&e);
-        }
-    };
     let mut body = request_json(Some(service), &stored.request);
     body["place"] = Value::Null;
     body["eta"] = Value::Null;
     body["same_day"] = Value::Null;
     if stored.request.state.is_waiting() {
-        let told = match st.rate(service, now).await {
-            Ok(rate) => eta::tell_at(&st.store, service, &stored.request, ahead, rate, now).await,
-            Err(e) => Err(e),
+        // A duplicate is told the window of the request it repeats (or a fresh one, if
+        // that slipped).
+        let answer = if stored.duplicate {
+            match eta::tell_at(&st.store, service, &stored.request, ahead, rate, now).await {
+                Ok(answer) => answer,
+                Err(e) => return store_unavailable(&e),
+            }
+        } else {
+            told
         };
-        wake();
-        match told {
-            Ok(answer) => answer_json(&mut body, Some(service), &answer),
-            Err(e) => return store_unavailable(&e),
-        }
-    } else {
-        wake();
+        answer_json(&mut body, Some(service), &answer);
     }
     body["duplicate"] = json!(stored.duplicate);
     // Chat and web channels show the patient their page's link at once.

@@ -18,8 +18,12 @@
 //! The guarantees stay those of one transaction per request:
 //! - An intake is answered only after the commit holding it returned (is on disk); if the
 //!   commit fails, every intake of the batch gets the error and none was stored.
-//! - Each request is written under its own savepoint: a request whose statements fail is
-//!   rolled back alone and answered with its error, and the rest of the batch goes on.
+//! - The intakes of a batch are written together, in a few statements for the whole batch
+//!   ([`intakes_together`]): each statement is a round trip to SQLite's connection thread,
+//!   and one per request made those hand-offs most of an intake's CPU. Should any of them
+//!   fail, what they wrote is undone and the batch is written again one request at a time,
+//!   each under its own savepoint: a request whose statements fail is rolled back alone and
+//!   answered with its error, and the rest of the batch goes on.
 //! - The live-number dedup holds inside a batch too: a second intake of the same number and
 //!   service meets the first one's row (same transaction) through the unique index, and is
 //!   answered as its duplicate once the batch committed.
@@ -47,7 +51,11 @@ const QUEUE: usize = 4 * MAX_BATCH;
 /// One write handed to the writer task.
 pub(crate) enum Job {
     /// An intake.
-    Intake { new: NewRequest, plan: Plan, reply: oneshot::Sender<Result<Enqueued, StoreError>> },
+    Intake {
+        new: Box<NewRequest>,
+        plan: Plan,
+        reply: oneshot::Sender<Result<Enqueued, StoreError>>,
+    },
     /// The answer mark of a live attempt ([`Store::mark_answered`]): whether the attempt
     /// was there to mark.
     Answered { attempt_id: i64, at: i64, reply: oneshot::Sender<Result<bool, StoreError>> },
@@ -101,7 +109,7 @@ impl Store {
     ) -> Result<Enqueued, StoreError> {
         self.health.check()?;
         let (reply, answer) = oneshot::channel();
-        let job = Job::Intake { new: new.clone(), plan: *plan, reply };
+        let job = Job::Intake { new: Box::new(new.clone()), plan: *plan, reply };
         if let Err(mpsc::error::SendError(Job::Intake { new, plan, .. })) =
             self.writer().send(job).await
         {
@@ -163,6 +171,35 @@ impl Store {
                 return fail_all(batch, &StoreError::NotCommitted(e.to_string()));
             }
         };
+        // Two or more intakes are written together; should that fail, one at a time below.
+        let intakes: Vec<(&NewRequest, &Plan)> = batch
+            .iter()
+            .filter_map(|job| match job {
+                Job::Intake { new, plan, .. } => Some((new.as_ref(), plan)),
+                Job::Answered { .. } => None,
+            })
+            .collect();
+        let mut together_written = if intakes.len() >= 2 {
+            match together(self.backend, &mut tx, &intakes).await {
+                Ok(written) => {
+                    crate::metrics::intake_batch(if written.is_some() {
+                        "together"
+                    } else {
+                        "after_refusal"
+                    });
+                    written.map(Vec::into_iter)
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return fail_all(batch, &StoreError::NotCommitted(e.to_string()));
+                }
+            }
+        } else {
+            if !intakes.is_empty() {
+                crate::metrics::intake_batch("single");
+            }
+            None
+        };
         for job in batch {
             if broken.is_some() {
                 done.push((job, Err(StoreError::NotCommitted("batch aborted".to_owned()))));
@@ -178,6 +215,13 @@ impl Store {
                 Job::Answered { attempt_id, at, .. } => mark_in(&mut tx, *attempt_id, *at)
                     .await
                     .map_err(|e| if undone_alone(&e) { Step::Own(e) } else { Step::Batch(e) }),
+                Job::Intake { .. } if together_written.is_some() => {
+                    together_written.as_mut().and_then(Iterator::next).ok_or_else(|| {
+                        Step::Batch(StoreError::NotCommitted(
+                            "an intake was not written".to_owned(),
+                        ))
+                    })
+                }
                 Job::Intake { new, plan, .. } => match savepoint(&mut tx).await {
                     Ok(()) => {
                         let admitted = crate::policy::lifecycle::intake(
@@ -351,6 +395,41 @@ async fn write_one(
     }
 }
 
+/// The columns an intake writes, in the order [`bind_row`] binds them.
+const INSERT_COLUMNS: &str = "service, number, state, channel, lang, window_start, window_end, \
+     sms_consent, created_at, due_at, deadline_at, expires_at, team, told_from, told_to, told_at, \
+     told_same_day";
+
+/// How many columns [`INSERT_COLUMNS`] lists.
+const INSERT_WIDTH: usize = 17;
+
+/// Binds the [`INSERT_COLUMNS`] of one request as intake decided it.
+fn bind_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    new: &'q NewRequest,
+    plan: &Plan,
+    admitted: &Intake,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&new.service)
+        .bind(new.number.as_str())
+        .bind(admitted.to.as_str())
+        .bind(&new.channel)
+        .bind(new.lang.code())
+        .bind(new.window.map(|w| i64::from(w.start_minute())))
+        .bind(new.window.map(|w| i64::from(w.end_minute())))
+        .bind(i64::from(new.sms_consent))
+        .bind(ms(new.created_at))
+        .bind(ms(admitted.due))
+        .bind(ms(plan.deadline))
+        .bind(ms(plan.expires))
+        .bind(new.team.as_deref())
+        .bind(new.told.map(|t| ms(t.from)))
+        .bind(new.told.map(|t| ms(t.to)))
+        .bind(new.told.map(|t| ms(t.at)))
+        .bind(new.told.map(|t| i64::from(t.same_day)))
+}
+
 /// Inserts the request row as intake decided it.
 pub(super) async fn insert(
     tx: &mut Tx<'_>,
@@ -358,28 +437,143 @@ pub(super) async fn insert(
     plan: &Plan,
     admitted: &Intake,
 ) -> Result<Request, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "INSERT INTO requests (service, number, state, channel, lang, window_start, \
-         window_end, sms_consent, created_at, due_at, deadline_at, expires_at, team) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         RETURNING {REQUEST_COLUMNS}"
-    ))
-    .bind(&new.service)
-    .bind(new.number.as_str())
-    .bind(admitted.to.as_str())
-    .bind(&new.channel)
-    .bind(new.lang.code())
-    .bind(new.window.map(|w| i64::from(w.start_minute())))
-    .bind(new.window.map(|w| i64::from(w.end_minute())))
-    .bind(i64::from(new.sms_consent))
-    .bind(ms(new.created_at))
-    .bind(ms(admitted.due))
-    .bind(ms(plan.deadline))
-    .bind(ms(plan.expires))
-    .bind(new.team.as_deref())
-    .fetch_one(&mut **tx)
-    .await?;
+    let params = (1..=INSERT_WIDTH).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "INSERT INTO requests ({INSERT_COLUMNS}) VALUES ({params}) RETURNING {REQUEST_COLUMNS}"
+    );
+    let row = bind_row(sqlx::query(&sql), new, plan, admitted).fetch_one(&mut **tx).await?;
     request_from(&row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Writes the intakes of a batch together, with the answers writing them one after the
+/// other gives: a number live in its service, or taken by an earlier intake of the batch,
+/// is answered as the duplicate of that request; every new request gets its audit row and
+/// SMS rows. One read of the live requests with the batch's numbers, one INSERT of the new
+/// requests, one of their audit rows, and the SMS rows ([`sms::queue_all`]), each in
+/// statements of at most [`super::ROWS_PER_STATEMENT`] rows, instead of a savepoint and
+/// four or five statements per intake: every statement is a round trip to SQLite's
+/// connection thread, and those hand-offs, not SQLite's own work, were most of an
+/// intake's CPU. On any failure the caller undoes what this wrote and writes the intakes
+/// one at a time, so a refused intake fails alone.
+async fn intakes_together(
+    backend: super::Backend,
+    tx: &mut Tx<'_>,
+    intakes: &[(&NewRequest, &Plan)],
+) -> Result<Vec<Written>, StoreError> {
+    use std::collections::HashMap;
+    let admitted: Vec<Intake> = intakes
+        .iter()
+        .map(|(new, plan)| {
+            crate::policy::lifecycle::intake(plan, &new.channel, new.sms_notice, new.created_at)
+        })
+        .collect();
+    let key = |new: &NewRequest| (new.service.clone(), new.number.as_str().to_owned());
+    // The live requests already there, by service and number.
+    let mut live: HashMap<(String, String), Request> = HashMap::new();
+    let mut keys: Vec<(String, String)> = intakes.iter().map(|(new, _)| key(new)).collect();
+    keys.sort();
+    keys.dedup();
+    for chunk in keys.chunks(super::ROWS_PER_STATEMENT) {
+        // Joined from the list, so each pair is one search of `requests_live_number` (an
+        // OR of pairs would scan every live request of the service).
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM (VALUES {}) AS v CROSS JOIN requests \
+             ON requests.service = v.column1 AND requests.number = v.column2 \
+             WHERE requests.state IN {LIVE}",
+            super::values_list(backend, chunk.len(), 2)
+        );
+        let mut read = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
+        for (service, number) in chunk {
+            read = read.bind(service).bind(number);
+        }
+        for row in read.fetch_all(&mut **tx).await? {
+            let req = request_from(&row)?;
+            if let Some(n) = &req.number {
+                live.insert((req.service.clone(), n.as_str().to_owned()), req.clone());
+            }
+        }
+    }
+    // Which intakes are new: the first of each number not live yet.
+    let mut first: HashMap<(String, String), usize> = HashMap::new();
+    let fresh: Vec<usize> = (0..intakes.len())
+        .filter(|&i| {
+            let k = key(intakes[i].0);
+            !live.contains_key(&k) && first.insert(k, i).is_none()
+        })
+        .collect();
+    let mut stored: HashMap<(String, String), Request> = HashMap::with_capacity(fresh.len());
+    for chunk in fresh.chunks(super::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO requests ({INSERT_COLUMNS}) VALUES {} RETURNING {REQUEST_COLUMNS}",
+            super::values_list(backend, chunk.len(), INSERT_WIDTH)
+        );
+        let mut insert = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
+        for &i in chunk {
+            insert = bind_row(insert, intakes[i].0, intakes[i].1, &admitted[i]);
+        }
+        // The order of RETURNING rows is not defined: each by its service and number,
+        // which are distinct among the rows of the statement.
+        for row in insert.fetch_all(&mut **tx).await? {
+            let req = request_from(&row)?;
+            let number = req.number.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
+            stored.insert((req.service.clone(), number), req);
+        }
+    }
+    let mut written = Vec::with_capacity(intakes.len());
+    let (mut trail, mut texts) = (Vec::new(), Vec::new());
+    for (i, (new, _)) in intakes.iter().enumerate() {
+        let k = key(new);
+        if let Some(existing) = live.get(&k) {
+            written.push(Written::Duplicate(existing.clone()));
+            continue;
+        }
+        let req = stored.get(&k).ok_or_else(|| {
+            StoreError::NotCommitted(format!("request {} {} was not returned", k.0, new.number))
+        })?;
+        if first.get(&k) != Some(&i) {
+            written.push(Written::Duplicate(req.clone()));
+            continue;
+        }
+        trail.push((
+            new.created_at,
+            super::Audit {
+                request_id: req.id,
+                from: None,
+                to: admitted[i].to,
+                actor: admitted[i].audit.actor.clone(),
+                detail: admitted[i].audit.detail.clone(),
+            },
+        ));
+        for intent in &admitted[i].sms {
+            texts.push((req, intent, new.created_at));
+        }
+        written.push(Written::New(req.clone()));
+    }
+    let rows: Vec<_> = trail.iter().map(|(at, a)| (*at, a)).collect();
+    super::audit_each(backend, tx, &rows).await?;
+    sms::queue_all(backend, tx, &texts).await?;
+    Ok(written)
+}
+
+/// [`intakes_together`] under a savepoint: `None` when it failed and what it wrote was
+/// undone (the caller then writes the intakes one at a time); an error only when the
+/// transaction itself cannot go on.
+async fn together(
+    backend: super::Backend,
+    tx: &mut Tx<'_>,
+    intakes: &[(&NewRequest, &Plan)],
+) -> Result<Option<Vec<Written>>, StoreError> {
+    sqlx::query("SAVEPOINT together").execute(&mut **tx).await?;
+    let end = match intakes_together(backend, tx, intakes).await {
+        Ok(written) => Some(written),
+        Err(e) => {
+            tracing::debug!(error = %e, "intakes of a batch written one at a time");
+            sqlx::query("ROLLBACK TO together").execute(&mut **tx).await?;
+            None
+        }
+    };
+    sqlx::query("RELEASE together").execute(&mut **tx).await?;
+    Ok(end)
 }
 
 /// The live request of the number in the service, read inside `tx`.

@@ -130,6 +130,10 @@ pub struct NewRequest {
     pub created_at: Timestamp,
     /// The care team (a key of the dialplan's `[teams]`), already checked.
     pub team: Option<String>,
+    /// The window the API intake's answer tells ([`crate::eta::at_intake`]), written with the
+    /// row so that intake commits once; `None` when none is told. A duplicate keeps the
+    /// window of the request it repeats.
+    pub told: Option<Told>,
 }
 
 /// A stored request.
@@ -474,6 +478,17 @@ async fn audit_all(
     rows: &[Audit],
     at: Timestamp,
 ) -> Result<(), StoreError> {
+    let rows: Vec<(Timestamp, &Audit)> = rows.iter().map(|r| (at, r)).collect();
+    audit_each(backend, tx, &rows).await
+}
+
+/// Writes several audit rows, each at its own instant, up to [`ROWS_PER_STATEMENT`] in
+/// each statement.
+async fn audit_each(
+    backend: Backend,
+    tx: &mut Tx<'_>,
+    rows: &[(Timestamp, &Audit)],
+) -> Result<(), StoreError> {
     // In statements of at most ROWS_PER_STATEMENT rows: a batch of 10,000 ends (`max_calls`'
     // largest) in one would pass SQLite's limit of 32,766 parameters.
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -482,10 +497,10 @@ async fn audit_all(
             values_list(backend, chunk.len(), 6)
         );
         let mut insert = sqlx::query(&sql).persistent(chunk.len() <= CACHED_ROWS);
-        for row in chunk {
+        for (at, row) in chunk {
             insert = insert
                 .bind(row.request_id)
-                .bind(ms(at))
+                .bind(ms(*at))
                 .bind(row.from.map(State::as_str))
                 .bind(row.to.as_str())
                 .bind(&row.actor)

@@ -132,6 +132,79 @@ pub(super) async fn queue(
     Ok(())
 }
 
+/// [`queue`] for several SMS intents at once (each with its request and the instant it
+/// is queued at), as writing them one after the other would: one read of the outbox rows
+/// already there and one write, each in statements of at most
+/// [`super::ROWS_PER_STATEMENT`] rows, where [`queue`] makes two round trips per intent.
+/// Surveys, whose decision also reads the opt-out list and earlier surveys, go through
+/// [`queue`] one by one.
+pub(super) async fn queue_all(
+    backend: super::Backend,
+    tx: &mut Tx<'_>,
+    items: &[(&Request, &SmsIntent, Timestamp)],
+) -> Result<(), StoreError> {
+    let (surveys, rest): (Vec<_>, Vec<_>) =
+        items.iter().partition(|(_, intent, _)| intent.kind == Kind::Feedback);
+    for (req, intent, now) in surveys {
+        queue(tx, req, intent, now).await?;
+    }
+    let keys: Vec<String> =
+        rest.iter().map(|(req, intent, _)| format!("{}:{}", req.id, intent.key)).collect();
+    let mut exists = std::collections::HashSet::new();
+    for chunk in keys.chunks(super::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT dedup_key FROM outbox WHERE dedup_key IN ({})",
+            backend.params(1, chunk.len())
+        );
+        let mut read = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
+        for key in chunk {
+            read = read.bind(key);
+        }
+        for row in read.fetch_all(&mut **tx).await? {
+            exists.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    let mut rows = Vec::with_capacity(rest.len());
+    for ((req, intent, now), key) in rest.into_iter().zip(keys) {
+        let facts = SmsFacts {
+            number: req.number.as_ref(),
+            consent: req.sms_consent,
+            exists: exists.contains(&key),
+            opted_out: false,
+            surveyed_recently: false,
+        };
+        let (state, reason) = match sms_fate(intent, &facts) {
+            SmsFate::Drop => continue,
+            SmsFate::Queue => ("queued", None),
+            SmsFate::Skip(why) => ("skipped", Some(why)),
+        };
+        // A second intent of the same key meets this one, as it would the written row.
+        exists.insert(key.clone());
+        rows.push((req, intent, now, key, state, reason));
+    }
+    for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO outbox (request_id, kind, dedup_key, lang, created_at, not_before, \
+             state, reason) VALUES {}",
+            super::values_list(backend, chunk.len(), 8)
+        );
+        let mut insert = sqlx::query(&sql).persistent(chunk.len() <= super::CACHED_ROWS);
+        for (req, intent, now, key, state, reason) in chunk {
+            insert = insert
+                .bind(req.id)
+                .bind(intent.kind.as_str())
+                .bind(key)
+                .bind(req.lang.code())
+                .bind(ms(*now))
+                .bind(ms(intent.not_before))
+                .bind(*state)
+                .bind(*reason);
+        }
+        insert.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Records the end of the window a sent notice told the patient.
     pub async fn sms_told(&self, id: i64, told_to: Timestamp) -> Result<(), StoreError> {

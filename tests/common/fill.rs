@@ -62,6 +62,7 @@ pub fn api_request(service: &str, number: &str, at: Timestamp) -> (NewRequest, P
         sms_notice: false,
         created_at: at,
         team: None,
+        told: None,
     };
     let plan = Plan {
         due: at,

@@ -119,11 +119,16 @@ pub mod reads {
          FROM dialing";
 
     /// The service's pick floor (`$1` service; migration 0015) as a CTE named `floor`:
-    /// `pick_floor`'s generation and key (no generation and the lowest key: no floor).
+    /// `pick_floor`'s generation and key (no generation and the lowest key: no floor),
+    /// every row of the generation counted: at or below every waiting request.
     pub const FLOOR: &str = "floor AS (SELECT * FROM pick_floor($1))";
 
+    /// The service's pick floor for a pick at `$2` (Unix ms; migration 0016) as a CTE named
+    /// `floor`: rows that skip requests not due before a later time do not count before it.
+    pub const FLOOR_AT: &str = "floor AS (SELECT * FROM pick_floor($1, $2))";
+
     /// The condition "at or above the floor" on `requests`' serving key, for a query with
-    /// [`FLOOR`]: a row comparison, so the index scan starts there.
+    /// [`FLOOR`] or [`FLOOR_AT`]: a row comparison, so the index scan starts there.
     pub const FROM_FLOOR: &str = "(deadline_at, created_at, id) >= ((SELECT deadline_at FROM floor), \
          (SELECT created_at FROM floor), (SELECT id FROM floor))";
 
@@ -132,24 +137,22 @@ pub mod reads {
     pub fn pick() -> String {
         use super::super::{REQUEST_COLUMNS, SERVING_ORDER, WAITING};
         format!(
-            "WITH {FLOOR} SELECT {REQUEST_COLUMNS} FROM requests \
+            "WITH {FLOOR_AT} SELECT {REQUEST_COLUMNS} FROM requests \
              WHERE service = $1 AND state IN {WAITING} AND due_at <= $2 AND {FROM_FLOOR} \
              ORDER BY {SERVING_ORDER} LIMIT $3 FOR UPDATE SKIP LOCKED"
         )
     }
 
-    /// The raise's read (`$1` service): the floor's generation and key, and the key of the
-    /// first waiting request at or above it (due or not, held by a claim or not), or NULLs.
+    /// The raise's read (`$1` service, `$2` how many): the floor's generation (every row
+    /// counted, [`FLOOR`]), and the keys and due times of the first `$2` waiting requests
+    /// at or above it (due or not, held by a claim or not), or one row of NULLs.
     pub fn raise() -> String {
         use super::super::{SERVING_ORDER, WAITING};
         format!(
-            "WITH {FLOOR}, first AS (SELECT deadline_at, created_at, id FROM requests \
-             WHERE service = $1 AND state IN {WAITING} AND {FROM_FLOOR} \
-             ORDER BY {SERVING_ORDER} LIMIT 1) \
-             SELECT f.generation, \
-             f.deadline_at AS floor_deadline, f.created_at AS floor_created, f.id AS floor_id, \
-             n.deadline_at AS next_deadline, n.created_at AS next_created, n.id AS next_id \
-             FROM floor f LEFT JOIN first n ON true"
+            "WITH {FLOOR} SELECT f.generation, n.deadline_at, n.created_at, n.id, n.due_at \
+             FROM floor f LEFT JOIN LATERAL (SELECT deadline_at, created_at, id, due_at \
+             FROM requests WHERE service = $1 AND state IN {WAITING} AND {FROM_FLOOR} \
+             ORDER BY {SERVING_ORDER} LIMIT $2) n ON true"
         )
     }
 }
@@ -163,21 +166,57 @@ const RAISE_EVERY: Duration = Duration::from_secs(1);
 const RAISE_LOCK_WAIT: &str = "100ms";
 /// The key above every request: the floor of a service with nothing waiting.
 const TOP: (i64, i64, i64) = (i64::MAX, i64::MAX, i64::MAX);
+/// How many waiting requests not yet due a raise looks past at most (migration 0016).
+const RAISE_LOOKS: i64 = 1000;
+
+/// A row of a pick floor's generation: a key, and the instant (Unix ms) before which the
+/// pick does not count it (`None`: always).
+type FloorRow = ((i64, i64, i64), Option<i64>);
+
+/// The rows a raise writes for the first waiting requests at or above the floor (`ahead`:
+/// key and due time in serving order, at most `looks` of them) at `now` (Unix ms), pure:
+/// the first one's key; and, when it is not due, the key of the first one due (or of the
+/// last one read, or [`TOP`] when all of them were read), with the first key counted only
+/// from the earliest due time among those looked past. Every request between the two keys
+/// falls due at that time or later, so a pick before it misses none it could take.
+fn floor_rows(ahead: &[((i64, i64, i64), i64)], looks: usize, now: i64) -> Vec<FloorRow> {
+    let Some(&(first, _)) = ahead.first() else { return vec![(TOP, None)] };
+    let due = ahead.iter().position(|&(_, due_at)| due_at <= now);
+    let stop = match due {
+        Some(i) => i,
+        None if ahead.len() >= looks => ahead.len() - 1,
+        None => ahead.len(),
+    };
+    if stop == 0 {
+        return vec![(first, None)];
+    }
+    let until = ahead[..stop].iter().map(|&(_, due_at)| due_at).min().unwrap_or(i64::MAX);
+    let second = ahead.get(stop).map_or(TOP, |&(key, _)| key);
+    vec![(first, Some(until)), (second, None)]
+}
 
 impl Store {
-    /// Raises `service`'s pick floor to the first waiting request at or above it
-    /// (migration 0015; PostgreSQL). Claims do this in the background about once a second
-    /// per server and service. In a transaction of its own, after the floor's lock is held
-    /// exclusively: no transaction that made a request waiting is still open, so this read
-    /// sees every such request, and those made waiting later lower the floor again under
-    /// the lock shared. `Ok(false)`: the lock was not free in time (nothing changed).
-    pub async fn raise_pick_floor(&self, service: &str) -> Result<bool, StoreError> {
+    /// Raises `service`'s pick floor to the first waiting request at or above it, and past
+    /// the requests not yet due in front of the first due one for picks before they fall
+    /// due (migrations 0015, 0016; PostgreSQL). Claims do this in the background about once
+    /// a second per server and service. In a transaction of its own, after the floor's lock
+    /// is held exclusively: no transaction that made a request waiting is still open, so
+    /// this read sees every such request, and those made waiting later lower the floor
+    /// again under the lock shared. `Ok(false)`: the lock was not free in time (nothing
+    /// changed).
+    /// `now` tells which requests are due (any instant is right; the claim's keeps the
+    /// floor where that server's picks look).
+    pub async fn raise_pick_floor(
+        &self,
+        service: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         debug_assert_eq!(self.backend, Backend::Postgres);
-        raise_floor(self, service).await
+        raise_floor(self, service, now).await
     }
 }
 
-async fn raise_floor(store: &Store, service: &str) -> Result<bool, StoreError> {
+async fn raise_floor(store: &Store, service: &str, now: Timestamp) -> Result<bool, StoreError> {
     let mut tx = store.write_tx().await?;
     let locked = sqlx::query(
         "SELECT set_config('lock_timeout', $3, true) AS waited, \
@@ -197,34 +236,61 @@ async fn raise_floor(store: &Store, service: &str) -> Result<bool, StoreError> {
         }
         Err(e) => return Err(e.into()),
     }
-    let row = sqlx::query(&reads::raise()).bind(service).fetch_one(&mut *tx).await?;
-    let key = |d: &str, c: &str, i: &str| -> Result<Option<(i64, i64, i64)>, StoreError> {
-        let d: Option<i64> = row.try_get(d)?;
-        let c: Option<i64> = row.try_get(c)?;
-        let i: Option<i64> = row.try_get(i)?;
-        Ok(d.zip(c).zip(i).map(|((d, c), i)| (d, c, i)))
-    };
-    let generation: Option<i64> = row.try_get("generation")?;
-    let floor =
-        key("floor_deadline", "floor_created", "floor_id")?.filter(|_| generation.is_some());
-    let next = key("next_deadline", "next_created", "next_id")?.unwrap_or(TOP);
-    if floor.is_some_and(|floor| floor >= next) {
-        tx.rollback().await?;
-        return Ok(true);
+    let now = now.as_millisecond();
+    let rows =
+        sqlx::query(&reads::raise()).bind(service).bind(RAISE_LOOKS).fetch_all(&mut *tx).await?;
+    let mut generation: Option<i64> = None;
+    let mut ahead = Vec::with_capacity(rows.len());
+    for row in &rows {
+        generation = row.try_get("generation")?;
+        let d: Option<i64> = row.try_get("deadline_at")?;
+        let c: Option<i64> = row.try_get("created_at")?;
+        let i: Option<i64> = row.try_get("id")?;
+        let due: Option<i64> = row.try_get("due_at")?;
+        if let (Some(d), Some(c), Some(i)) = (d, c, i) {
+            // A waiting request always has a due time; one without is due now.
+            ahead.push(((d, c, i), due.unwrap_or(i64::MIN)));
+        }
     }
-    sqlx::query(
-        "WITH gone AS (DELETE FROM pick_floors WHERE service = $1 AND generation = $2) \
-         INSERT INTO pick_floors (service, generation, deadline_at, created_at, id) \
-         VALUES ($1, $3, $4, $5, $6)",
-    )
-    .bind(service)
-    .bind(generation)
-    .bind(generation.unwrap_or(0) + 1)
-    .bind(next.0)
-    .bind(next.1)
-    .bind(next.2)
-    .execute(&mut *tx)
-    .await?;
+    let mut want = floor_rows(&ahead, usize::try_from(RAISE_LOOKS).unwrap_or(usize::MAX), now);
+    if let Some(generation) = generation {
+        let mut have: Vec<FloorRow> = sqlx::query_as::<_, (i64, i64, i64, Option<i64>)>(
+            "SELECT deadline_at, created_at, id, skip_until FROM pick_floors \
+             WHERE service = $1 AND generation = $2",
+        )
+        .bind(service)
+        .bind(generation)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(d, c, i, skip)| ((d, c, i), skip))
+        .collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have == want {
+            tx.rollback().await?;
+            return Ok(true);
+        }
+    }
+    sqlx::query("DELETE FROM pick_floors WHERE service = $1 AND generation = $2")
+        .bind(service)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+    for ((d, c, i), skip) in want {
+        sqlx::query(
+            "INSERT INTO pick_floors (service, generation, deadline_at, created_at, id, skip_until) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(service)
+        .bind(generation.unwrap_or(0) + 1)
+        .bind(d)
+        .bind(c)
+        .bind(i)
+        .bind(skip)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
@@ -318,7 +384,7 @@ impl Store {
         let holds = |stop: &Timestamp| {
             shared_stop_holds(*stop, now, signed(limits.interval), signed(limits.lease))
         };
-        self.raise_floor_now_and_then(service);
+        self.raise_floor_now_and_then(service, now);
         let mut tx = self.write_tx().await?;
         // Unlocked reads first: the next start only moves forward, so a rate stop read here
         // also holds under the lock; the counts only size the batch, and are read only when
@@ -470,22 +536,41 @@ impl Store {
     /// Starts raising `service`'s pick floor in the background ([`raise_floor`]) if this
     /// server has not done so for [`RAISE_EVERY`]: off the claim's path, which it would
     /// otherwise lengthen by a lock wait and four round trips.
-    fn raise_floor_now_and_then(&self, service: &str) {
+    fn raise_floor_now_and_then(&self, service: &str, at: Timestamp) {
         let Ok(mut raised) = self.floor_raised.lock() else { return };
         let now = tokio::time::Instant::now();
-        if raised.get(service).is_some_and(|at| now.duration_since(*at) < RAISE_EVERY) {
+        if raised.get(service).is_some_and(|(at, _)| now.duration_since(*at) < RAISE_EVERY) {
             return;
         }
-        raised.insert(service.to_owned(), now);
+        let failing = raised.get(service).is_some_and(|(_, failing)| *failing);
+        raised.insert(service.to_owned(), (now, failing));
         let (store, service) = (self.clone(), service.to_owned());
         tokio::spawn(async move {
-            match raise_floor(&store, &service).await {
+            let result = raise_floor(&store, &service, at).await;
+            // The first failure after a success is a warning, the rest of a run of them
+            // debug lines (one a second), and the first success after them a note.
+            let was_failing = store.floor_raised.lock().ok().and_then(|mut raised| {
+                raised.get_mut(&service).map(|(_, f)| std::mem::replace(f, result.is_err()))
+            });
+            match result {
+                Ok(true) if was_failing == Some(true) => {
+                    tracing::info!(service, "pick floor raised again");
+                }
                 Ok(true) => {}
                 Ok(false) => tracing::debug!(
                     service,
                     "pick floor not raised: a transaction that makes requests waiting is open"
                 ),
-                Err(e) => tracing::debug!(service, error = %e, "pick floor not raised"),
+                Err(e) if was_failing == Some(true) => {
+                    tracing::debug!(service, error = %e, "pick floor still not raised");
+                }
+                Err(e) => tracing::warn!(
+                    service,
+                    error = %e,
+                    "pick floor not raised: claims stay exact, but beside a long transaction \
+                     each pick passes over more requests until a raise succeeds (retried every \
+                     second)"
+                ),
             }
         });
     }
@@ -553,5 +638,33 @@ impl Store {
         let owner: Option<String> = row.try_get("owner")?;
         let until: Option<i64> = row.try_get("lease_until")?;
         owner.zip(until).map(|(o, u)| ts(u).map(|u| (o, u))).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TOP, floor_rows};
+
+    fn k(n: i64) -> (i64, i64, i64) {
+        (n, n, n)
+    }
+
+    #[test]
+    fn a_floor_looks_past_requests_not_yet_due_up_to_the_first_due_one() {
+        let now = 1_000;
+        // Nothing waits: above every key.
+        assert_eq!(floor_rows(&[], 10, now), [(TOP, None)]);
+        // The first is due: one row that always counts.
+        assert_eq!(floor_rows(&[(k(1), 900), (k(2), 5_000)], 10, now), [(k(1), None)]);
+        // Two paused in front: the first key counts from the earlier of their due times.
+        let ahead = [(k(1), 3_000), (k(2), 2_000), (k(3), 1_000), (k(4), 0)];
+        assert_eq!(floor_rows(&ahead, 10, now), [(k(1), Some(2_000)), (k(3), None)]);
+        // None due among all there are: the second key above every request.
+        let ahead = [(k(1), 3_000), (k(2), 2_000)];
+        assert_eq!(floor_rows(&ahead, 10, now), [(k(1), Some(2_000)), (TOP, None)]);
+        // None due among as many as a raise reads: the last one read is the second key, and
+        // only those before it are looked past.
+        let ahead = [(k(1), 3_000), (k(2), 2_000), (k(3), 1_500)];
+        assert_eq!(floor_rows(&ahead, 3, now), [(k(1), Some(2_000)), (k(3), None)]);
     }
 }

@@ -366,10 +366,11 @@ pub struct Store {
     /// PostgreSQL: the room this server's last claim left per trunk and service (see
     /// `lease`): a hint that spares a count, never a decision.
     claim_room: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, String), i64>>>,
-    /// PostgreSQL: when this server last started raising each service's pick floor (see
-    /// `lease`).
-    floor_raised:
-        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>>,
+    /// PostgreSQL: when this server last started raising each service's pick floor, and
+    /// whether its last raise failed (see `lease`).
+    floor_raised: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (tokio::time::Instant, bool)>>,
+    >,
 }
 
 /// SQLite's wait for another connection's write lock.

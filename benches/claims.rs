@@ -15,7 +15,9 @@
 //!    timing each call (a call the rate stopped is counted apart, and the claimer waits
 //!    for the next start as a server does);
 //!    each claimer keeps up to `CLAIMS_BENCH_LIVE` (10) calls "in progress" and finishes
-//!    the oldest (connected) beyond that, so the number of live attempts stays realistic;
+//!    the oldest beyond that (connected, or one in five unanswered: back to wait for a retry
+//!    after a 10-minute pause, at the front of the order), so the number of live attempts
+//!    stays realistic;
 //! 3. prints claims per second, latency p50/p99/max and the dead tuples added per
 //!    configuration; then 3 servers again while another session sits idle in a
 //!    transaction (holding back vacuum) for the whole run;
@@ -38,13 +40,15 @@ use callbackd::number::E164;
 use callbackd::policy::lifecycle::{Event, step};
 use callbackd::policy::{Outcome, Plan};
 use callbackd::store::lease::{ClaimLimits, reads};
-use callbackd::store::{Attempt, Fence, NewRequest, Store};
+use callbackd::store::{Attempt, Fence, NewRequest, State, Store};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 const SERVICES: [&str; 3] = ["kallio", "vuosaari", "kotka-neuvonta"];
+/// The pause before an unanswered request's retry.
+const RETRY_PAUSE: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
@@ -73,12 +77,21 @@ async fn claimer(url: String, id: usize, secs: u64, live: usize) -> Run {
         interval: Duration::from_micros(1),
     };
     let finish = |a: Attempt, now: Timestamp| {
-        let event = Event::Ended { seq: a.seq, outcome: Outcome::Connected };
+        // One patient in five does not answer: the request waits for a retry after a pause,
+        // back at the front of the order and not due (as a dialplan's `pause` leaves it).
+        let unanswered = a.request_id % 5 == 0;
+        let outcome = if unanswered { Outcome::NoAnswer } else { Outcome::Connected };
+        let event = Event::Ended { seq: a.seq, outcome };
         let store = store.clone();
         async move {
             store
                 .finish(&a, Some(200), None, Fence::Own, now, |req, records| {
-                    step(None, &req.facts(records), event, now)
+                    step(None, &req.facts(records), event, now).map(|mut t| {
+                        if t.to == State::RetryWait {
+                            t.due = now.checked_add(RETRY_PAUSE).ok();
+                        }
+                        t
+                    })
                 })
                 .await
                 .expect("finish")

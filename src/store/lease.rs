@@ -204,6 +204,7 @@ impl Store {
     /// this read sees every such request, and those made waiting later lower the floor
     /// again under the lock shared. `Ok(false)`: the lock was not free in time (nothing
     /// changed).
+    ///
     /// `now` tells which requests are due (any instant is right; the claim's keeps the
     /// floor where that server's picks look).
     pub async fn raise_pick_floor(
@@ -237,20 +238,10 @@ async fn raise_floor(store: &Store, service: &str, now: Timestamp) -> Result<boo
         Err(e) => return Err(e.into()),
     }
     let now = now.as_millisecond();
-    let rows =
-        sqlx::query(&reads::raise()).bind(service).bind(RAISE_LOOKS).fetch_all(&mut *tx).await?;
-    let mut generation: Option<i64> = None;
-    let mut ahead = Vec::with_capacity(rows.len());
-    for row in &rows {
-        generation = row.try_get("generation")?;
-        let d: Option<i64> = row.try_get("deadline_at")?;
-        let c: Option<i64> = row.try_get("created_at")?;
-        let i: Option<i64> = row.try_get("id")?;
-        let due: Option<i64> = row.try_get("due_at")?;
-        if let (Some(d), Some(c), Some(i)) = (d, c, i) {
-            // A waiting request always has a due time; one without is due now.
-            ahead.push(((d, c, i), due.unwrap_or(i64::MIN)));
-        }
+    // The first waiting request, and only when it is not due, as many as a raise looks past.
+    let (mut generation, mut ahead) = read_ahead(&mut tx, service, 1).await?;
+    if ahead.first().is_some_and(|&(_, due_at)| due_at > now) {
+        (generation, ahead) = read_ahead(&mut tx, service, RAISE_LOOKS).await?;
     }
     let mut want = floor_rows(&ahead, usize::try_from(RAISE_LOOKS).unwrap_or(usize::MAX), now);
     if let Some(generation) = generation {
@@ -293,6 +284,30 @@ async fn raise_floor(store: &Store, service: &str, now: Timestamp) -> Result<boo
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// [`reads::raise`]: the floor's generation, and the keys and due times (Unix ms) of the
+/// first `limit` waiting requests at or above it.
+async fn read_ahead(
+    tx: &mut super::Tx<'_>,
+    service: &str,
+    limit: i64,
+) -> Result<(Option<i64>, Vec<((i64, i64, i64), i64)>), StoreError> {
+    let rows = sqlx::query(&reads::raise()).bind(service).bind(limit).fetch_all(&mut **tx).await?;
+    let mut generation = None;
+    let mut ahead = Vec::with_capacity(rows.len());
+    for row in &rows {
+        generation = row.try_get("generation")?;
+        let d: Option<i64> = row.try_get("deadline_at")?;
+        let c: Option<i64> = row.try_get("created_at")?;
+        let i: Option<i64> = row.try_get("id")?;
+        let due: Option<i64> = row.try_get("due_at")?;
+        if let (Some(d), Some(c), Some(i)) = (d, c, i) {
+            // A waiting request always has a due time; one without is due now.
+            ahead.push(((d, c, i), due.unwrap_or(i64::MIN)));
+        }
+    }
+    Ok((generation, ahead))
 }
 
 /// The trunk's next allowed call start ([`reads::NEXT_START`]; see migration 0013).

@@ -110,11 +110,7 @@ pub(super) async fn queue(
         opted_out,
         surveyed_recently,
     };
-    let (state, reason) = match sms_fate(intent, &facts) {
-        SmsFate::Drop => return Ok(()),
-        SmsFate::Queue => ("queued", None),
-        SmsFate::Skip(why) => ("skipped", Some(why)),
-    };
+    let Some((state, reason)) = outbox_state(intent, &facts) else { return Ok(()) };
     sqlx::query(
         "INSERT INTO outbox (request_id, kind, dedup_key, lang, created_at, not_before, state, reason) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -130,6 +126,18 @@ pub(super) async fn queue(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The outbox row's state and reason that [`sms_fate`] decides, or `None`: no row.
+fn outbox_state(
+    intent: &SmsIntent,
+    facts: &SmsFacts<'_>,
+) -> Option<(&'static str, Option<&'static str>)> {
+    match sms_fate(intent, facts) {
+        SmsFate::Drop => None,
+        SmsFate::Queue => Some(("queued", None)),
+        SmsFate::Skip(why) => Some(("skipped", Some(why))),
+    }
 }
 
 /// [`queue`] for several SMS intents at once (each with its request and the instant it
@@ -173,11 +181,7 @@ pub(super) async fn queue_all(
             opted_out: false,
             surveyed_recently: false,
         };
-        let (state, reason) = match sms_fate(intent, &facts) {
-            SmsFate::Drop => continue,
-            SmsFate::Queue => ("queued", None),
-            SmsFate::Skip(why) => ("skipped", Some(why)),
-        };
+        let Some((state, reason)) = outbox_state(intent, &facts) else { continue };
         // A second intent of the same key meets this one, as it would the written row.
         exists.insert(key.clone());
         rows.push((req, intent, now, key, state, reason));

@@ -226,7 +226,7 @@ async fn raise_floor(store: &Store, service: &str, now: Timestamp) -> Result<boo
     .bind(FLOOR_LOCK)
     .bind(service)
     .bind(RAISE_LOCK_WAIT)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await;
     match locked {
         Ok(_) => {}
@@ -251,7 +251,7 @@ async fn raise_floor(store: &Store, service: &str, now: Timestamp) -> Result<boo
         )
         .bind(service)
         .bind(generation)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .into_iter()
         .map(|(d, c, i, skip)| ((d, c, i), skip))
@@ -266,7 +266,7 @@ async fn raise_floor(store: &Store, service: &str, now: Timestamp) -> Result<boo
     sqlx::query("DELETE FROM pick_floors WHERE service = $1 AND generation = $2")
         .bind(service)
         .bind(generation)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     for ((d, c, i), skip) in want {
         sqlx::query(
@@ -279,7 +279,7 @@ async fn raise_floor(store: &Store, service: &str, now: Timestamp) -> Result<boo
         .bind(c)
         .bind(i)
         .bind(skip)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     tx.commit().await?;
@@ -448,7 +448,7 @@ impl Store {
             .bind(service)
             .bind(ms(now))
             .bind(free)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
         let lease_until = ms(add(now, limits.lease));
         for row in &rows {
@@ -461,7 +461,7 @@ impl Store {
             // the first is undone with the transaction.
             if !batch.claimed.is_empty() {
                 let savepoint = format!("SAVEPOINT claim_{}", batch.claimed.len());
-                sqlx::query(&savepoint).execute(&mut *tx).await?;
+                sqlx::query(&savepoint).execute(&mut **tx).await?;
             }
             // The request, its new attempt (with the fencing token) and the audit row: one
             // statement, one round trip.
@@ -481,7 +481,7 @@ impl Store {
             .bind(limits.owner)
             .bind(lease_until)
             .bind(req.state.as_str())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             let attempt = attempt_from(&row)?;
             batch.claimed.push((req, attempt));
@@ -527,7 +527,7 @@ impl Store {
             // Give the excess back (this also releases the gate: it was locked after the
             // savepoint) and ask the gate again for the rest.
             let rollback = format!("ROLLBACK TO SAVEPOINT claim_{keep}");
-            sqlx::query(&rollback).execute(&mut *tx).await?;
+            sqlx::query(&rollback).execute(&mut **tx).await?;
             batch.claimed.truncate(usize::try_from(keep).unwrap_or(0));
         };
         let mut next = gate.unwrap_or(Timestamp::UNIX_EPOCH);

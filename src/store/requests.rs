@@ -250,12 +250,12 @@ impl Store {
                 out.push(applied);
                 continue;
             }
-            sqlx::query("SAVEPOINT finish").execute(&mut *tx).await?;
+            sqlx::query("SAVEPOINT finish").execute(&mut **tx).await?;
             let applied = self.finish_in(&mut tx, end, now, decide).await;
             if !matches!(applied, Ok(Applied::Written(_))) {
-                sqlx::query("ROLLBACK TO finish").execute(&mut *tx).await?;
+                sqlx::query("ROLLBACK TO finish").execute(&mut **tx).await?;
             }
-            sqlx::query("RELEASE finish").execute(&mut *tx).await?;
+            sqlx::query("RELEASE finish").execute(&mut **tx).await?;
             out.push(applied);
         }
         if out.iter().any(|a| matches!(a, Ok(Applied::Written(_)))) {
@@ -701,12 +701,12 @@ impl Store {
         let mut out = Vec::with_capacity(reqs.len());
         for req in reqs {
             let one = if savepoints {
-                sqlx::query("SAVEPOINT claim").execute(&mut *tx).await?;
+                sqlx::query("SAVEPOINT claim").execute(&mut **tx).await?;
                 let one = claim_in(&mut tx, req, now).await;
                 if !matches!(one, Ok(Claim::Claimed(_))) {
-                    sqlx::query("ROLLBACK TO claim").execute(&mut *tx).await?;
+                    sqlx::query("ROLLBACK TO claim").execute(&mut **tx).await?;
                 }
-                sqlx::query("RELEASE claim").execute(&mut *tx).await?;
+                sqlx::query("RELEASE claim").execute(&mut **tx).await?;
                 one?
             } else {
                 claim_in(&mut tx, req, now).await?
@@ -750,7 +750,7 @@ impl Store {
             update = update.bind(req.id);
         }
         let versions: std::collections::HashMap<i64, i64> =
-            update.fetch_all(&mut *tx).await?.into_iter().collect();
+            update.fetch_all(&mut **tx).await?.into_iter().collect();
         let claimed: Vec<&Request> = reqs.iter().filter(|r| versions.contains_key(&r.id)).collect();
         if claimed.is_empty() {
             tx.rollback().await?;
@@ -775,7 +775,7 @@ impl Store {
         for req in &claimed {
             insert = insert.bind(req.id).bind(req.id).bind(ms(now)).bind(versions[&req.id]);
         }
-        let attempts = match insert.fetch_all(&mut *tx).await {
+        let attempts = match insert.fetch_all(&mut **tx).await {
             Ok(rows) => rows.iter().map(attempt_from).collect::<Result<Vec<_>, _>>()?,
             Err(e) if is_unique_violation(&e) => {
                 tx.rollback().await?;

@@ -239,7 +239,7 @@ impl Store {
         )
         .bind(ms(promised_by))
         .bind(service)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let mut queued = 0;
         for row in &rows {
@@ -250,7 +250,7 @@ impl Store {
                 super::REQUEST_COLUMNS
             ))
             .bind(request_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             let req = super::request_from(&r)?;
             let intent = SmsIntent {
@@ -262,7 +262,7 @@ impl Store {
             queue(&mut tx, &req, &intent, now).await?;
             sqlx::query("UPDATE outbox SET told_to = NULL WHERE id = $1")
                 .bind(outbox_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             queued += 1;
         }
@@ -376,7 +376,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let exists = sqlx::query("SELECT 1 AS x FROM sms_optout WHERE number = $1")
             .bind(number.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if exists.is_some() {
             tx.rollback().await?;
@@ -386,7 +386,7 @@ impl Store {
             .bind(number.as_str())
             .bind(ms(now))
             .bind(channel)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(true)

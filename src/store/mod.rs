@@ -16,7 +16,7 @@
 //! request (partial unique indexes).
 //!
 //! SQLite allows one writer at a time: this process's write transactions take turns
-//! ([`WriteTx`]) instead of meeting SQLite's lock and its busy handler's sleeps.
+//! (`WriteTx`) instead of meeting SQLite's lock and its busy handler's sleeps.
 
 use crate::calendar::DayRange;
 use crate::lang::Lang;
